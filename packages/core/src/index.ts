@@ -1,0 +1,13 @@
+export { initBackend, currentBackend, webgpuDetails } from './backend.js';
+export type { BackendInfo, BackendName, InitBackendOptions } from './backend.js';
+export { InputError, isInputError } from './errors.js';
+export { assertFloat, assertInt, assertOneOf, assertRank, assertShape, check, fmtShape } from './assert.js';
+export { gradientsRegistered } from './gradients.js';
+export { Rng } from './rng.js';
+export type { RngState } from './rng.js';
+export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
+export { registerKernelsOnce } from './kernel/register.js';
+export { typedArrayKernel, readInput, makeOutput } from './kernel/typed-array-kernel.js';
+export type { TypedOutput } from './kernel/typed-array-kernel.js';
+export { runProgram, disposeIntermediate, flatDispatch } from './kernel/webgpu-program.js';
+export type { WebGPUProgramSpec, ProgramUniform } from './kernel/webgpu-program.js';

@@ -1,0 +1,60 @@
+import { type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo, engine } from '@tensorflow/tfjs-core';
+import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
+import { runProgram } from '../kernel/webgpu-program.js';
+import { GeluTanhGradProgram, GeluTanhProgram } from './gelu-tanh-webgpu.js';
+
+export const GELU_TANH = 'T2mdGeluTanh';
+export const GELU_TANH_GRAD = 'T2mdGeluTanhGrad';
+
+const C = Math.sqrt(2 / Math.PI);
+const K = 0.044715;
+
+/** Reference maths on typed arrays, shared by the cpu and wasm kernels. */
+export function geluTanhValues(x: Float32Array): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    y[i] = 0.5 * v * (1 + Math.tanh(C * (v + K * v * v * v)));
+  }
+  return y;
+}
+
+export function geluTanhGradValues(dy: Float32Array, x: Float32Array): Float32Array {
+  const dx = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    const t = Math.tanh(C * (v + K * v * v * v));
+    dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * C * (1 + 3 * K * v * v));
+  }
+  return dx;
+}
+
+const jsForward = typedArrayKernel(['x'], (i) => ({ shape: i.x!.shape, values: geluTanhValues(i.x!.values) }));
+const jsGrad = typedArrayKernel(['dy', 'x'], (i) => ({ shape: i.x!.shape, values: geluTanhGradValues(i.dy!.values, i.x!.values) }));
+
+const gpuForward: KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x as TensorInfo;
+  return runProgram(backend, new GeluTanhProgram(x.shape), [x]);
+};
+const gpuGrad: KernelFunc = ({ inputs, backend }) => {
+  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+  return runProgram(backend, new GeluTanhGradProgram(x.shape), [dy, x]);
+};
+
+export const geluTanhKernels: KernelConfig[] = [
+  { kernelName: GELU_TANH, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
+  { kernelName: GELU_TANH, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
+  { kernelName: GELU_TANH, backendName: 'webgpu', kernelFunc: gpuForward },
+  { kernelName: GELU_TANH_GRAD, backendName: 'cpu', kernelFunc: jsGrad as KernelFunc },
+  { kernelName: GELU_TANH_GRAD, backendName: 'wasm', kernelFunc: jsGrad as KernelFunc },
+  { kernelName: GELU_TANH_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
+];
+
+export const geluTanhGrad: GradConfig = {
+  kernelName: GELU_TANH,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    return { x: () => engine().runKernel(GELU_TANH_GRAD, { dy: dy as Tensor, x }) as Tensor };
+  },
+};

@@ -1,0 +1,107 @@
+/**
+ * Test helpers shared by every package's tests: which backends to run on, relative errors, leak checks.
+ * Exported from `@t2md/core/testing`; not part of the runtime API.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { type BackendInfo, type BackendName, initBackend } from '../backend.js';
+
+const cache = new Map<BackendName, Promise<BackendInfo | undefined>>();
+
+/**
+ * Starts `name` and returns its info, or undefined when it is not available here. For webgpu, a
+ * missing adapter is a failure (not a skip) when `T2MD_REQUIRE_WEBGPU=1`.
+ */
+export async function tryBackend(name: BackendName): Promise<BackendInfo | undefined> {
+  let p = cache.get(name);
+  if (p == null) {
+    p = initBackend({ backend: name }).catch((err: Error) => {
+      if (name === 'webgpu' && process.env.T2MD_REQUIRE_WEBGPU === '1') {
+        throw new Error(`T2MD_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${err.message}`);
+      }
+      return undefined;
+    });
+    cache.set(name, p);
+  }
+  const info = await p;
+  if (info != null) await initBackend({ backend: name }); // switch to it (cheap once started)
+  return info;
+}
+
+/**
+ * Starts `name` for a test, or skips the test (through vitest's context) when it is not available.
+ * Under `T2MD_REQUIRE_WEBGPU=1` a missing WebGPU adapter throws instead, failing the test.
+ */
+export async function useBackend(name: BackendName, ctx: { skip: (note?: string) => void }): Promise<BackendInfo> {
+  const info = await tryBackend(name);
+  if (info == null) {
+    ctx.skip(`${name} is not available here`);
+    throw new Error('unreachable: skipped');
+  }
+  return info;
+}
+
+/** The backends every op test runs on. `T2MD_TEST_BACKENDS=cpu,wasm` narrows the list. */
+export function testBackends(): BackendName[] {
+  const all: BackendName[] = ['cpu', 'wasm', 'webgpu'];
+  const only = process.env.T2MD_TEST_BACKENDS?.split(',').map((s) => s.trim());
+  return only ? all.filter((b) => only.includes(b)) : all;
+}
+
+/** A one-line label naming the adapter, printed by tests so the log says where WebGPU ran. */
+export function describeInfo(info: BackendInfo): string {
+  return info.adapter ? `${info.backend} (${info.adapter.vendor}/${info.adapter.architecture}${info.software ? ', software' : ''})` : info.backend;
+}
+
+/** ‖a − b‖ / ‖b‖ over flat arrays (with ‖b‖ floored at 1e-30). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relErr: lengths differ (${a.length} vs ${b.length})`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  if (!Number.isFinite(num)) return Number.POSITIVE_INFINITY;
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
+
+/** Relative error between two tensors (or a tensor and an array), read with `await data()`. */
+export async function tensorRelErr(a: tf.Tensor, b: tf.Tensor | ArrayLike<number>): Promise<number> {
+  const av = await a.data();
+  const bv = b instanceof tf.Tensor ? await b.data() : b;
+  return relErr(av as Float32Array, bv as ArrayLike<number>);
+}
+
+/**
+ * Runs `fn` and returns its result, asserting (by throwing) that the number of live tensors is the
+ * same after as before, apart from the tensors `fn` returns that the caller must dispose.
+ */
+export async function withNoLeaks<T>(fn: () => Promise<T> | T): Promise<T> {
+  const before = tf.memory().numTensors;
+  const result = await fn();
+  const after = tf.memory().numTensors;
+  if (after !== before) throw new Error(`leaked ${after - before} tensor(s) (before ${before}, after ${after})`);
+  return result;
+}
+
+/** Uniform floats in [lo, hi) from a seeded xorshift (deterministic test inputs). */
+export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = (seed >>> 0) || 0x9e3779b9;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = lo + ((s >>> 8) / 16777216) * (hi - lo);
+  }
+  return out;
+}
+
+/** A fresh random seed per run, logged by the caller so a failure can be replayed. */
+export function freshSeed(): number {
+  const env = process.env.T2MD_TEST_SEED;
+  return env ? Number(env) : Math.floor(Math.random() * 2 ** 31);
+}
