@@ -32,11 +32,10 @@ export default defineConfig({
         },
       })),
       {
-        resolve: { alias },
         test: {
-          name: 'docs',
-          root: 'apps/docs',
-          include: ['test/**/*.test.ts'],
+          name: 'repo',
+          root: 'test',
+          include: ['**/*.test.ts'],
           environment: 'node' as const,
           testTimeout: 600_000,
           hookTimeout: 600_000,

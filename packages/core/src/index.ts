@@ -11,3 +11,5 @@ export { typedArrayKernel, readInput, makeOutput } from './kernel/typed-array-ke
 export type { TypedOutput } from './kernel/typed-array-kernel.js';
 export { runProgram, disposeIntermediate, flatDispatch } from './kernel/webgpu-program.js';
 export type { WebGPUProgramSpec, ProgramUniform } from './kernel/webgpu-program.js';
+export { loadSafetensors, saveSafetensors } from './safetensors.js';
+export type { SafetensorsDtype, SaveOptions } from './safetensors.js';

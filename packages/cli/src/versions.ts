@@ -1,0 +1,28 @@
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+/** Versions of the t2md packages and tfjs as installed (read from their package.json). */
+export function packageVersions(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of [
+    '@t2md/core',
+    '@t2md/ssm',
+    '@t2md/dit',
+    '@t2md/sampler',
+    '@t2md/distill',
+    '@t2md/shapes',
+    '@t2md/cli',
+    '@tensorflow/tfjs-core',
+    '@tensorflow/tfjs-backend-webgpu',
+    '@tensorflow/tfjs-backend-wasm',
+    'webgpu',
+  ]) {
+    try {
+      out[name] = (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      // not installed (e.g. a bundle on the GPU machine): leave it out rather than guess
+    }
+  }
+  return out;
+}

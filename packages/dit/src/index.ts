@@ -1,0 +1,2 @@
+export * from './attention/index.js';
+export * from './model/index.js';
