@@ -9,7 +9,9 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .exitOverride()
     // commander prints its own one-line usage errors; bin.ts only picks the exit code.
-    .configureOutput({ outputError: (str, write) => write(`t2md: ${str.replace(/^error: /, '').trim()}\n`) });
+    .configureOutput({
+      outputError: (str, write) => write(`t2md: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} See t2md --help.\n`),
+    });
   program
     .command('info')
     .description('show the backend, the WebGPU adapter and its limits, and package versions')

@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { initBackend } from './backend.js';
+import { InputError } from './errors.js';
+import { describeInfo, tryBackend } from './testing/index.js';
+
+describe('initBackend', () => {
+  const saved = process.env.T2MD_BACKEND;
+  afterEach(() => {
+    if (saved == null) delete process.env.T2MD_BACKEND;
+    else process.env.T2MD_BACKEND = saved;
+  });
+
+  it.each(['cpu', 'wasm'] as const)('starts %s on request and reports it as software', async (name) => {
+    const info = await initBackend({ backend: name });
+    expect(info).toEqual({ backend: name, software: true });
+    expect(tf.getBackend()).toBe(name);
+  });
+
+  it('starts webgpu on request and names its adapter', async () => {
+    const info = await tryBackend('webgpu');
+    if (info == null) {
+      // Only reachable without T2MD_REQUIRE_WEBGPU: then a request must fail loudly, never switch.
+      await expect(initBackend({ backend: 'webgpu' })).rejects.toThrow(/Backend 'webgpu' is not available/);
+      return;
+    }
+    console.log(`initBackend: webgpu adapter ${describeInfo(info)}`);
+    expect(info.backend).toBe('webgpu');
+    expect(info.adapter?.vendor).toBeTypeOf('string');
+    expect(tf.getBackend()).toBe('webgpu');
+    if (info.adapter?.architecture === 'swiftshader') expect(info.software).toBe(true);
+  });
+
+  it('auto passes a software adapter over and never picks it', async () => {
+    const gpu = await tryBackend('webgpu');
+    const info = await initBackend({ backend: 'auto' });
+    if (gpu == null || gpu.software) expect(info.backend).toBe('wasm');
+    else expect(info.backend).toBe('webgpu');
+  });
+
+  it('lets T2MD_BACKEND override auto but not an explicit choice', async () => {
+    process.env.T2MD_BACKEND = 'cpu';
+    expect((await initBackend()).backend).toBe('cpu');
+    expect((await initBackend({ backend: 'wasm' })).backend).toBe('wasm');
+  });
+
+  it('rejects an unknown backend name with one clear error', async () => {
+    process.env.T2MD_BACKEND = 'cuda';
+    await expect(initBackend()).rejects.toThrow(new InputError("T2MD_BACKEND must be one of auto, webgpu, wasm, cpu, got 'cuda'."));
+    delete process.env.T2MD_BACKEND;
+    await expect(initBackend({ backend: 'gpu' as 'cpu' })).rejects.toThrow(/backend must be one of auto, webgpu, wasm, cpu, got 'gpu'/);
+  });
+
+  it('registers the gradient of every tfjs-core op it resolves with', async () => {
+    await initBackend({ backend: 'cpu' });
+    const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.softplus(tf.matMul(x, tf.transpose(x))), tf.sigmoid(tf.cumsum(tf.mean(x, 1)))));
+    const x = tf.tensor([[0.1, -0.2], [0.3, 0.4]]);
+    const g = tf.grad(f)(x);
+    // central differences
+    const xv = await x.data();
+    const eps = 1e-2;
+    const gv = await g.data();
+    for (let i = 0; i < 4; i++) {
+      const p = Float32Array.from(xv);
+      const m = Float32Array.from(xv);
+      p[i] += eps;
+      m[i] -= eps;
+      const fp = (await f(tf.tensor(p, [2, 2])).data())[0];
+      const fm = (await f(tf.tensor(m, [2, 2])).data())[0];
+      expect(gv[i]).toBeCloseTo((fp - fm) / (2 * eps), 2);
+    }
+  });
+});
