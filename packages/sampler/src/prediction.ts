@@ -6,8 +6,9 @@
  *   v:       v = alpha eps - sigma x_0 (Salimans & Ho 2022, "Progressive Distillation", sec. 4)
  *   sample:  x_0
  */
-import * as tf from '@tensorflow/tfjs-core';
+
 import { assertOneOf, check } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
 
 export const PREDICTION_TYPES = ['epsilon', 'v', 'sample'] as const;
 export type PredictionType = (typeof PREDICTION_TYPES)[number];
@@ -32,7 +33,12 @@ function alphaSigma(alphaBar: number): [number, number] {
  * alpha-bar `alphaBar`. Both are computed directly from `out` (not one from the other), so an epsilon
  * model's eps is passed through exactly even where alpha is tiny. Returns new tensors shaped like `x`.
  */
-export function predictionsFrom(prediction: PredictionType, out: tf.Tensor, x: tf.Tensor, alphaBar: number): { x0: tf.Tensor; eps: tf.Tensor } {
+export function predictionsFrom(
+  prediction: PredictionType,
+  out: tf.Tensor,
+  x: tf.Tensor,
+  alphaBar: number,
+): { x0: tf.Tensor; eps: tf.Tensor } {
   const [a, s] = alphaSigma(alphaBar);
   return tf.tidy(() => {
     if (prediction === 'epsilon') {

@@ -3,8 +3,9 @@
  * classifier-free guidance batched into one model call per step, progress, cancellation, and no tensor
  * growth over a run.
  */
+
+import { assertFloat, assertInt, check, fmtShape, Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFloat, assertInt, check, fmtShape, InputError, Rng } from '@t2md/core';
 import type { PredictionType } from './prediction.js';
 import type { ScheduleConfig } from './schedule.js';
 import { disposeState, type SamplerName, type SchedulerState } from './scheduler.js';
@@ -125,6 +126,7 @@ async function callModel(model: ModelFn, xIn: tf.Tensor, t: number, step: number
   try {
     out = await model(xModel, tModel, { step, guided });
     check(out instanceof tf.Tensor, () => `model must return a tf.Tensor, got ${typeof out}.`);
+    if (out === xModel || out === xIn) out = tf.clone(out); // an identity model: keep ours separate from the output
     check(out.dtype === 'float32', () => `model output must be float32, got ${out!.dtype}.`);
     check(
       out.shape.length === xModel.shape.length && out.shape.every((d, i) => d === xModel.shape[i]),
@@ -145,7 +147,7 @@ async function callModel(model: ModelFn, xIn: tf.Tensor, t: number, step: number
   } finally {
     if (guided) xModel.dispose();
     tModel.dispose();
-    if (out != null && out !== xIn) out.dispose();
+    if (out instanceof tf.Tensor) out.dispose();
   }
 }
 
@@ -199,7 +201,6 @@ export async function sample(opts: SampleOptions): Promise<tf.Tensor> {
   } catch (err) {
     x.dispose();
     disposeState(state);
-    if (err instanceof InputError || signal?.aborted) throw err;
     throw err;
   }
   disposeState(state);

@@ -26,7 +26,10 @@ export const DEFAULT_SCHEDULE: ScheduleConfig = Object.freeze({ kind: 'linear', 
 
 /** Fills in defaults (from {@link DEFAULT_SCHEDULE}) and validates; throws InputError on bad fields. */
 export function resolveSchedule(schedule: Partial<ScheduleConfig> | undefined = {}): ScheduleConfig {
-  check(schedule != null && typeof schedule === 'object', `schedule must be an object like {kind: 'linear', trainSteps: 1000}, got ${String(schedule)}.`);
+  check(
+    schedule != null && typeof schedule === 'object',
+    `schedule must be an object like {kind: 'linear', trainSteps: 1000}, got ${String(schedule)}.`,
+  );
   const rawKind = (schedule.kind as string | undefined) ?? DEFAULT_SCHEDULE.kind;
   const kind = ALIASES[rawKind] ?? rawKind;
   assertOneOf('schedule.kind', kind, SCHEDULE_KINDS);

@@ -14,8 +14,9 @@
  * predOriginalSample, and any history inside the new state) is new and owned by the caller, so an old
  * state stays valid for replay until `disposeState` frees it.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+
 import { assertFloat, check, fmtShape, type Rng } from '@t2md/core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { type PredictionType, resolvePrediction } from './prediction.js';
 import { alphasCumprod, resolveSchedule, type ScheduleConfig, trailingTimesteps } from './schedule.js';
 
@@ -83,7 +84,12 @@ export function disposeState(state: SchedulerState): void {
 }
 
 /** The state every scheduler starts from; `extra` overrides fields. */
-export function initialState(sampler: SamplerName, config: SchedulerConfig, steps: number, extra: Partial<SchedulerState> = {}): SchedulerState {
+export function initialState(
+  sampler: SamplerName,
+  config: SchedulerConfig,
+  steps: number,
+  extra: Partial<SchedulerState> = {},
+): SchedulerState {
   check(config != null && typeof config === 'object', `scheduler config must be an object, got ${String(config)}.`);
   const schedule = resolveSchedule(config.schedule);
   const prediction = resolvePrediction(config.prediction);
@@ -92,7 +98,10 @@ export function initialState(sampler: SamplerName, config: SchedulerConfig, step
   check(eta === 0 || sampler === 'ddim', `eta applies to the 'ddim' sampler only; leave it out for '${sampler}'.`);
   const clip = config.clipSample ?? null;
   check(clip == null || (typeof clip === 'number' && clip > 0), () => `clipSample must be a positive number, got ${String(clip)}.`);
-  check(clip == null || sampler === 'ddpm' || sampler === 'ddim', `clipSample applies to 'ddpm' and 'ddim' only; leave it out for '${sampler}'.`);
+  check(
+    clip == null || sampler === 'ddpm' || sampler === 'ddim',
+    `clipSample applies to 'ddpm' and 'ddim' only; leave it out for '${sampler}'.`,
+  );
   return Object.freeze({
     sampler,
     schedule,
@@ -129,10 +138,7 @@ export function checkStep(state: SchedulerState, modelOutput: tf.Tensor, timeste
   check(i < n, () => `this scheduler state has already taken all ${n} steps; call setTimesteps again to start a new run.`);
   const want = state.timesteps[i];
   if (timestep !== want) {
-    const hint =
-      timestep === i && n > 1
-        ? ' (it looks like a loop index: pass the value from state.timesteps, not its position)'
-        : '';
+    const hint = timestep === i && n > 1 ? ' (it looks like a loop index: pass the value from state.timesteps, not its position)' : '';
     check(false, `timestep must be the scheduler's current timestep state.timesteps[${i}] = ${want}, got ${String(timestep)}${hint}.`);
   }
   assertFloat('sample', sample);
@@ -145,6 +151,9 @@ export function checkStep(state: SchedulerState, modelOutput: tf.Tensor, timeste
 
 /** Checks that a stochastic step was given a generator. */
 export function requireRng(rng: Rng | undefined, sampler: SamplerName): Rng {
-  check(rng != null && typeof rng.randn === 'function', `the '${sampler}' step adds noise: pass an Rng from @t2md/core as its last argument.`);
+  check(
+    rng != null && typeof rng.randn === 'function',
+    `the '${sampler}' step adds noise: pass an Rng from @t2md/core as its last argument.`,
+  );
   return rng;
 }

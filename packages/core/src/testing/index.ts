@@ -74,15 +74,28 @@ export async function tensorRelErr(a: tf.Tensor, b: tf.Tensor | ArrayLike<number
 }
 
 /**
- * Runs `fn` and returns its result, asserting (by throwing) that the number of live tensors is the
- * same after as before, apart from the tensors `fn` returns that the caller must dispose.
+ * Runs `fn` and returns its result, throwing unless the number of live tensors afterwards equals the
+ * number before plus the tensors `fn` returns (a Tensor, or an array or object of Tensors), which the
+ * caller then owns and must dispose.
  */
 export async function withNoLeaks<T>(fn: () => Promise<T> | T): Promise<T> {
   const before = tf.memory().numTensors;
   const result = await fn();
+  const returned = countTensors(result);
   const after = tf.memory().numTensors;
-  if (after !== before) throw new Error(`leaked ${after - before} tensor(s) (before ${before}, after ${after})`);
+  if (after !== before + returned) {
+    throw new Error(`leaked ${after - before - returned} tensor(s) (before ${before}, after ${after}, returned ${returned})`);
+  }
   return result;
+}
+
+function countTensors(v: unknown): number {
+  if (v instanceof tf.Tensor) return v.isDisposed ? 0 : 1;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countTensors(x), 0);
+  if (v != null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.values(v).reduce((n: number, x) => n + countTensors(x), 0);
+  }
+  return 0;
 }
 
 /** Uniform floats in [lo, hi) from a seeded xorshift (deterministic test inputs). */

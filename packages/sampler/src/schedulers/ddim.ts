@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { predictionsFrom } from '../prediction.js';
 import { advance, alphaBarAt, checkStep, initialState, requireRng, type Scheduler } from '../scheduler.js';
 
-export const ddim: Scheduler = Object.freeze({
+export const ddim: Scheduler = Object.freeze<Scheduler>({
   name: 'ddim',
   order: 1,
   solverOrder: 1,

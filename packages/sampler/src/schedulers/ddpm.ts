@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { predictionsFrom } from '../prediction.js';
 import { advance, alphaBarAt, checkStep, initialState, requireRng, type Scheduler } from '../scheduler.js';
 
-export const ddpm: Scheduler = Object.freeze({
+export const ddpm: Scheduler = Object.freeze<Scheduler>({
   name: 'ddpm',
   order: 1,
   solverOrder: 1,

@@ -15,7 +15,7 @@ function lambdaOf(abar: number): number {
   return 0.5 * (Math.log(abar) - Math.log(1 - abar));
 }
 
-export const dpmpp2m: Scheduler = Object.freeze({
+export const dpmpp2m: Scheduler = Object.freeze<Scheduler>({
   name: 'dpmpp-2m',
   order: 1,
   solverOrder: 2,

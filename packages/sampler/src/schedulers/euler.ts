@@ -14,7 +14,7 @@ function currentSigma(state: SchedulerState): number {
   return state.sigmas[Math.min(state.stepIndex, state.sigmas.length - 1)];
 }
 
-export const euler: Scheduler = Object.freeze({
+export const euler: Scheduler = Object.freeze<Scheduler>({
   name: 'euler',
   order: 1,
   solverOrder: 1,
