@@ -1,0 +1,5 @@
+/**
+ * @t2md/shapes: a procedural text-to-image world (caption grammar, renderer, tokenizer, seeded dataset)
+ * and a GenEval-style checker that scores images against their captions.
+ */
+export * from './world/index.js';

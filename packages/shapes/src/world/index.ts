@@ -1,0 +1,10 @@
+export * from './checker.js';
+export * from './dataset.js';
+export * from './geometry.js';
+export * from './grammar.js';
+export * from './palette.js';
+export * from './render.js';
+export * from './scene.js';
+export { indexedRng } from './seeds.js';
+export * from './segment.js';
+export * from './tokenizer.js';
