@@ -1,0 +1,155 @@
+import { assertFloat, check, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import { AdaNormProgram } from './ada-norm-webgpu.js';
+
+export const ADA_NORM = 'T2mdAdaNorm';
+
+/** Which rows of the modulation tensor hold the shift and the scale, and the LayerNorm epsilon. */
+export interface AdaNormAttrs {
+  shiftIdx: number;
+  scaleIdx: number;
+  eps: number;
+}
+
+/**
+ * adaLN modulation of a LayerNorm without affine parameters, as one kernel:
+ * `modulate(LN(x), ada[:, shiftIdx], ada[:, scaleIdx])` = (x − μ)/√(σ² + eps) · (1 + scale) + shift,
+ * μ and σ² over the last axis. Replaces ~10 tfjs ops (LN, two slices, the modulation) by one pass over
+ * x; differentiable in x and ada (the gradient is made of tfjs ops).
+ * @param x `[N, T, D]` float32
+ * @param ada `[N, K, D]` float32 (PixArt's `scale_shift_table + t0`, K = 6 in a block, 2 in the final layer)
+ * @returns `[N, T, D]`
+ */
+export function adaNorm(x: Tensor, ada: Tensor, shiftIdx: number, scaleIdx: number, eps = 1e-6): Tensor {
+  assertFloat('x', x);
+  assertFloat('ada', ada);
+  check(x.rank === 3, () => `x must have shape [N, T, D], got ${fmtShape(x.shape)}.`);
+  const [N, , D] = x.shape;
+  check(
+    ada.rank === 3 && ada.shape[0] === N && ada.shape[2] === D,
+    () => `ada must have shape [${N}, K, ${D}] to modulate x ${fmtShape(x.shape)}, got ${fmtShape(ada.shape)}.`,
+  );
+  const K = ada.shape[1]!;
+  check(
+    Number.isInteger(shiftIdx) &&
+      Number.isInteger(scaleIdx) &&
+      shiftIdx >= 0 &&
+      scaleIdx >= 0 &&
+      shiftIdx < K &&
+      scaleIdx < K &&
+      shiftIdx !== scaleIdx,
+    () => `shiftIdx (${shiftIdx}) and scaleIdx (${scaleIdx}) must be distinct rows of ada ${fmtShape(ada.shape)}.`,
+  );
+  registerKernelsOnce(adaNormKernels, [adaNormGrad]);
+  const attrs: AdaNormAttrs = { shiftIdx, scaleIdx, eps };
+  return engine().runKernel(ADA_NORM, { x, ada }, attrs as unknown as tf.NamedAttrMap) as Tensor;
+}
+
+/** The same maths from tfjs-core ops (reference for tests, and the pieces of the gradient). */
+export function adaNormRef(x: Tensor, ada: Tensor, shiftIdx: number, scaleIdx: number, eps = 1e-6): Tensor {
+  return tf.tidy(() => {
+    const [N, , D] = x.shape;
+    const mean = tf.mean(x, -1, true);
+    const xc = tf.sub(x, mean);
+    const xhat = tf.mul(xc, tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps)));
+    const shift = tf.slice(ada, [0, shiftIdx, 0], [N, 1, D]);
+    const scale = tf.slice(ada, [0, scaleIdx, 0], [N, 1, D]);
+    return tf.add(tf.mul(xhat, tf.add(scale, 1)), shift);
+  });
+}
+
+/** Plain loops over typed arrays, the cpu and wasm kernel. */
+export function adaNormValues(
+  x: Float32Array,
+  ada: Float32Array,
+  N: number,
+  T: number,
+  D: number,
+  K: number,
+  a: AdaNormAttrs,
+): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < N * T; r++) {
+    const base = r * D;
+    let s = 0;
+    for (let d = 0; d < D; d++) s += x[base + d];
+    const mean = s / D;
+    let q = 0;
+    for (let d = 0; d < D; d++) q += (x[base + d] - mean) ** 2;
+    const rstd = 1 / Math.sqrt(q / D + a.eps);
+    const ab = Math.floor(r / T) * K * D;
+    const sh = ab + a.shiftIdx * D;
+    const sc = ab + a.scaleIdx * D;
+    for (let d = 0; d < D; d++) out[base + d] = (x[base + d] - mean) * rstd * (1 + ada[sc + d]) + ada[sh + d];
+  }
+  return out;
+}
+
+const jsForward = typedArrayKernel<AdaNormAttrs>(['x', 'ada'], (i, attrs) => {
+  const [N, T, D] = i.x!.shape;
+  return { shape: i.x!.shape, values: adaNormValues(i.x!.values, i.ada!.values, N, T, D, i.ada!.shape[1], attrs) };
+});
+
+const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };
+  const a = attrs as unknown as AdaNormAttrs;
+  const [N, T, D] = x.shape;
+  return runProgram(
+    backend,
+    new AdaNormProgram(x.shape),
+    [x, ada],
+    [
+      { type: 'int32', data: [T] },
+      { type: 'int32', data: [D] },
+      { type: 'int32', data: [ada.shape[1]] },
+      { type: 'int32', data: [a.shiftIdx] },
+      { type: 'int32', data: [a.scaleIdx] },
+      { type: 'int32', data: [N * T] },
+      { type: 'float32', data: [a.eps] },
+    ],
+  );
+};
+
+export const adaNormKernels: KernelConfig[] = [
+  { kernelName: ADA_NORM, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
+  { kernelName: ADA_NORM, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
+  { kernelName: ADA_NORM, backendName: 'webgpu', kernelFunc: gpuForward },
+];
+
+/**
+ * With x̂ = (x − μ)·rstd and g = dy·(1 + scale):
+ * dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) (means over D); dshift = Σ_T dy; dscale = Σ_T dy·x̂; the
+ * other rows of ada get zeros.
+ */
+export const adaNormGrad: GradConfig = {
+  kernelName: ADA_NORM,
+  inputsToSave: ['x', 'ada'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, ada] = saved;
+    const a = attrs as unknown as AdaNormAttrs;
+    const dyT = dy as Tensor;
+    const [N, , D] = x.shape;
+    const K = ada.shape[1]!;
+    const norm = () => {
+      const xc = tf.sub(x, tf.mean(x, -1, true));
+      const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), a.eps));
+      return { rstd, xhat: tf.mul(xc, rstd) };
+    };
+    return {
+      x: () => {
+        const { rstd, xhat } = norm();
+        const g = tf.mul(dyT, tf.add(tf.slice(ada, [0, a.scaleIdx, 0], [N, 1, D]), 1));
+        return tf.mul(rstd, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))));
+      },
+      ada: () => {
+        const { xhat } = norm();
+        const dShift = tf.sum(dyT, 1, true); // [N, 1, D]
+        const dScale = tf.sum(tf.mul(dyT, xhat), 1, true); // [N, 1, D]
+        const zero = tf.zeros([N, 1, D]);
+        const rows = Array.from({ length: K }, (_, k) => (k === a.shiftIdx ? dShift : k === a.scaleIdx ? dScale : zero));
+        return tf.concat(rows, 1); // [N, K, D]
+      },
+    };
+  },
+};

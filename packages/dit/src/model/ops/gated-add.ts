@@ -1,0 +1,107 @@
+import { assertFloat, check, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import { GatedAddProgram } from './gated-add-webgpu.js';
+
+export const GATED_ADD = 'T2mdGatedAdd';
+
+interface GatedAddAttrs {
+  gateIdx: number;
+}
+
+/**
+ * The gated residual of an adaLN block, `x + ada[:, gateIdx] · m`, as one kernel (instead of a
+ * slice, a multiply and an add). Differentiable in x, m and ada.
+ * @param x `[N, T, D]` residual stream
+ * @param m `[N, T, D]` branch output
+ * @param ada `[N, K, D]` modulation rows
+ * @returns `[N, T, D]`
+ */
+export function gatedAdd(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number): Tensor {
+  assertFloat('x', x);
+  assertFloat('m', m);
+  assertFloat('ada', ada);
+  check(
+    x.rank === 3 && m.rank === 3 && x.shape.every((s, i) => s === m.shape[i]),
+    () => `x and m must have the same shape [N, T, D], got ${fmtShape(x.shape)} and ${fmtShape(m.shape)}.`,
+  );
+  const [N, , D] = x.shape;
+  check(
+    ada.rank === 3 && ada.shape[0] === N && ada.shape[2] === D,
+    () => `ada must have shape [${N}, K, ${D}] to gate x ${fmtShape(x.shape)}, got ${fmtShape(ada.shape)}.`,
+  );
+  check(
+    Number.isInteger(gateIdx) && gateIdx >= 0 && gateIdx < ada.shape[1]!,
+    () => `gateIdx (${gateIdx}) must be a row of ada ${fmtShape(ada.shape)}.`,
+  );
+  registerKernelsOnce(gatedAddKernels, [gatedAddGrad]);
+  return engine().runKernel(GATED_ADD, { x, m, ada }, { gateIdx } as unknown as tf.NamedAttrMap) as Tensor;
+}
+
+/** The same from tfjs-core ops (the reference for tests). */
+export function gatedAddRef(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number): Tensor {
+  return tf.tidy(() => {
+    const [N, , D] = x.shape;
+    return tf.add(x, tf.mul(tf.slice(ada, [0, gateIdx, 0], [N, 1, D]), m));
+  });
+}
+
+const jsForward = typedArrayKernel<GatedAddAttrs>(['x', 'm', 'ada'], (i, { gateIdx }) => {
+  const [, T, D] = i.x!.shape;
+  const K = i.ada!.shape[1];
+  const x = i.x!.values;
+  const m = i.m!.values;
+  const ada = i.ada!.values;
+  const out = new Float32Array(x.length);
+  for (let k = 0; k < x.length; k++) {
+    const n = Math.floor(k / (T * D));
+    out[k] = x[k] + ada[(n * K + gateIdx) * D + (k % D)] * m[k];
+  }
+  return { shape: i.x!.shape, values: out };
+});
+
+const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };
+  const [, T, D] = x.shape;
+  return runProgram(
+    backend,
+    new GatedAddProgram(x.shape),
+    [x, m, ada],
+    [
+      { type: 'int32', data: [T * D] },
+      { type: 'int32', data: [D] },
+      { type: 'int32', data: [ada.shape[1]] },
+      { type: 'int32', data: [(attrs as unknown as GatedAddAttrs).gateIdx] },
+    ],
+  );
+};
+
+export const gatedAddKernels: KernelConfig[] = [
+  { kernelName: GATED_ADD, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
+  { kernelName: GATED_ADD, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
+  { kernelName: GATED_ADD, backendName: 'webgpu', kernelFunc: gpuForward },
+];
+
+/** dx = dy; dm = dy · gate; dada = Σ_T dy · m in row gateIdx, zeros elsewhere. */
+export const gatedAddGrad: GradConfig = {
+  kernelName: GATED_ADD,
+  inputsToSave: ['m', 'ada'],
+  gradFunc: (dy, saved, attrs) => {
+    const [m, ada] = saved;
+    const { gateIdx } = attrs as unknown as GatedAddAttrs;
+    const dyT = dy as Tensor;
+    const [N, , D] = m.shape;
+    return {
+      x: () => tf.clone(dyT),
+      m: () => tf.mul(dyT, tf.slice(ada, [0, gateIdx, 0], [N, 1, D])),
+      ada: () => {
+        const dGate = tf.sum(tf.mul(dyT, m), 1, true); // [N, 1, D]
+        const zero = tf.zeros([N, 1, D]);
+        return tf.concat(
+          Array.from({ length: ada.shape[1]! }, (_, k) => (k === gateIdx ? dGate : zero)),
+          1,
+        ); // [N, K, D]
+      },
+    };
+  },
+};
