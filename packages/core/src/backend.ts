@@ -55,7 +55,8 @@ async function installNodeWebGPU(): Promise<GPU | string> {
     return `the npm package 'webgpu' could not be loaded (${(err as Error).message})`;
   }
   Object.assign(globalThis, mod.globals);
-  const flags = (process.env.T2MD_DAWN_FLAGS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // ';'-separated: a single Dawn flag may itself hold a comma list (enable-dawn-features=a,b).
+  const flags = (process.env.T2MD_DAWN_FLAGS ?? '').split(';').map((s) => s.trim()).filter(Boolean);
   const gpu = mod.create(flags);
   const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
   if (g.navigator == null) {

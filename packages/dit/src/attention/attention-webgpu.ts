@@ -1,0 +1,666 @@
+/**
+ * WGSL programs for memory-efficient attention (FlashAttention-2 style, f32).
+ *
+ * Layout shared by every program: one thread owns one "own" row (a query for the forward and dQ, a key
+ * for dK and dV) and keeps that row's vectors in registers; the workgroup streams tiles of the "other"
+ * side (keys/values, or queries/output grads) through workgroup memory, where every thread reads the
+ * same address at once (a broadcast, no bank conflicts). Softmax statistics are per own row, so no
+ * thread ever needs another thread's scores: no shared score tile, no reductions, no atomics.
+ *
+ * The row vectors are written out as separate variables (`q0 … q17` for head dim 72 in vec4s) rather
+ * than arrays: a dynamically indexed array would live in local memory. Everything baked into the WGSL
+ * (head dim, tile sizes, vector width, mask on/off) is in `shaderKey`; lengths travel as uniforms.
+ */
+import type { WebGPUProgramSpec } from '@t2md/core';
+
+/** Tile sizes of one webgpu program. */
+export interface ProgramTiles {
+  /** Own rows per workgroup (= threads per workgroup). */
+  rows: number;
+  /** Streamed rows per tile held in workgroup memory (a multiple of `group`, at most `rows`). */
+  tile: number;
+  /** Streamed rows handled per unrolled step (one online-softmax update per group in the forward). */
+  group: number;
+}
+
+/** Tile sizes of the forward and the backward programs (tunable through `setAttentionTiles`). */
+export interface AttentionTiles extends ProgramTiles {
+  /** Own rows per workgroup of the backward programs. */
+  bwdRows: number;
+  /** Group of the backward programs: they hold 3 row vectors each, so fewer live scores fit. */
+  bwdGroup: number;
+}
+
+// Chosen on an H100 (bench/attention.ts, 16 heads x 72, f32, one process; bench/results/2026-11-25-h100-attention.json):
+// forward at 16384 tokens, rows x tile x group: 128x32x4 54.8 ms, 128x32x8 62.4, 256x32x8 66.2, 128x16x8 65.3,
+// 64x32x4 77.9, 64x32x8 ~102, 64x64x8 200, 32x32x8 246 (bigger groups hold more live scores: spills).
+// Forward+backward at 4096 tokens, bwdRows x bwdGroup: 128x1 22.4 ms, 128x2 46.3, 64x2 47.7, 128x4 89.3,
+// 128x8 111 — the backward holds three row vectors per thread, so even two live keys spill registers.
+const tiles: AttentionTiles = { rows: 128, tile: 32, group: 4, bwdRows: 128, bwdGroup: 1 };
+
+/** Overrides the tile sizes (benchmarks and tests); returns the previous ones. */
+export function setAttentionTiles(next: Partial<AttentionTiles>): AttentionTiles {
+  const prev = { ...tiles };
+  Object.assign(tiles, next);
+  const t = tiles;
+  if (t.tile % t.group !== 0 || t.tile % t.bwdGroup !== 0 || t.tile > t.rows || t.tile > t.bwdRows) {
+    Object.assign(tiles, prev);
+    throw new Error(
+      `setAttentionTiles: ${JSON.stringify(next)}: tile must be a multiple of group and bwdGroup and at most rows and bwdRows.`,
+    );
+  }
+  return prev;
+}
+
+export function currentAttentionTiles(): AttentionTiles {
+  return { ...tiles };
+}
+
+/**
+ * The tiles of the forward and backward programs, with the streamed tile shrunk until two
+ * `[tile, dh]` f32 arrays (plus two per-row scalars) fit the adapter's workgroup memory. Throws when
+ * even 1 row does not fit.
+ */
+export function tilesFor(dh: number, maxShared: number): { fwd: ProgramTiles; bwd: ProgramTiles } {
+  let tile = tiles.tile;
+  const bytes = (n: number) => 2 * n * dh * 4 + 2 * n * 4;
+  while (bytes(tile) > maxShared && tile > 1) tile = Math.max(1, tile >> 1);
+  if (bytes(tile) > maxShared) {
+    throw new Error(`attention: head dim ${dh} needs ${bytes(1)} bytes of workgroup memory per row; this adapter allows ${maxShared}.`);
+  }
+  return {
+    fwd: { rows: tiles.rows, tile, group: Math.min(tiles.group, tile) },
+    bwd: { rows: tiles.bwdRows, tile, group: Math.min(tiles.bwdGroup, tile) },
+  };
+}
+
+/** -1e30 stands for -inf: exp(-1e30 - m) is exactly 0 and (-1e30) - (-1e30) is 0, never NaN. */
+const NEG = '-1.0e30';
+/** The log-sum-exp stored for a row whose keys are all masked: exp(s - BIG) = 0 for every key. */
+export const LSE_EMPTY = 1.0e30;
+const LSE_EMPTY_WGSL = '1.0e30';
+
+/** How a row of `dh` floats is split into vectors. */
+interface Vec {
+  w: 1 | 4;
+  nv: number;
+  ty: string;
+  zero: string;
+  hsum: (x: string) => string;
+}
+
+function vecOf(dh: number): Vec {
+  const w = dh % 4 === 0 ? 4 : 1;
+  return w === 4
+    ? { w, nv: dh / 4, ty: 'vec4<f32>', zero: 'vec4<f32>(0.0)', hsum: (x) => `dot(${x}, vec4<f32>(1.0))` }
+    : { w, nv: dh, ty: 'f32', zero: '0.0', hsum: (x) => x };
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** `var name0 : ty = zero; …` */
+function declRow(vec: Vec, name: string): string {
+  return range(vec.nv)
+    .map((v) => `var ${name}${v} : ${vec.ty} = ${vec.zero};`)
+    .join('\n  ');
+}
+
+/** `name0 = buf[base + 0] * mul; …` */
+function loadRow(vec: Vec, name: string, buf: string, base: string, mul = ''): string {
+  return range(vec.nv)
+    .map((v) => `${name}${v} = ${buf}[${base} + ${v}]${mul};`)
+    .join('\n    ');
+}
+
+/**
+ * `let s = Σ_v dot(own_v, sh[row + v]);` with several independent accumulators, so the sum is not one
+ * long chain of dependent FMAs (latency bound) but a few short ones.
+ */
+function dotRow(vec: Vec, out: string, own: string, sh: string, row: string): string {
+  const nacc = Math.min(vec.w === 4 ? 2 : 4, vec.nv);
+  const acc = range(nacc).map((a) => `${out}_a${a}`);
+  const lines: string[] = [];
+  for (let v = 0; v < vec.nv; v++) {
+    const a = acc[v % nacc];
+    lines.push(v < nacc ? `var ${a} = ${own}${v} * ${sh}[${row} + ${v}];` : `${a} += ${own}${v} * ${sh}[${row} + ${v}];`);
+  }
+  lines.push(`let ${out} = ${vec.hsum(acc.join(' + '))};`);
+  return lines.join('\n      ');
+}
+
+/** `acc_v = acc_v * alpha + Σ_j p_j * sh[row_j + v]` for every vector v of the row. */
+function axpyRows(vec: Vec, acc: string, terms: { p: string; row: string }[], sh: string, alpha?: string): string {
+  return range(vec.nv)
+    .map((v) => {
+      const sum = terms.map((t) => `${t.p} * ${sh}[${t.row} + ${v}]`).join(' + ');
+      return alpha ? `${acc}${v} = ${acc}${v} * ${alpha} + ${sum};` : `${acc}${v} += ${sum};`;
+    })
+    .join('\n      ');
+}
+
+/** `buf[base + v*w + c] = name_v[c] * mul` written as scalars (for a component-1 output). */
+function storeRowScalars(vec: Vec, name: string, base: string, mul: string): string {
+  return range(vec.nv)
+    .map((v) =>
+      vec.w === 4
+        ? range(4)
+            .map((c) => `result[${base} + ${v * 4 + c}] = ${name}${v}[${c}] * ${mul};`)
+            .join(' ')
+        : `result[${base} + ${v}] = ${name}${v} * ${mul};`,
+    )
+    .join('\n    ');
+}
+
+function storeRow(vec: Vec, name: string, base: string, mul: string): string {
+  return range(vec.nv)
+    .map((v) => `result[${base} + ${v}] = ${name}${v} * ${mul};`)
+    .join('\n    ');
+}
+
+/** Workgroup index over a possibly reshaped (2-D/3-D) dispatch, and the tile / (b, h) it stands for. */
+const WG_INDEX = `
+  let wgIndex = i32(workgroupId.x + workgroupId.y * numWorkgroups.x + workgroupId.z * numWorkgroups.x * numWorkgroups.y);
+  let wgActive = wgIndex < uniforms.nTiles * uniforms.BH;
+  let tileIdx = select(0, wgIndex % uniforms.nTiles, wgActive);
+  let bh = select(0, wgIndex / uniforms.nTiles, wgActive);
+  let b = bh / uniforms.H;
+  let tid = i32(localId.x);`;
+
+const UNIFORMS = 'Lq : i32, Lk : i32, H : i32, BH : i32, nTiles : i32, scale : f32,';
+
+interface Base {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent?: number;
+  uniforms: string;
+}
+
+function base(
+  name: string,
+  outputShape: number[],
+  ownRows: number,
+  bh: number,
+  t: ProgramTiles,
+  vec: Vec,
+  vars: [string, number][],
+  extraKey: string,
+): Base {
+  const nTiles = Math.ceil(ownRows / t.rows);
+  return {
+    outputShape,
+    shaderKey: `t2md_attn_${name}_${vec.nv}x${vec.w}_${t.rows}_${t.tile}_${t.group}_${extraKey}`,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [nTiles * bh, 1, 1],
+    workgroupSize: [t.rows, 1, 1],
+    variableNames: vars.map((v) => v[0]),
+    variableComponents: vars.map((v) => v[1]),
+    uniforms: UNIFORMS,
+  };
+}
+
+/** Uniform values for every attention program, in UNIFORMS order. */
+export function attentionUniforms(lq: number, lk: number, h: number, bh: number, ownRows: number, scale: number, rows: number) {
+  return [
+    { type: 'int32' as const, data: [lq] },
+    { type: 'int32' as const, data: [lk] },
+    { type: 'int32' as const, data: [h] },
+    { type: 'int32' as const, data: [bh] },
+    { type: 'int32' as const, data: [Math.ceil(ownRows / rows)] },
+    { type: 'float32' as const, data: [scale] },
+  ];
+}
+
+/** Loads rows [row0, row0 + tile) of up to two row-major `[*, nv]` buffers into workgroup arrays. */
+function loadTile(vec: Vec, t: ProgramTiles, pairs: [string, string][], rowBase: string, limit: string): string {
+  const n = t.tile * vec.nv;
+  const reads = pairs.map(([sh]) => `var ${sh}_x = ${vec.zero};`).join(' ');
+  const fetch = pairs.map(([sh, buf]) => `${sh}_x = ${buf}[(${rowBase} + row0 + j) * ${vec.nv} + c];`).join(' ');
+  const writes = pairs.map(([sh]) => `${sh}[e] = ${sh}_x;`).join(' ');
+  return `
+    for (var e = tid; e < ${n}; e += ${t.rows}) {
+      let j = e / ${vec.nv};
+      let c = e - j * ${vec.nv};
+      ${reads}
+      if (row0 + j < ${limit}) { ${fetch} }
+      ${writes}
+    }`;
+}
+
+/**
+ * Forward: out and the per-row log-sum-exp, written into one flat buffer (out first, then L) because a
+ * tfjs program has one output; the kernel splits it with two copies.
+ * Inputs: qb [B,H,Lq,Dh], kb, vb [B,H,Lk,Dh], mb [B,Lk] (bool as i32, only when masked).
+ */
+export class AttentionForwardProgram implements WebGPUProgramSpec, Base {
+  outputShape!: number[];
+  shaderKey!: string;
+  dispatchLayout!: { x: number[] };
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames!: string[];
+  variableComponents!: number[];
+  uniforms!: string;
+  private readonly vec: Vec;
+  private readonly t: ProgramTiles;
+
+  constructor(
+    shape: readonly number[],
+    private readonly masked: boolean,
+    t: ProgramTiles,
+  ) {
+    const [bSize, h, lq, dh] = shape;
+    this.vec = vecOf(dh);
+    this.t = t;
+    const outLen = bSize * h * lq * dh + bSize * h * lq;
+    const vars: [string, number][] = [
+      ['qb', this.vec.w],
+      ['kb', this.vec.w],
+      ['vb', this.vec.w],
+    ];
+    if (masked) vars.push(['mb', 1]);
+    Object.assign(this, base('fwd', [outLen], lq, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
+  }
+
+  getUserCode(): string {
+    const { vec, t } = this;
+    const nv = vec.nv;
+    const g = t.group;
+    const js = range(g);
+    const maskRead = this.masked ? `if (ok) { ok = mb[b * uniforms.Lk + row0 + tid] != 0; }` : '';
+    const perKey = js
+      .map(
+        (j) => `${dotRow(vec, `s${j}`, 'q', 'ksh', `(g + ${j}) * ${nv}`)}
+      let ok${j} = msh[g + ${j}] > 0.5;
+      let t${j} = select(${NEG}, s${j}, ok${j});`,
+      )
+      .join('\n      ');
+    const maxExpr = js.reduce((acc, j) => `max(${acc}, t${j})`, 'm');
+    return `
+const NV : i32 = ${nv};
+var<workgroup> ksh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> vsh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> msh : array<f32, ${t.tile}>;
+
+fn main(index : i32) {
+  ${WG_INDEX}
+  let row = tileIdx * ${t.rows} + tid;
+  let rowOk = wgActive && row < uniforms.Lq;
+  ${declRow(vec, 'q')}
+  ${declRow(vec, 'o')}
+  if (rowOk) {
+    let qBase = (bh * uniforms.Lq + row) * NV;
+    ${loadRow(vec, 'q', 'qb', 'qBase', ' * uniforms.scale')}
+  }
+  var m : f32 = ${NEG};
+  var l : f32 = 0.0;
+  let kvRow = bh * uniforms.Lk;
+  let nk = (uniforms.Lk + ${t.tile - 1}) / ${t.tile};
+  for (var kt = 0; kt < nk; kt++) {
+    let row0 = kt * ${t.tile};
+    workgroupBarrier();
+    ${loadTile(
+      vec,
+      t,
+      [
+        ['ksh', 'kb'],
+        ['vsh', 'vb'],
+      ],
+      'kvRow',
+      'uniforms.Lk',
+    )}
+    if (tid < ${t.tile}) {
+      var ok = row0 + tid < uniforms.Lk;
+      ${maskRead}
+      msh[tid] = select(0.0, 1.0, ok);
+    }
+    workgroupBarrier();
+    for (var g = 0; g < ${t.tile}; g += ${g}) {
+      ${perKey}
+      let mNew = ${maxExpr};
+      let alpha = exp(m - mNew);
+      ${js.map((j) => `let p${j} = select(0.0, exp(t${j} - mNew), ok${j});`).join('\n      ')}
+      l = l * alpha + ${js.map((j) => `p${j}`).join(' + ')};
+      ${axpyRows(
+        vec,
+        'o',
+        js.map((j) => ({ p: `p${j}`, row: `(g + ${j}) * ${nv}` })),
+        'vsh',
+        'alpha',
+      )}
+      m = mNew;
+    }
+  }
+  if (rowOk) {
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    let oBase = (bh * uniforms.Lq + row) * ${nv * vec.w};
+    ${storeRowScalars(vec, 'o', 'oBase', 'inv')}
+    let lBase = uniforms.BH * uniforms.Lq * ${nv * vec.w};
+    result[lBase + bh * uniforms.Lq + row] = select(${LSE_EMPTY_WGSL}, m + log(l), l > 0.0);
+  }
+}`;
+  }
+}
+
+/** Copies `n` floats from `offset` of a flat buffer into a tensor of `outputShape`. */
+export class CopyRangeProgram implements WebGPUProgramSpec {
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames = ['src'];
+  variableComponents: number[];
+  outputComponent: number;
+  uniforms = 'offsetV : i32, countV : i32,';
+
+  constructor(
+    public outputShape: number[],
+    n: number,
+    offset: number,
+  ) {
+    const w = n % 4 === 0 && offset % 4 === 0 ? 4 : 1;
+    this.variableComponents = [w];
+    this.outputComponent = w;
+    this.shaderKey = `t2md_attn_copy_${w}`;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(n / w / 256), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+fn main(index : i32) {
+  if (index < uniforms.countV) { result[index] = src[uniforms.offsetV + index]; }
+}`;
+  }
+}
+
+/** D_i = Σ_d dO_id · O_id, one thread per row. Inputs gb (dO), ob (O), both [R, Dh]. */
+export class RowDotProgram implements WebGPUProgramSpec {
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [128, 1, 1];
+  variableNames = ['gb', 'ob'];
+  variableComponents: number[];
+  uniforms = 'rows : i32,';
+  private readonly vec: Vec;
+
+  constructor(
+    public outputShape: number[],
+    dh: number,
+  ) {
+    this.vec = vecOf(dh);
+    this.variableComponents = [this.vec.w, this.vec.w];
+    this.shaderKey = `t2md_attn_rowdot_${this.vec.nv}x${this.vec.w}`;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / 128), 1, 1];
+  }
+
+  getUserCode(): string {
+    const { vec } = this;
+    const terms = range(vec.nv).map((v) => `gb[r * ${vec.nv} + ${v}] * ob[r * ${vec.nv} + ${v}]`);
+    return `
+fn main(index : i32) {
+  let r = index;
+  if (r < uniforms.rows) {
+    var acc = ${vec.zero};
+    ${terms.map((x) => `acc += ${x};`).join('\n    ')}
+    result[r] = ${vec.hsum('acc')};
+  }
+}`;
+  }
+}
+
+/**
+ * dQ: one thread per query row i (q_i · scale, dO_i, dQ_i in registers, L_i and D_i scalars), looping
+ * over key tiles: p = exp(s - L_i), dp = dO_i · v_j, ds = p (dp - D_i), dQ_i += ds k_j; dQ *= scale.
+ * Inputs: qb, kb, vb, gb (dO), lb (L [B,H,Lq]), db (D [B,H,Lq]), mb (mask, when masked).
+ */
+export class AttentionGradQProgram implements WebGPUProgramSpec, Base {
+  outputShape!: number[];
+  shaderKey!: string;
+  dispatchLayout!: { x: number[] };
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames!: string[];
+  variableComponents!: number[];
+  outputComponent: number;
+  uniforms!: string;
+  private readonly vec: Vec;
+  private readonly t: ProgramTiles;
+
+  constructor(
+    shape: number[],
+    private readonly masked: boolean,
+    t: ProgramTiles,
+  ) {
+    const [bSize, h, lq, dh] = shape;
+    this.vec = vecOf(dh);
+    this.t = t;
+    this.outputComponent = this.vec.w;
+    const w = this.vec.w;
+    const vars: [string, number][] = [
+      ['qb', w],
+      ['kb', w],
+      ['vb', w],
+      ['gb', w],
+      ['lb', 1],
+      ['db', 1],
+    ];
+    if (masked) vars.push(['mb', 1]);
+    Object.assign(this, base('dq', shape, lq, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
+  }
+
+  getUserCode(): string {
+    const { vec, t } = this;
+    const nv = vec.nv;
+    const js = range(t.group);
+    const maskRead = this.masked ? `if (ok) { ok = mb[b * uniforms.Lk + row0 + tid] != 0; }` : '';
+    const perKey = js
+      .map(
+        (j) => `${dotRow(vec, `s${j}`, 'q', 'ksh', `(g + ${j}) * ${nv}`)}
+      ${dotRow(vec, `dp${j}`, 'go', 'vsh', `(g + ${j}) * ${nv}`)}
+      let p${j} = select(0.0, exp(s${j} - lse), msh[g + ${j}] > 0.5);
+      let ds${j} = p${j} * (dp${j} - dd);`,
+      )
+      .join('\n      ');
+    return `
+const NV : i32 = ${nv};
+var<workgroup> ksh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> vsh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> msh : array<f32, ${t.tile}>;
+
+fn main(index : i32) {
+  ${WG_INDEX}
+  let row = tileIdx * ${t.rows} + tid;
+  let rowOk = wgActive && row < uniforms.Lq;
+  ${declRow(vec, 'q')}
+  ${declRow(vec, 'go')}
+  ${declRow(vec, 'dq')}
+  var lse : f32 = ${LSE_EMPTY_WGSL};
+  var dd : f32 = 0.0;
+  if (rowOk) {
+    let qBase = (bh * uniforms.Lq + row) * NV;
+    ${loadRow(vec, 'q', 'qb', 'qBase', ' * uniforms.scale')}
+    ${loadRow(vec, 'go', 'gb', 'qBase')}
+    lse = lb[bh * uniforms.Lq + row];
+    dd = db[bh * uniforms.Lq + row];
+  }
+  let kvRow = bh * uniforms.Lk;
+  let nk = (uniforms.Lk + ${t.tile - 1}) / ${t.tile};
+  for (var kt = 0; kt < nk; kt++) {
+    let row0 = kt * ${t.tile};
+    workgroupBarrier();
+    ${loadTile(
+      vec,
+      t,
+      [
+        ['ksh', 'kb'],
+        ['vsh', 'vb'],
+      ],
+      'kvRow',
+      'uniforms.Lk',
+    )}
+    if (tid < ${t.tile}) {
+      var ok = row0 + tid < uniforms.Lk;
+      ${maskRead}
+      msh[tid] = select(0.0, 1.0, ok);
+    }
+    workgroupBarrier();
+    for (var g = 0; g < ${t.tile}; g += ${t.group}) {
+      ${perKey}
+      ${axpyRows(
+        vec,
+        'dq',
+        js.map((j) => ({ p: `ds${j}`, row: `(g + ${j}) * ${nv}` })),
+        'ksh',
+      )}
+    }
+  }
+  if (rowOk) {
+    let oBase = (bh * uniforms.Lq + row) * NV;
+    ${storeRow(vec, 'dq', 'oBase', 'uniforms.scale')}
+  }
+}`;
+  }
+}
+
+/**
+ * dK or dV: one thread per key row j (k_j · scale and, for dK, v_j in registers), looping over query
+ * tiles (q, dO, L, D in workgroup memory): p = exp(q_i · k_j scale - L_i);
+ * dV_j += p dO_i;  dK_j += p (dO_i · v_j - D_i) q_i, times scale. A masked key gets zeros.
+ * Inputs: qb, kb, vb (dK only), gb (dO), lb (L), db (D, dK only), mb (mask, when masked).
+ */
+export class AttentionGradKVProgram implements WebGPUProgramSpec, Base {
+  outputShape!: number[];
+  shaderKey!: string;
+  dispatchLayout!: { x: number[] };
+  dispatch!: [number, number, number];
+  workgroupSize!: [number, number, number];
+  variableNames!: string[];
+  variableComponents!: number[];
+  outputComponent: number;
+  uniforms!: string;
+  private readonly vec: Vec;
+  private readonly t: ProgramTiles;
+
+  constructor(
+    shape: number[],
+    private readonly which: 'dk' | 'dv',
+    private readonly masked: boolean,
+    t: ProgramTiles,
+  ) {
+    const [bSize, h, lk, dh] = shape;
+    this.vec = vecOf(dh);
+    this.t = t;
+    this.outputComponent = this.vec.w;
+    const w = this.vec.w;
+    // Only bindings the WGSL uses: tfjs builds pipelines with layout 'auto', which drops unused ones.
+    const vars: [string, number][] =
+      which === 'dk'
+        ? [
+            ['qb', w],
+            ['kb', w],
+            ['vb', w],
+            ['gb', w],
+            ['lb', 1],
+            ['db', 1],
+          ]
+        : [
+            ['qb', w],
+            ['kb', w],
+            ['gb', w],
+            ['lb', 1],
+          ];
+    if (masked) vars.push(['mb', 1]);
+    Object.assign(this, base(which, shape, lk, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
+  }
+
+  getUserCode(): string {
+    const { vec, t } = this;
+    const nv = vec.nv;
+    const js = range(t.group);
+    const isK = this.which === 'dk';
+    const perQuery = js
+      .map((j) => {
+        const s = dotRow(vec, `s${j}`, 'k', 'qsh', `(g + ${j}) * ${nv}`);
+        const p = `let p${j} = exp(s${j} - lsh[g + ${j}]);`;
+        if (!isK) return `${s}\n      ${p}`;
+        return `${s}\n      ${p}\n      ${dotRow(vec, `dp${j}`, 'vv', 'gsh', `(g + ${j}) * ${nv}`)}
+      let ds${j} = p${j} * (dp${j} - dsh[g + ${j}]);`;
+      })
+      .join('\n      ');
+    const maskRead = this.masked ? `if (rowOk) { keyOk = mb[b * uniforms.Lk + row] != 0; }` : '';
+    const acc = isK
+      ? axpyRows(
+          vec,
+          'acc',
+          js.map((j) => ({ p: `ds${j}`, row: `(g + ${j}) * ${nv}` })),
+          'qsh',
+        )
+      : axpyRows(
+          vec,
+          'acc',
+          js.map((j) => ({ p: `p${j}`, row: `(g + ${j}) * ${nv}` })),
+          'gsh',
+        );
+    return `
+const NV : i32 = ${nv};
+var<workgroup> qsh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> gsh : array<${vec.ty}, ${t.tile * nv}>;
+var<workgroup> lsh : array<f32, ${t.tile}>;
+${isK ? `var<workgroup> dsh : array<f32, ${t.tile}>;` : ''}
+
+fn main(index : i32) {
+  ${WG_INDEX}
+  let row = tileIdx * ${t.rows} + tid;
+  let rowOk = wgActive && row < uniforms.Lk;
+  var keyOk = rowOk;
+  ${maskRead}
+  ${declRow(vec, 'k')}
+  ${isK ? declRow(vec, 'vv') : ''}
+  ${declRow(vec, 'acc')}
+  if (rowOk) {
+    let kBase = (bh * uniforms.Lk + row) * NV;
+    ${loadRow(vec, 'k', 'kb', 'kBase', ' * uniforms.scale')}
+    ${isK ? loadRow(vec, 'vv', 'vb', 'kBase') : ''}
+  }
+  let qRow = bh * uniforms.Lq;
+  let nq = (uniforms.Lq + ${t.tile - 1}) / ${t.tile};
+  for (var qt = 0; qt < nq; qt++) {
+    let row0 = qt * ${t.tile};
+    workgroupBarrier();
+    ${loadTile(
+      vec,
+      t,
+      [
+        ['qsh', 'qb'],
+        ['gsh', 'gb'],
+      ],
+      'qRow',
+      'uniforms.Lq',
+    )}
+    if (tid < ${t.tile}) {
+      let okq = row0 + tid < uniforms.Lq;
+      lsh[tid] = select(${LSE_EMPTY_WGSL}, lb[select(0, qRow + row0 + tid, okq)], okq);
+      ${isK ? 'dsh[tid] = select(0.0, db[select(0, qRow + row0 + tid, okq)], okq);' : ''}
+    }
+    workgroupBarrier();
+    for (var g = 0; g < ${t.tile}; g += ${t.group}) {
+      ${perQuery}
+      ${acc}
+    }
+  }
+  if (rowOk) {
+    let oBase = (bh * uniforms.Lk + row) * NV;
+    ${range(vec.nv)
+      .map((v) => `result[oBase + ${v}] = select(${vec.zero}, acc${v}${isK ? ' * uniforms.scale' : ''}, keyOk);`)
+      .join('\n    ')}
+  }
+}`;
+  }
+}
