@@ -1,0 +1,74 @@
+import { registerKernelsOnce, type TypedOutput, typedArrayKernel } from '@t2md/core';
+import { engine, type GradConfig, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor, zeros } from '@tensorflow/tfjs-core';
+import { type SsdArrays, ssdBackwardValues, ssdForwardValues } from './cpu.js';
+import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
+import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
+
+export const SSD_SCAN = 'T2mdSsdScan';
+export const SSD_SCAN_GRAD = 'T2mdSsdScanGrad';
+
+type Arr = Record<string, { shape: number[]; values: Float32Array } | undefined>;
+
+function arrays(i: Arr): SsdArrays {
+  const v = (k: string) => i[k]!.values;
+  return {
+    x: v('x'),
+    dt: v('dt'),
+    A: v('A'),
+    B: v('B'),
+    C: v('C'),
+    D: v('D'),
+    z: v('z'),
+    dtBias: v('dtBias'),
+    initialStates: v('initialStates'),
+  };
+}
+
+const jsForward = typedArrayKernel<SsdAttrs>(SSD_INPUTS, (i, attrs) => {
+  const d = dimsOf(i.x!.shape, i.B!.shape);
+  const { y, finalStates } = ssdForwardValues(arrays(i), d, attrs);
+  return [
+    { shape: i.x!.shape, values: y },
+    { shape: [d.batch, d.nheads, d.headdim, d.dstate], values: finalStates },
+  ];
+});
+
+const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (i, attrs) => {
+  const d = dimsOf(i.x!.shape, i.B!.shape);
+  const g = ssdBackwardValues(arrays(i), i.dy!.values, i.dFinal!.values, d, attrs);
+  return SSD_INPUTS.map((k): TypedOutput => ({ shape: i[k]!.shape, values: g[k] }));
+});
+
+export const ssdKernels: KernelConfig[] = [
+  { kernelName: SSD_SCAN, backendName: 'cpu', kernelFunc: jsForward as unknown as KernelFunc },
+  { kernelName: SSD_SCAN, backendName: 'wasm', kernelFunc: jsForward as unknown as KernelFunc },
+  { kernelName: SSD_SCAN, backendName: 'webgpu', kernelFunc: ssdForwardWebGPU },
+  { kernelName: SSD_SCAN_GRAD, backendName: 'cpu', kernelFunc: jsBackward as unknown as KernelFunc },
+  { kernelName: SSD_SCAN_GRAD, backendName: 'wasm', kernelFunc: jsBackward as unknown as KernelFunc },
+  { kernelName: SSD_SCAN_GRAD, backendName: 'webgpu', kernelFunc: ssdBackwardWebGPU },
+];
+
+/**
+ * One backward kernel yields every input's gradient; it runs eagerly inside `tf.grads`' backward
+ * tidy, so the gradients nobody asks for are freed with it.
+ */
+export const ssdScanGrad: GradConfig = {
+  kernelName: SSD_SCAN,
+  inputsToSave: [...SSD_INPUTS],
+  gradFunc: (dys, saved, attrs) => {
+    const [dyIn, dFinalIn] = dys as (Tensor | null)[];
+    const named = Object.fromEntries(SSD_INPUTS.map((k, i) => [k, saved[i]]));
+    const x = named.x;
+    const [b, , h, p] = x.shape as number[];
+    const n = named.B.shape[3] as number;
+    const dy = dyIn ?? zeros(x.shape);
+    const dFinal = dFinalIn ?? zeros([b, h, p, n]);
+    const grads = engine().runKernel(SSD_SCAN_GRAD, { ...named, dy, dFinal }, attrs as unknown as NamedAttrMap) as Tensor[];
+    return Object.fromEntries(SSD_INPUTS.map((k, i) => [k, () => grads[i]]));
+  },
+};
+
+/** Registers the SSD kernels (cpu, wasm, webgpu) and their gradient; idempotent. */
+export function registerSsdKernels(): void {
+  registerKernelsOnce(ssdKernels, [ssdScanGrad]);
+}

@@ -1,0 +1,249 @@
+import { InputError } from '@t2md/core';
+import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { ssdScan } from './index.js';
+import { ssdScanRef } from './reference.js';
+import type { SsdScanInputs, SsdScanOptions } from './types.js';
+
+interface Case {
+  name: string;
+  B: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  opts: SsdScanOptions;
+  D?: 'head' | 'channel';
+  z?: boolean;
+  bias?: boolean;
+  init?: boolean;
+  /** A range and dt range (raw) */
+  A: [number, number];
+  dt: [number, number];
+}
+
+// Small on purpose: WebGPU runs on SwiftShader in CI.
+const CASES: Case[] = [
+  {
+    name: 'L not a multiple of the chunk, softplus + bias',
+    B: 2,
+    L: 23,
+    H: 2,
+    P: 4,
+    G: 1,
+    N: 8,
+    opts: { chunkSize: 8, dtSoftplus: true },
+    bias: true,
+    A: [-3, -0.5],
+    dt: [-3, 0],
+  },
+  {
+    name: 'ngroups 2, initial states, D per channel, z, dtLimit',
+    B: 1,
+    L: 21,
+    H: 4,
+    P: 8,
+    G: 2,
+    N: 4,
+    opts: { chunkSize: 16, dtSoftplus: true, dtLimit: [0.02, 0.3] },
+    D: 'channel',
+    z: true,
+    bias: true,
+    init: true,
+    A: [-4, -1],
+    dt: [-4, 0],
+  },
+  {
+    name: 'strong decay (A = -50, large dt), D per head',
+    B: 1,
+    L: 19,
+    H: 2,
+    P: 4,
+    G: 1,
+    N: 4,
+    opts: { chunkSize: 8, dtLimit: [0, null] },
+    D: 'head',
+    init: true,
+    A: [-60, -40],
+    dt: [0.5, 3],
+  },
+];
+
+function makeInputs(c: Case, seed: number): SsdScanInputs {
+  let k = 0;
+  const r = (shape: number[], lo: number, hi: number) =>
+    tf.tensor(
+      randomArray(
+        shape.reduce((a, b) => a * b, 1),
+        seed + 7919 * ++k,
+        lo,
+        hi,
+      ),
+      shape,
+    );
+  const inp: SsdScanInputs = {
+    x: r([c.B, c.L, c.H, c.P], -1, 1),
+    dt: r([c.B, c.L, c.H], c.dt[0], c.dt[1]),
+    A: r([c.H], c.A[0], c.A[1]),
+    B: r([c.B, c.L, c.G, c.N], -1, 1),
+    C: r([c.B, c.L, c.G, c.N], -1, 1),
+  };
+  if (c.D) inp.D = r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5);
+  if (c.z) inp.z = r([c.B, c.L, c.H, c.P], -2, 2);
+  if (c.bias) inp.dtBias = r([c.H], -1, 1);
+  if (c.init) inp.initialStates = r([c.B, c.H, c.P, c.N], -1, 1);
+  return inp;
+}
+
+const names = (inp: SsdScanInputs) =>
+  Object.keys(inp).filter((k) => (inp as unknown as Record<string, unknown>)[k] != null) as (keyof SsdScanInputs)[];
+
+/** loss = Σ y·wy + Σ finalStates·wf, so every output feeds the gradient. */
+function lossFn(op: typeof ssdScan, keys: (keyof SsdScanInputs)[], opts: SsdScanOptions, wy: tf.Tensor, wf: tf.Tensor) {
+  return (...xs: tf.Tensor[]) => {
+    const o = op(Object.fromEntries(keys.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs, { ...opts, returnFinalStates: true });
+    return tf.add(tf.sum(tf.mul(o.y, wy)), tf.sum(tf.mul(o.finalStates!, wf)));
+  };
+}
+
+describe.each(testBackends())('ssdScan on %s', (backend) => {
+  it('matches the tfjs-ops reference on fresh random inputs, forward and every gradient, without leaking', async (ctx) => {
+    const info = await useBackend(backend, ctx);
+    const seed = freshSeed();
+    console.log(`ssdScan vs reference: ${describeInfo(info)}, seed ${seed}`);
+    for (const c of CASES) {
+      const inp = makeInputs(c, seed);
+      const keys = names(inp);
+      const wy = tf.tensor(randomArray(c.B * c.L * c.H * c.P, seed + 1), [c.B, c.L, c.H, c.P]);
+      const wf = tf.tensor(randomArray(c.B * c.H * c.P * c.N, seed + 2), [c.B, c.H, c.P, c.N]);
+      await withNoLeaks(async () => {
+        const a = ssdScan(inp, { ...c.opts, returnFinalStates: true });
+        const r = ssdScanRef(inp, { ...c.opts, returnFinalStates: true });
+        const ey = relErr(await a.y.data(), await r.y.data());
+        const ef = relErr(await a.finalStates!.data(), await r.finalStates!.data());
+        expect(Number.isFinite(ey) && Number.isFinite(ef), `${c.name}: finite`).toBe(true);
+        expect(ey, `${c.name}: y (seed ${seed})`).toBeLessThan(1e-4);
+        expect(ef, `${c.name}: finalStates (seed ${seed})`).toBeLessThan(1e-4);
+        tf.dispose([a.y, a.finalStates!, r.y, r.finalStates!]);
+        const xs = keys.map((k) => inp[k] as tf.Tensor);
+        const g = tf.grads(lossFn(ssdScan, keys, c.opts, wy, wf))(xs);
+        const gr = tf.grads(lossFn(ssdScanRef, keys, c.opts, wy, wf))(xs);
+        const errs: string[] = [];
+        for (let i = 0; i < keys.length; i++) {
+          const e = relErr(await g[i].data(), await gr[i].data());
+          errs.push(`d${keys[i]} ${e.toExponential(1)}`);
+          expect(e, `${c.name}: gradient of ${keys[i]} (seed ${seed})`).toBeLessThan(1e-3);
+        }
+        console.log(`  ${c.name}: y ${ey.toExponential(1)}, finalStates ${ef.toExponential(1)}, ${errs.join(', ')}`);
+        tf.dispose([...g, ...gr]);
+      });
+      tf.dispose([wy, wf, ...keys.map((k) => inp[k] as tf.Tensor)]);
+    }
+  });
+
+  it('returns finalStates only when asked, and y has the shape of x', async (ctx) => {
+    await useBackend(backend, ctx);
+    const c = CASES[0];
+    const inp = makeInputs(c, 5);
+    await withNoLeaks(async () => {
+      const a = ssdScan(inp, c.opts);
+      expect(a.finalStates).toBeUndefined();
+      expect(a.y.shape).toEqual(inp.x.shape);
+      a.y.dispose();
+    });
+    tf.dispose(Object.values(inp));
+  });
+});
+
+describe('ssdScan gradient by finite differences (cpu, float64 loops)', () => {
+  it('agrees with central differences of the loss in every input', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const c: Case = {
+      name: 'fd',
+      B: 1,
+      L: 7,
+      H: 2,
+      P: 2,
+      G: 1,
+      N: 3,
+      opts: { chunkSize: 4, dtSoftplus: true },
+      D: 'head',
+      z: true,
+      bias: true,
+      init: true,
+      A: [-2, -0.5],
+      dt: [-1, 1],
+    };
+    const seed = freshSeed();
+    const inp = makeInputs(c, seed);
+    const keys = names(inp);
+    const wy = tf.tensor(randomArray(c.L * c.H * c.P, seed + 1), [1, c.L, c.H, c.P]);
+    const wf = tf.tensor(randomArray(c.H * c.P * c.N, seed + 2), [1, c.H, c.P, c.N]);
+    const f = lossFn(ssdScan, keys, c.opts, wy, wf);
+    const xs = keys.map((k) => inp[k] as tf.Tensor);
+    const grads = tf.grads(f)(xs);
+    const h = 1e-2;
+    for (let i = 0; i < keys.length; i++) {
+      const base = await xs[i].data();
+      const an = await grads[i].data();
+      const fd = new Float64Array(base.length);
+      for (let j = 0; j < base.length; j++) {
+        const at = async (delta: number) => {
+          const v = Float32Array.from(base);
+          v[j] += delta;
+          const t = tf.tensor(v, xs[i].shape);
+          const args = xs.map((x, q) => (q === i ? t : x));
+          const out = f(...args);
+          const val = (await out.data())[0];
+          tf.dispose([t, out]);
+          return val;
+        };
+        fd[j] = ((await at(h)) - (await at(-h))) / (2 * h);
+      }
+      // float32 loss values: the difference quotient carries ~1e-5 / h noise plus O(h²) truncation
+      expect(relErr(an, fd), `d${keys[i]} vs finite differences (seed ${seed})`).toBeLessThan(5e-3);
+    }
+    tf.dispose([...grads, wy, wf, ...xs]);
+  });
+});
+
+describe('ssdScan rejects bad input with an InputError naming the argument and both shapes', () => {
+  it('checks ranks, batch/seqlen, groups, dtypes, D and options', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const good = makeInputs(CASES[1], 3); // B=1, L=21, H=4, P=8, G=2, N=4
+    const bad =
+      (patch: Partial<SsdScanInputs>, opts: SsdScanOptions = {}) =>
+      () =>
+        ssdScan({ ...good, ...patch }, opts);
+    const expectErr = (fn: () => unknown, re: RegExp) => {
+      expect(fn).toThrow(InputError);
+      expect(fn).toThrow(re);
+    };
+    const t = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => tf.zeros(shape, dtype);
+    const made: tf.Tensor[] = [];
+    const mk = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => {
+      const z = t(shape, dtype);
+      made.push(z);
+      return z;
+    };
+    expectErr(bad({ x: mk([21, 4, 8]) }), /x must have rank 4 .*got shape \[21, 4, 8\]/);
+    expectErr(bad({ dt: mk([1, 20, 4]) }), /dt must have shape \[1, 21, 4\].*x \[1, 21, 4, 8\], got \[1, 20, 4\]/);
+    expectErr(bad({ B: mk([2, 21, 2, 4]) }), /B must have shape \[1, 21, 2, 4\].*got \[2, 21, 2, 4\]/);
+    expectErr(bad({ C: mk([1, 21, 2, 5]) }), /C must have shape \[1, 21, 2, 4\].*got \[1, 21, 2, 5\]/);
+    expectErr(
+      bad({ B: mk([1, 21, 3, 4]), C: mk([1, 21, 3, 4]) }),
+      /nheads \(4.*\[1, 21, 4, 8\]\) must be divisible by ngroups \(3.*\[1, 21, 3, 4\]\)/,
+    );
+    expectErr(bad({ x: mk([1, 21, 4, 8], 'int32') }), /x must be float32, got int32/);
+    expectErr(bad({ D: mk([4, 7]) }), /D must have shape \[4\].*or \[4, 8\].*got \[4, 7\]/);
+    expectErr(bad({ A: mk([3]) }), /A must have shape \[4\].*got \[3\]/);
+    expectErr(bad({ z: mk([1, 21, 4, 7]) }), /z must have shape \[1, 21, 4, 8\].*got \[1, 21, 4, 7\]/);
+    expectErr(bad({ initialStates: mk([1, 4, 8, 5]) }), /initialStates must have shape \[1, 4, 8, 4\].*got \[1, 4, 8, 5\]/);
+    expectErr(bad({ dtBias: mk([4], 'int32') }), /dtBias must be float32, got int32/);
+    expectErr(bad({}, { chunkSize: 0 }), /chunkSize must be an integer/);
+    expectErr(bad({}, { dtLimit: [0.5, 0.1] }), /dtLimit must have min <= max/);
+    tf.dispose([...made, ...Object.values(good)]);
+  });
+});

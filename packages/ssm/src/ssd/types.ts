@@ -1,0 +1,81 @@
+import type { Tensor } from '@tensorflow/tfjs-core';
+
+/**
+ * Inputs of the Mamba-2 SSD scan (letters: B batch, L seqlen, H nheads, P headdim, G ngroups, N dstate).
+ * Head h reads group floor(h / (H / G)) of B and C.
+ */
+export interface SsdScanInputs {
+  /** [B, L, H, P] */
+  x: Tensor;
+  /** [B, L, H], raw step sizes (before dtBias, softplus and dtLimit) */
+  dt: Tensor;
+  /** [H], usually negative (-exp(A_log)) */
+  A: Tensor;
+  /** [B, L, G, N] */
+  B: Tensor;
+  /** [B, L, G, N] */
+  C: Tensor;
+  /** [H] or [H, P]: skip connection y += D x */
+  D?: Tensor;
+  /** [B, L, H, P]: gate, y *= silu(z) */
+  z?: Tensor;
+  /** [H], added to dt before softplus */
+  dtBias?: Tensor;
+  /** [B, H, P, N] */
+  initialStates?: Tensor;
+}
+
+export interface SsdScanOptions {
+  /** Tokens per chunk of the chunked algorithm (default 256, as mamba_ssm's Mamba2). Any seqlen works. */
+  chunkSize?: number;
+  /** Apply softplus to dt + dtBias (default false, as mamba_chunk_scan_combined). */
+  dtSoftplus?: boolean;
+  /**
+   * Clamp of the processed dt, [min, max]; max null means +infinity. Default [0, null], which (as in
+   * mamba_ssm) means no clamp at all.
+   */
+  dtLimit?: readonly [number, number | null];
+  /** Also return the state after the last token (default false). */
+  returnFinalStates?: boolean;
+}
+
+export interface SsdScanResult {
+  /** [B, L, H, P] */
+  y: Tensor;
+  /** [B, H, P, N], when returnFinalStates */
+  finalStates?: Tensor;
+}
+
+/** Kernel attributes: everything the kernels need besides the tensors. */
+export interface SsdAttrs {
+  chunkSize: number;
+  dtSoftplus: boolean;
+  /** Whether to clamp at all (false for the default limit [0, +inf], as mamba_ssm). */
+  dtClamp: boolean;
+  dtMin: number;
+  /** +Infinity when unbounded. */
+  dtMax: number;
+  hasD: boolean;
+  dPerChannel: boolean;
+  hasZ: boolean;
+  hasBias: boolean;
+  hasInit: boolean;
+}
+
+/** Sizes shared by all kernels. */
+export interface SsdDims {
+  batch: number;
+  seqlen: number;
+  nheads: number;
+  headdim: number;
+  ngroups: number;
+  dstate: number;
+}
+
+/** Kernel input names, in the order the kernels receive them (absent optional inputs are [1] placeholders). */
+export const SSD_INPUTS = ['x', 'dt', 'A', 'B', 'C', 'D', 'z', 'dtBias', 'initialStates'] as const;
+export type SsdInputName = (typeof SSD_INPUTS)[number];
+
+export function dimsOf(xShape: readonly number[], bShape: readonly number[]): SsdDims {
+  return { batch: xShape[0], seqlen: xShape[1], nheads: xShape[2], headdim: xShape[3], ngroups: bShape[2], dstate: bShape[3] };
+}

@@ -1,0 +1,475 @@
+/**
+ * WGSL programs of the chunked SSD algorithm. Most passes are batched 64×64-tiled matmuls with
+ * problem-specific loaders, so one generator (`GemmProgram`) builds them: 256 threads per workgroup,
+ * each owning a 4×4 micro-tile, K staged through workgroup memory 16 at a time and read back as vec4.
+ * Shapes travel as uniforms (one struct for every program); only the loaders are baked into the WGSL,
+ * and the shader key names the program.
+ */
+import type { ProgramUniform, WebGPUProgramSpec } from '@t2md/core';
+
+/** Uniforms shared by every SSD program (dims, flags, GEMM tiling). */
+export const SSD_UNIFORMS =
+  'Bz : i32, Lq : i32, Hh : i32, Pp : i32, Gg : i32, Nn : i32, Qc : i32, Nc : i32, Lp : i32, flags : i32, dtMin : f32, dtMax : f32, gM : i32, gN : i32, gTm : i32, gTn : i32, gTot : i32, aux : i32,';
+
+export const F_SOFTPLUS = 1;
+export const F_CLAMP = 2;
+export const F_HASMAX = 4;
+export const F_HASD = 8;
+export const F_DCHAN = 16;
+export const F_HASZ = 32;
+export const F_HASBIAS = 64;
+export const F_HASINIT = 128;
+
+export interface SsdGeom {
+  Bz: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  Q: number;
+  Nc: number;
+  Lp: number;
+  flags: number;
+  dtMin: number;
+  dtMax: number;
+}
+
+/** The uniform values, in SSD_UNIFORMS order. */
+export function ssdUniforms(
+  g: SsdGeom,
+  gemm: { M: number; N: number; Tm: number; Tn: number; Tot: number } | null,
+  aux = 0,
+): ProgramUniform[] {
+  const i = (v: number): ProgramUniform => ({ type: 'int32', data: [v] });
+  const f = (v: number): ProgramUniform => ({ type: 'float32', data: [v] });
+  const gm = gemm ?? { M: 0, N: 0, Tm: 0, Tn: 0, Tot: 0 };
+  return [
+    i(g.Bz),
+    i(g.L),
+    i(g.H),
+    i(g.P),
+    i(g.G),
+    i(g.N),
+    i(g.Q),
+    i(g.Nc),
+    i(g.Lp),
+    i(g.flags),
+    f(g.dtMin),
+    f(Number.isFinite(g.dtMax) ? g.dtMax : 3.0e38),
+    i(gm.M),
+    i(gm.N),
+    i(gm.Tm),
+    i(gm.Tn),
+    i(gm.Tot),
+    i(aux),
+  ];
+}
+
+/** Index helpers (uniforms only) and guarded loaders (each needs its input bound under that name). */
+const INDEX = `
+fn xIdx(b : i32, t : i32, h : i32, p : i32) -> i32 { return ((b * uniforms.Lq + t) * uniforms.Hh + h) * uniforms.Pp + p; }
+fn bcIdx(b : i32, t : i32, g : i32, n : i32) -> i32 { return ((b * uniforms.Lq + t) * uniforms.Gg + g) * uniforms.Nn + n; }
+fn stBase(b : i32, c : i32, h : i32) -> i32 { return ((b * uniforms.Nc + c) * uniforms.Hh + h) * uniforms.Pp * uniforms.Nn; }
+fn hpBase(b : i32, c : i32, h : i32) -> i32 { return ((b * (uniforms.Nc + 1) + c) * uniforms.Hh + h) * uniforms.Pp * uniforms.Nn; }
+fn cbIdx(b : i32, c : i32, g : i32, i : i32, j : i32) -> i32 { return (((b * uniforms.Nc + c) * uniforms.Gg + g) * uniforms.Qc + i) * uniforms.Qc + j; }
+fn hasFlag(f : i32) -> bool { return (uniforms.flags & f) != 0; }
+fn sigm(v : f32) -> f32 {
+  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
+  let e = exp(v);
+  return e / (1.0 + e);
+}
+fn log1pSmall(u : f32) -> f32 {
+  if (u < 1e-3) { return u * (1.0 - u * (0.5 - u / 3.0)); }
+  return log(1.0 + u);
+}
+// dt' = clamp(softplus?(v)) and d dt' / d v (0 where clamped); softplus(v) = v above 20 as torch
+fn procDt(v0 : f32) -> vec2<f32> {
+  var v = v0;
+  var d = 1.0;
+  if (hasFlag(${F_SOFTPLUS}) && v <= 20.0) {
+    d = sigm(v);
+    if (v > 0.0) { v = v + log1pSmall(exp(-v)); } else { v = log1pSmall(exp(v)); }
+  }
+  if (hasFlag(${F_CLAMP})) {
+    if (v < uniforms.dtMin) { return vec2<f32>(uniforms.dtMin, 0.0); }
+    if (hasFlag(${F_HASMAX}) && v > uniforms.dtMax) { return vec2<f32>(uniforms.dtMax, 0.0); }
+  }
+  return vec2<f32>(v, d);
+}
+`;
+
+const LOADERS: Record<string, string> = {
+  xIn: `fn ldX(b : i32, t : i32, h : i32, p : i32) -> f32 { if (t >= uniforms.Lq) { return 0.0; } return xIn[xIdx(b, t, h, p)]; }`,
+  dyg: `fn ldDy(b : i32, t : i32, h : i32, p : i32) -> f32 { if (t >= uniforms.Lq) { return 0.0; } return dyg[xIdx(b, t, h, p)]; }`,
+  bIn: `fn ldB(b : i32, t : i32, g : i32, n : i32) -> f32 { if (t >= uniforms.Lq) { return 0.0; } return bIn[bcIdx(b, t, g, n)]; }`,
+  cIn: `fn ldC(b : i32, t : i32, g : i32, n : i32) -> f32 { if (t >= uniforms.Lq) { return 0.0; } return cIn[bcIdx(b, t, g, n)]; }`,
+  dtc: `fn dtpAt(b : i32, h : i32, t : i32) -> f32 { return dtc[(b * uniforms.Hh + h) * uniforms.Lp + t]; }
+fn csAt(b : i32, h : i32, t : i32) -> f32 { return dtc[((uniforms.Bz + b) * uniforms.Hh + h) * uniforms.Lp + t]; }`,
+  dIn: `fn dVal(h : i32, p : i32) -> f32 {
+  if (!hasFlag(${F_HASD})) { return 0.0; }
+  if (hasFlag(${F_DCHAN})) { return dIn[h * uniforms.Pp + p]; }
+  return dIn[h];
+}`,
+};
+
+function prelude(vars: readonly string[]): string {
+  return INDEX + vars.map((v) => LOADERS[v] ?? '').join('\n');
+}
+
+/** Phony reads keep every input (and the uniforms) in the pipeline's auto layout, used or not. */
+function touch(vars: readonly string[]): string {
+  return ['_ = uniforms.Bz;', ...vars.map((v) => `_ = ${v}[0];`)].join(' ');
+}
+
+const BASE = {
+  workgroupSize: [256, 1, 1] as [number, number, number],
+  uniforms: SSD_UNIFORMS,
+};
+
+/** Linear workgroup id (tfjs may fold a long 1-D dispatch into 2-D/3-D). */
+const WID = 'i32(workgroupId.x + workgroupId.y * numWorkgroups.x + workgroupId.z * numWorkgroups.x * numWorkgroups.y)';
+
+function hashText(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return `${(h >>> 0).toString(36)}${s.length}`;
+}
+
+/** A plain per-element program: `body` runs for index < count with `result` as output. */
+export class MapProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize = BASE.workgroupSize;
+  uniforms = SSD_UNIFORMS;
+  variableNames: string[];
+  private readonly body: string;
+  private readonly count: string;
+  private readonly decls: string;
+
+  constructor(key: string, vars: string[], outputShape: number[], threads: number, count: string, body: string, decls = '') {
+    // constants baked into the WGSL (count, offsets) are part of the key: pipelines are cached by it
+    this.shaderKey = `t2md_ssd_${key}_${hashText(count + body + decls)}`;
+    this.variableNames = vars;
+    this.outputShape = outputShape;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.max(1, Math.ceil(threads / 256)), 1, 1];
+    this.count = count;
+    this.body = body;
+    this.decls = decls;
+  }
+
+  getUserCode(): string {
+    return `${prelude(this.variableNames)}
+${this.decls}
+fn main(index : i32) {
+  ${touch(this.variableNames)}
+  if (index >= ${this.count}) { return; }
+  ${this.body}
+}`;
+  }
+}
+
+/** One K phase of a GEMM: acc[m][n] += Σ_k A(m, k) B(k, n), optionally in segments scaled per element. */
+export interface GemmPhase {
+  /** Uniform loop bound on k within a segment. */
+  kMax: string;
+  /** Per-tile bounds (may use m0, n0 and batch variables): tiles outside [kBeg, kEnd) are skipped. */
+  kBeg?: string;
+  kEnd?: string;
+  /** Number of K segments and their length (uniform); k = s * segLen + kl. */
+  nseg?: string;
+  segLen?: string;
+  /** Statements run at the start of each segment (may use s). */
+  segDecl?: string;
+  /** A(m, k) and B(k, n): WGSL expressions of m / n, k, kl, s and the batch variables. */
+  a: string;
+  b: string;
+  /** Which index runs fastest in memory: 'km' = m contiguous, 'mk' = k contiguous; likewise for B. */
+  aLayout: 'km' | 'mk';
+  bLayout: 'kn' | 'nk';
+  /** Scale of each segment's partial sum, an expression of m, n, s. */
+  scale?: string;
+}
+
+export interface GemmBody {
+  /** Statements defining the batch variables from `bat`. */
+  batchDecl: string;
+  /** Optional per-tile liveness (e.g. lower-triangular tiles only). */
+  tileLive?: string;
+  phases: GemmPhase[];
+  /** Statements writing `v` for element (m, n) (both in range). */
+  epilogue: string;
+}
+
+export interface GemmSize {
+  M: number;
+  N: number;
+  batch: number;
+}
+
+export class GemmProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize = BASE.workgroupSize;
+  uniforms = SSD_UNIFORMS;
+  variableNames: string[];
+  readonly tiles: { M: number; N: number; Tm: number; Tn: number; Tot: number };
+  private readonly body: GemmBody;
+
+  constructor(key: string, vars: string[], outputShape: number[], size: GemmSize, body: GemmBody) {
+    this.shaderKey = `t2md_ssd_gemm_${key}`;
+    this.variableNames = vars;
+    this.outputShape = outputShape;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    const Tm = Math.ceil(size.M / 64);
+    const Tn = Math.ceil(size.N / 64);
+    this.tiles = { M: size.M, N: size.N, Tm, Tn, Tot: Tm * Tn * size.batch };
+    this.dispatch = [this.tiles.Tot, 1, 1];
+    this.body = body;
+  }
+
+  getUserCode(): string {
+    const { batchDecl, tileLive, phases, epilogue } = this.body;
+    const rows = [0, 1, 2, 3];
+    const loadA = (p: GemmPhase) =>
+      rows
+        .map((r) => {
+          const idx = p.aLayout === 'km' ? ['e & 63', 'e >> 6'] : ['e >> 4', 'e & 15'];
+          return `{
+            let e = lid + ${256 * r};
+            let mm = ${idx[0]};
+            let kk = ${idx[1]};
+            let m = m0 + mm;
+            let kl = k0 + kk;
+            var v = 0.0;
+            if (m < uniforms.gM && kl < kEnd) { let k = s * segLen + kl; v = ${p.a}; }
+            As[kk * 16 + (mm >> 2)][mm & 3] = v;
+          }`;
+        })
+        .join('\n');
+    const loadB = (p: GemmPhase) =>
+      rows
+        .map((r) => {
+          const idx = p.bLayout === 'kn' ? ['e & 63', 'e >> 6'] : ['e >> 4', 'e & 15'];
+          return `{
+            let e = lid + ${256 * r};
+            let nn = ${idx[0]};
+            let kk = ${idx[1]};
+            let n = n0 + nn;
+            let kl = k0 + kk;
+            var v = 0.0;
+            if (n < uniforms.gN && kl < kEnd) { let k = s * segLen + kl; v = ${p.b}; }
+            Bs[kk * 16 + (nn >> 2)][nn & 3] = v;
+          }`;
+        })
+        .join('\n');
+    const fma = (acc: string) => `for (var kk = 0; kk < 16; kk++) {
+            let a = As[kk * 16 + ty];
+            let bv = Bs[kk * 16 + tx];
+            ${acc}0 += a.x * bv; ${acc}1 += a.y * bv; ${acc}2 += a.z * bv; ${acc}3 += a.w * bv;
+          }`;
+    const phase = (p: GemmPhase) => {
+      const acc = p.scale ? 'p' : 'acc';
+      const scaled = p.scale
+        ? rows
+            .map(
+              (i) => `{ let m = m0 + ty * 4 + ${i};
+          for (var j = 0; j < 4; j++) {
+            let n = n0 + tx * 4 + j;
+            if (live && m < uniforms.gM && n < uniforms.gN) { acc${i}[j] += (${p.scale}) * p${i}[j]; }
+          } }`,
+            )
+            .join('\n')
+        : '';
+      return `{
+      let kBeg = ${p.kBeg ?? '0'};
+      let segLen = ${p.segLen ?? '0'};
+      let kEnd = ${p.kEnd ?? p.kMax};
+      for (var s = 0; s < ${p.nseg ?? '1'}; s++) {
+        ${p.segDecl ?? ''}
+        ${p.scale ? 'var p0 = vec4<f32>(0.0); var p1 = vec4<f32>(0.0); var p2 = vec4<f32>(0.0); var p3 = vec4<f32>(0.0);' : ''}
+        for (var k0 = 0; k0 < ${p.kMax}; k0 += 16) {
+          let act = live && k0 + 16 > kBeg && k0 < kEnd;
+          if (act) {
+            ${loadA(p)}
+            ${loadB(p)}
+          }
+          workgroupBarrier();
+          if (act) {
+            ${fma(acc)}
+          }
+          workgroupBarrier();
+        }
+        ${scaled}
+      }
+    }`;
+    };
+    const epi = rows
+      .map(
+        (i) => `{ let m = m0 + ty * 4 + ${i};
+      if (m < uniforms.gM) {
+        for (var j = 0; j < 4; j++) {
+          let n = n0 + tx * 4 + j;
+          if (n < uniforms.gN) { let v = acc${i}[j]; ${epilogue} }
+        }
+      } }`,
+      )
+      .join('\n');
+    return `${prelude(this.variableNames)}
+var<workgroup> As : array<vec4<f32>, 256>;
+var<workgroup> Bs : array<vec4<f32>, 256>;
+fn main(index : i32) {
+  ${touch(this.variableNames)}
+  let lid = i32(localIndex);
+  let wid = ${WID};
+  let tn = wid % uniforms.gTn;
+  let tm = (wid / uniforms.gTn) % uniforms.gTm;
+  let bat = min(wid / (uniforms.gTn * uniforms.gTm), uniforms.gTot / (uniforms.gTn * uniforms.gTm) - 1);
+  let m0 = tm * 64;
+  let n0 = tn * 64;
+  let tx = lid & 15;
+  let ty = lid >> 4;
+  ${batchDecl}
+  let live = wid < uniforms.gTot && (${tileLive ?? 'true'});
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  ${phases.map(phase).join('\n')}
+  if (live) {
+    ${epi}
+  }
+}`;
+  }
+}
+
+/** Batch (b, c, h): one chunk of one head. */
+export const BATCH_CH = `let b = bat / (uniforms.Nc * uniforms.Hh);
+  let c = (bat / uniforms.Hh) % uniforms.Nc;
+  let h = bat % uniforms.Hh;
+  let hpg = uniforms.Hh / uniforms.Gg;
+  let g = h / hpg;
+  let t0 = c * uniforms.Qc;`;
+
+/** Batch (b, c, g): one chunk of one group. */
+export const BATCH_CG = `let b = bat / (uniforms.Nc * uniforms.Gg);
+  let c = (bat / uniforms.Gg) % uniforms.Nc;
+  let g = bat % uniforms.Gg;
+  let hpg = uniforms.Hh / uniforms.Gg;
+  let t0 = c * uniforms.Qc;`;
+
+/**
+ * Reverse state passing with a per-chunk reduction exp(cs_last) <G_{c+1}, H_c> (one workgroup of 256
+ * threads per (b, h, slice of P·N)).
+ */
+export class BackPassProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey = 't2md_ssd_backpass';
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize = BASE.workgroupSize;
+  uniforms = SSD_UNIFORMS;
+  variableNames = ['st', 'hp', 'dtc', 'dfin'];
+
+  constructor(size: number, workgroups: number) {
+    this.outputShape = [size];
+    this.dispatchLayout = { x: [0] };
+    this.dispatch = [workgroups, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `${prelude(this.variableNames)}
+var<workgroup> red : array<f32, 256>;
+fn main(index : i32) {
+  ${touch(this.variableNames)}
+  let lid = i32(localIndex);
+  let wid = ${WID};
+  let PN = uniforms.Pp * uniforms.Nn;
+  let nW = uniforms.aux;
+  let live = wid < uniforms.gTot;
+  let w = wid % nW;
+  let bh = min(wid / nW, uniforms.Bz * uniforms.Hh - 1);
+  let h = bh % uniforms.Hh;
+  let b = bh / uniforms.Hh;
+  let pn = w * 256 + lid;
+  let ok = live && pn < PN;
+  let eOff = uniforms.Bz * (uniforms.Nc + 1) * uniforms.Hh * PN;
+  var s = 0.0;
+  if (ok) {
+    s = dfin[bh * PN + pn];
+    result[hpBase(b, uniforms.Nc, h) + pn] = s;
+  }
+  for (var c = uniforms.Nc - 1; c >= 0; c--) {
+    var e = 0.0;
+    if (ok) { e = s * hp[hpBase(b, c, h) + pn]; }
+    red[lid] = e;
+    workgroupBarrier();
+    for (var k = 128; k > 0; k = k >> 1u) {
+      if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+      workgroupBarrier();
+    }
+    if (lid == 0 && live) { result[eOff + ((b * uniforms.Nc + c) * uniforms.Hh + h) * nW + w] = red[0] * exp(csAt(b, h, c * uniforms.Qc + uniforms.Qc - 1)); }
+    workgroupBarrier();
+    if (ok) {
+      s = exp(csAt(b, h, c * uniforms.Qc + uniforms.Qc - 1)) * s + st[stBase(b, c, h) + pn];
+      result[hpBase(b, c, h) + pn] = s;
+    }
+  }
+}`;
+  }
+}
+
+/** out[m] = Σ_r Σ_k f(base + (r M + m) K + k): one workgroup per output element. */
+export class ReduceProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize = BASE.workgroupSize;
+  uniforms = SSD_UNIFORMS;
+  variableNames: string[];
+
+  /** Uniform reuse: gM = M, gN = K, gTm = R, aux = base offset. */
+  constructor(vars: string[], outputShape: number[], M: number) {
+    this.variableNames = vars;
+    this.shaderKey = `t2md_ssd_reduce_${vars.length}`;
+    this.outputShape = outputShape;
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [M, 1, 1];
+  }
+
+  getUserCode(): string {
+    const [a, b] = this.variableNames;
+    const term = b ? `${a}[i] * ${b}[i]` : `${a}[i]`;
+    return `${INDEX}
+var<workgroup> red : array<f32, 256>;
+fn main(index : i32) {
+  ${touch(this.variableNames)}
+  let lid = i32(localIndex);
+  let m = ${WID};
+  let M = uniforms.gM;
+  let K = uniforms.gN;
+  let total = uniforms.gTm * K;
+  var acc = 0.0;
+  if (m < M) {
+    for (var j = lid; j < total; j += 256) {
+      let r = j / K;
+      let i = uniforms.aux + (r * M + m) * K + (j - r * K);
+      acc += ${term};
+    }
+  }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var k = 128; k > 0; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0 && m < M) { result[m] = red[0]; }
+}`;
+  }
+}
