@@ -32,6 +32,18 @@ export default defineConfig({
         },
       })),
       {
+        resolve: { alias },
+        test: {
+          name: 'docs',
+          root: 'apps/docs',
+          include: ['test/**/*.test.ts'],
+          environment: 'node' as const,
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          pool: 'forks' as const,
+        },
+      },
+      {
         test: {
           name: 'repo',
           root: 'test',

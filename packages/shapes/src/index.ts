@@ -3,3 +3,5 @@
  * and a GenEval-style checker that scores images against their captions.
  */
 export * from './world/index.js';
+export * from './models/index.js';
+export * from './generate/index.js';

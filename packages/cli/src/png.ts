@@ -1,0 +1,54 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { PNG } from 'pngjs';
+
+/** An RGB image as CHW floats in [-1, 1] (the models' output convention). */
+export interface ImageCHW {
+  data: Float32Array;
+  height: number;
+  width: number;
+}
+
+/**
+ * Lays images out in a grid (columns = ceil(sqrt(n))) with a `gap`-pixel border and encodes a PNG.
+ * Values are clamped from [-1, 1] to bytes.
+ */
+export function encodeGridPng(images: ImageCHW[], gap = 2): Buffer {
+  const n = images.length;
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const { height: h, width: w } = images[0];
+  const W = cols * w + (cols + 1) * gap;
+  const H = rows * h + (rows + 1) * gap;
+  const png = new PNG({ width: W, height: H });
+  png.data.fill(255);
+  images.forEach((img, k) => {
+    const ox = gap + (k % cols) * (w + gap);
+    const oy = gap + Math.floor(k / cols) * (h + gap);
+    const plane = h * w;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const o = ((oy + y) * W + ox + x) * 4;
+        for (let c = 0; c < 3; c++) {
+          const v = img.data[c * plane + y * w + x];
+          png.data[o + c] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
+        }
+        png.data[o + 3] = 255;
+      }
+    }
+  });
+  return PNG.sync.write(png);
+}
+
+/** Writes a file atomically: a temporary file in the same folder, fsync, then rename over the target. */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}

@@ -1,0 +1,2 @@
+export { generate } from './generate.js';
+export type { CaptionEncoderLike, GenerateOptions, GenerateResult } from './generate.js';

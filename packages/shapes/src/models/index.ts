@@ -1,0 +1,9 @@
+export type { CaptionEncoderConfig, ResolvedCaptionEncoderConfig } from './text-encoder.js';
+export {
+  CAPTION_ENCODER_PREFIX,
+  CaptionEncoder,
+  captionEncoderFromTensors,
+  captionEncoderWeightShapes,
+  createCaptionEncoder,
+  resolveCaptionEncoderConfig,
+} from './text-encoder.js';
