@@ -1,0 +1,47 @@
+/**
+ * @t2md/distill: the T2MD losses (teacher forcing, feature distillation), AdamW with warm-up, clipping
+ * and EMA, atomic checkpoints, and the staged trainer (teacher → forcing → distill → adapt → finetune).
+ */
+
+export type { AtomicWriteHooks } from './checkpoint/atomic.js';
+export { atomicWriteFile, removeStaleTemps } from './checkpoint/atomic.js';
+export type { CheckpointTensors, LoadedCheckpoint } from './checkpoint/checkpoint.js';
+export { decodeCheckpoint, disposeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.js';
+export type { MetricsRecord } from './checkpoint/metrics.js';
+export { appendMetrics, readMetrics, truncateMetrics } from './checkpoint/metrics.js';
+export * from './losses/losses.js';
+export type { AdamWConfig, AdamWState, ResolvedAdamWConfig } from './optim/adamw.js';
+export { AdamW, clipByGlobalNorm } from './optim/adamw.js';
+export { Ema } from './optim/ema.js';
+export type { LrSchedule } from './optim/schedule.js';
+export { learningRate } from './optim/schedule.js';
+export type { ResolutionChoice, StageConfig, StageName, TrainableSet, TrainPreset } from './trainer/config.js';
+export {
+  checkStageConfig,
+  DISTILL_STAGES,
+  getPreset,
+  PRESET_NAMES,
+  STAGES,
+  shapesPreset,
+  TRAIN_PRESETS,
+  tinyPreset,
+} from './trainer/config.js';
+export { captionDenoiser } from './trainer/denoiser.js';
+export type { StageOutcome, StageRun, StageStart } from './trainer/loop.js';
+export { CHECKPOINT_FILE, METRICS_FILE, runStageLoop } from './trainer/loop.js';
+export type { TrainedModel } from './trainer/model-file.js';
+export { fromCheckpoint, loadTrainedModel, PRESET_KEY, saveTrainedModel, TEXT_ENCODER_KEY, TRAIN_KEY } from './trainer/model-file.js';
+export type { DistillOptions, RunOptions, TrainState } from './trainer/pipeline.js';
+export { distillStudent, MODEL_FILE, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from './trainer/pipeline.js';
+export type { NoisedBatch, StageModels } from './trainer/stage-step.js';
+export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights } from './trainer/stage-step.js';
+export type {
+  DataBatch,
+  DataFactory,
+  DataSource,
+  TextEncoderFactory,
+  TextEncoderLike,
+  TextEncoderSpec,
+  TrainProgress,
+  TrainResult,
+} from './trainer/types.js';

@@ -1,0 +1,221 @@
+/**
+ * Training configuration as plain data, and the `tiny` and `shapes` presets.
+ *
+ * A run is a sequence of stages; each stage has its own `StageConfig` (steps, learning rate, what
+ * trains, which losses, which resolution). The paper states neither optimiser, learning rate nor batch
+ * size; the choices here are ours and are documented in ../../README.md.
+ */
+
+import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
+import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
+import type { ScheduleConfig } from '@t2md/sampler';
+
+/** The stages, in pipeline order. `teacher` is the plain denoising pre-training of the teacher. */
+export const STAGES = ['teacher', 'forcing', 'distill', 'adapt', 'finetune'] as const;
+export type StageName = (typeof STAGES)[number];
+/** The distillation stages (what `t2md distill --stage all` runs, in order). */
+export const DISTILL_STAGES: readonly StageName[] = ['forcing', 'distill', 'adapt', 'finetune'];
+
+/**
+ * What a stage trains:
+ * - `all`: every trainable DiT weight (and, in the teacher stage, the caption encoder);
+ * - `mixers`: the token mixers only (SA `blocks.N.attn.*` and Mamba `blocks.N.mixer.*`), the distill stage;
+ * - `mamba`: the Mamba mixers only (`blocks.N.mixer.*`), teacher forcing.
+ */
+export type TrainableSet = 'all' | 'mixers' | 'mamba';
+
+/** One resolution of a mixed-resolution stage and how often it is drawn. */
+export interface ResolutionChoice {
+  readonly size: number;
+  readonly weight: number;
+}
+
+export interface StageConfig {
+  readonly steps: number;
+  /** Images per step (the data source is created with it). */
+  readonly batchSize: number;
+  /** Image side in pixels, or several drawn per step by weight (the finetune stage). */
+  readonly resolution: number | readonly ResolutionChoice[];
+  /** Peak learning rate, linear warm-up over `warmupSteps`, then constant or cosine to `minLr`. */
+  readonly lr: number;
+  readonly warmupSteps: number;
+  readonly lrDecay: 'constant' | 'cosine';
+  readonly minLr: number;
+  /** AdamW. */
+  readonly weightDecay: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  /** Global-norm gradient clip (0 = none). */
+  readonly gradClip: number;
+  readonly emaDecay: number;
+  readonly trainable: TrainableSet;
+  /** λ1, λ2 of L = L_mse + λ1 L_pseudo + λ2 L_mixer (0 drops the term; with both 0 no teacher runs). */
+  readonly lambdaPseudo: number;
+  readonly lambdaMixer: number;
+  /** Probability of replacing a caption by the null caption (classifier-free guidance training). */
+  readonly captionDropout: number;
+  /** Student positional embedding from this stage on (`centered` from adapt on). */
+  readonly posEmbed: 'sincos' | 'centered';
+  /** Checkpoint every N steps (and at the end, and on abort). */
+  readonly checkpointEvery: number;
+  /** Append a metrics line (and read the loss back) every N steps. */
+  readonly logEvery: number;
+}
+
+/** A whole training setup: models, data, noise schedule, seeds and one StageConfig per stage. */
+export interface TrainPreset {
+  readonly name: string;
+  readonly teacher: DiTConfig;
+  readonly student: DiTConfig;
+  /** The caption encoder (`vocabSize` comes from the tokenizer; `maxLength` = the DiT's captionLength). */
+  readonly textEncoder: { readonly dim: number; readonly layers: number; readonly heads: number; readonly mlpRatio: number };
+  /** Caption tokens per image (the tokenizer pads to it; the DiT's null caption has this length). */
+  readonly captionTokens: number;
+  readonly schedule: ScheduleConfig;
+  /** Seeds the trainer's RNG (timesteps, noise, caption dropout, resolution draws). */
+  readonly seed: number;
+  /** Seeds the data source. */
+  readonly dataSeed: number;
+  readonly stages: Readonly<Record<StageName, StageConfig>>;
+}
+
+const SCHEDULE: ScheduleConfig = Object.freeze({ kind: 'linear', betaStart: 1e-4, betaEnd: 0.02, trainSteps: 1000 });
+
+const BASE_STAGE: Omit<StageConfig, 'steps' | 'batchSize' | 'resolution' | 'lr' | 'trainable'> = {
+  warmupSteps: 0,
+  lrDecay: 'constant',
+  minLr: 0,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  gradClip: 1,
+  emaDecay: 0.999,
+  lambdaPseudo: 0.5,
+  lambdaMixer: 0.2,
+  captionDropout: 0.1,
+  posEmbed: 'sincos',
+  checkpointEvery: 100,
+  logEvery: 1,
+};
+
+/**
+ * `tiny`: for tests and `npm run demo`, a minute or two per command on a CPU (wasm: about 1 s per
+ * teacher step, 1.3 s per forcing/distill step, 2-3 s per adapt/finetune step). 16×16 px at patch 2
+ * (8×8 tokens), the dit `tiny` presets (4 blocks 64 wide; student SA-HM-WM-HM, d_state 16), a 1-layer
+ * 32-wide caption encoder. Too short to learn the world well; it proves the pipeline end to end.
+ */
+export const tinyPreset: TrainPreset = preset('tiny', tinyTeacher, tinyStudent, 32, 1, 16, {
+  base: { batchSize: 4, checkpointEvery: 10, logEvery: 1, emaDecay: 0.99, warmupSteps: 5 },
+  teacher: { steps: 40, resolution: 16, lr: 2e-3, trainable: 'all' },
+  forcing: { steps: 20, resolution: 16, lr: 5e-3, trainable: 'mamba' },
+  distill: { steps: 20, resolution: 16, lr: 5e-4, trainable: 'mixers' },
+  adapt: { steps: 10, resolution: 24, lr: 3e-4, trainable: 'all', posEmbed: 'centered', lambdaPseudo: 0, lambdaMixer: 0 },
+  finetune: {
+    steps: 10,
+    resolution: [
+      { size: 24, weight: 0.2 },
+      { size: 32, weight: 0.8 },
+    ],
+    lr: 2e-4,
+    trainable: 'all',
+    posEmbed: 'centered',
+    lambdaPseudo: 0,
+    lambdaMixer: 0,
+    batchSize: 2,
+  },
+});
+
+/**
+ * `shapes`: the real default for the shapes world. 32×32 px at patch 2 (16×16 tokens), the dit
+ * `shapes` presets (8 blocks 128 wide; student SA-HM-WM-HM-SA-WM-HM-WM, d_state 64), a 2-layer
+ * 128-wide caption encoder. Minutes to hours on a GPU.
+ */
+export const shapesPreset: TrainPreset = preset('shapes', shapesTeacher, shapesStudent, 128, 2, 16, {
+  base: { batchSize: 32, checkpointEvery: 500, logEvery: 10, emaDecay: 0.999, warmupSteps: 500, weightDecay: 0.01 },
+  teacher: { steps: 20000, resolution: 32, lr: 5e-4, trainable: 'all' },
+  forcing: { steps: 3000, resolution: 32, lr: 1e-3, trainable: 'mamba' },
+  distill: { steps: 10000, resolution: 32, lr: 2e-4, trainable: 'mixers' },
+  adapt: { steps: 3000, resolution: 48, lr: 1e-4, trainable: 'all', posEmbed: 'centered', lambdaPseudo: 0, lambdaMixer: 0 },
+  finetune: {
+    steps: 3000,
+    resolution: [
+      { size: 48, weight: 0.2 },
+      { size: 64, weight: 0.8 },
+    ],
+    lr: 5e-5,
+    trainable: 'all',
+    posEmbed: 'centered',
+    lambdaPseudo: 0,
+    lambdaMixer: 0,
+    batchSize: 16,
+  },
+});
+
+export const TRAIN_PRESETS: Readonly<Record<string, TrainPreset>> = Object.freeze({ tiny: tinyPreset, shapes: shapesPreset });
+export const PRESET_NAMES = Object.keys(TRAIN_PRESETS);
+
+/** The preset called `name`; an unknown name is an InputError listing the presets. */
+export function getPreset(name: string): TrainPreset {
+  const p = TRAIN_PRESETS[name];
+  if (p == null) throw new InputError(`unknown preset ${JSON.stringify(name)}; use one of ${PRESET_NAMES.join(', ')}.`);
+  return p;
+}
+
+/** Checks a stage config; throws an InputError naming the field. */
+export function checkStageConfig(stage: StageName, c: StageConfig): void {
+  const at = `stage '${stage}'`;
+  assertInt(`${at} steps`, c.steps, 0);
+  assertInt(`${at} batchSize`, c.batchSize, 1);
+  assertInt(`${at} checkpointEvery`, c.checkpointEvery, 1);
+  assertInt(`${at} logEvery`, c.logEvery, 1);
+  assertInt(`${at} warmupSteps`, c.warmupSteps, 0);
+  assertOneOf(`${at} trainable`, c.trainable, ['all', 'mixers', 'mamba']);
+  assertOneOf(`${at} lrDecay`, c.lrDecay, ['constant', 'cosine']);
+  assertOneOf(`${at} posEmbed`, c.posEmbed, ['sincos', 'centered']);
+  for (const k of ['lr', 'minLr', 'weightDecay', 'gradClip', 'lambdaPseudo', 'lambdaMixer'] as const) {
+    check(Number.isFinite(c[k]) && c[k] >= 0, () => `${at} ${k} must be a finite number >= 0, got ${String(c[k])}.`);
+  }
+  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {
+    check(c[k] >= 0 && c[k] < 1, () => `${at} ${k} must be in [0, 1), got ${String(c[k])}.`);
+  }
+  const res = resolutions(c);
+  check(res.length > 0, `${at} needs at least one resolution.`);
+  for (const r of res) {
+    assertInt(`${at} resolution`, r.size, 1);
+    check(r.weight > 0, () => `${at} resolution weights must be positive, got ${r.weight}.`);
+  }
+}
+
+/** The stage's resolutions as weighted choices. */
+export function resolutions(c: StageConfig): ResolutionChoice[] {
+  return typeof c.resolution === 'number' ? [{ size: c.resolution, weight: 1 }] : [...c.resolution];
+}
+
+function preset(
+  name: string,
+  teacher: DiTConfig,
+  student: DiTConfig,
+  encDim: number,
+  encLayers: number,
+  captionTokens: number,
+  parts: { base: Partial<StageConfig> } & Record<
+    StageName,
+    Partial<StageConfig> & Pick<StageConfig, 'steps' | 'resolution' | 'lr' | 'trainable'>
+  >,
+): TrainPreset {
+  // The DiT's caption width and null-caption length follow the encoder and the tokenizer's length.
+  const caption = { captionChannels: encDim, captionLength: captionTokens };
+  const stages = {} as Record<StageName, StageConfig>;
+  for (const s of STAGES) stages[s] = Object.freeze({ ...BASE_STAGE, ...parts.base, ...parts[s] }) as StageConfig;
+  return Object.freeze({
+    name,
+    teacher: Object.freeze({ ...teacher, ...caption }),
+    student: Object.freeze({ ...student, ...caption }),
+    textEncoder: Object.freeze({ dim: encDim, layers: encLayers, heads: encDim >= 64 ? 4 : 2, mlpRatio: 2 }),
+    captionTokens,
+    schedule: SCHEDULE,
+    seed: 0,
+    dataSeed: 1,
+    stages: Object.freeze(stages),
+  });
+}

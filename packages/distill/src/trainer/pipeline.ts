@@ -1,0 +1,440 @@
+/**
+ * The two runs the CLI starts: `trainTeacher` (`t2md train`) and `distillStudent` (`t2md distill`).
+ * Both own `DIR/latest.safetensors` (the checkpoint), `DIR/metrics.jsonl`, and write the finished
+ * model to `DIR/model.safetensors` (plus `DIR/<stage>.safetensors` for each completed stage).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { assertInt, check, InputError, Rng, type RngState } from '@t2md/core';
+import { CONFIG_METADATA_KEY, createDiT, type DiT, type DiTConfig, loadWeightsInto, transferFromTeacher } from '@t2md/dit';
+import { alphasCumprod } from '@t2md/sampler';
+import type * as tf from '@tensorflow/tfjs-core';
+import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { type MetricsRecord, truncateMetrics } from '../checkpoint/metrics.js';
+import {
+  checkStageConfig,
+  DISTILL_STAGES,
+  getPreset,
+  resolutions,
+  STAGES,
+  type StageConfig,
+  type StageName,
+  type TrainPreset,
+} from './config.js';
+import { CHECKPOINT_FILE, METRICS_FILE, runStageLoop, type StageStart } from './loop.js';
+import {
+  fromCheckpoint,
+  loadTrainedModel,
+  PRESET_KEY,
+  saveTrainedModel,
+  TEXT_ENCODER_KEY,
+  TEXT_ENCODER_PREFIX,
+  TRAIN_KEY,
+} from './model-file.js';
+import { MODEL_PREFIX, needsTeacher, type StageModels } from './stage-step.js';
+import type { DataFactory, TextEncoderFactory, TextEncoderLike, TextEncoderSpec, TrainProgress, TrainResult } from './types.js';
+
+export const MODEL_FILE = 'model.safetensors';
+
+/** The training state a checkpoint records under `t2md.train`. */
+export interface TrainState {
+  format: 1;
+  /** `teacher` for t2md train, `distill` for t2md distill. */
+  run: 'teacher' | 'distill';
+  stage: StageName;
+  /** Optimiser steps done in `stage`. */
+  step: number;
+  /** The stage's planned steps (`step >= steps`: the stage is complete). */
+  steps: number;
+  /** Trainer RNG and data-source positions after `step`. */
+  rng: RngState;
+  data: unknown;
+  optimizerStep: number;
+  /** The teacher file a distill run read. */
+  teacher?: string;
+}
+
+/** Options shared by both runs. */
+export interface RunOptions<S = unknown> {
+  /** Output directory (created if missing). */
+  out: string;
+  /** `'tiny'` (default), `'shapes'`, or a preset object. Ignored on resume (the checkpoint's is used). */
+  preset?: string | TrainPreset;
+  /** Steps of each stage run (overrides the preset; on resume it may extend the checkpoint's stage). */
+  steps?: number;
+  /** Continue from `out/latest.safetensors` at its step. */
+  resume?: boolean;
+  /** The data source factory (the CLI passes @t2md/shapes's `createDataset`). */
+  data: DataFactory<S>;
+  /** The caption-encoder factory (the CLI passes @t2md/shapes's `createCaptionEncoder`). */
+  createEncoder: TextEncoderFactory;
+  /** The tokenizer's vocabulary size (@t2md/shapes's `VOCAB_SIZE`). */
+  vocabSize: number;
+  /** Changes to stage configs (tests, experiments); stored in the checkpoint with the preset. */
+  overrides?: Partial<Record<StageName, Partial<StageConfig>>>;
+  onProgress?: (p: TrainProgress) => void;
+  /** Aborting (Ctrl-C) saves a checkpoint and returns `{aborted: true}`. */
+  signal?: AbortSignal;
+}
+
+/** Trains the teacher DiT and the caption encoder with the plain denoising loss (stage `teacher`). */
+export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult> {
+  const ctx = openRun(opts, 'teacher');
+  try {
+    let preset: TrainPreset;
+    let model: DiT;
+    let encoder: TextEncoderLike;
+    let spec: TextEncoderSpec;
+    let start: StageStart | undefined;
+    if (ctx.ckpt) {
+      const st = ctx.state!;
+      check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it with t2md distill.`);
+      preset = ctx.preset!;
+      const loaded = fromCheckpoint(ctx.ckpt, opts.createEncoder, ctx.ckptPath, { ema: false });
+      model = loaded.model;
+      encoder = loaded.encoder;
+      spec = loaded.spec;
+      start = startFrom(ctx.ckpt, st);
+    } else {
+      preset = withOverrides(resolvePreset(opts.preset), opts.overrides);
+      spec = encoderSpec(preset, opts.vocabSize);
+      model = createDiT(preset.teacher);
+      encoder = opts.createEncoder(spec);
+    }
+    try {
+      const cfg = stageCfg(preset, 'teacher', opts.steps, ctx.state);
+      const models: StageModels = { model, encoder };
+      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, undefined);
+      return res;
+    } finally {
+      model.dispose();
+      encoder.dispose();
+    }
+  } finally {
+    ctx.dropCheckpoint();
+  }
+}
+
+/** Options of `distillStudent`. */
+export interface DistillOptions<S = unknown> extends RunOptions<S> {
+  /** The teacher model file (`t2md train`'s `DIR/model.safetensors`). */
+  teacher: string;
+  /** One stage, or `'all'` (forcing → distill → adapt → finetune). Default `'all'`. */
+  stage?: Exclude<StageName, 'teacher'> | 'all';
+}
+
+/**
+ * Distils the teacher into the hybrid student. Without `resume`, an existing checkpoint in `out` whose
+ * stage is complete and comes before the requested one is the starting point (so `--stage forcing`
+ * then `--stage distill` into the same directory chain); any other existing checkpoint is refused.
+ */
+export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainResult> {
+  const which = opts.stage ?? 'all';
+  check(
+    which === 'all' || DISTILL_STAGES.includes(which),
+    () => `stage must be one of ${[...DISTILL_STAGES, 'all'].join(', ')}, got ${JSON.stringify(which)}.`,
+  );
+  const stages = which === 'all' ? [...DISTILL_STAGES] : [which];
+  const ctx = openRun(opts, 'distill', stages);
+  const teacherFile = loadTrainedModel(opts.teacher, opts.createEncoder, { ema: true });
+  let student: DiT | undefined;
+  try {
+    const preset: TrainPreset = ctx.preset ?? withOverrides(resolvePreset(opts.preset ?? teacherFile.preset ?? 'tiny'), opts.overrides);
+    checkTeacherFits(teacherFile.model.config, preset, opts.teacher);
+    const spec = teacherFile.spec;
+    const encoder = teacherFile.encoder;
+    let resumeStage: StageName | undefined;
+    if (ctx.ckpt) {
+      const st = ctx.state!;
+      check(st.run === 'distill', () => `${ctx.ckptPath} is a ${st.run} checkpoint; pass another --out for distillation.`);
+      const loaded = fromCheckpoint(ctx.ckpt, opts.createEncoder, ctx.ckptPath, { ema: false });
+      loaded.encoder.dispose(); // the teacher file's encoder is the frozen one
+      student = loaded.model;
+      resumeStage = st.stage;
+    } else {
+      student = createDiT(preset.student);
+      transferFromTeacher(student, teacherFile.model);
+    }
+    let result: TrainResult | undefined;
+    for (const stage of stages) {
+      const st = ctx.state;
+      const order = (s: StageName) => STAGES.indexOf(s);
+      if (resumeStage != null && order(stage) < order(resumeStage)) continue;
+      const cfg = stageCfg(preset, stage, opts.steps, st?.stage === stage ? st : undefined);
+      const resumingThis = ctx.ckpt != null && st?.stage === stage && ctx.resuming;
+      if (resumingThis && st!.step >= cfg.steps) {
+        // Finished before the interruption (its weights are loaded); make sure its model files exist.
+        const meta = {
+          [PRESET_KEY]: JSON.stringify(preset),
+          [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: st!.step, teacher: opts.teacher }),
+        };
+        for (const f of [`${stage}.safetensors`, MODEL_FILE]) {
+          await saveTrainedModel(join(opts.out, f), student, encoder, spec, ctx.ckpt!.ema, meta);
+        }
+        ctx.dropCheckpoint();
+        continue;
+      }
+      // adapt / finetune: the student's positional embedding (and so its config) may change here.
+      if (student.config.posEmbed !== cfg.posEmbed) student = withPosEmbed(student, cfg.posEmbed, teacherFile.model.config);
+      const start = resumingThis ? startFrom(ctx.ckpt!, st!) : undefined;
+      if (!resumingThis) ctx.dropCheckpoint();
+      const models: StageModels = { model: student, encoder, teacher: needsTeacher(stage, cfg) ? teacherFile.model : undefined };
+      result = await runStage(opts, ctx, preset, stage, cfg, models, spec, start, opts.teacher);
+      if (result.aborted) return result;
+    }
+    if (result == null) {
+      // Everything requested was already complete in the checkpoint.
+      const st = ctx.state!;
+      return {
+        aborted: false,
+        stage: st.stage,
+        step: st.step,
+        checkpoint: ctx.ckptPath,
+        model: join(opts.out, MODEL_FILE),
+        loss: Number.NaN,
+      };
+    }
+    return result;
+  } finally {
+    ctx.dropCheckpoint();
+    student?.dispose();
+    teacherFile.dispose();
+  }
+}
+
+/** The run's directory, and the checkpoint to continue (resume) or chain from (distill). */
+interface RunContext {
+  ckptPath: string;
+  metricsPath: string;
+  ckpt?: LoadedCheckpoint;
+  state?: TrainState;
+  preset?: TrainPreset;
+  resuming: boolean;
+  dropCheckpoint(): void;
+}
+
+function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: StageName[] = ['teacher']): RunContext {
+  check(typeof opts.out === 'string' && opts.out !== '', 'out must be a directory path.');
+  if (opts.steps != null) assertInt('steps', opts.steps, 1);
+  assertInt('vocabSize', opts.vocabSize, 1);
+  check(typeof opts.data === 'function', 'data must be a function creating the data source (e.g. createDataset).');
+  check(typeof opts.createEncoder === 'function', 'createEncoder must be a function (e.g. createCaptionEncoder).');
+  mkdirSync(opts.out, { recursive: true });
+  const ckptPath = join(opts.out, CHECKPOINT_FILE);
+  const metricsPath = join(opts.out, METRICS_FILE);
+  const ctx: RunContext = {
+    ckptPath,
+    metricsPath,
+    resuming: opts.resume === true,
+    dropCheckpoint() {
+      if (this.ckpt) disposeCheckpoint(this.ckpt);
+      this.ckpt = undefined;
+    },
+  };
+  const exists = existsSync(ckptPath);
+  if (opts.resume) {
+    check(exists, () => `${ckptPath} does not exist, so there is nothing to resume; run without --resume to start.`);
+  } else if (!exists) {
+    // A run killed before its first checkpoint may have left metric lines: a fresh start drops them.
+    truncateMetrics(metricsPath, () => false);
+    return ctx;
+  }
+  const ckpt = loadCheckpoint(ckptPath);
+  ctx.ckpt = ckpt;
+  try {
+    const state = parseMeta<TrainState>(ckpt.metadata[TRAIN_KEY], `${ckptPath}'s '${TRAIN_KEY}' metadata`);
+    const preset = parseMeta<TrainPreset>(ckpt.metadata[PRESET_KEY], `${ckptPath}'s '${PRESET_KEY}' metadata`);
+    check(
+      state.format === 1 && STAGES.includes(state.stage),
+      () => `${ckptPath} has an unknown training state; start a new run in another --out.`,
+    );
+    if (opts.resume && run === 'distill' && state.run === 'distill') {
+      const ok = stages.includes(state.stage) || (state.step >= state.steps && STAGES.indexOf(state.stage) < STAGES.indexOf(stages[0]));
+      check(
+        ok,
+        () =>
+          `${ckptPath} is at stage ${state.stage} (step ${state.step}/${state.steps}); resume it with --stage ${state.stage} or --stage all.`,
+      );
+    }
+    if (!opts.resume) {
+      // Chaining distill stages: only from a complete, earlier stage of a distill run.
+      const chain =
+        run === 'distill' &&
+        state.run === 'distill' &&
+        state.step >= state.steps &&
+        STAGES.indexOf(state.stage) < STAGES.indexOf(stages[0]);
+      check(
+        chain,
+        () =>
+          `${opts.out} already holds a checkpoint (${state.run} run, stage ${state.stage}, step ${state.step}/${state.steps}); pass --resume to continue it, or choose another --out.`,
+      );
+    }
+    ctx.state = state;
+    ctx.preset = preset;
+    // Lines logged after the checkpoint by a run that died later are dropped, so the file matches an
+    // uninterrupted run.
+    truncateMetrics(metricsPath, (r: MetricsRecord) => {
+      const rs = STAGES.indexOf((r.stage as StageName) ?? state.stage);
+      const cs = STAGES.indexOf(state.stage);
+      return rs < cs || (rs === cs && r.step <= state.step);
+    });
+  } catch (err) {
+    ctx.dropCheckpoint();
+    throw err;
+  }
+  return ctx;
+}
+
+async function runStage<S>(
+  opts: RunOptions<S>,
+  ctx: RunContext,
+  preset: TrainPreset,
+  stage: StageName,
+  cfg: StageConfig,
+  models: StageModels,
+  spec: TextEncoderSpec,
+  start: StageStart | undefined,
+  teacherPath: string | undefined,
+): Promise<TrainResult> {
+  const stageIndex = STAGES.indexOf(stage);
+  const first = resolutions(cfg)[0].size;
+  const dataState = start?.data;
+  const data = opts.data({
+    seed: preset.dataSeed,
+    resolution: first,
+    batchSize: cfg.batchSize,
+    maxTokens: preset.captionTokens,
+    ...(dataState !== undefined ? { state: dataState as S } : {}),
+  });
+  const begin: StageStart = start ?? { step: 0, rng: new Rng(preset.seed + stageIndex) };
+  const presetJson = JSON.stringify(preset);
+  const outcome = await runStageLoop({
+    dir: opts.out,
+    stage,
+    cfg,
+    models,
+    data: data as never,
+    alphasCumprod: alphasCumprod(preset.schedule),
+    start: begin,
+    onProgress: opts.onProgress,
+    signal: opts.signal,
+    onLoaded: () => ctx.dropCheckpoint(),
+    metadata: ({ step, rng, data: dataPos, optimizerStep }) => {
+      const state: TrainState = {
+        format: 1,
+        run: stage === 'teacher' ? 'teacher' : 'distill',
+        stage,
+        step,
+        steps: cfg.steps,
+        rng: rng.state,
+        data: dataPos ?? null,
+        optimizerStep,
+        ...(teacherPath != null ? { teacher: teacherPath } : {}),
+      };
+      return {
+        [CONFIG_METADATA_KEY]: JSON.stringify(models.model.config),
+        [TEXT_ENCODER_KEY]: JSON.stringify(spec),
+        [PRESET_KEY]: presetJson,
+        [TRAIN_KEY]: JSON.stringify(state),
+      };
+    },
+  });
+  try {
+    if (outcome.aborted) {
+      return { aborted: true, stage, step: outcome.step, checkpoint: ctx.ckptPath, loss: outcome.loss };
+    }
+    const meta = {
+      [PRESET_KEY]: presetJson,
+      [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, ...(teacherPath != null ? { teacher: teacherPath } : {}) }),
+    };
+    const modelPath = join(opts.out, MODEL_FILE);
+    await saveTrainedModel(join(opts.out, `${stage}.safetensors`), models.model, models.encoder, spec, outcome.ema, meta);
+    await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, meta);
+    return { aborted: false, stage, step: outcome.step, checkpoint: ctx.ckptPath, model: modelPath, loss: outcome.loss };
+  } finally {
+    outcome.dispose();
+  }
+}
+
+/** The resume point of a checkpoint's stage: step, RNG, optimiser moments, EMA, data position. */
+function startFrom(ckpt: LoadedCheckpoint, st: TrainState): StageStart {
+  return {
+    step: st.step,
+    rng: new Rng(st.rng),
+    optimizer: { t: st.optimizerStep, m: ckpt.m, v: ckpt.v },
+    ema: ckpt.ema,
+    data: st.data ?? undefined,
+  };
+}
+
+function stageCfg(preset: TrainPreset, stage: StageName, steps: number | undefined, st: TrainState | undefined): StageConfig {
+  const base = preset.stages[stage];
+  // On resume without --steps, the checkpoint's planned length stands.
+  const cfg = { ...base, steps: steps ?? st?.steps ?? base.steps };
+  checkStageConfig(stage, cfg);
+  return cfg;
+}
+
+function resolvePreset(p: string | TrainPreset | undefined): TrainPreset {
+  if (p == null) return getPreset('tiny');
+  if (typeof p === 'string') return getPreset(p);
+  check(typeof p === 'object' && p.stages != null, 'preset must be a preset name or a TrainPreset object.');
+  return p;
+}
+
+function withOverrides(p: TrainPreset, overrides: RunOptions['overrides']): TrainPreset {
+  if (overrides == null) return p;
+  const stages = { ...p.stages };
+  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
+    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
+    stages[s] = { ...stages[s], ...o };
+  }
+  return { ...p, stages };
+}
+
+function encoderSpec(p: TrainPreset, vocabSize: number): TextEncoderSpec {
+  return { vocabSize, maxLength: p.captionTokens, ...p.textEncoder, seed: p.seed };
+}
+
+/** The teacher must be the preset's teacher shape for the student's shared weights to transfer. */
+function checkTeacherFits(c: DiTConfig, p: TrainPreset, where: string): void {
+  const want = p.teacher;
+  for (const k of ['hiddenSize', 'patchSize', 'inChannels', 'numHeads', 'captionChannels'] as const) {
+    check(
+      c[k] === want[k],
+      () =>
+        `the teacher ${where} has ${k} ${c[k]} but preset '${p.name}' expects ${want[k]}; pass the preset the teacher was trained with.`,
+    );
+  }
+  const depth = c.layout === want.layout;
+  check(
+    depth,
+    () => `the teacher ${where} has layout ${c.layout} but preset '${p.name}' expects ${want.layout}; pass the matching preset.`,
+  );
+}
+
+/** A copy of `model` with another positional embedding (the weights move over; the old model is disposed). */
+function withPosEmbed(model: DiT, posEmbed: 'sincos' | 'centered', teacher: DiTConfig): DiT {
+  const baseGrid = model.config.baseGrid ?? teacher.baseGrid;
+  const next = createDiT({ ...model.config, posEmbed, ...(baseGrid ? { baseGrid } : {}) });
+  try {
+    const w = model.weights();
+    loadWeightsInto(next, w as Record<string, tf.Tensor>);
+  } catch (err) {
+    next.dispose();
+    throw err;
+  }
+  model.dispose();
+  return next;
+}
+
+function parseMeta<T>(text: string | undefined, where: string): T {
+  if (text == null) throw new InputError(`${where} is missing; the checkpoint was not written by t2md train or distill.`);
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new InputError(`${where} is not valid JSON (${(err as Error).message}); the checkpoint is damaged.`);
+  }
+}
+
+export { MODEL_PREFIX, TEXT_ENCODER_PREFIX };

@@ -1,0 +1,239 @@
+/**
+ * One training step's maths for each stage: which weights train, the forward process q(x_t | x_0), the
+ * frozen teacher's pass (constants, outside the gradient tape) and the loss (inside it).
+ *
+ * Names: every weight is addressed as `model.<PixArt name>` (the DiT being trained) or
+ * `text_encoder.<name>`, the namespace of checkpoints and of the optimiser state.
+ */
+import type { Rng } from '@t2md/core';
+import type { DiT, MixerTap } from '@t2md/dit';
+import * as tf from '@tensorflow/tfjs-core';
+import { denoiseLoss, forcingLoss, mixerLoss, pseudoLoss, totalLoss } from '../losses/losses.js';
+import type { StageConfig, StageName } from './config.js';
+import type { DataBatch, TextEncoderLike } from './types.js';
+
+export const MODEL_PREFIX = 'model.';
+
+/** Mamba token-mixer weights (`blocks.N.mixer.*`): what teacher forcing trains. */
+const MAMBA_WEIGHT = /^blocks\.\d+\.mixer\./;
+
+/** The models of a stage: `model` trains (the teacher in stage `teacher`, the student otherwise). */
+export interface StageModels {
+  readonly model: DiT;
+  readonly encoder: TextEncoderLike;
+  /** The frozen teacher (forcing, distill, and adapt/finetune when a λ is non-zero). */
+  readonly teacher?: DiT;
+}
+
+/** Every weight a checkpoint stores, by namespaced name. */
+export function savedWeights(m: StageModels): Record<string, tf.Variable> {
+  return { ...prefixed(MODEL_PREFIX, m.model.weights()), ...m.encoder.weights() };
+}
+
+/** The weights a stage trains, by namespaced name. */
+export function trainableWeights(stage: StageName, cfg: StageConfig, m: StageModels): Record<string, tf.Variable> {
+  const w = m.model.trainableWeights();
+  if (cfg.trainable === 'mamba')
+    return prefixed(
+      MODEL_PREFIX,
+      filter(w, (n) => MAMBA_WEIGHT.test(n)),
+    );
+  if (cfg.trainable === 'mixers')
+    return prefixed(
+      MODEL_PREFIX,
+      filter(w, (n) => m.model.isMixerWeight(n)),
+    );
+  // 'all': the whole DiT; the caption encoder trains only with the teacher (frozen afterwards, like T5).
+  return { ...prefixed(MODEL_PREFIX, w), ...(stage === 'teacher' ? m.encoder.weights() : {}) };
+}
+
+/** Whether a stage runs the teacher. */
+export function needsTeacher(stage: StageName, cfg: StageConfig): boolean {
+  if (stage === 'teacher') return false;
+  if (stage === 'forcing') return true;
+  return cfg.lambdaPseudo > 0 || cfg.lambdaMixer > 0;
+}
+
+/** A noised batch: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε with t ~ U{0..T−1}, ε ~ N(0, I), and caption-drop flags. */
+export interface NoisedBatch {
+  /** `[B, C, H, W]` */
+  readonly xt: tf.Tensor;
+  /** int32 `[B]` */
+  readonly t: tf.Tensor;
+  /** `[B, C, H, W]` the ε that was added */
+  readonly noise: tf.Tensor;
+  readonly tokens: tf.Tensor;
+  /** bool `[B, Lc]` */
+  readonly mask: tf.Tensor;
+  /** bool `[B]`: captions replaced by the null caption */
+  readonly drop: tf.Tensor;
+  /** token grid [H/p, W/p] */
+  readonly grid: [number, number];
+}
+
+/**
+ * Draws t, the caption-drop flags and ε from `rng` (in that order, in JavaScript: the same numbers on
+ * every backend and after a resume) and noises `batch.images`. Returns new tensors (dispose with
+ * `disposeNoised`); does not dispose the batch.
+ */
+export function noiseBatch(
+  batch: DataBatch,
+  rng: Rng,
+  alphasCumprod: Float64Array,
+  captionDropout: number,
+  patchSize: number,
+): NoisedBatch {
+  const [B, C, H, W] = batch.images.shape;
+  const T = alphasCumprod.length;
+  const ts = new Int32Array(B);
+  const a = new Float32Array(B);
+  const s = new Float32Array(B);
+  for (let i = 0; i < B; i++) {
+    ts[i] = rng.int(T);
+    a[i] = Math.sqrt(alphasCumprod[ts[i]]);
+    s[i] = Math.sqrt(1 - alphasCumprod[ts[i]]);
+  }
+  const drop = new Uint8Array(B);
+  for (let i = 0; i < B; i++) drop[i] = rng.next() < captionDropout ? 1 : 0;
+  const noise = rng.randn([B, C, H, W]);
+  const xt = tf.tidy(() => {
+    const images = batch.images.dtype === 'float32' ? batch.images : tf.cast(batch.images, 'float32');
+    return tf.add(tf.mul(images, tf.tensor4d(a, [B, 1, 1, 1])), tf.mul(noise, tf.tensor4d(s, [B, 1, 1, 1])));
+  });
+  const mask = batch.mask.dtype === 'bool' ? tf.clone(batch.mask) : tf.cast(batch.mask, 'bool');
+  return {
+    xt,
+    t: tf.tensor1d(ts, 'int32'),
+    noise,
+    tokens: tf.clone(batch.tokens),
+    mask,
+    drop: tf.tensor1d(drop, 'bool'),
+    grid: [H / patchSize, W / patchSize],
+  };
+}
+
+export function disposeNoised(n: NoisedBatch): void {
+  tf.dispose([n.xt, n.t, n.noise, n.tokens, n.mask, n.drop]);
+}
+
+/** The teacher's constants for one step: its ε prediction and its taps. */
+interface TeacherPass {
+  eps?: tf.Tensor;
+  taps: MixerTap[];
+  y?: tf.Tensor;
+}
+
+/** The ε part of a model output (the first C channels; PixArt's learned sigma follows). */
+function epsOf(out: tf.Tensor, channels: number): tf.Tensor {
+  return out.shape[1] === channels ? out : tf.slice(out, [0, 0, 0, 0], [-1, channels, -1, -1]);
+}
+
+/**
+ * The loss closure of one step (to run under `tf.variableGrads`) and a `dispose` for the constants it
+ * closes over. `parts` are kept scalars the caller reads and disposes.
+ */
+export function stageLoss(
+  stage: StageName,
+  cfg: StageConfig,
+  m: StageModels,
+  nb: NoisedBatch,
+): { loss: () => tf.Scalar; parts: () => Record<string, tf.Scalar>; dispose: () => void } {
+  const C = m.model.config.inChannels;
+  const fwdOpts = { yMask: nb.mask, dropCaption: nb.drop };
+  let kept: Record<string, tf.Scalar> = {};
+  const keepPart = (name: string, v: tf.Scalar) => {
+    kept[name] = tf.keep(v);
+    return v;
+  };
+
+  if (stage === 'teacher') {
+    return {
+      loss: () => {
+        const y = m.encoder.encode(nb.tokens, nb.mask);
+        const out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
+        return keepPart('mse', denoiseLoss(nb.noise, epsOf(out, C)));
+      },
+      parts: () => takeParts(),
+      dispose: () => {},
+    };
+  }
+
+  // Constants: caption features from the frozen encoder, and the frozen teacher's pass.
+  const y = tf.tidy(() => m.encoder.encode(nb.tokens, nb.mask));
+  const teacher: TeacherPass = { taps: [] };
+  if (needsTeacher(stage, cfg)) {
+    const tm = m.teacher;
+    if (tm == null) throw new Error(`stage '${stage}' needs the teacher model.`);
+    const cap = tm.forward(nb.xt, nb.t, y, { ...fwdOpts, capture: true });
+    teacher.eps = tf.tidy(() => tf.clone(epsOf(cap.out, C)));
+    cap.out.dispose();
+    teacher.taps = cap.taps;
+  }
+  const disposeConstants = () => {
+    tf.dispose([y, ...(teacher.eps ? [teacher.eps] : []), ...teacher.taps.flatMap((t) => [t.input, t.output])]);
+  };
+
+  if (stage === 'forcing') {
+    // Teacher forcing: every converted (Mamba) layer's mixer sees the teacher's own mixer input.
+    const layers = m.model.blocks
+      .map((b, n) => ({ b, n }))
+      .filter(({ b }) => b.kind !== 'SA')
+      .map(({ b, n }) => ({
+        mixer: (h: tf.Tensor) => b.mixer.apply(h, nb.grid),
+        input: teacher.taps[n].input,
+        target: teacher.taps[n].output,
+      }));
+    return {
+      loss: () => keepPart('forcing', forcingLoss(layers)),
+      parts: () => takeParts(),
+      dispose: disposeConstants,
+    };
+  }
+
+  // distill / adapt / finetune: the student's own forward pass.
+  return {
+    loss: () => {
+      const withTaps = cfg.lambdaMixer > 0;
+      let out: tf.Tensor;
+      let taps: MixerTap[] = [];
+      if (withTaps) {
+        const cap = m.model.forward(nb.xt, nb.t, y, { ...fwdOpts, capture: true });
+        out = cap.out;
+        taps = cap.taps;
+      } else {
+        out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
+      }
+      const eps = epsOf(out, C);
+      const mse = keepPart('mse', denoiseLoss(nb.noise, eps));
+      const pseudo = cfg.lambdaPseudo > 0 && teacher.eps ? keepPart('pseudo', pseudoLoss(teacher.eps, eps)) : undefined;
+      const mixer = withTaps
+        ? keepPart(
+            'mixer',
+            mixerLoss(
+              teacher.taps.map((t) => t.output),
+              taps.map((t) => t.output),
+            ),
+          )
+        : undefined;
+      return totalLoss({ mse, pseudo, mixer }, { lambdaPseudo: cfg.lambdaPseudo, lambdaMixer: cfg.lambdaMixer });
+    },
+    parts: () => takeParts(),
+    dispose: disposeConstants,
+  };
+
+  function takeParts(): Record<string, tf.Scalar> {
+    const out = kept;
+    kept = {};
+    return out;
+  }
+}
+
+function prefixed(prefix: string, w: Record<string, tf.Variable>): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const [k, v] of Object.entries(w)) out[`${prefix}${k}`] = v;
+  return out;
+}
+
+function filter(w: Record<string, tf.Variable>, keep: (name: string) => boolean): Record<string, tf.Variable> {
+  return Object.fromEntries(Object.entries(w).filter(([n]) => keep(n)));
+}

@@ -1,0 +1,87 @@
+/**
+ * What the trainer plugs in from outside: the data source (the CLI passes @t2md/shapes's dataset) and
+ * the caption encoder (@t2md/shapes's `createCaptionEncoder`). Both are interfaces so this package does
+ * not depend on the shapes world.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { StageName } from './config.js';
+
+/** One batch of captioned images. The trainer disposes the three tensors. */
+export interface DataBatch {
+  /** float32 `[B, 3, H, W]` in [-1, 1]. */
+  readonly images: tf.Tensor;
+  /** int32 `[B, Lc]` token ids. */
+  readonly tokens: tf.Tensor;
+  /** bool `[B, Lc]`, true for a real token. */
+  readonly mask: tf.Tensor;
+}
+
+/**
+ * A stream of batches. For an exact resume it exposes its position as JSON-serialisable `state` and
+ * can `restore` it (the checkpoint stores it); without them a resumed run sees different data.
+ */
+export interface DataSource<S = unknown> {
+  /** The next batch; `resolution` asks for images of that side (mixed-resolution stages). */
+  next(opts?: { resolution?: number }): DataBatch | Promise<DataBatch>;
+  readonly state?: S;
+  restore?(state: S): void;
+}
+
+/** How the trainer asks for a data source (shapes's `createDataset` has this signature). */
+export type DataFactory<S = unknown> = (opts: {
+  seed: number;
+  resolution: number;
+  batchSize: number;
+  maxTokens: number;
+  state?: S;
+}) => DataSource<S>;
+
+/** The caption encoder's settings the trainer chooses (shapes's `CaptionEncoderConfig`). */
+export interface TextEncoderSpec {
+  readonly vocabSize: number;
+  readonly maxLength: number;
+  readonly dim: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly mlpRatio: number;
+  readonly seed: number;
+}
+
+/** A caption encoder: weights by state-dict name (`text_encoder.*`) and `encode(tokens, mask) → [B, Lc, Dc]`. */
+export interface TextEncoderLike {
+  readonly config: object;
+  weights(): Record<string, tf.Variable>;
+  encode(tokens: tf.Tensor, mask: tf.Tensor): tf.Tensor;
+  dispose(): void;
+}
+
+/** Builds an encoder: fresh weights from the spec, or the given `text_encoder.*` tensors (copied). */
+export type TextEncoderFactory = (spec: TextEncoderSpec, tensors?: Record<string, tf.Tensor>) => TextEncoderLike;
+
+/** Reported after every step (the CLI draws the bar). */
+export interface TrainProgress {
+  readonly stage: StageName;
+  /** Steps done in this stage, 1..total. */
+  readonly step: number;
+  readonly total: number;
+  /** The last logged loss (read back every `logEvery` steps). */
+  readonly loss: number;
+  /** Seconds per step over this process's steps so far, and the estimated seconds left in the stage. */
+  readonly secondsPerStep: number;
+  readonly etaSeconds: number;
+}
+
+/** What a run returns. */
+export interface TrainResult {
+  /** True when the AbortSignal stopped the run (a checkpoint was saved first). */
+  readonly aborted: boolean;
+  /** The stage the run ended in and its step. */
+  readonly stage: StageName;
+  readonly step: number;
+  /** `DIR/latest.safetensors`. */
+  readonly checkpoint: string;
+  /** `DIR/model.safetensors` (EMA weights, sampling-ready), written when the last stage completes. */
+  readonly model?: string;
+  /** The last logged loss. */
+  readonly loss: number;
+}
