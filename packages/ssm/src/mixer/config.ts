@@ -78,7 +78,8 @@ export function resolveMamba2Config(config: Mamba2Config): Required<Mamba2Config
   const dInner = c.expand * c.dModel;
   check(
     Number.isInteger(dInner) && dInner % c.headdim === 0,
-    () => `config.expand * config.dModel (${c.expand} * ${c.dModel} = ${dInner}) must be an integer multiple of config.headdim (${c.headdim}).`,
+    () =>
+      `config.expand * config.dModel (${c.expand} * ${c.dModel} = ${dInner}) must be an integer multiple of config.headdim (${c.headdim}).`,
   );
   const nheads = dInner / c.headdim;
   check(

@@ -31,8 +31,8 @@ export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
  * @returns `[B, L, C]`
  */
 export function causalConv1d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const [B, L, C] = x.shape;
-  const K = weight.shape[2];
+  const [B, L, C] = x.shape as number[];
+  const K = weight.shape[2] as number;
   // wasm has no DepthwiseConv2dNativeBackprop* kernels; there the conv is a sum of K shifted slices
   // (same numbers, more ops). Elsewhere it is one depthwiseConv2d over a [B, 1, L + K - 1, C] view.
   if (!depthwiseGradAvailable()) return causalConv1dShifted(x, weight, bias);
@@ -42,14 +42,20 @@ export function causalConv1d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): 
     [0, 0],
   ]); // [B, L+K-1, C]
   const filter = tf.reshape(tf.transpose(tf.reshape(weight, [C, K])), [1, K, C, 1]); // [1, K, C, 1]
-  const y = tf.fused.depthwiseConv2d({ x: tf.reshape(xp, [B, 1, L + K - 1, C]) as tf.Tensor4D, filter: filter as tf.Tensor4D, strides: 1, pad: 'valid', bias });
+  const y = tf.fused.depthwiseConv2d({
+    x: tf.reshape(xp, [B, 1, L + K - 1, C]) as tf.Tensor4D,
+    filter: filter as tf.Tensor4D,
+    strides: 1,
+    pad: 'valid',
+    bias,
+  });
   return tf.reshape(y, [B, L, C]);
 }
 
 /** The conv as a sum of K shifted, scaled copies of x (every op has a gradient on every backend). */
 export function causalConv1dShifted(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const [B, L, C] = x.shape;
-  const K = weight.shape[2];
+  const [B, L, C] = x.shape as number[];
+  const K = weight.shape[2] as number;
   const xp = tf.pad(x, [
     [0, 0],
     [K - 1, 0],
@@ -66,9 +72,7 @@ export function causalConv1dShifted(x: tf.Tensor, weight: tf.Tensor, bias: tf.Te
 
 function depthwiseGradAvailable(): boolean {
   const b = tf.getBackend();
-  return (
-    tf.getKernel('DepthwiseConv2dNativeBackpropFilter', b) != null && tf.getKernel('DepthwiseConv2dNativeBackpropInput', b) != null
-  );
+  return tf.getKernel('DepthwiseConv2dNativeBackpropFilter', b) != null && tf.getKernel('DepthwiseConv2dNativeBackpropInput', b) != null;
 }
 
 /**
@@ -79,9 +83,13 @@ function depthwiseGradAvailable(): boolean {
  * @param weight `[dInner]`
  */
 export function gatedRmsNorm(y: tf.Tensor, z: tf.Tensor, weight: tf.Tensor, groupSize: number, eps: number): tf.Tensor {
+  return tf.mul(gatedRmsNormalize(y, z, groupSize, eps), weight);
+}
+
+/** `gatedRmsNorm` without the final `* weight` (the mixer folds the weight into out_proj instead). */
+export function gatedRmsNormalize(y: tf.Tensor, z: tf.Tensor, groupSize: number, eps: number): tf.Tensor {
   const dInner = y.shape[y.rank - 1];
   const g = tf.reshape(tf.mul(y, silu(z)), [-1, dInner / groupSize, groupSize]); // [M, G, dInner/G]
   const ms = tf.mean(tf.square(g), -1, true); // [M, G, 1]
-  const n = tf.reshape(tf.mul(g, tf.rsqrt(tf.add(ms, eps))), y.shape);
-  return tf.mul(n, weight);
+  return tf.reshape(tf.mul(g, tf.rsqrt(tf.add(ms, eps))), y.shape);
 }

@@ -14,7 +14,7 @@ import { type Mamba2Config, mamba2Dims } from './config.js';
  */
 export function mamba2Reference(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): tf.Tensor {
   return tf.tidy(() => {
-    const [Bsz, L, Dm] = x.shape;
+    const [Bsz, L, Dm] = x.shape as number[];
     const { dInner, nheads: H, convDim } = mamba2Dims(c);
     const [P, G, N, K] = [c.headdim, c.ngroups, c.dState, c.dConv];
     const zxbcdt = tf.reshape(tf.matMul(tf.reshape(x, [Bsz * L, Dm]), tf.transpose(w['in_proj.weight'])), [Bsz, L, -1]);
@@ -37,13 +37,11 @@ export function mamba2Reference(w: Record<string, tf.Tensor>, x: tf.Tensor, c: R
     const xBC = tf.mul(conv, tf.sigmoid(conv));
     const [xs, Bc, Cc] = tf.split(xBC, [dInner, G * N, G * N], 2);
     const xh = tf.reshape(xs, [Bsz, L, H, P]);
-    // Head h reads group floor(h / (H / G)).
-    const groupOf = tf.tensor1d(
-      Array.from({ length: H }, (_, h) => Math.floor(h / (H / G))),
-      'int32',
-    );
-    const Bh = tf.gather(tf.reshape(Bc, [Bsz, L, G, N]), groupOf, 2); // [B, L, H, N]
-    const Ch = tf.gather(tf.reshape(Cc, [Bsz, L, G, N]), groupOf, 2); // [B, L, H, N]
+    // Head h reads group floor(h / (H / G)): each group repeated over its H / G consecutive heads
+    // (a broadcasting multiply: the gradients of gather and tile need kernels wasm lacks).
+    const toHeads = (t: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(t, [Bsz, L, G, 1, N]), tf.ones([1, 1, 1, H / G, 1])), [Bsz, L, H, N]);
+    const Bh = toHeads(Bc); // [B, L, H, N]
+    const Ch = toHeads(Cc); // [B, L, H, N]
     let dt = tf.softplus(tf.add(dtRaw, w.dt_bias)); // [B, L, H]
     const [lo, hi] = c.dtLimit;
     if (lo > 0 || hi != null) dt = tf.clipByValue(dt, lo, hi ?? Number.MAX_VALUE);

@@ -1,3 +1,4 @@
-export { SCAN_ORDERS, invertPermutation, reversePermutation, scanPermutation } from './scan-order.js';
+export type { BothDirections } from './gather.js';
+export { bothDirections, fromBothDirections, gatherTokens, toBothDirections } from './gather.js';
 export type { ScanOrder, ScanPermutation, ScanPermutationOptions } from './scan-order.js';
-export { gatherTokens } from './gather.js';
+export { invertPermutation, reversePermutation, SCAN_ORDERS, scanPermutation } from './scan-order.js';

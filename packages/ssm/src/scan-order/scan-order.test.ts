@@ -1,9 +1,9 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '@t2md/core';
 import { freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { gatherTokens } from './gather.js';
-import { type ScanOrder, invertPermutation, reversePermutation, scanPermutation } from './scan-order.js';
+import { bothDirections, fromBothDirections, gatherTokens, toBothDirections } from './gather.js';
+import { invertPermutation, reversePermutation, type ScanOrder, scanPermutation } from './scan-order.js';
 
 const GRIDS: [number, number][] = [
   [1, 1],
@@ -105,8 +105,7 @@ describe.each(testBackends())('gatherTokens on %s', (name) => {
       const y = gatherTokens(x, perm, inv);
       const yv = await y.data();
       for (let b = 0; b < B; b++)
-        for (let i = 0; i < L; i++)
-          for (let d = 0; d < D; d++) expect(yv[(b * L + i) * D + d]).toBe(xv[(b * L + perm[i]) * D + d]);
+        for (let i = 0; i < L; i++) for (let d = 0; d < D; d++) expect(yv[(b * L + i) * D + d]).toBe(xv[(b * L + perm[i]) * D + d]);
       const back = gatherTokens(y, inv);
       expect(Array.from(await back.data())).toEqual(Array.from(xv));
       // d/dx sum(gather(x, perm) * dy) = dy scattered back = gather(dy, inv).
@@ -116,6 +115,63 @@ describe.each(testBackends())('gatherTokens on %s', (name) => {
       tf.dispose([y, back, g, gRef]);
     });
     tf.dispose([x, dy]);
+  });
+
+  it('runs a scan and its reverse as one batch, and puts both back in grid order', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const [B, H, W, D] = [2, 3, 5, 3];
+    const L = H * W;
+    const xv = randomArray(B * L * D, seed);
+    const x = tf.tensor(xv, [B, L, D]);
+    const { perm, inv } = scanPermutation('HM', H, W, { snake: true });
+    const t = bothDirections(perm, inv);
+    const at = (v: ArrayLike<number>, b: number, i: number, d: number, len = L) => v[(b * len + i) * D + d];
+    await withNoLeaks(async () => {
+      const xs = toBothDirections(x, t);
+      expect(xs.shape).toEqual([2 * B, L, D]);
+      const xsv = await xs.data();
+      for (let b = 0; b < B; b++)
+        for (let i = 0; i < L; i++)
+          for (let d = 0; d < D; d++) {
+            expect(at(xsv, 2 * b, i, d)).toBe(at(xv, b, perm[i], d));
+            expect(at(xsv, 2 * b + 1, i, d)).toBe(at(xv, b, perm[L - 1 - i], d));
+          }
+      // Back: [B, L, 2D] with the forward copy in channels 0..D-1 and the reversed one in D..2D-1.
+      const back = fromBothDirections(xs, t);
+      expect(back.shape).toEqual([B, L, 2 * D]);
+      const bv = await back.data();
+      for (let b = 0; b < B; b++)
+        for (let g = 0; g < L; g++)
+          for (let d = 0; d < D; d++) {
+            expect(bv[(b * L + g) * 2 * D + d]).toBe(at(xv, b, g, d));
+            expect(bv[(b * L + g) * 2 * D + D + d]).toBe(at(xv, b, g, d));
+          }
+      // Gradient of toBothDirections: each token was read twice, so dx = dy(forward read) + dy(reversed read).
+      const dyv = randomArray(2 * B * L * D, seed + 1);
+      const dy = tf.tensor(dyv, [2 * B, L, D]);
+      const gx = tf.grad((v: tf.Tensor) => toBothDirections(v, t))(x, dy);
+      const g = await gx.data();
+      const want = new Float32Array(B * L * D);
+      for (let b = 0; b < B; b++)
+        for (let gi = 0; gi < L; gi++)
+          for (let d = 0; d < D; d++) want[(b * L + gi) * D + d] = at(dyv, 2 * b, inv[gi], d) + at(dyv, 2 * b + 1, L - 1 - inv[gi], d);
+      expect(relErr(g, want), `seed ${seed}`).toBeLessThan(1e-6);
+      // Gradient of fromBothDirections: the inverse gather.
+      const dz = tf.tensor(randomArray(B * L * 2 * D, seed + 2), [B, L, 2 * D]);
+      const gz = tf.grad((v: tf.Tensor) => fromBothDirections(v, t))(xs, dz);
+      // entry 2b, position i came from grid token perm[i] (channels 0..D-1); entry 2b+1 from perm[L-1-i] (channels D..2D-1)
+      const gzv = await gz.data();
+      const dzv = await dz.data();
+      for (let b = 0; b < B; b++)
+        for (let i = 0; i < L; i++)
+          for (let d = 0; d < D; d++) {
+            expect(at(gzv, 2 * b, i, d)).toBe(dzv[(b * L + perm[i]) * 2 * D + d]);
+            expect(at(gzv, 2 * b + 1, i, d)).toBe(dzv[(b * L + perm[L - 1 - i]) * 2 * D + D + d]);
+          }
+      tf.dispose([xs, back, dy, dz, gz, gx]);
+    });
+    x.dispose();
   });
 
   it('rejects a permutation of the wrong length', async (ctx) => {

@@ -1,0 +1,191 @@
+import { InputError, Rng } from '@t2md/core';
+import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { scanPermutation } from '../scan-order/scan-order.js';
+import { BidirectionalMamba, type BidirectionalMambaConfig } from './bidirectional.js';
+import { mamba2Reference } from './reference.js';
+
+const BASE = { dModel: 8, dState: 4, headdim: 4, chunkSize: 4 };
+const MAMBA_NAMES = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'dt_bias', 'A_log', 'D', 'norm.weight', 'out_proj.weight'];
+
+function idx(a: Int32Array | number[]): tf.Tensor {
+  return tf.tensor1d(Array.from(a), 'int32');
+}
+
+/** Tokens of a row-major [H, W] grid re-laid as the row-major [W, H] grid of the transpose. */
+function transposeTokens(x: tf.Tensor, H: number, W: number): tf.Tensor {
+  const [B, , D] = x.shape;
+  return tf.reshape(tf.transpose(tf.reshape(x, [B, H, W, D]), [0, 2, 1, 3]), [B, H * W, D]);
+}
+
+describe('BidirectionalMamba', () => {
+  it('has the Mamba-2 names plus merge.weight/bias for concat, none for sum; outputs [B, L, D]', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const x = tf.tensor(randomArray(2 * 12 * 8, 5), [2, 12, 8]);
+    for (const merge of ['concat', 'sum'] as const) {
+      const m = new BidirectionalMamba({ ...BASE, order: 'HM', merge }, new Rng(3));
+      const w = m.weights();
+      const want = merge === 'concat' ? [...MAMBA_NAMES, 'merge.weight', 'merge.bias'] : MAMBA_NAMES;
+      expect(Object.keys(w).sort()).toEqual([...want].sort());
+      if (merge === 'concat') {
+        expect(w['merge.weight'].shape).toEqual([8, 16]);
+        expect(w['merge.bias'].shape).toEqual([8]);
+      }
+      expect(m.config).toMatchObject({ order: 'HM', merge, snake: false, dModel: 8, dState: 4 });
+      await withNoLeaks(async () => {
+        const y = m.apply(x, [3, 4]);
+        expect(y.shape).toEqual([2, 12, 8]);
+        expect((await y.data()).every(Number.isFinite)).toBe(true);
+        y.dispose();
+      });
+      m.dispose();
+    }
+    expect(new BidirectionalMamba({ ...BASE, order: 'WM' }, new Rng(0)).config.merge).toBe('concat');
+    x.dispose();
+  });
+
+  it('equals the mixer run on the ordered and the reversed sequence, put back and merged (cpu)', async (ctx) => {
+    const info = await useBackend('cpu', ctx);
+    console.log(`BidirectionalMamba: running on ${describeInfo(info)}`);
+    const seed = freshSeed();
+    const [B, H, W] = [2, 3, 5];
+    const L = H * W;
+    for (const cfg of [
+      { order: 'HM', merge: 'concat' },
+      { order: 'WM', merge: 'sum' },
+      { order: 'HM', merge: 'sum', snake: true },
+    ] as Omit<BidirectionalMambaConfig, 'dModel'>[]) {
+      const m = new BidirectionalMamba({ ...BASE, ...cfg }, new Rng(seed));
+      const x = tf.tensor(randomArray(B * L * 8, seed + 1, -2, 2), [B, L, 8]);
+      await withNoLeaks(async () => {
+        const y = m.apply(x, [H, W]);
+        const want = tf.tidy(() => {
+          const w = m.weights();
+          const { perm, inv } = scanPermutation(cfg.order, H, W, { snake: cfg.snake });
+          const xs = tf.gather(x, idx(perm), 1);
+          const yf = tf.gather(mamba2Reference(w, xs, m.mixer.config), idx(inv), 1);
+          const yr = tf.reverse(mamba2Reference(w, tf.reverse(xs, 1), m.mixer.config), 1);
+          const yb = tf.gather(yr, idx(inv), 1);
+          if (cfg.merge === 'sum') return tf.add(yf, yb);
+          const cat = tf.concat([yf, yb], 2);
+          return tf.reshape(tf.add(tf.matMul(tf.reshape(cat, [B * L, 16]), tf.transpose(w['merge.weight'])), w['merge.bias']), [B, L, 8]);
+        });
+        const err = relErr(await y.data(), await want.data());
+        console.log(`bidirectional ${JSON.stringify(cfg)} vs composed reference: ${err.toExponential(2)}`);
+        expect(err, `seed ${seed} ${JSON.stringify(cfg)}`).toBeLessThan(1e-4);
+        tf.dispose([y, want]);
+      });
+      x.dispose();
+      m.dispose();
+    }
+  });
+
+  it('is consistent under reversal of the sequence and under transposing the grid (HM on [H, W] = WM on [W, H])', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const seed = freshSeed();
+    const [B, H, W] = [1, 4, 3];
+    const L = H * W;
+    const x = tf.tensor(randomArray(B * L * 8, seed, -2, 2), [B, L, 8]);
+    await withNoLeaks(async () => {
+      for (const order of ['WM', 'HM'] as const) {
+        // Reversing a row-major sequence rotates the grid by 180 degrees; both scans then run in the
+        // other direction, so with 'sum' the output is the reversed output.
+        const s = new BidirectionalMamba({ ...BASE, order, merge: 'sum' }, new Rng(seed));
+        const a = tf.tidy(() => tf.reverse(s.apply(x, [H, W]), 1));
+        const b = tf.tidy(() => s.apply(tf.reverse(x, 1), [H, W]));
+        expect(relErr(await a.data(), await b.data()), `${order} sum, seed ${seed}`).toBeLessThan(1e-5);
+        // With 'concat' the halves of merge.weight swap roles.
+        const c = new BidirectionalMamba({ ...BASE, order }, new Rng(seed));
+        const c2 = new BidirectionalMamba({ ...BASE, order }, new Rng(seed));
+        const mw = c.weights()['merge.weight'];
+        tf.tidy(() => c2.weights()['merge.weight'].assign(tf.concat(tf.split(mw, 2, 1).reverse(), 1)));
+        const p = tf.tidy(() => tf.reverse(c.apply(x, [H, W]), 1));
+        const q = tf.tidy(() => c2.apply(tf.reverse(x, 1), [H, W]));
+        expect(relErr(await p.data(), await q.data()), `${order} concat, seed ${seed}`).toBeLessThan(1e-5);
+        tf.dispose([a, b, p, q]);
+        for (const m of [s, c, c2]) m.dispose();
+      }
+      const hm = new BidirectionalMamba({ ...BASE, order: 'HM' }, new Rng(seed));
+      const wm = new BidirectionalMamba({ ...BASE, order: 'WM' }, new Rng(seed));
+      const u = hm.apply(x, [H, W]);
+      const v = tf.tidy(() => transposeTokens(wm.apply(transposeTokens(x, H, W), [W, H]), W, H));
+      expect(relErr(await u.data(), await v.data()), `seed ${seed}`).toBeLessThan(1e-5);
+      tf.dispose([u, v]);
+      hm.dispose();
+      wm.dispose();
+    });
+    x.dispose();
+  });
+
+  it('passes gradients to every weight (shared mixer and merge) without leaking, on cpu and wasm', async (ctx) => {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await useBackend(backend, ctx);
+      const seed = freshSeed();
+      const m = new BidirectionalMamba({ ...BASE, ngroups: 2, order: 'HM' }, new Rng(seed));
+      const x = tf.tensor(randomArray(2 * 6 * 8, seed, -2, 2), [2, 6, 8]);
+      const dy = tf.tensor(randomArray(2 * 6 * 8, seed + 1), [2, 6, 8]);
+      const w = m.weights();
+      await withNoLeaks(async () => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, [2, 3]), dy)) as tf.Scalar, Object.values(w));
+        for (const [name, v] of Object.entries(w)) {
+          const g = await grads[v.name].data();
+          expect(g.every(Number.isFinite), `${backend} ${name} finite, seed ${seed}`).toBe(true);
+          expect(
+            g.some((e) => e !== 0),
+            `${backend} ${name} nonzero, seed ${seed}`,
+          ).toBe(true);
+        }
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      tf.dispose([x, dy]);
+      m.dispose();
+    }
+  });
+
+  it('runs on webgpu (tiny) and agrees with cpu', async (ctx) => {
+    const seed = freshSeed();
+    const xv = randomArray(1 * 6 * 8, seed, -2, 2);
+    await useBackend('cpu', ctx);
+    const mc = new BidirectionalMamba({ ...BASE, order: 'HM' }, new Rng(seed));
+    const xc = tf.tensor(xv, [1, 6, 8]);
+    const yc = await mc.apply(xc, [2, 3]).data();
+    mc.dispose();
+    tf.dispose(xc);
+    const info = await useBackend('webgpu', ctx);
+    console.log(`BidirectionalMamba: running on ${describeInfo(info)}`);
+    const mg = new BidirectionalMamba({ ...BASE, order: 'HM' }, new Rng(seed));
+    const xg = tf.tensor(xv, [1, 6, 8]);
+    await withNoLeaks(async () => {
+      const y = mg.apply(xg, [2, 3]);
+      const err = relErr(await y.data(), yc);
+      console.log(`bidirectional webgpu vs cpu: ${err.toExponential(2)}`);
+      expect(err, `seed ${seed}`).toBeLessThan(1e-4);
+      y.dispose();
+    });
+    xg.dispose();
+    mg.dispose();
+  });
+
+  it('rejects bad input with an InputError naming the argument', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const m = new BidirectionalMamba({ ...BASE, order: 'WM' }, new Rng(0));
+    const cases: [() => unknown, RegExp][] = [
+      [() => m.apply(tf.zeros([6, 8]), [2, 3]), /x must have rank 3 \[B, L, D\], got shape \[6, 8\]/],
+      [() => m.apply(tf.zeros([1, 6, 8]), [2, 4]), /grid \[2, 4\] has 8 tokens but x has L = 6/],
+      [() => m.apply(tf.zeros([1, 6, 4]), [2, 3]), /x must have shape \[B, L, 8\] \(dModel = 8\), got \[1, 6, 4\]/],
+      [() => m.apply(tf.zeros([1, 6, 8]), [6] as unknown as [number, number]), /grid must be \[H, W\]/],
+      [() => m.apply(tf.zeros([1, 6, 8]), [2.5, 3]), /grid\[0\] \(H\) must be an integer/],
+      [() => new BidirectionalMamba({ ...BASE, order: 'XY' as 'HM' }, new Rng(0)), /config.order must be one of 'WM', 'HM'/],
+      [() => new BidirectionalMamba({ ...BASE, order: 'HM', merge: 'mean' as 'sum' }, new Rng(0)), /config.merge must be one of/],
+    ];
+    const before = tf.memory().numTensors;
+    for (const [f, re] of cases) {
+      // tidy frees the zeros made by each case (it disposes its scope when f throws, too)
+      expect(() => tf.tidy(() => void f())).toThrow(InputError);
+      expect(() => tf.tidy(() => void f())).toThrow(re);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+});

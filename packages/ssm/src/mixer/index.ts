@@ -1,0 +1,8 @@
+export type { BidirectionalMambaConfig } from './bidirectional.js';
+export { BidirectionalMamba } from './bidirectional.js';
+export type { Mamba2Config, Mamba2Dims } from './config.js';
+export { MAMBA2_DEFAULTS, mamba2Dims, mamba2WeightShapes, resolveMamba2Config } from './config.js';
+export { gatedRmsNormFused, registerGatedNormKernels } from './gated-norm.js';
+export { initMamba2Weights, softplusInverse } from './init.js';
+export { causalConv1d, gatedRmsNorm } from './layers.js';
+export { Mamba2Mixer, mamba2Forward, SSD_STATE_BUDGET_BYTES, ssdSequencesPerCall } from './mamba2.js';
