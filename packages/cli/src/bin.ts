@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
-import { EXIT_OK, EXIT_USAGE, describeError } from './errors.js';
+import { describeError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { buildProgram } from './program.js';
 
 // Exit explicitly: the WebGPU binding's global navigator keeps Node's event loop alive.

@@ -1,2 +1,2 @@
+export { describeError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 export { buildProgram } from './program.js';
-export { describeError, UsageError, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './errors.js';

@@ -1,22 +1,110 @@
 import { Command, Option } from 'commander';
+import { benchCommand } from './commands/bench.js';
+import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
-import { BACKENDS } from './options.js';
+import { sampleCommand } from './commands/sample.js';
+import { distillCommand, trainCommand } from './commands/train.js';
+import { BACKENDS, choiceArg, intArg, numArg } from './options.js';
+
+const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m', 'euler'] as const;
+const PRESETS = ['tiny', 'shapes'] as const;
+const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
+
+const backendOption = () =>
+  new Option('--backend <name>', 'backend: auto, webgpu, wasm or cpu (default auto, or T2MD_BACKEND)').argParser(
+    choiceArg('--backend', BACKENDS),
+  );
 
 /** Builds the `t2md` command tree. Each command's action resolves when its work is done. */
 export function buildProgram(): Command {
   const program = new Command('t2md')
     .description('Diffusion Transformer-to-Mamba distillation on TensorFlow.js and WebGPU')
-    .showHelpAfterError(false)
     .exitOverride()
     // commander prints its own one-line usage errors; bin.ts only picks the exit code.
     .configureOutput({
-      outputError: (str, write) => write(`t2md: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} See t2md --help.\n`),
+      outputError: (str, write) =>
+        write(
+          `t2md: ${str
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')} See t2md --help.\n`,
+        ),
     });
+
   program
     .command('info')
     .description('show the backend, the WebGPU adapter and its limits, and package versions')
     .option('--json', 'print one JSON document')
-    .addOption(new Option('--backend <name>', 'backend to start').choices(BACKENDS))
+    .addOption(backendOption())
     .action(infoCommand);
+
+  program
+    .command('sample')
+    .description('generate an image (a grid with --count) for a prompt of the shapes world')
+    .argument('<prompt>', 'e.g. "two red circles left of a blue square"')
+    .option('--model <name>', 'teacher, student, or a model/checkpoint file', 'student')
+    .option('--steps <n>', 'sampling steps', intArg('--steps', 1, 1000), 20)
+    .option('--sampler <name>', 'ddpm, ddim, dpmpp-2m or euler', choiceArg('--sampler', SAMPLERS), 'dpmpp-2m')
+    .option('--cfg <x>', 'classifier-free guidance scale (1 = off)', numArg('--cfg', 0, 100), 4.5)
+    .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)
+    .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
+    .option('--count <n>', 'images to draw, laid out as a grid', intArg('--count', 1, 64), 1)
+    .option('--out <file.png>', 'where to write the PNG', 'sample.png')
+    .addOption(backendOption())
+    .action(sampleCommand);
+
+  program
+    .command('train')
+    .description('train the teacher DiT on the shapes world')
+    .requiredOption('--out <dir>', 'folder for latest.safetensors, metrics.jsonl and model.safetensors')
+    .option('--preset <name>', 'tiny (minutes on a CPU) or shapes (the real default, for a GPU)', choiceArg('--preset', PRESETS))
+    .option('--steps <n>', 'steps (overrides the preset)', intArg('--steps', 1))
+    .option('--resume', 'continue from DIR/latest.safetensors at its step')
+    .addOption(backendOption())
+    .action(trainCommand);
+
+  program
+    .command('distill')
+    .description('distill a hybrid SA/Mamba student from a teacher (forcing → distill → adapt → finetune)')
+    .requiredOption('--teacher <path>', "the teacher's model.safetensors")
+    .requiredOption('--out <dir>', 'folder for latest.safetensors, metrics.jsonl and model.safetensors')
+    .option('--preset <name>', 'tiny or shapes (default: the teacher file says)', choiceArg('--preset', PRESETS))
+    .option('--stage <name>', 'forcing, distill, adapt, finetune or all', choiceArg('--stage', STAGES), 'all')
+    .option('--steps <n>', 'steps per stage (overrides the preset)', intArg('--steps', 1))
+    .option('--resume', 'continue from DIR/latest.safetensors at its step')
+    .addOption(backendOption())
+    .action(distillCommand);
+
+  program
+    .command('eval')
+    .description('score a model with the GenEval-style checker on a fixed, balanced prompt set')
+    .requiredOption('--model <name>', 'teacher, student, or a model/checkpoint file')
+    .option('--prompts <n>', 'prompts (balanced over the six categories)', intArg('--prompts', 6, 100_000), 200)
+    .option('--json', 'print one JSON document')
+    .option('--steps <n>', 'sampling steps', intArg('--steps', 1, 1000), 20)
+    .option('--sampler <name>', 'ddpm, ddim, dpmpp-2m or euler', choiceArg('--sampler', SAMPLERS), 'dpmpp-2m')
+    .option('--cfg <x>', 'guidance scale', numArg('--cfg', 0, 100), 4.5)
+    .option('--seed <n>', 'prompt-set and sampling seed', intArg('--seed', 0), 0)
+    .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
+    .addOption(backendOption())
+    .action((opts) => evalCommand(opts));
+
+  program
+    .command('bench')
+    .description('benchmark the scan ops, the attention kernel, or teacher-vs-student scaling')
+    .argument('<which>', 'scan, attention or scaling')
+    .option('--json', 'print one JSON document')
+    .option('--quick', 'small sizes (CPU, SwiftShader)')
+    .option('--out <file>', 'results file (default bench/results/<date>-<card>.json)')
+    .addOption(backendOption())
+    .action(benchCommand);
+
+  program
+    .command('demo')
+    .description('the main job: sample the shipped teacher and student (training tiny ones first if none ship)')
+    .option('--out <dir>', 'output folder', 'demo-output')
+    .action(demoCommand);
+
   return program;
 }

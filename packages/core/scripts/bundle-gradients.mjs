@@ -2,10 +2,11 @@
 // Node cannot load. We bundle `register_all_gradients` once into a self-contained ESM file that
 // src/gradients.ts imports. tfjs keeps its engine and registries on a global, so the bundled copy
 // registers on the one engine every backend uses.
-import { build } from 'esbuild';
+
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outfile = join(here, '..', 'src', 'generated', 'register-gradients.js');

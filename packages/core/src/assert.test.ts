@@ -11,7 +11,9 @@ describe('argument checks', () => {
     x = tf.zeros([2, 3, 4]);
   });
   it('name the argument and both shapes', () => {
-    expect(() => assertShape('x', x, [2, null, 5], 'B L D')).toThrow(new InputError('x must have shape [2, L, 5] ([B, L, D]), got [2, 3, 4].'));
+    expect(() => assertShape('x', x, [2, null, 5], 'B L D')).toThrow(
+      new InputError('x must have shape [2, L, 5] ([B, L, D]), got [2, 3, 4].'),
+    );
     expect(() => assertRank('x', x, 4, 'B L H P')).toThrow(/x must have rank 4 \[B, L, H, P\], got shape \[2, 3, 4\]/);
     expect(() => assertShape('x', x, [2, null, 4])).not.toThrow();
   });

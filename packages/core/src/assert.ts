@@ -34,11 +34,18 @@ export function assertShape(name: string, t: Tensor, expected: readonly (number 
   if (ok) return;
   const letters = dims?.split(' ');
   const want = expected.map((e, i) => (e == null ? (letters?.[i] ?? '?') : String(e)));
-  throw new InputError(`${name} must have shape [${want.join(', ')}]${dims ? ` ([${letters?.join(', ')}])` : ''}, got ${fmtShape(t.shape)}.`);
+  throw new InputError(
+    `${name} must have shape [${want.join(', ')}]${dims ? ` ([${letters?.join(', ')}])` : ''}, got ${fmtShape(t.shape)}.`,
+  );
 }
 
 /** Checks that `value` is an integer in [min, max]. */
-export function assertInt(name: string, value: unknown, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): asserts value is number {
+export function assertInt(
+  name: string,
+  value: unknown,
+  min = Number.MIN_SAFE_INTEGER,
+  max = Number.MAX_SAFE_INTEGER,
+): asserts value is number {
   check(
     typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max,
     () => `${name} must be an integer in [${min}, ${max}], got ${String(value)}.`,

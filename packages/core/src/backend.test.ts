@@ -54,7 +54,10 @@ describe('initBackend', () => {
   it('registers the gradient of every tfjs-core op it resolves with', async () => {
     await initBackend({ backend: 'cpu' });
     const f = (x: tf.Tensor) => tf.sum(tf.mul(tf.softplus(tf.matMul(x, tf.transpose(x))), tf.sigmoid(tf.cumsum(tf.mean(x, 1)))));
-    const x = tf.tensor([[0.1, -0.2], [0.3, 0.4]]);
+    const x = tf.tensor([
+      [0.1, -0.2],
+      [0.3, 0.4],
+    ]);
     const g = tf.grad(f)(x);
     // central differences
     const xv = await x.data();

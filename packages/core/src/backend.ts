@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 
@@ -56,7 +56,10 @@ async function installNodeWebGPU(): Promise<GPU | string> {
   }
   Object.assign(globalThis, mod.globals);
   // ';'-separated: a single Dawn flag may itself hold a comma list (enable-dawn-features=a,b).
-  const flags = (process.env.T2MD_DAWN_FLAGS ?? '').split(';').map((s) => s.trim()).filter(Boolean);
+  const flags = (process.env.T2MD_DAWN_FLAGS ?? '')
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const gpu = mod.create(flags);
   const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
   if (g.navigator == null) {
@@ -83,7 +86,7 @@ async function probeWebGPU(): Promise<WebGPUProbe | string> {
   }
   if (adapter == null) {
     return isNode
-      ? 'no WebGPU adapter was found (without a GPU, set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json after installing Debian\'s chromium)'
+      ? "no WebGPU adapter was found (without a GPU, set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json after installing Debian's chromium)"
       : 'the browser offered no WebGPU adapter';
   }
   const raw = (adapter as unknown as { info?: GPUAdapterInfo }).info;
@@ -179,7 +182,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     result = await useCpu();
   }
   if (typeof result === 'string') {
-    throw new InputError(`Backend '${want}' is not available: ${result}; choose another with --backend or T2MD_BACKEND (webgpu, wasm, cpu).`);
+    throw new InputError(
+      `Backend '${want}' is not available: ${result}; choose another with --backend or T2MD_BACKEND (webgpu, wasm, cpu).`,
+    );
   }
   await tf.ready();
   current = result;

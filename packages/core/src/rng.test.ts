@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { Rng } from './rng.js';
 import { testBackends, useBackend, withNoLeaks } from './testing/index.js';

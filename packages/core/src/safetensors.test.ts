@@ -33,18 +33,22 @@ describe('safetensors', () => {
         scalar: tf.scalar(3.5),
         empty: tf.zeros([0, 4]),
       };
-      const bytes = await saveSafetensors(src, { config: '{"a":1}', note: 'héllo' }, {
-        dtypes: { f16: 'F16', bf16: 'BF16', i64: 'I64', u8: 'U8' },
-      });
+      const bytes = await saveSafetensors(
+        src,
+        { config: '{"a":1}', note: 'héllo' },
+        {
+          dtypes: { f16: 'F16', bf16: 'BF16', i64: 'I64', u8: 'U8' },
+        },
+      );
       const { tensors, metadata } = loadSafetensors(bytes);
       expect(metadata).toEqual({ config: '{"a":1}', note: 'héllo' });
       expect(Object.keys(tensors).sort()).toEqual(Object.keys(src).sort());
       expect(Array.from(await tensors.f32.data())).toEqual(Array.from(await src.f32.data()));
       expect(tensors.f32.shape).toEqual([2, 3]);
       const f16 = Array.from(await tensors.f16.data());
-      vals.forEach((v, i) => expect(f16[i]).toBeCloseTo(v, Math.abs(v) > 100 ? 0 : 3));
+      for (const [i, v] of vals.entries()) expect(f16[i]).toBeCloseTo(v, Math.abs(v) > 100 ? 0 : 3);
       const bf = Array.from(await tensors.bf16.data());
-      vals.forEach((v, i) => expect(Math.abs(bf[i] - v)).toBeLessThanOrEqual(Math.abs(v) / 128 + 1e-30));
+      for (const [i, v] of vals.entries()) expect(Math.abs(bf[i] - v)).toBeLessThanOrEqual(Math.abs(v) / 128 + 1e-30);
       expect(Array.from(await tensors.i32.data())).toEqual(ints);
       expect(Array.from(await tensors.i64.data())).toEqual(ints);
       expect(tensors.i64.dtype).toBe('int32');
@@ -70,11 +74,16 @@ describe('safetensors', () => {
     ['a file shorter than 8 bytes', () => new Uint8Array(5), /shorter than the 8-byte header length/],
     ['a header longer than the file', () => rawFile({ a: f32 }, new Uint8Array(8), 1000n), /header claims 1000 bytes/],
     ['an absurd header length', () => rawFile({}, new Uint8Array(0), 2n ** 62n), /header claims/],
-    ['a header that is not JSON', () => {
-      const f = rawFile({ a: f32 }, new Uint8Array(8));
-      f[9] = 0x7b; f[8] = 0x7b;
-      return f;
-    }, /not UTF-8 JSON/],
+    [
+      'a header that is not JSON',
+      () => {
+        const f = rawFile({ a: f32 }, new Uint8Array(8));
+        f[9] = 0x7b;
+        f[8] = 0x7b;
+        return f;
+      },
+      /not UTF-8 JSON/,
+    ],
     ['a truncated data section', () => rawFile({ a: f32 }, new Uint8Array(4)), /past the 4 data bytes/],
     ['offsets past the end', () => rawFile({ a: { ...f32, data_offsets: [8, 16] } }, new Uint8Array(8)), /past the 8 data bytes/],
     ['overlapping ranges', () => rawFile({ a: f32, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /overlaps/],
@@ -82,14 +91,22 @@ describe('safetensors', () => {
     ['a shape/size mismatch', () => rawFile({ a: { ...f32, shape: [3] } }, new Uint8Array(8)), /needs 12 bytes but its range holds 8/],
     ['a negative dimension', () => rawFile({ a: { ...f32, shape: [-2] } }, new Uint8Array(8)), /malformed shape/],
     ['backwards offsets', () => rawFile({ a: { ...f32, data_offsets: [8, 0] } }, new Uint8Array(8)), /run backwards/],
-    ['a hole in the data', () => rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /belong to no tensor/],
+    [
+      'a hole in the data',
+      () => rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
+      /belong to no tensor/,
+    ],
     ['trailing bytes', () => rawFile({ a: f32 }, new Uint8Array(12)), /last 4 data bytes belong to no tensor/],
     ['non-string metadata', () => rawFile({ __metadata__: { a: 1 } }, new Uint8Array(0)), /metadata value 'a' is not a string/],
-    ['I64 outside int32', () => {
-      const d = new Uint8Array(8);
-      new DataView(d.buffer).setBigInt64(0, 2n ** 40n, true);
-      return rawFile({ a: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, d);
-    }, /outside the int32 range/],
+    [
+      'I64 outside int32',
+      () => {
+        const d = new Uint8Array(8);
+        new DataView(d.buffer).setBigInt64(0, 2n ** 40n, true);
+        return rawFile({ a: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, d);
+      },
+      /outside the int32 range/,
+    ],
   ];
   it.each(cases)('rejects %s with a clear error at once', async (_, make, message) => {
     const before = tf.memory().numTensors;

@@ -70,7 +70,9 @@ export function loadSafetensors(bytes: Uint8Array): { tensors: Record<string, tf
     let numel = 1;
     for (const d of shape) numel *= d;
     if (numel * BYTES[dtype] !== end - begin) {
-      fail(`tensor '${name}' of shape [${shape.join(', ')}] and dtype ${dtype} needs ${numel * BYTES[dtype]} bytes but its range holds ${end - begin}`);
+      fail(
+        `tensor '${name}' of shape [${shape.join(', ')}] and dtype ${dtype} needs ${numel * BYTES[dtype]} bytes but its range holds ${end - begin}`,
+      );
     }
     entries.push({ name, dtype, shape, begin, end });
   }
@@ -218,7 +220,8 @@ function encode(name: string, dtype: SafetensorsDtype, from: tf.DataType, values
         break;
       case 'U8':
       case 'BOOL':
-        if (x < 0 || x > (dtype === 'BOOL' ? 1 : 255)) throw new Error(`saveSafetensors: tensor '${name}' holds ${x}, which does not fit ${dtype}.`);
+        if (x < 0 || x > (dtype === 'BOOL' ? 1 : 255))
+          throw new Error(`saveSafetensors: tensor '${name}' holds ${x}, which does not fit ${dtype}.`);
         out[i] = x;
         break;
     }

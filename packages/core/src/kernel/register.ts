@@ -1,4 +1,4 @@
-import { type GradConfig, type KernelConfig, getGradient, getKernel, registerGradient, registerKernel } from '@tensorflow/tfjs-core';
+import { type GradConfig, getGradient, getKernel, type KernelConfig, registerGradient, registerKernel } from '@tensorflow/tfjs-core';
 
 /**
  * Registers kernels and gradients unless they already are: packages call their `registerXKernels()`

@@ -1,4 +1,4 @@
-import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 
 /**
  * The fields tfjs-backend-webgpu reads from a program (its `WebGPUProgram` interface), written out so
@@ -34,7 +34,7 @@ interface WebGPULike {
 
 /** Runs a program on the webgpu backend (tfjs reshapes an oversized dispatch to fit device limits). */
 export function runProgram(
-  backend: KernelBackend,
+  backend: object,
   program: WebGPUProgramSpec,
   inputs: TensorInfo[],
   uniforms?: ProgramUniform[],
@@ -44,7 +44,7 @@ export function runProgram(
 }
 
 /** Frees intermediate tensors made inside a kernel. */
-export function disposeIntermediate(backend: KernelBackend, ...infos: TensorInfo[]): void {
+export function disposeIntermediate(backend: object, ...infos: TensorInfo[]): void {
   for (const t of infos) (backend as unknown as WebGPULike).disposeData(t.dataId);
 }
 

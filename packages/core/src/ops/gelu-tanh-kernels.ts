@@ -1,4 +1,4 @@
-import { type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo, engine } from '@tensorflow/tfjs-core';
+import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
 import { GeluTanhGradProgram, GeluTanhProgram } from './gelu-tanh-webgpu.js';

@@ -1,4 +1,4 @@
-import { type WebGPUProgramSpec, flatDispatch } from '../kernel/webgpu-program.js';
+import { flatDispatch, type WebGPUProgramSpec } from '../kernel/webgpu-program.js';
 
 const WG = 256;
 
@@ -26,7 +26,10 @@ export class GeluTanhProgram implements WebGPUProgramSpec {
   constructor(shape: number[]) {
     this.outputShape = shape;
     this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = flatDispatch(shape.reduce((a, b) => a * b, 1), WG);
+    this.dispatch = flatDispatch(
+      shape.reduce((a, b) => a * b, 1),
+      WG,
+    );
   }
 
   getUserCode(): string {
@@ -54,7 +57,10 @@ export class GeluTanhGradProgram implements WebGPUProgramSpec {
   constructor(shape: number[]) {
     this.outputShape = shape;
     this.dispatchLayout = { x: shape.map((_, i) => i) };
-    this.dispatch = flatDispatch(shape.reduce((a, b) => a * b, 1), WG);
+    this.dispatch = flatDispatch(
+      shape.reduce((a, b) => a * b, 1),
+      WG,
+    );
   }
 
   getUserCode(): string {

@@ -1,4 +1,4 @@
-import { type Tensor, engine } from '@tensorflow/tfjs-core';
+import { engine, type Tensor } from '@tensorflow/tfjs-core';
 import { assertFloat } from '../assert.js';
 import { registerKernelsOnce } from '../kernel/register.js';
 import { GELU_TANH, geluTanhGrad, geluTanhKernels } from './gelu-tanh-kernels.js';

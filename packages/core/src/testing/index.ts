@@ -49,7 +49,9 @@ export function testBackends(): BackendName[] {
 
 /** A one-line label naming the adapter, printed by tests so the log says where WebGPU ran. */
 export function describeInfo(info: BackendInfo): string {
-  return info.adapter ? `${info.backend} (${info.adapter.vendor}/${info.adapter.architecture}${info.software ? ', software' : ''})` : info.backend;
+  return info.adapter
+    ? `${info.backend} (${info.adapter.vendor}/${info.adapter.architecture}${info.software ? ', software' : ''})`
+    : info.backend;
 }
 
 /** ‖a − b‖ / ‖b‖ over flat arrays (with ‖b‖ floored at 1e-30). */
@@ -100,7 +102,7 @@ function countTensors(v: unknown): number {
 
 /** Uniform floats in [lo, hi) from a seeded xorshift (deterministic test inputs). */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed >>> 0) || 0x9e3779b9;
+  let s = seed >>> 0 || 0x9e3779b9;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     s ^= s << 13;

@@ -4,9 +4,8 @@
  */
 import { Rng } from '@t2md/core';
 import type { DiTConfig } from '@t2md/dit';
+import { createCaptionEncoder } from '@t2md/shapes'; // a dev dependency: the CLI passes the encoder in at run time
 import * as tf from '@tensorflow/tfjs-core';
-// The caption encoder lives in @t2md/shapes (the CLI passes it in); tests take it from its source.
-import { createCaptionEncoder } from '../../../shapes/src/models/text-encoder.js';
 import { type StageConfig, type StageName, type TrainPreset, tinyPreset } from './config.js';
 import type { DataFactory, DataSource, TextEncoderFactory } from './types.js';
 

@@ -1,4 +1,4 @@
-import { InputError, check } from '@t2md/core';
+import { check, InputError } from '@t2md/core';
 import type { DiT } from '@t2md/dit';
 import { type SamplerName, sample } from '@t2md/sampler';
 import * as tf from '@tensorflow/tfjs-core';
@@ -51,7 +51,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   check(Number.isFinite(cfg) && cfg >= 0, `cfg must be a number ≥ 0, got ${cfg}.`);
   check(Number.isInteger(size) && size > 0, `size must be a positive integer, got ${size}.`);
   if (size % patch !== 0) {
-    throw new InputError(`size ${size} is not a multiple of the model's patch size ${patch}; pick e.g. ${Math.max(patch, Math.round(size / patch) * patch)}.`);
+    throw new InputError(
+      `size ${size} is not a multiple of the model's patch size ${patch}; pick e.g. ${Math.max(patch, Math.round(size / patch) * patch)}.`,
+    );
   }
   const { tokens, mask } = tokenizeToTensors(Array(count).fill(opts.prompt));
   const guided = cfg !== 1;
@@ -61,7 +63,13 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     return guided ? tf.concat([feats, feats], 0) : feats;
   });
   const yMask = guided ? tf.concat([mask, mask], 0) : tf.clone(mask);
-  const drop = guided ? tf.tensor(Array.from({ length: 2 * count }, (_, i) => (i >= count ? 1 : 0)), [2 * count], 'bool') : undefined;
+  const drop = guided
+    ? tf.tensor(
+        Array.from({ length: 2 * count }, (_, i) => (i >= count ? 1 : 0)),
+        [2 * count],
+        'bool',
+      )
+    : undefined;
   tf.dispose([tokens, mask]);
   const times: number[] = [];
   let last = performance.now();

@@ -1,2 +1,2 @@
-export { generate } from './generate.js';
 export type { CaptionEncoderLike, GenerateOptions, GenerateResult } from './generate.js';
+export { generate } from './generate.js';

@@ -1,0 +1,63 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { initBackend } from '@t2md/core';
+import { shippedModelPath } from '../models.js';
+import { sampleCommand } from './sample.js';
+import { distillCommand, trainCommand } from './train.js';
+
+export interface DemoOptions {
+  out: string;
+}
+
+const PROMPTS = ['a red circle', 'two blue squares', 'a yellow triangle left of a green circle'];
+
+/**
+ * `t2md demo`, the main job (`npm run demo`): samples the shipped teacher and student for a few prompts.
+ * Where this install ships no models, it runs the whole pipeline on the `tiny` preset first — train the
+ * teacher, distill the student (forcing → distill → adapt → finetune) — then samples from both.
+ */
+export async function demoCommand(opts: DemoOptions): Promise<void> {
+  const out = resolve(opts.out);
+  mkdirSync(out, { recursive: true });
+  const info = await initBackend();
+  process.stdout.write(`t2md demo: backend ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; writing to ${out}\n`);
+  let teacher = shippedModelPath('teacher');
+  let student = shippedModelPath('student');
+  if (teacher == null || student == null) {
+    process.stdout.write(
+      'no shipped models in this install: training a tiny teacher and distilling a student first (a few minutes on a CPU)\n',
+    );
+    const tdir = join(out, 'teacher');
+    const sdir = join(out, 'student');
+    await trainCommand({ out: tdir, preset: 'tiny', resume: existsSync(join(tdir, 'latest.safetensors')) });
+    if (process.exitCode) return;
+    await distillCommand({
+      out: sdir,
+      teacher: join(tdir, 'model.safetensors'),
+      preset: 'tiny',
+      stage: 'all',
+      resume: existsSync(join(sdir, 'latest.safetensors')),
+    });
+    if (process.exitCode) return;
+    teacher = join(tdir, 'model.safetensors');
+    student = join(sdir, 'model.safetensors');
+  }
+  for (const [name, model] of [
+    ['teacher', teacher],
+    ['student', student],
+  ] as const) {
+    for (const [i, prompt] of PROMPTS.entries()) {
+      process.stdout.write(`${name}: "${prompt}"\n`);
+      await sampleCommand(prompt, {
+        model,
+        steps: 20,
+        sampler: 'dpmpp-2m',
+        cfg: 4.5,
+        seed: i,
+        count: 4,
+        out: join(out, `${name}-${i}.png`),
+      });
+    }
+  }
+  process.stdout.write(`done: PNG grids are in ${out}\n`);
+}

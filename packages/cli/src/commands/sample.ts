@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { type BackendName, initBackend } from '@t2md/core';
+import type { SamplerName } from '@t2md/sampler';
+import { generate, parseCaption } from '@t2md/shapes';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadModel } from '../models.js';
+import { encodeGridPng, writeFileAtomic } from '../png.js';
+
+export interface SampleOptions {
+  model: string;
+  steps: number;
+  sampler: SamplerName;
+  cfg: number;
+  seed: number;
+  size?: number;
+  count: number;
+  out: string;
+  backend?: 'auto' | BackendName;
+}
+
+/** `t2md sample PROMPT`: prompt → PNG (a grid when --count > 1), printing the time per step. */
+export async function sampleCommand(prompt: string, opts: SampleOptions): Promise<void> {
+  parseCaption(prompt); // a prompt outside the grammar is an InputError before anything loads
+  const info = await initBackend({ backend: opts.backend ?? 'auto' });
+  const trained = loadModel(opts.model);
+  try {
+    const t0 = performance.now();
+    const { images, msPerStep } = await generate({
+      model: trained.model,
+      encoder: trained.encoder,
+      prompt,
+      count: opts.count,
+      steps: opts.steps,
+      sampler: opts.sampler,
+      cfg: opts.cfg,
+      seed: opts.seed,
+      size: opts.size,
+    });
+    const [n, , h, w] = images.shape as [number, number, number, number];
+    const data = (await images.data()) as Float32Array;
+    images.dispose();
+    const per = 3 * h * w;
+    const png = encodeGridPng(Array.from({ length: n }, (_, i) => ({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w })));
+    const out = resolve(opts.out);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileAtomic(out, png);
+    const total = (performance.now() - t0) / 1000;
+    process.stdout.write(
+      `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}) from ${trained.source}\n` +
+        `${opts.steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${total.toFixed(1)} s in all\n`,
+    );
+  } finally {
+    trained.dispose();
+    if (tf.memory().numTensors > 0 && process.env.T2MD_DEBUG) process.stderr.write(`t2md: ${tf.memory().numTensors} tensors alive\n`);
+  }
+}

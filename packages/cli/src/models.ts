@@ -1,0 +1,47 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { InputError } from '@t2md/core';
+import { loadTrainedModel, type TrainedModel } from '@t2md/distill';
+import { createCaptionEncoder } from '@t2md/shapes';
+
+const require = createRequire(import.meta.url);
+
+/** Names `--model` accepts besides a path: the models shipped in @t2md/shapes. */
+export const SHIPPED = ['teacher', 'student'] as const;
+
+/** The file of a shipped model, or undefined when this install has none. */
+export function shippedModelPath(name: (typeof SHIPPED)[number]): string | undefined {
+  try {
+    const root = dirname(require.resolve('@t2md/shapes/package.json'));
+    const path = join(root, 'models', `${name}.safetensors`);
+    return existsSync(path) ? path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Loads `--model teacher|student|PATH`: a shipped model, a model file, or a training checkpoint
+ * (`DIR/latest.safetensors`, EMA weights preferred). A folder means its `model.safetensors`.
+ */
+export function loadModel(spec: string): TrainedModel & { source: string } {
+  let path = spec;
+  if ((SHIPPED as readonly string[]).includes(spec)) {
+    const shipped = shippedModelPath(spec as (typeof SHIPPED)[number]);
+    if (shipped == null) {
+      throw new InputError(
+        `this install ships no '${spec}' model yet; train one (t2md train --out DIR, t2md distill --teacher DIR/model.safetensors --out DIR2) and pass --model PATH.`,
+      );
+    }
+    path = shipped;
+  } else if (existsSync(join(spec, 'model.safetensors'))) {
+    path = join(spec, 'model.safetensors');
+  } else if (!existsSync(spec)) {
+    throw new InputError(
+      `--model ${spec} is neither teacher, student nor an existing file; pass a .safetensors written by t2md train or distill.`,
+    );
+  }
+  const trained = loadTrainedModel(path, createCaptionEncoder);
+  return Object.assign(trained, { source: path });
+}
