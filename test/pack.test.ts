@@ -21,6 +21,13 @@ const run = (cmd: string, args: string[], cwd: string) =>
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+describe('release tooling', () => {
+  it('changesets reads the config and the pending changesets', () => {
+    const out = run('npx', ['--no-install', 'changeset', 'status'], root);
+    expect(out).toMatch(/Packages to be bumped/);
+  });
+});
+
 describe('published packages', () => {
   const tarballs: string[] = [];
 
