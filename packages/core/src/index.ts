@@ -9,6 +9,7 @@ export { makeOutput, readInput, typedArrayKernel } from './kernel/typed-array-ke
 export type { ProgramUniform, WebGPUProgramSpec } from './kernel/webgpu-program.js';
 export { disposeIntermediate, flatDispatch, runProgram } from './kernel/webgpu-program.js';
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
+export { linear } from './ops/linear.js';
 export type { RngState } from './rng.js';
 export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';

@@ -1,4 +1,4 @@
-import type { Rng } from '@t2md/core';
+import { linear, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Trainable weights by (PyTorch state-dict) name. */
@@ -68,16 +68,8 @@ export class Linear {
   }
 }
 
-/**
- * x `[N, in]`, w `[out, in]`, b `[out]` → `[N, out]`: one fused matmul + bias (transposeB, no copy of w).
- * On wasm the bias is added separately: tfjs-backend-wasm 4.22's `_FusedMatMul` with `transposeB` and
- * a bias returns wrong values (seen here: relative error 0.86 against cpu, while the same call without
- * the bias, or without transposeB, is exact).
- */
-export function linear2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  if (tf.getBackend() === 'wasm') return tf.add(tf.matMul(x, w, false, true), b);
-  return tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, transposeB: true, bias: b });
-}
+/** x `[N, in]`, w `[out, in]`, b `[out]` → `[N, out]` (core's `linear`, which works around a wasm bug). */
+export const linear2d = linear;
 
 /** LayerNorm over the last axis without affine parameters (PixArt's `elementwise_affine=False, eps=1e-6`). */
 export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {

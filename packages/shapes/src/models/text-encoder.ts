@@ -7,7 +7,7 @@
  * Shapes: B batch, L caption tokens (≤ maxLength), D = dim (the DiT's `captionChannels`).
  * Weights are a state dict under `text_encoder.` (PyTorch layouts: Linear `[out, in]`).
  */
-import { assertInt, check, fmtShape, geluTanh, Rng } from '@t2md/core';
+import { assertInt, check, fmtShape, geluTanh, linear as linear2d, Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface CaptionEncoderConfig {
@@ -234,7 +234,7 @@ export function captionEncoderFromTensors(config: CaptionEncoderConfig, tensors:
 /** x `[..., in]` · Wᵀ + b with W `[out, in]` (PyTorch Linear). */
 function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const [out, inF] = weight.shape;
-  const y = tf.fused.matMul({ a: tf.reshape(x, [-1, inF]) as tf.Tensor2D, b: weight as tf.Tensor2D, transposeB: true, bias });
+  const y = linear2d(tf.reshape(x, [-1, inF]), weight, bias); // [N, out]
   return tf.reshape(y, [...x.shape.slice(0, -1), out]);
 }
 

@@ -1,4 +1,4 @@
-import { assertInt, assertOneOf, check, fmtShape, type Rng } from '@t2md/core';
+import { assertInt, assertOneOf, check, fmtShape, linear, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BothDirections, bothDirections, fromBothDirections, toBothDirections } from '../scan-order/gather.js';
 import { SCAN_ORDERS, type ScanOrder, scanPermutation } from '../scan-order/scan-order.js';
@@ -89,7 +89,7 @@ export class BidirectionalMamba {
       const ys = mamba2Forward(w, xs, this.mixer.config); // [2B, L, D]
       const cat = fromBothDirections(ys, tables); // [B, L, 2D], grid order: forward channels, then reversed
       if (this.config.merge === 'sum') return tf.sum(tf.reshape(cat, [B, L, 2, D]), 2); // [B, L, D]
-      const out = tf.fused.matMul({ a: tf.reshape(cat, [B * L, 2 * D]), b: w['merge.weight'], transposeB: true, bias: w['merge.bias'] });
+      const out = linear(tf.reshape(cat, [B * L, 2 * D]), w['merge.weight'], w['merge.bias']);
       return tf.reshape(out, [B, L, D]);
     });
   }
