@@ -1,0 +1,111 @@
+/**
+ * Timing helpers shared by the benchmarks: wall-clock runs synced by reading back one element, medians,
+ * seeded inputs and relative errors. Everything here works the same on webgpu, wasm and cpu.
+ */
+import { InputError, Rng } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Where progress lines go (stderr in the CLI, so stdout stays one JSON document with --json). */
+export type Log = (line: string) => void;
+
+/**
+ * Waits until `t` (and, GPU queues being in order, everything queued before it) has been computed, by
+ * reading back its last element: one small readback instead of the whole tensor.
+ */
+export async function sync(t: tf.Tensor): Promise<void> {
+  const one = tf.tidy(() => tf.slice(tf.reshape(t, [-1]), [t.size - 1], [1]));
+  await one.data();
+  one.dispose();
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface TimeOptions {
+  /** Timed runs wanted. */
+  runs: number;
+  /** Untimed runs first (the first run compiles pipelines and fills the buffer pool). Default 1. */
+  warmup?: number;
+  /** Stop timing once this many ms were spent, keeping at least `minRuns` (for the slow large sizes). */
+  budgetMs?: number;
+  /** Default 2. */
+  minRuns?: number;
+}
+
+/**
+ * Wall-clock ms of each timed call of `fn`, each run ended by `sync` on its first output; the outputs
+ * are freed after every run. Includes one readback round trip per run (about 0.1-1 ms on a GPU).
+ */
+export async function timeRuns(fn: () => tf.Tensor | tf.Tensor[], opts: TimeOptions): Promise<number[]> {
+  const once = async (): Promise<number> => {
+    const t0 = performance.now();
+    const out = fn();
+    const outs = Array.isArray(out) ? out : [out];
+    await sync(outs[0]!);
+    const ms = performance.now() - t0;
+    tf.dispose(outs);
+    return ms;
+  };
+  for (let i = 0; i < (opts.warmup ?? 1); i++) await once();
+  const ms: number[] = [];
+  const start = performance.now();
+  const minRuns = Math.min(opts.minRuns ?? 2, opts.runs);
+  while (ms.length < opts.runs) {
+    ms.push(await once());
+    if (opts.budgetMs != null && ms.length >= minRuns && performance.now() - start > opts.budgetMs) break;
+  }
+  return ms;
+}
+
+/** A float32 tensor of uniforms in [lo, hi) from a seeded generator (the same numbers on every backend). */
+export function uniform(shape: number[], lo: number, hi: number, seed: number): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(new Rng(seed).uniforms(n, lo, hi), shape, 'float32');
+}
+
+/** A float32 tensor of standard normals times `std` from a seeded generator. */
+export function normal(shape: number[], seed: number, std = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Rng(seed).normals(n);
+  if (std !== 1) for (let i = 0; i < n; i++) v[i]! *= std;
+  return tf.tensor(v, shape, 'float32');
+}
+
+/** ‖a − b‖ / ‖b‖ over all elements (read back to the host). */
+export async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const [x, y] = await Promise.all([a.data(), b.data()]);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i]! - y[i]!) ** 2;
+    den += y[i]! ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
+
+/** A message for a row that could not be measured (out of memory, a buffer over the binding limit). */
+export function errorText(err: unknown): string {
+  return String((err as Error)?.message ?? err)
+    .replace(/\s+/g, ' ')
+    .slice(0, 200);
+}
+
+/** Rounds for tables and JSON: timings to µs, rates to 3 significant digits. */
+export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
+
+/**
+ * Sizes from `T2MD_BENCH_SIZES` (comma-separated sequence lengths / token counts), else `dflt`: lets one
+ * device call measure a subset when the whole sweep would outlast its time limit.
+ */
+export function sizesFromEnv(dflt: readonly number[]): number[] {
+  const raw = process.env.T2MD_BENCH_SIZES?.trim();
+  if (!raw) return [...dflt];
+  const sizes = raw.split(',').map((s) => Number(s.trim()));
+  if (!sizes.every((n) => Number.isSafeInteger(n) && n > 0)) {
+    throw new InputError(`T2MD_BENCH_SIZES must be positive integers separated by commas (e.g. 4096,16384), got '${raw}'.`);
+  }
+  return sizes;
+}

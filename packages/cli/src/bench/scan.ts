@@ -1,0 +1,217 @@
+/**
+ * `t2md bench scan`: Mamba-2's `ssdScan` forward and forward+backward at the T2MD student's mixer shape
+ * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes, the tfjs-ops reference `ssdScanRef`
+ * where its O(L·Q) intermediates fit, and Mamba-1's `selectiveScan` at the same width.
+ */
+import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
+import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { errorText, type Log, median, relErr, round, sizesFromEnv, timeRuns, uniform } from './measure.js';
+
+export interface ScanShape {
+  lengths: number[];
+  heads: number;
+  headdim: number;
+  dstate: number;
+  chunkSizes: number[];
+  /** d_state of the selectiveScan rows (Mamba-1's default is 16). */
+  selectiveDstate: number;
+  /** Timed runs per row. */
+  runs: number;
+}
+
+/** The full sweep (a real GPU) or the quick one (CPU, wasm, SwiftShader: seconds). */
+export function scanShape(quick: boolean): ScanShape {
+  return quick
+    ? { lengths: sizesFromEnv([256, 1024]), heads: 4, headdim: 16, dstate: 16, chunkSizes: [64, 128, 256], selectiveDstate: 4, runs: 3 }
+    : {
+        lengths: sizesFromEnv([4096, 16384, 32400]),
+        heads: 36,
+        headdim: 64,
+        dstate: 256,
+        chunkSizes: [64, 128, 256],
+        selectiveDstate: 16,
+        runs: 7,
+      };
+}
+
+/** One measurement; flat, so the docs' benchmarks page can table it. */
+export interface ScanRow {
+  op: 'ssdScan' | 'selectiveScan';
+  impl: 'kernel' | 'tfjs-ref';
+  pass: 'forward' | 'forward+backward';
+  L: number;
+  /** selectiveScan rows run heads·headdim channels (Mamba-1 has no heads) at their own d_state. */
+  heads: number;
+  headdim: number;
+  dstate: number;
+  chunkSize: number | null;
+  /** Median wall ms. */
+  ms: number | null;
+  /** Minimum bytes moved (every input read and output written once) / median time. */
+  gbps: number | null;
+  runs: number[];
+  /** On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128). */
+  relErr?: number;
+  error?: string;
+}
+
+const SSD_NAMES = ['x', 'dt', 'A', 'B', 'C', 'D', 'dtBias'] as const;
+type SsdIn = Record<(typeof SSD_NAMES)[number], tf.Tensor>;
+
+/** Inputs in the ranges a trained Mamba-2 sees: dt before softplus in [-4, -1], A in [-8, -1]. */
+function ssdInputs(L: number, H: number, P: number, N: number, seed: number): SsdIn {
+  return {
+    x: uniform([1, L, H, P], -1, 1, seed),
+    dt: uniform([1, L, H], -4, -1, seed + 1),
+    A: uniform([H], -8, -1, seed + 2),
+    B: uniform([1, L, 1, N], -1, 1, seed + 3),
+    C: uniform([1, L, 1, N], -1, 1, seed + 4),
+    D: uniform([H], 0.5, 1.5, seed + 5),
+    dtBias: uniform([H], -1, 1, seed + 6),
+  };
+}
+
+type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean }) => { y: tf.Tensor };
+
+/** Gradients of sum(y · dy) with respect to every float input: one forward and one backward. */
+function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number): tf.Tensor[] {
+  const f = (...xs: tf.Tensor[]) => {
+    const named = Object.fromEntries(SSD_NAMES.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs;
+    return tf.sum(tf.mul(op(named, { chunkSize, dtSoftplus: true }).y, dy));
+  };
+  return tf.grads(f)(SSD_NAMES.map((k) => inp[k]));
+}
+
+export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<ScanRow[]> {
+  const s = scanShape(opts.quick);
+  const { heads: H, headdim: P, dstate: N } = s;
+  const rows: ScanRow[] = [];
+  const add = (row: ScanRow) => {
+    rows.push(row);
+    opts.log(
+      `  ${row.op} ${row.impl} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}`,
+    );
+  };
+  const base = { heads: H, headdim: P, dstate: N };
+  for (const L of s.lengths) {
+    opts.log(`scan: L=${L}, ${H} heads × ${P}, d_state ${N}`);
+    const inp = ssdInputs(L, H, P, N, L);
+    const dy = uniform([1, L, H, P], -1, 1, 3);
+    const fwdBytes = 4 * (2 * L * H * P + 2 * L * N + L * H); // read x, B, C, dt; write y
+    const fbBytes = 2 * fwdBytes; // and read dy; write dx, dB, dC, ddt
+    const budgetMs = 60_000;
+    for (const Q of s.chunkSizes) {
+      for (const pass of ['forward', 'forward+backward'] as const) {
+        try {
+          const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
+          const runs = await timeRuns(fn, { runs: s.runs, budgetMs });
+          const ms = median(runs);
+          add({
+            op: 'ssdScan',
+            impl: 'kernel',
+            pass,
+            L,
+            ...base,
+            chunkSize: Q,
+            ms,
+            gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
+            runs,
+          });
+        } catch (err) {
+          add({ op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) });
+        }
+      }
+    }
+    // The reference holds [H·L/Q, Q, Q] segment sums and more: forward up to ~400 MB of them, the
+    // backward (several such tensors on the tape) up to ~100 MB.
+    const Q = 128;
+    const refBytes = 4 * H * L * Q;
+    for (const pass of ['forward', 'forward+backward'] as const) {
+      if (refBytes > (pass === 'forward' ? 400e6 : 100e6)) continue;
+      try {
+        const fn =
+          pass === 'forward' ? () => ssdScanRef(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScanRef, inp, dy, Q);
+        // the reference's first run is its warm-up and, for the forward, the kernel's accuracy check
+        let err: number | undefined;
+        if (pass === 'forward') {
+          const [a, r] = [ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y, fn() as tf.Tensor];
+          err = await relErr(a, r);
+          tf.dispose([a, r]);
+        } else tf.dispose(fn());
+        const runs = await timeRuns(fn, { runs: Math.min(3, s.runs), warmup: 0, budgetMs });
+        const ms = median(runs);
+        const row: ScanRow = {
+          op: 'ssdScan',
+          impl: 'tfjs-ref',
+          pass,
+          L,
+          ...base,
+          chunkSize: Q,
+          ms,
+          gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
+          runs,
+          ...(err != null ? { relErr: err } : {}),
+        };
+        add(row);
+      } catch (err) {
+        add({ op: 'ssdScan', impl: 'tfjs-ref', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) });
+      }
+    }
+    tf.dispose([dy, ...Object.values(inp)]);
+    await selectiveRows(L, s, add);
+  }
+  return rows.map((r) => ({
+    ...r,
+    ms: r.ms == null ? null : round(r.ms),
+    gbps: r.gbps == null ? null : Number(r.gbps.toPrecision(4)),
+    runs: r.runs.map((x) => round(x)),
+  }));
+}
+
+/** Mamba-1's selective scan at the same width (dim = heads·headdim), forward and forward+backward. */
+async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => void): Promise<void> {
+  const dim = s.heads * s.headdim;
+  const Ns = s.selectiveDstate;
+  const base = { L, heads: s.heads, headdim: s.headdim, dstate: Ns, chunkSize: null };
+  const si = {
+    u: uniform([1, dim, L], -1, 1, 11),
+    delta: uniform([1, dim, L], -4, -1, 12),
+    A: uniform([dim, Ns], -8, -1, 13),
+    B: uniform([1, Ns, L], -1, 1, 14),
+    C: uniform([1, Ns, L], -1, 1, 15),
+    D: uniform([dim], 0.5, 1.5, 16),
+  };
+  const sdy = uniform([1, dim, L], -1, 1, 17);
+  const names = ['u', 'delta', 'A', 'B', 'C', 'D'] as const;
+  const bytes = selectiveScanTraffic({ batch: 1, dim, seqlen: L, dstate: Ns }, { hasD: true });
+  const fwdBwd = () =>
+    tf.grads((...xs: tf.Tensor[]) =>
+      tf.sum(tf.mul(selectiveScan(Object.fromEntries(names.map((k, i) => [k, xs[i]])) as never, { deltaSoftplus: true }).y, sdy)),
+    )(names.map((k) => si[k]));
+  for (const pass of ['forward', 'forward+backward'] as const) {
+    try {
+      const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;
+      const runs = await timeRuns(fn, { runs: s.runs, budgetMs: 60_000 });
+      const ms = median(runs);
+      add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms, gbps: ((pass === 'forward' ? 1 : 2) * bytes) / ms / 1e6, runs });
+    } catch (err) {
+      add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms: null, gbps: null, runs: [], error: errorText(err) });
+    }
+  }
+  // The reference is a loop of a few ops per time step: only short sequences.
+  if (L <= 256) {
+    try {
+      const fn = () => selectiveScanRef(si, { deltaSoftplus: true }).y;
+      const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the warm-up, and the accuracy check
+      const err = await relErr(a, r);
+      tf.dispose([a, r]);
+      const runs = await timeRuns(fn, { runs: Math.min(3, s.runs), warmup: 0 });
+      const ms = median(runs);
+      add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms, gbps: bytes / ms / 1e6, runs, relErr: err });
+    } catch (err) {
+      add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms: null, gbps: null, runs: [], error: errorText(err) });
+    }
+  }
+  tf.dispose([sdy, ...Object.values(si)]);
+}

@@ -1,0 +1,73 @@
+/** Plain-text tables of the benchmark rows for stdout (without --json). */
+import type { AttentionRow } from './attention.js';
+import type { ScalingRow } from './scaling.js';
+import type { ScanRow } from './scan.js';
+
+type Column<R> = [header: string, cell: (row: R) => string];
+
+const num = (x: number | null | undefined, digits = 2): string => (x == null ? '—' : x.toFixed(digits));
+const sci = (x: number | null | undefined): string => (x == null ? '' : x.toExponential(1));
+
+/** Right-aligned columns under a header and a rule. */
+export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]): string {
+  const cells = [columns.map(([h]) => h), ...rows.map((r) => columns.map(([, f]) => f(r)))];
+  const widths = columns.map((_, j) => Math.max(...cells.map((line) => line[j]!.length)));
+  const fmt = (line: string[]) =>
+    line
+      .map((c, j) => c.padStart(widths[j]!))
+      .join('  ')
+      .trimEnd();
+  return [
+    fmt(cells[0]!),
+    widths
+      .map((w) => '-'.repeat(w))
+      .join('  ')
+      .trimEnd(),
+    ...cells.slice(1).map(fmt),
+  ].join('\n');
+}
+
+export function scanTable(rows: readonly ScanRow[]): string {
+  return formatTable(rows, [
+    ['op', (r) => r.op],
+    ['impl', (r) => r.impl],
+    ['L', (r) => String(r.L)],
+    ['heads×P', (r) => `${r.heads}×${r.headdim}`],
+    ['N', (r) => String(r.dstate)],
+    ['Q', (r) => (r.chunkSize == null ? '-' : String(r.chunkSize))],
+    ['pass', (r) => r.pass],
+    ['ms', (r) => num(r.ms)],
+    ['GB/s', (r) => (r.gbps == null ? '—' : r.gbps.toPrecision(3))],
+    ['rel err', (r) => sci(r.relErr) || (r.error ? `failed: ${r.error.slice(0, 40)}` : '')],
+  ]);
+}
+
+export function attentionTable(rows: readonly AttentionRow[]): string {
+  return formatTable(rows, [
+    ['heads×L×Dh', (r) => `${r.heads}×${r.tokens}×${r.headDim}`],
+    ['fwd ms', (r) => num(r.fwdMs)],
+    ['TFLOP/s', (r) => (r.fwdTflops == null ? '—' : r.fwdTflops.toPrecision(3))],
+    ['fwd+bwd ms', (r) => num(r.fwdBwdMs)],
+    ['naive fwd', (r) => num(r.naiveFwdMs)],
+    ['naive fwd+bwd', (r) => num(r.naiveFwdBwdMs)],
+    ['rel err', (r) => sci(r.relErrVsNaive) || (r.error ? `failed: ${r.error.slice(0, 40)}` : '')],
+  ]);
+}
+
+export function scalingTable(rows: readonly ScalingRow[]): string {
+  return formatTable(rows, [
+    ['tokens', (r) => String(r.tokens)],
+    ['batch', (r) => String(r.batch)],
+    ['teacher ms', (r) => num(r.teacherMs)],
+    ['student ms', (r) => num(r.studentMs)],
+    ['speed-up', (r) => (r.ratio == null ? '—' : `${r.ratio.toFixed(2)}×`)],
+    ['T attn/cross/rest', (r) => `${num(r.teacherAttnMs, 1)}/${num(r.teacherCrossMs, 1)}/${num(r.teacherRestMs, 1)}`],
+    [
+      'S attn/mamba/cross/rest',
+      (r) => `${num(r.studentAttnMs, 1)}/${num(r.studentMambaMs, 1)}/${num(r.studentCrossMs, 1)}/${num(r.studentRestMs, 1)}`,
+    ],
+    ['T MiB', (r) => num(r.teacherMB, 0)],
+    ['S MiB', (r) => num(r.studentMB, 0)],
+    ['', (r) => (r.error ? `failed: ${r.error.slice(0, 60)}` : '')],
+  ]);
+}

@@ -1,0 +1,92 @@
+import { resolve } from 'node:path';
+import { type BackendName, InputError, initBackend } from '@t2md/core';
+import { runAttentionBench } from '../bench/attention.js';
+import type { Log } from '../bench/measure.js';
+import {
+  BENCHES,
+  type BenchName,
+  defaultResultsPath,
+  describeDevice,
+  gitCommit,
+  mergeAndWrite,
+  newDoc,
+  readResults,
+} from '../bench/results.js';
+import { runScalingBench } from '../bench/scaling.js';
+import { runScanBench } from '../bench/scan.js';
+import { attentionTable, scalingTable, scanTable } from '../bench/table.js';
+
+export interface BenchOptions {
+  json?: boolean;
+  quick?: boolean;
+  out?: string;
+  backend?: 'auto' | BackendName;
+}
+
+/** How each section was measured, stored with its rows so the file explains itself. */
+const NOTES: Record<BenchName, string[]> = {
+  scan: [
+    'scan: ms = median wall time of several runs, each ended by reading back one element (includes one readback round trip); f32, batch 1, ngroups 1, dtSoftplus.',
+    'scan: gbps = minimum bytes moved (inputs read and outputs written once; forward+backward counts twice) / median ms.',
+  ],
+  attention: [
+    'attention: ms = median wall time of several runs, each ended by reading back one element; f32, batch 1, no mask; fwdTflops counts 4·L²·Dh·heads.',
+  ],
+  scaling: [
+    'scaling: teacherMs/studentMs = median wall ms of one denoising forward (random weights perturbed off the init by N(0, 0.02²)); ratio = teacherMs / studentMs.',
+    "scaling: split = every block's token mixers (Attn: SA; Mamba: HM/WM) and cross-attentions timed alone on inputs of the same shape; Rest = forward − those (norms, modulation, MLPs, embedders, final layer, per-op overhead).",
+    "scaling: teacherMB/studentMB (MiB) = model weights + inputs + the high-water of live tfjs tensor bytes during one forward (tf.profile peakBytes; buffers a kernel frees itself are not counted). gpuPoolMB (webgpu) = bytes in tfjs-webgpu's buffer pool afterwards (process-wide, both models).",
+  ],
+};
+
+const RUNNERS: Record<BenchName, (o: { quick: boolean; log: Log }) => Promise<unknown[]>> = {
+  scan: runScanBench,
+  attention: runAttentionBench,
+  scaling: runScalingBench,
+};
+
+const TABLES: Record<BenchName, (rows: never[]) => string> = {
+  scan: scanTable,
+  attention: attentionTable,
+  scaling: scalingTable,
+};
+
+/**
+ * `t2md bench scan|attention|scaling`: runs one benchmark on the chosen backend, prints a table (or,
+ * with --json, one JSON document) on stdout, progress on stderr, and merges its section into the
+ * results file (`--out`, default `bench/results/<date>-<card>.json`). Software backends get the quick
+ * sizes even without --quick: the full sizes are for a real GPU.
+ */
+export async function benchCommand(which: string, opts: BenchOptions = {}): Promise<void> {
+  if (!(BENCHES as readonly string[]).includes(which)) {
+    throw new InputError(`unknown benchmark '${which}'; choose one of ${BENCHES.join(', ')} (e.g. t2md bench scan --quick).`);
+  }
+  const name = which as BenchName;
+  const log: Log = (line) => process.stderr.write(`${line}\n`);
+  if (opts.out != null) readResults(opts.out); // fail now, not after minutes of measuring
+  const info = await initBackend({ backend: opts.backend ?? 'auto' });
+  const dev = describeDevice(info);
+  let quick = opts.quick === true;
+  let note: string | undefined;
+  if (!quick && info.software) {
+    quick = true;
+    note = `${dev.device} is a software backend: the full sizes need a real GPU, so the --quick sizes were used.`;
+    log(`note: ${note}`);
+  }
+  const path = opts.out ?? defaultResultsPath(dev.card, quick);
+  readResults(path);
+  log(`bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''}`);
+  const t0 = performance.now();
+  const rows = await RUNNERS[name]({ quick, log });
+  log(`bench ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const meta = { date: new Date().toISOString(), commit: gitCommit(), backend: info.backend, quick, ...(note ? { note } : {}) };
+  const doc = newDoc(dev, name, rows, meta, NOTES[name]);
+  const { warning } = mergeAndWrite(path, doc, name);
+  if (warning) log(`warning: ${warning}`);
+  log(`wrote ${path}`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...doc, file: resolve(path) }, null, 2)}\n`);
+  else process.stdout.write(`${TABLES[name](rows as never[])}\n`);
+  if (rows.length > 0 && rows.every((r) => (r as { error?: string }).error != null)) {
+    throw new Error(`every ${name} measurement failed (see ${path}).`);
+  }
+}

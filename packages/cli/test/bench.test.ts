@@ -1,0 +1,127 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type BenchDoc, mergeAndWrite, newDoc } from '../src/bench/results.js';
+import { t2md } from './cli.js';
+
+// The quick sizes on wasm, cut further with T2MD_BENCH_SIZES where the full quick sweep would take a
+// while on a 2-core machine (wasm's attention and Mamba kernels are plain loops).
+const dir = mkdtempSync(join(tmpdir(), 't2md-bench-'));
+const out = join(dir, 'results.json');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+type Row = Record<string, unknown>;
+
+function bench(which: string, sizes?: string, quickFlag = true) {
+  const args = ['bench', which, ...(quickFlag ? ['--quick'] : []), '--json', '--out', out];
+  const r = t2md(args, { T2MD_BACKEND: 'wasm', T2MD_BENCH_SIZES: sizes });
+  expect(r.code, r.stderr).toBe(0);
+  const doc = JSON.parse(r.stdout); // stdout is one JSON document and nothing else
+  expect(doc).toMatchObject({ backend: 'wasm', adapter: null, file: out });
+  expect(doc.device).toMatch(/wasm/);
+  expect(Object.keys(doc)).toEqual(expect.arrayContaining(['device', 'adapter', 'commit', 'scaling', 'scan', 'attention', 'baselines']));
+  expect(doc.runs[which]).toMatchObject({ backend: 'wasm', quick: true });
+  for (const other of ['scan', 'attention', 'scaling'].filter((s) => s !== which)) expect(doc[other]).toEqual([]);
+  const rows = doc[which] as Row[];
+  expect(rows.length).toBeGreaterThan(0);
+  for (const row of rows) expect(row.error, JSON.stringify(row)).toBeUndefined();
+  return { rows, stderr: r.stderr };
+}
+
+const positive = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+
+describe('t2md bench', () => {
+  it('scan --quick: ssdScan over chunk sizes, the reference, selectiveScan', () => {
+    const { rows, stderr } = bench('scan');
+    expect(stderr).toMatch(/bench scan on .*wasm.*quick sizes/);
+    const kernel = rows.filter((r) => r.op === 'ssdScan' && r.impl === 'kernel');
+    // L ∈ {256, 1024} × Q ∈ {64, 128, 256} × {forward, forward+backward}
+    expect(kernel).toHaveLength(12);
+    expect(new Set(kernel.map((r) => r.chunkSize))).toEqual(new Set([64, 128, 256]));
+    for (const r of rows) {
+      expect(positive(r.ms), JSON.stringify(r)).toBe(true);
+      expect(positive(r.gbps), JSON.stringify(r)).toBe(true);
+      expect(r.ms).toBe((r.runs as number[]).slice().sort((a, b) => a - b)[1]); // median of 3 runs
+    }
+    const refs = rows.filter((r) => r.impl === 'tfjs-ref' && r.pass === 'forward');
+    expect(refs.map((r) => `${r.op}@${r.L}`)).toEqual(['ssdScan@256', 'selectiveScan@256', 'ssdScan@1024']);
+    for (const r of refs) expect(r.relErr as number).toBeLessThan(1e-5); // the kernel agrees with the reference
+    expect(rows.some((r) => r.op === 'selectiveScan' && r.pass === 'forward+backward')).toBe(true);
+  });
+
+  it('attention on a software backend uses the quick sizes by itself: forward, forward+backward, naive', () => {
+    const { rows, stderr } = bench('attention', '256', false);
+    expect(stderr).toMatch(/note: .* is a software backend: the full sizes need a real GPU, so the --quick sizes were used/);
+    expect(rows).toHaveLength(1);
+    const r = rows[0]!;
+    expect(r).toMatchObject({ batch: 1, heads: 4, tokens: 256, headDim: 32 });
+    for (const k of ['fwdMs', 'fwdBwdMs', 'fwdTflops', 'naiveFwdMs', 'naiveFwdBwdMs']) expect(positive(r[k]), k).toBe(true);
+    expect(r.relErrVsNaive as number).toBeLessThan(1e-5);
+  });
+
+  it('scaling --quick: teacher vs student at batch 1 and 2 with a split and memory, merged into one file', () => {
+    const { rows } = bench('scaling', '64');
+    expect(rows.map((r) => [r.tokens, r.batch])).toEqual([
+      [64, 1],
+      [64, 2],
+    ]);
+    for (const r of rows) {
+      for (const k of ['teacherMs', 'studentMs', 'ratio', 'teacherMB', 'studentMB', 'teacherAttnMs', 'studentAttnMs', 'studentMambaMs']) {
+        expect(positive(r[k]), `${k} in ${JSON.stringify(r)}`).toBe(true);
+      }
+      expect(r.ratio).toBeCloseTo((r.teacherMs as number) / (r.studentMs as number), 2);
+      expect(r.latent).toBe(16); // 8×8 tokens at patch 2
+      expect(r.teacherMB as number).toBeGreaterThan(r.teacherWeightsMB as number); // weights plus activations
+      expect(Number.isFinite(r.teacherRestMs)).toBe(true);
+    }
+    // the three runs merged into one file, each section kept
+    const file = JSON.parse(readFileSync(out, 'utf8'));
+    expect(file.scan.length).toBeGreaterThan(0);
+    expect(file.attention).toHaveLength(1);
+    expect(file.scaling).toHaveLength(2);
+    expect(Object.keys(file.runs).sort()).toEqual(['attention', 'scaling', 'scan']);
+  });
+
+  it('exits 2 with one line on an unknown benchmark or a results file it cannot merge into', () => {
+    const r = t2md(['bench', 'matmul'], { T2MD_BACKEND: 'wasm' });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^t2md: unknown benchmark 'matmul'; choose one of scan, attention, scaling/);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, 'not json');
+    const r2 = t2md(['bench', 'scan', '--quick', '--out', bad], { T2MD_BACKEND: 'wasm' });
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/bad\.json exists but is not JSON/);
+    expect(readFileSync(bad, 'utf8')).toBe('not json'); // left alone
+  });
+
+  it('merges rows of one sweep split over calls, replaces them for another commit, keeps other sections', () => {
+    const file = join(dir, 'merge.json');
+    writeFileSync(file, JSON.stringify({ device: 'd', baselines: [{ impl: 'torch-sdpa' }], attention: { legacy: true } }));
+    const dev = { device: 'd', card: 'c', backend: 'wasm' as const, adapter: null, software: true };
+    const doc = (commit: string, rows: Record<string, unknown>[]): BenchDoc =>
+      newDoc(dev, 'scaling', rows, { date: '2026-01-01T00:00:00Z', commit, backend: 'wasm', quick: false }, ['n']);
+    mergeAndWrite(file, doc('a', [{ tokens: 1024, batch: 1, teacherMs: 1 }]), 'scaling');
+    mergeAndWrite(
+      file,
+      doc('a', [
+        { tokens: 4096, batch: 1, teacherMs: 2 },
+        { tokens: 1024, batch: 1, teacherMs: 3 },
+      ]),
+      'scaling',
+    );
+    let got = JSON.parse(readFileSync(file, 'utf8'));
+    expect(got.scaling).toEqual([
+      { tokens: 1024, batch: 1, teacherMs: 3 },
+      { tokens: 4096, batch: 1, teacherMs: 2 },
+    ]);
+    expect(got.baselines).toEqual([{ impl: 'torch-sdpa' }]);
+    expect(got.attention).toEqual({ legacy: true });
+    mergeAndWrite(file, doc('b', [{ tokens: 256, batch: 2, teacherMs: 4 }]), 'scaling');
+    got = JSON.parse(readFileSync(file, 'utf8'));
+    expect(got.scaling).toEqual([{ tokens: 256, batch: 2, teacherMs: 4 }]);
+    expect(got.commit).toBe('b');
+    expect(got.runs.scaling.commit).toBe('b');
+  });
+});
