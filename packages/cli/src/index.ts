@@ -1,2 +1,3 @@
 export { describeError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
+export { main } from './main.js';
 export { buildProgram } from './program.js';
