@@ -1,6 +1,7 @@
 // Start a backend, draw seeded noise, run a fused kernel with its gradient, and round-trip safetensors.
+
+import { geluTanh, initBackend, loadSafetensors, Rng, saveSafetensors } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, geluTanh, initBackend, loadSafetensors, saveSafetensors } from '@t2md/core';
 
 const info = await initBackend(); // {backend, adapter?, software}
 console.log(`running on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}`);

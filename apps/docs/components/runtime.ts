@@ -1,0 +1,241 @@
+// Everything the playground runs in the browser. Loaded only by dynamic import from onMounted, so the
+// server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
+// (never @t2md/distill, which reads files through node:fs).
+import { type BackendInfo, initBackend, isInputError, loadSafetensors } from '@t2md/core';
+import { attention, type DiT, loadDiT } from '@t2md/dit';
+import type { SamplerName } from '@t2md/sampler';
+import { type CaptionEncoder, captionEncoderFromTensors, generate, parseCaption } from '@t2md/shapes';
+import { ssdScan } from '@t2md/ssm';
+import * as tf from '@tensorflow/tfjs-core';
+
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
+export type ModelName = 'teacher' | 'student';
+
+/** The backend in use and, when it is not WebGPU, why not. */
+export interface BackendState {
+  info: BackendInfo;
+  /** One line for the status: backend, adapter, and the reason for a fallback. */
+  label: string;
+}
+
+/** A model file as the shapes world ships it: the DiT under `model.`, the caption encoder under `text_encoder.`. */
+export interface LoadedModel {
+  name: ModelName;
+  model: DiT;
+  encoder: CaptionEncoder;
+  dispose(): void;
+}
+
+const ENCODER_SPEC_KEY = 't2md.text_encoder';
+
+/** Why WebGPU was not used, in words (probing the adapter the same way initBackend does). */
+async function whyNotWebGPU(): Promise<string> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (gpu == null) return 'this browser has no WebGPU (navigator.gpu is missing)';
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (err) {
+    return `requesting a WebGPU adapter failed (${(err as Error).message})`;
+  }
+  if (adapter == null) return 'the browser offered no WebGPU adapter';
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const name = [info?.vendor, info?.architecture || info?.description].filter(Boolean).join(' ');
+  return `the only WebGPU adapter is a software one (${name || 'unnamed'}), slower than wasm; choose webgpu to use it anyway`;
+}
+
+function adapterText(info: BackendInfo): string {
+  const a = info.adapter;
+  if (a == null) return '';
+  const name = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'unnamed adapter';
+  return ` on ${name}${info.software ? ' (software adapter)' : ''}`;
+}
+
+/**
+ * Starts `choice` (auto: hardware WebGPU, else wasm, else cpu). The wasm binaries are served from
+ * `wasmPaths` (the site's base + 'wasm/').
+ */
+export async function startBackend(choice: BackendChoice, wasmPaths: string): Promise<BackendState> {
+  const info = await initBackend({ backend: choice, wasmPaths });
+  let label = `${info.backend}${adapterText(info)}`;
+  if (choice === 'auto' && info.backend !== 'webgpu') label += ` — fallback: ${await whyNotWebGPU()}`;
+  active = { info, label };
+  return active;
+}
+
+let active: BackendState | undefined;
+
+/** The backend the page started last (the playground's), or a fresh `auto` one when none was started. */
+export async function pageBackend(wasmPaths: string): Promise<BackendState> {
+  return active ?? startBackend('auto', wasmPaths);
+}
+
+/** Reads a shapes-world model file (bytes of `teacher.safetensors` / `student.safetensors`). */
+export function loadModel(name: ModelName, bytes: Uint8Array): LoadedModel {
+  const model = loadDiT(bytes, { prefix: 'model.' });
+  const file = loadSafetensors(bytes);
+  try {
+    const specText = file.metadata[ENCODER_SPEC_KEY];
+    if (specText == null)
+      throw new Error(`${name}.safetensors has no '${ENCODER_SPEC_KEY}' metadata; it was not written by t2md train or distill.`);
+    const encoder = captionEncoderFromTensors(JSON.parse(specText), file.tensors);
+    return {
+      name,
+      model,
+      encoder,
+      dispose: () => {
+        model.dispose();
+        encoder.dispose();
+      },
+    };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    tf.dispose(Object.values(file.tensors));
+  }
+}
+
+/** The side a model was trained at (its base grid times the patch). */
+export function baseSize(m: LoadedModel): number {
+  const g = m.model.config.baseGrid;
+  const side = Array.isArray(g) ? g[0] : typeof g === 'number' ? g : 16;
+  return side * m.model.config.patchSize;
+}
+
+/** Checks a prompt against the shapes grammar; returns the InputError's message, or undefined when it parses. */
+export function promptError(prompt: string): string | undefined {
+  try {
+    parseCaption(prompt);
+    return undefined;
+  } catch (err) {
+    if (isInputError(err)) return (err as Error).message;
+    throw err;
+  }
+}
+
+export interface RunOptions {
+  prompt: string;
+  steps: number;
+  sampler: SamplerName;
+  cfg: number;
+  seed: number;
+  size: number;
+  signal: AbortSignal;
+  /** Called with the current clean-image estimate, CHW in [-1, 1], after every step. */
+  onStep: (info: { step: number; total: number; ms: number; image: Float32Array }) => void;
+}
+
+/** Runs one model on the prompt; returns the final image (CHW, [-1, 1]) and the median ms per step. */
+export async function runModel(m: LoadedModel, o: RunOptions): Promise<{ image: Float32Array; msPerStep: number }> {
+  const { images, msPerStep } = await generate({
+    model: m.model,
+    encoder: m.encoder,
+    prompt: o.prompt,
+    steps: o.steps,
+    sampler: o.sampler,
+    cfg: o.cfg,
+    seed: o.seed,
+    size: o.size,
+    signal: o.signal,
+    onStep: async ({ step, total, ms, x0 }) => {
+      const first = tf.tidy(() => tf.slice(x0, [0, 0, 0, 0], [1, -1, -1, -1]));
+      const image = (await first.data()) as Float32Array;
+      first.dispose();
+      o.onStep({ step, total, ms, image });
+      await yieldToBrowser();
+    },
+  });
+  try {
+    return { image: (await images.data()) as Float32Array, msPerStep };
+  } finally {
+    images.dispose();
+  }
+}
+
+/**
+ * Lets the browser paint the step's picture and handle input (such as Cancel) before the next step: on
+ * wasm and cpu every await resolves at once, so without this the page freezes for the whole run. A
+ * visible page waits for its next frame; a hidden one (no frames) takes a MessageChannel task, which,
+ * unlike setTimeout, background tabs do not throttle.
+ */
+function yieldToBrowser(): Promise<void> {
+  return new Promise((resolve) => {
+    if (document.visibilityState === 'visible') {
+      requestAnimationFrame(() => resolve());
+      return;
+    }
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+/** Writes a CHW image in [-1, 1] onto a canvas of the image's size. */
+export function drawImage(canvas: HTMLCanvasElement, chw: Float32Array, size: number): void {
+  if (canvas.width !== size) canvas.width = size;
+  if (canvas.height !== size) canvas.height = size;
+  const ctx = canvas.getContext('2d');
+  if (ctx == null) return;
+  const img = ctx.createImageData(size, size);
+  const plane = size * size;
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      img.data[4 * i + c] = (chw[c * plane + i] + 1) * 127.5; // Uint8ClampedArray: rounds and clamps to 0..255
+    }
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+export interface ScanPoint {
+  length: number;
+  scanMs: number;
+  attentionMs: number;
+}
+
+/**
+ * Times ssdScan (Mamba-2, linear in L) against attention (quadratic in L) at each sequence length on the
+ * current backend: one warm-up, then the median of `repeats` runs, each synchronised by reading the output.
+ * Shapes: 4 heads of width 32, d_state 32, one group; attention over the same heads.
+ */
+export async function timeScan(lengths: number[], repeats: number, signal: AbortSignal, onPoint: (p: ScanPoint) => void): Promise<void> {
+  const H = 4;
+  const P = 32;
+  const N = 32;
+  for (const L of lengths) {
+    if (signal.aborted) return;
+    const x = tf.randomNormal([1, L, H, P]);
+    const dt = tf.randomUniform([1, L, H], 0.01, 0.1);
+    const A = tf.neg(tf.randomUniform([H], 0.5, 2));
+    const B = tf.randomNormal([1, L, 1, N]);
+    const C = tf.randomNormal([1, L, 1, N]);
+    const q = tf.randomNormal([1, H, L, P]);
+    const k = tf.randomNormal([1, H, L, P]);
+    const v = tf.randomNormal([1, H, L, P]);
+    try {
+      const time = async (fn: () => tf.Tensor): Promise<number> => {
+        const runs: number[] = [];
+        for (let r = 0; r <= repeats; r++) {
+          const t0 = performance.now();
+          const out = fn();
+          await out.data();
+          out.dispose();
+          if (r > 0) runs.push(performance.now() - t0); // run 0 compiles the kernels
+          await yieldToBrowser();
+        }
+        runs.sort((a, b) => a - b);
+        return runs[Math.floor(runs.length / 2)];
+      };
+      const scanMs = await time(() => ssdScan({ x, dt, A, B, C }).y);
+      if (signal.aborted) return;
+      const attentionMs = await time(() => attention(q, k, v));
+      onPoint({ length: L, scanMs, attentionMs });
+    } finally {
+      tf.dispose([x, dt, A, B, C, q, k, v]);
+    }
+  }
+}
