@@ -57,6 +57,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   }
   const { tokens, mask } = tokenizeToTensors(Array(count).fill(opts.prompt));
   const guided = cfg !== 1;
+  const sampler = opts.sampler ?? 'dpmpp-2m';
   // Caption features for the batch the model sees: [count] rows, or [2·count] with the null caption below.
   const y = tf.tidy(() => {
     const feats = encoder.encode(tokens, mask); // [count, Lc, Dc]
@@ -81,11 +82,14 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           // learned sigma doubles the channels; the sampler wants epsilon only
           return out.shape[1] === x.shape[1] ? out : tf.slice(out, [0, 0, 0, 0], [-1, x.shape[1]!, -1, -1]);
         }),
-      sampler: opts.sampler ?? 'dpmpp-2m',
+      sampler,
       steps,
       shape: [count, model.config.inChannels, size, size],
       seed: opts.seed ?? 0,
       guidance: guided ? { scale: cfg } : undefined,
+      // The shapes world is pixel space in [-1, 1]: DDPM and DDIM clip their clean-sample estimate to it
+      // (diffusers' clip_sample), which keeps an early, badly amplified estimate from running away.
+      clipSample: sampler === 'ddpm' || sampler === 'ddim' ? 1 : undefined,
       signal: opts.signal,
       onStep: async ({ step, total, x0 }) => {
         await x0.data(); // synchronise so the time is the step's, not the queue's
