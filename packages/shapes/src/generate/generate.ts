@@ -1,5 +1,5 @@
 import { check, InputError } from '@t2md/core';
-import type { DiT } from '@t2md/dit';
+import { captionedDenoiser, type DiT } from '@t2md/dit';
 import { type SamplerName, sample } from '@t2md/sampler';
 import * as tf from '@tensorflow/tfjs-core';
 import { tokenizeToTensors } from '../world/tokenizer.js';
@@ -55,33 +55,17 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       `size ${size} is not a multiple of the model's patch size ${patch}; pick e.g. ${Math.max(patch, Math.round(size / patch) * patch)}.`,
     );
   }
-  const { tokens, mask } = tokenizeToTensors(Array(count).fill(opts.prompt));
   const guided = cfg !== 1;
   const sampler = opts.sampler ?? 'dpmpp-2m';
-  // Caption features for the batch the model sees: [count] rows, or [2·count] with the null caption below.
-  const y = tf.tidy(() => {
-    const feats = encoder.encode(tokens, mask); // [count, Lc, Dc]
-    return guided ? tf.concat([feats, feats], 0) : feats;
-  });
-  const yMask = guided ? tf.concat([mask, mask], 0) : tf.clone(mask);
-  const drop = guided
-    ? tf.tensor(
-        Array.from({ length: 2 * count }, (_, i) => (i >= count ? 1 : 0)),
-        [2 * count],
-        'bool',
-      )
-    : undefined;
-  tf.dispose([tokens, mask]);
+  const { tokens, mask } = tokenizeToTensors(Array(count).fill(opts.prompt));
+  const feats = tf.tidy(() => encoder.encode(tokens, mask)); // [count, Lc, Dc]
+  const denoiser = captionedDenoiser(model, feats, mask, guided);
+  tf.dispose([tokens, mask, feats]);
   const times: number[] = [];
   let last = performance.now();
   try {
     const images = await sample({
-      model: (x, t) =>
-        tf.tidy(() => {
-          const out = model.forward(x, t, y, { yMask, dropCaption: drop });
-          // learned sigma doubles the channels; the sampler wants epsilon only
-          return out.shape[1] === x.shape[1] ? out : tf.slice(out, [0, 0, 0, 0], [-1, x.shape[1]!, -1, -1]);
-        }),
+      model: denoiser.model,
       sampler,
       steps,
       shape: [count, model.config.inChannels, size, size],
@@ -102,7 +86,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const sorted = [...times].sort((a, b) => a - b);
     return { images, msPerStep: sorted[Math.floor(sorted.length / 2)] ?? 0 };
   } finally {
-    tf.dispose([y, yMask, ...(drop ? [drop] : [])]);
+    denoiser.dispose();
   }
 }
 
