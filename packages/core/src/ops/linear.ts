@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gemm, resolveMatmulVariant } from './matmul/matmul.js';
 
 /**
  * A PyTorch-layout linear layer: x `[N, in]`, w `[out, in]`, b `[out]` → `[N, out]`, as one fused
- * matmul + bias with transposeB (no copy of w). On wasm the bias is added separately:
+ * matmul + bias with transposeB (no copy of w). On webgpu it is our tiled GEMM (`gemm`, variant by
+ * `T2MD_MATMUL`; `T2MD_MATMUL=tfjs` restores tfjs's fused matMul), which also runs its gradient
+ * (dx = dy·w, dw = dyᵀ·x, db = Σ dy). On wasm the bias is added separately:
  * tfjs-backend-wasm 4.22's `_FusedMatMul` with `transposeB` and a bias returns wrong values (seen
  * here: relative error 0.86 against cpu, while the same call without the bias, or without transposeB,
  * is exact), and its matmul with a transposed operand is ~10× slower than transposing first (seen
@@ -10,9 +13,13 @@ import * as tf from '@tensorflow/tfjs-core';
  */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   if (tf.getBackend() === 'wasm') {
-    const y = tf.matMul(x, tf.transpose(w));
-    return b == null ? y : tf.add(y, b);
+    // tidy: the transposed copy of w was left alive here before (the same numbers, minus a leak).
+    return tf.tidy(() => {
+      const y = tf.matMul(x, tf.transpose(w));
+      return b == null ? y : tf.add(y, b);
+    });
   }
+  if (resolveMatmulVariant(x.shape[0] ?? 0, w.shape[0] ?? 0) !== 'tfjs') return gemm(x, w, { transposeB: true, bias: b });
   if (b == null) return tf.matMul(x, w, false, true);
   return tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, transposeB: true, bias: b });
 }

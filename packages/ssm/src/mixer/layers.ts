@@ -2,6 +2,7 @@
  * The small pieces of a Mamba-2 mixer around the scan, in tfjs-core ops (each differentiable on every
  * backend): the causal depthwise conv, SiLU, the gated RMSNorm and a bias-free linear layer.
  */
+import { linear as linear2d } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** SiLU(x) = x * sigmoid(x). */
@@ -10,14 +11,15 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * PyTorch's `Linear` without bias on the last axis: `x @ weight^T`, weight `[out, in]` (PyTorch layout).
+ * PyTorch's `Linear` without bias on the last axis: `x @ weight^T`, weight `[out, in]` (PyTorch layout),
+ * through core's `linear` (the tiled WGSL GEMM on webgpu, `T2MD_MATMUL`).
  * @param x `[..., in]`
  * @returns `[..., out]`
  */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   const inF = x.shape[x.rank - 1];
   const x2 = tf.reshape(x, [-1, inF]); // [M, in]
-  const y = tf.matMul(x2, weight, false, true); // [M, out]
+  const y = linear2d(x2, weight); // [M, out]
   return tf.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]]);
 }
 

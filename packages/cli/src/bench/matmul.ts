@@ -1,0 +1,188 @@
+/**
+ * `t2md bench matmul`: the GEMMs that dominate a PixArt-XL/2 teacher and a T2MD student forward, at
+ * T tokens (rows), for every `T2MD_MATMUL` variant (tfjs's matMul, our 128×128 and 64×64 tilings):
+ * median ms, TFLOP/s, and the error against tfjs's result. Plus a 4096³ square matmul, and the two
+ * backward GEMMs of one linear (dx: NN, dw: TN), since training runs those as often as the forward.
+ */
+import { autoTile, gemm, matmulUnrollFromEnv } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { errorText, type Log, median, normal, round, sizesFromEnv, timeRuns } from './measure.js';
+import { formatTable } from './table.js';
+
+type Layout = 'NT' | 'NN' | 'TN';
+const VARIANTS = ['tfjs', 't128', 't64'] as const;
+export type MatmulVariantName = (typeof VARIANTS)[number];
+
+/** One GEMM: C [M, N] = op(A)·op(B) (+ bias). NT is `linear` (x [M, K], w [N, K]). */
+interface MatmulShape {
+  op: string;
+  layout: Layout;
+  M: number;
+  N: number;
+  K: number;
+  bias: boolean;
+}
+
+export interface MatmulRow extends MatmulShape {
+  variant: MatmulVariantName;
+  /** What `T2MD_MATMUL=auto` (the default) picks for this shape today. */
+  autoPick: string;
+  /** `T2MD_MATMUL_UNROLL` in effect (k-steps written out per inner-loop iteration; 16 = all). */
+  unroll: number;
+  /** Calls per timed sample (ms is per call): small GEMMs are queued back to back, synced once. */
+  reps: number;
+  ms: number | null;
+  tflops: number | null;
+  /** ms of tfjs's matMul on the same shape over this row's ms. */
+  speedup: number | null;
+  /** ‖C − C_tfjs‖ / ‖C_tfjs‖ and max |C − C_tfjs| / max |C_tfjs|. */
+  relErr: number | null;
+  maxErr: number | null;
+  runs: number[];
+  error?: string;
+}
+
+/** PixArt-XL/2 (D 1152, MLP 4608) and the student's Mamba-2 mixer (d_inner 2304, N 256, 36 heads). */
+function shapesAt(T: number, D: number, quick: boolean): MatmulShape[] {
+  const linear = (op: string, N: number, K: number, bias: boolean): MatmulShape => ({ op, layout: 'NT', M: T, N, K, bias });
+  if (quick) return [linear('proj', D, D, true)];
+  const dInner = 2 * D;
+  return [
+    linear('qkv', 3 * D, D, true),
+    linear('proj', D, D, true),
+    linear('mlp.fc1', 4 * D, D, true),
+    linear('mlp.fc2', D, 4 * D, true),
+    linear('mamba.in_proj', 2 * dInner + 2 * 256 + 36, D, false),
+    linear('mamba.out_proj', D, dInner, false),
+    // backward of mlp.fc1: dx = dy·w (NN) [T, 4D]·[4D, D]; dw = dyᵀ·x (TN) [4D, T]ᵀ·[T, D]
+    { op: 'mlp.fc1 dx', layout: 'NN', M: T, N: D, K: 4 * D, bias: false },
+    { op: 'mlp.fc1 dw', layout: 'TN', M: 4 * D, N: D, K: T, bias: false },
+  ];
+}
+
+export function matmulShapes(quick: boolean): MatmulShape[] {
+  const square = quick ? 128 : 4096;
+  const tokens = sizesFromEnv(quick ? [64, 200] : [4096, 16384]);
+  return [
+    ...tokens.flatMap((T) => shapesAt(T, quick ? 72 : 1152, quick)),
+    { op: 'square', layout: 'NN', M: square, N: square, K: square, bias: false },
+  ];
+}
+
+export async function runMatmulBench(o: { quick: boolean; log: Log }): Promise<MatmulRow[]> {
+  const saved = process.env.T2MD_MATMUL;
+  const rows: MatmulRow[] = [];
+  try {
+    for (const s of matmulShapes(o.quick)) rows.push(...(await benchShape(s, o)));
+  } finally {
+    if (saved == null) delete process.env.T2MD_MATMUL;
+    else process.env.T2MD_MATMUL = saved;
+  }
+  return rows;
+}
+
+async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Promise<MatmulRow[]> {
+  const { M, N, K, layout } = s;
+  const tA = layout === 'TN';
+  const tB = layout === 'NT';
+  o.log(`matmul: ${s.op} ${layout} M=${M} N=${N} K=${K}${s.bias ? ' +bias' : ''}`);
+  const a = normal(tA ? [K, M] : [M, K], M + K);
+  const b = normal(tB ? [N, K] : [K, N], N + K + 1, 1 / Math.sqrt(K));
+  const bias = s.bias ? normal([N], N) : undefined;
+  const flops = 2 * M * N * K;
+  const runs = o.quick ? 3 : flops > 1e11 ? 5 : 10;
+  // One readback per sample costs ~0.1-1 ms, as much as a whole 4096×1152×1152 GEMM at 20 TFLOP/s:
+  // queue enough calls for ~2e11 FLOPs (10 ms at 20 TFLOP/s) per sample and report ms per call.
+  const reps = o.quick ? 1 : Math.min(50, Math.max(1, Math.ceil(2e11 / flops)));
+  const rows: MatmulRow[] = [];
+  let ref: Float32Array | undefined;
+  let refMs: number | null = null;
+  // Off webgpu every variant is tfjs's matMul: measure it once.
+  for (const variant of tf.getBackend() === 'webgpu' ? VARIANTS : (['tfjs'] as const)) {
+    process.env.T2MD_MATMUL = variant;
+    const row: MatmulRow = {
+      ...s,
+      variant,
+      autoPick: autoTile(M, N),
+      unroll: matmulUnrollFromEnv() || 16,
+      reps,
+      ms: null,
+      tflops: null,
+      speedup: null,
+      relErr: null,
+      maxErr: null,
+      runs: [],
+    };
+    try {
+      const run = () => gemm(a, b, { transposeA: tA, transposeB: tB, bias });
+      const batch = () => {
+        for (let i = 1; i < reps; i++) run().dispose();
+        return run();
+      };
+      row.runs = (await timeRuns(batch, { runs, warmup: 2, budgetMs: 30_000 })).map((ms) => ms / reps);
+      row.ms = median(row.runs);
+      row.tflops = flops / (row.ms * 1e-3) / 1e12;
+      const c = run();
+      const values = (await c.data()) as Float32Array;
+      c.dispose();
+      if (variant === 'tfjs') {
+        ref = values;
+        refMs = row.ms;
+      } else if (ref != null) {
+        [row.relErr, row.maxErr] = errors(values, ref);
+      }
+      if (refMs != null) row.speedup = refMs / row.ms;
+      o.log(
+        `  ${variant}: ${row.ms.toFixed(3)} ms, ${row.tflops.toPrecision(3)} TFLOP/s` +
+          (row.relErr == null ? '' : `, rel err ${row.relErr.toExponential(2)}, max err ${row.maxErr!.toExponential(2)}`),
+      );
+    } catch (err) {
+      row.error = errorText(err);
+      o.log(`  ${variant} failed: ${row.error}`);
+    }
+    rows.push(row);
+  }
+  tf.dispose([a, b, ...(bias ? [bias] : [])]);
+  return rows.map((r) => ({
+    ...r,
+    ms: r.ms == null ? null : round(r.ms),
+    tflops: r.tflops == null ? null : Number(r.tflops.toPrecision(3)),
+    speedup: r.speedup == null ? null : Number(r.speedup.toPrecision(3)),
+    relErr: r.relErr == null ? null : Number(r.relErr.toPrecision(3)),
+    maxErr: r.maxErr == null ? null : Number(r.maxErr.toPrecision(3)),
+    runs: r.runs.map((x) => round(x)),
+  }));
+}
+
+/** [‖x − y‖ / ‖y‖, max |x − y| / max |y|]. */
+function errors(x: Float32Array, y: Float32Array): [number, number] {
+  let num = 0;
+  let den = 0;
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < y.length; i++) {
+    const d = x[i]! - y[i]!;
+    num += d * d;
+    den += y[i]! * y[i]!;
+    maxDiff = Math.max(maxDiff, Math.abs(d));
+    maxRef = Math.max(maxRef, Math.abs(y[i]!));
+  }
+  if (!Number.isFinite(num) || Number.isNaN(maxDiff)) return [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY];
+  return [Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30), maxDiff / Math.max(maxRef, 1e-30)];
+}
+
+const num = (x: number | null, digits = 2): string => (x == null ? '—' : x.toFixed(digits));
+
+export function matmulTable(rows: readonly MatmulRow[]): string {
+  return formatTable(rows, [
+    ['op', (r) => r.op],
+    ['layout', (r) => `${r.layout}${r.bias ? '+b' : ''}`],
+    ['M×N×K', (r) => `${r.M}×${r.N}×${r.K}`],
+    ['variant', (r) => (r.variant === r.autoPick ? `${r.variant}*` : r.variant)],
+    ['ms', (r) => num(r.ms, 3)],
+    ['TFLOP/s', (r) => (r.tflops == null ? '—' : r.tflops.toPrecision(3))],
+    ['vs tfjs', (r) => (r.speedup == null ? '—' : `${r.speedup.toFixed(2)}×`)],
+    ['rel err', (r) => (r.relErr == null ? '' : r.relErr.toExponential(1))],
+    ['max err', (r) => (r.maxErr == null ? (r.error ? `failed: ${r.error.slice(0, 40)}` : '') : r.maxErr.toExponential(1))],
+  ]);
+}

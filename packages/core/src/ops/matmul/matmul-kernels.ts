@@ -1,0 +1,62 @@
+import {
+  type GradConfig,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  sum,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { runProgram } from '../../kernel/webgpu-program.js';
+import { MatMulProgram, type MatMulTileName } from './matmul-webgpu.js';
+
+export const T2MD_MATMUL = 'T2mdMatMul';
+
+/** Attributes of `T2mdMatMul`. `tile` picks the WGSL tiling (see MATMUL_TILES). */
+export interface MatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+  tile: MatMulTileName;
+  /** k-steps per inner-loop iteration written out (a power of 2 up to the K-tile; 0: all of it). */
+  unroll: number;
+}
+
+const gpuMatMul: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { a, b, bias } = inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo };
+  const { transposeA, transposeB, tile, unroll } = attrs as unknown as MatMulAttrs;
+  const [M, K] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+  const N = transposeB ? b.shape[0]! : b.shape[1]!;
+  const program = new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: bias != null, tile, unroll: unroll || undefined });
+  return runProgram(backend, program, bias != null ? [a, b, bias] : [a, b]);
+};
+
+/** Only webgpu: on cpu and wasm the public op never reaches this kernel (it calls tfjs's matMul). */
+export const matMulKernels: KernelConfig[] = [{ kernelName: T2MD_MATMUL, backendName: 'webgpu', kernelFunc: gpuMatMul }];
+
+/** The product used by the gradient; set by matmul.ts (the public op), which picks the variant. */
+type Product = (a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean) => Tensor;
+
+/**
+ * Gradients of C = op(A)·op(B) + bias, each again one GEMM with the transposes arranged so that no
+ * operand is copied: e.g. for `linear` (transposeB) dA = dC·B (NN) and dB = dCᵀ·A (TN); dbias =
+ * Σ_rows dC.
+ */
+export function matMulGrad(product: Product): GradConfig {
+  return {
+    kernelName: T2MD_MATMUL,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved, attrs) => {
+      const dc = dy as Tensor;
+      const [a, b] = saved as [Tensor, Tensor];
+      const { transposeA: tA, transposeB: tB } = attrs as unknown as MatMulAttrs & NamedAttrMap;
+      const grads: Record<string, () => Tensor> = {
+        // A [M, K]: dC·op(B)ᵀ; A [K, M] (tA): (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ.
+        a: () => (tA ? product(b, dc, tB, true) : product(dc, b, false, !tB)),
+        // B [K, N]: op(A)ᵀ·dC; B [N, K] (tB): (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A).
+        b: () => (tB ? product(dc, a, true, tA) : product(a, dc, !tA, false)),
+        bias: () => sum(dc, 0),
+      };
+      return grads;
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InputError } from '../../errors.js';
+import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../../testing/index.js';
+import { linear } from '../linear.js';
+import { autoTile, gemm, gemmRef, matmulVariantFromEnv, resolveMatmulVariant } from './matmul.js';
+
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+
+/** One forward check: C [M, N] from K, the transposes, with or without bias. */
+interface Case {
+  M: number;
+  K: number;
+  N: number;
+  tA: boolean;
+  tB: boolean;
+  bias: boolean;
+}
+
+/**
+ * Every transpose on a shape with no axis a multiple of 4 (scalar loads and stores) and on one with
+ * all of them multiples of 4 (vec4 paths), bias on and off across the two; plus more tiles than one
+ * along M, a single row. Each distinct case is a new pipeline, which SwiftShader compiles in seconds
+ * (~18 s for the 128×128 one), so the 128-tile runs only the cases marked for it.
+ */
+const CASES: (Case & { t128?: boolean })[] = [
+  ...TRANSPOSES.map(([tA, tB], i) => ({ M: 37, K: 53, N: 29, tA, tB, bias: i % 2 === 1 })),
+  ...TRANSPOSES.map(([tA, tB], i) => ({ M: 68, K: 36, N: 132, tA, tB, bias: i % 2 === 0, t128: tA && !tB })),
+  { M: 130, K: 70, N: 66, tA: false, tB: true, bias: true, t128: true },
+  { M: 1, K: 8, N: 5, tA: false, tB: true, bias: false },
+];
+
+const savedEnv = process.env.T2MD_MATMUL;
+afterEach(() => {
+  if (savedEnv == null) delete process.env.T2MD_MATMUL;
+  else process.env.T2MD_MATMUL = savedEnv;
+});
+
+function rand(shape: number[], seed: number): tf.Tensor {
+  return tf.tensor(randomArray(shape[0]! * shape[1]!, seed), shape);
+}
+
+/** The variants to compare on a backend: every tiling on webgpu; elsewhere gemm is tfjs's matMul. */
+function variantsFor(name: string): string[] {
+  return name === 'webgpu' ? ['t64', 't128'] : ['auto'];
+}
+
+describe.each(testBackends())('gemm on %s', (name) => {
+  it('matches tfjs matMul for every transpose, with and without bias, without leaking', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    console.log(`gemm: running on ${describeInfo(info)}`);
+    const seed = freshSeed();
+    for (const variant of variantsFor(name)) {
+      process.env.T2MD_MATMUL = variant;
+      for (const { M, K, N, tA, tB, bias: withBias, t128 } of CASES) {
+        if (variant === 't128' && !t128) continue;
+        const a = rand(tA ? [K, M] : [M, K], seed + M);
+        const b = rand(tB ? [N, K] : [K, N], seed + N);
+        const bias = tf.tensor(randomArray(N, seed + 7), [N]);
+        await withNoLeaks(async () => {
+          const opts = { transposeA: tA, transposeB: tB, bias: withBias ? bias : undefined };
+          const [c, cRef] = [gemm(a, b, opts), gemmRef(a, b, opts)];
+          expect(c.shape).toEqual([M, N]);
+          const label = `${variant} ${M}x${K}x${N} tA=${tA} tB=${tB} bias=${withBias} seed ${seed}`;
+          expect(relErr(await c.data(), await cRef.data()), label).toBeLessThan(1e-5);
+          tf.dispose([c, cRef]);
+        });
+        tf.dispose([a, b, bias]);
+      }
+    }
+  }, 600_000);
+
+  it('differentiates gemm (every transpose) and linear like tfjs, without leaking', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const [M, K, N] = [37, 21, 13];
+    for (const variant of variantsFor(name)) {
+      process.env.T2MD_MATMUL = variant;
+      // every transpose's gradient on the 64-tile (and cpu); the 128-tile runs linear's below.
+      for (const [tA, tB] of variant === 't128' ? [] : TRANSPOSES) {
+        const a = rand(tA ? [K, M] : [M, K], seed + 1);
+        const b = rand(tB ? [N, K] : [K, N], seed + 2);
+        const bias = tf.tensor(randomArray(N, seed + 3), [N]);
+        const dy = rand([M, N], seed + 4);
+        await withNoLeaks(async () => {
+          const f = (ref: boolean) => (x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
+            (ref ? gemmRef : gemm)(x, w, { transposeA: tA, transposeB: tB, bias: c });
+          const g = tf.grads(f(false))([a, b, bias], dy);
+          const gRef = tf.grads(f(true))([a, b, bias], dy);
+          for (let i = 0; i < 3; i++) {
+            expect(g[i]!.shape).toEqual(gRef[i]!.shape);
+            const label = `${variant} d${'abc'[i]} tA=${tA} tB=${tB} seed ${seed}`;
+            expect(relErr(await g[i]!.data(), await gRef[i]!.data()), label).toBeLessThan(1e-4);
+          }
+          tf.dispose([...g, ...gRef]);
+        });
+        tf.dispose([a, b, bias, dy]);
+      }
+      // linear: x [M, K], w [N, K] (PyTorch layout), b [N]; reference in plain tfjs ops.
+      const x = rand([M, K], seed + 5);
+      const w = rand([N, K], seed + 6);
+      const b = tf.tensor(randomArray(N, seed + 7), [N]);
+      const dy = rand([M, N], seed + 8);
+      await withNoLeaks(async () => {
+        const y = linear(x, w, b);
+        const yRef = tf.tidy(() => tf.add(tf.matMul(x, tf.transpose(w)), b));
+        expect(relErr(await y.data(), await yRef.data()), `${variant} linear seed ${seed}`).toBeLessThan(1e-5);
+        const g = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => linear(p, q, r))([x, w, b], dy);
+        const gRef = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.add(tf.matMul(p, tf.transpose(q)), r))([x, w, b], dy);
+        for (let i = 0; i < 3; i++) {
+          expect(relErr(await g[i]!.data(), await gRef[i]!.data()), `${variant} linear d${'xwb'[i]} seed ${seed}`).toBeLessThan(1e-4);
+        }
+        tf.dispose([y, yRef, ...g, ...gRef]);
+      });
+      tf.dispose([x, w, b, dy]);
+    }
+  }, 600_000);
+
+  it('rejects bad shapes with an InputError naming both', async (ctx) => {
+    await useBackend(name, ctx);
+    const a = tf.zeros([3, 4]);
+    const b = tf.zeros([5, 6]);
+    const v = tf.zeros([4]);
+    expect(() => gemm(a, b)).toThrow(InputError);
+    expect(() => gemm(a, b)).toThrow(/a \[3, 4\] and b \[5, 6\]/);
+    expect(() => gemm(a, v)).toThrow(/2-D.*a \[3, 4\] and b \[4\]/);
+    const b3 = tf.zeros([3, 6]);
+    expect(() => gemm(a, b3, { transposeA: true, bias: v })).toThrow(/bias must have shape \[6\].*got \[4\]/);
+    tf.dispose([a, b, b3, v]);
+  });
+});
+
+describe('T2MD_MATMUL', () => {
+  it('selects a variant, defaults to auto and rejects unknown values', async (ctx) => {
+    delete process.env.T2MD_MATMUL;
+    expect(matmulVariantFromEnv()).toBe('auto');
+    process.env.T2MD_MATMUL = 't64';
+    expect(matmulVariantFromEnv()).toBe('t64');
+    process.env.T2MD_MATMUL = 'fast';
+    expect(() => matmulVariantFromEnv()).toThrow(/T2MD_MATMUL must be one of tfjs, t128, t64, auto, got 'fast'/);
+    expect(autoTile(8192, 1152)).toBe('t128');
+    expect(autoTile(1024, 1152)).toBe('t64');
+    await useBackend('cpu', ctx);
+    process.env.T2MD_MATMUL = 't128';
+    expect(resolveMatmulVariant(4096, 4096)).toBe('tfjs'); // only webgpu has the kernel
+  });
+});

@@ -1,0 +1,116 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { assertFloat, check, fmtShape } from '../../assert.js';
+import { registerKernelsOnce } from '../../kernel/register.js';
+import { type MatMulAttrs, matMulGrad, matMulKernels, T2MD_MATMUL } from './matmul-kernels.js';
+import type { MatMulTileName } from './matmul-webgpu.js';
+
+/** Which GEMM runs on webgpu: tfjs's own matMul, one of our tilings, or a choice by shape. */
+export type MatMulVariant = 'tfjs' | MatMulTileName | 'auto';
+const VARIANTS: readonly MatMulVariant[] = ['tfjs', 't128', 't64', 'auto'];
+
+export interface GemmOptions {
+  transposeA?: boolean;
+  transposeB?: boolean;
+  /** `[N]`, added to every row. */
+  bias?: tf.Tensor;
+}
+
+/**
+ * `T2MD_MATMUL` (tfjs | t128 | t64 | auto, default auto), read on every call (a property lookup) so
+ * that one process can A/B the variants. An unknown value is an InputError, not a silent fallback.
+ */
+export function matmulVariantFromEnv(): MatMulVariant {
+  const raw = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.T2MD_MATMUL?.trim();
+  if (raw == null || raw === '') return 'auto';
+  check(
+    (VARIANTS as readonly string[]).includes(raw),
+    () => `T2MD_MATMUL must be one of ${VARIANTS.join(', ')}, got '${raw}'; unset it for the default (auto).`,
+  );
+  return raw as MatMulVariant;
+}
+
+/**
+ * `T2MD_MATMUL_UNROLL` (1, 2, 4, 8 or 16; default 16 = the whole K-tile): how many k-steps of the inner
+ * loop are written out in WGSL. An A/B knob for the GPU run: full unrolling removes the loop's index
+ * arithmetic (a few integer ops per 64 FMAs, ~5%) but makes the shader ~4× longer.
+ */
+export function matmulUnrollFromEnv(): number {
+  const raw = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.T2MD_MATMUL_UNROLL?.trim();
+  if (raw == null || raw === '') return 0;
+  check(
+    ['1', '2', '4', '8', '16'].includes(raw),
+    () => `T2MD_MATMUL_UNROLL must be 1, 2, 4, 8 or 16, got '${raw}'; unset it for the default (16).`,
+  );
+  return Number(raw);
+}
+
+/**
+ * The tiling `auto` picks for C [M, N]. A guess until H100 numbers exist: 128×128 tiles once they fill
+ * the GPU's ~132 SMs about four times over (so the last, partial wave costs little), else 64×64
+ * tiles (4× the workgroups). E.g. M = 8192, N = 1152: 64·9 = 576 tiles of 128 → t128;
+ * M = 2048, N = 1152: 144 → t64.
+ */
+export function autoTile(M: number, N: number): MatMulTileName {
+  const tiles128 = Math.ceil(M / 128) * Math.ceil(N / 128);
+  return tiles128 >= 512 ? 't128' : 't64';
+}
+
+/** The variant that will run for C [M, N] on the current backend and `T2MD_MATMUL`. */
+export function resolveMatmulVariant(M: number, N: number): 'tfjs' | MatMulTileName {
+  if (tf.getBackend() !== 'webgpu') return 'tfjs';
+  const v = matmulVariantFromEnv();
+  return v === 'auto' ? autoTile(M, N) : v;
+}
+
+/** Registers `T2mdMatMul` (webgpu) and its gradient (idempotent). */
+export function registerMatmulKernels(): void {
+  registerKernelsOnce(matMulKernels, [matMulGrad((a, b, tA, tB) => gemm(a, b, { transposeA: tA, transposeB: tB }))]);
+}
+
+/**
+ * C = op(A)·op(B) (+ bias), float32, 2-D. On webgpu our tiled WGSL GEMM (`T2mdMatMul`, variant by
+ * `T2MD_MATMUL`), elsewhere (or with `T2MD_MATMUL=tfjs`) tfjs's matMul. Differentiable in a, b, bias.
+ * @param a `[M, K]`, or `[K, M]` with transposeA
+ * @param b `[K, N]`, or `[N, K]` with transposeB
+ * @returns `[M, N]`
+ */
+export function gemm(a: tf.Tensor, b: tf.Tensor, opts: GemmOptions = {}): tf.Tensor {
+  const { transposeA = false, transposeB = false, bias } = opts;
+  const { M, N } = checkGemm(a, b, transposeA, transposeB, bias);
+  const variant = resolveMatmulVariant(M, N);
+  if (variant === 'tfjs') return gemmRef(a, b, opts);
+  registerMatmulKernels();
+  const attrs: MatMulAttrs = { transposeA, transposeB, tile: variant, unroll: matmulUnrollFromEnv() };
+  const inputs: tf.NamedTensorMap = bias == null ? { a, b } : { a, b, bias };
+  return tf.engine().runKernel(T2MD_MATMUL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * The reference: tfjs-core's matMul plus the bias. On webgpu one fused matMul (today's `linear`);
+ * elsewhere the bias is a separate add (tfjs-backend-wasm 4.22's fused matMul with transposeB and a
+ * bias is wrong, see linear.ts).
+ */
+export function gemmRef(a: tf.Tensor, b: tf.Tensor, opts: GemmOptions = {}): tf.Tensor {
+  const { transposeA = false, transposeB = false, bias } = opts;
+  if (bias == null) return tf.matMul(a, b, transposeA, transposeB);
+  if (tf.getBackend() === 'webgpu') {
+    return tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeA, transposeB, bias });
+  }
+  return tf.tidy(() => tf.add(tf.matMul(a, b, transposeA, transposeB), bias));
+}
+
+/** Shape checks at the public boundary; every message names both operands' shapes. */
+function checkGemm(a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean, bias?: tf.Tensor): { M: number; N: number; K: number } {
+  assertFloat('a', a);
+  assertFloat('b', b);
+  const both = () => `a ${fmtShape(a.shape)}${tA ? ' (transposed)' : ''} and b ${fmtShape(b.shape)}${tB ? ' (transposed)' : ''}`;
+  check(a.rank === 2 && b.rank === 2, () => `gemm needs 2-D a and b, got ${both()}; reshape to [rows, features] first.`);
+  const [M, K] = tA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+  const [Kb, N] = tB ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
+  check(K === Kb, () => `gemm's inner dimensions differ (${K} vs ${Kb}) for ${both()}.`);
+  if (bias != null) {
+    assertFloat('bias', bias);
+    check(bias.rank === 1 && bias.shape[0] === N, () => `bias must have shape [${N}] for ${both()}, got ${fmtShape(bias.shape)}.`);
+  }
+  return { M, N, K };
+}
