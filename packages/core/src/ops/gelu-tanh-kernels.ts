@@ -1,7 +1,9 @@
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import { elementwiseConfig } from '../kernel/elementwise-config.js';
+import { ElementwiseProgram } from '../kernel/elementwise-program.js';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
-import { GeluTanhGradProgram, GeluTanhProgram } from './gelu-tanh-webgpu.js';
+import { GeluTanhGradProgram, GeluTanhProgram, geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
 
 export const GELU_TANH = 'T2mdGeluTanh';
 export const GELU_TANH_GRAD = 'T2mdGeluTanhGrad';
@@ -34,11 +36,14 @@ const jsGrad = typedArrayKernel(['dy', 'x'], (i) => ({ shape: i.x!.shape, values
 
 const gpuForward: KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x as TensorInfo;
-  return runProgram(backend, new GeluTanhProgram(x.shape), [x]);
+  const c = elementwiseConfig();
+  return runProgram(backend, c.version === 'v1' ? new GeluTanhProgram(x.shape) : new ElementwiseProgram(geluTanhSpec, x.shape, c), [x]);
 };
 const gpuGrad: KernelFunc = ({ inputs, backend }) => {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
-  return runProgram(backend, new GeluTanhGradProgram(x.shape), [dy, x]);
+  const c = elementwiseConfig();
+  const program = c.version === 'v1' ? new GeluTanhGradProgram(x.shape) : new ElementwiseProgram(geluTanhGradSpec, x.shape, c);
+  return runProgram(backend, program, [dy, x]);
 };
 
 export const geluTanhKernels: KernelConfig[] = [

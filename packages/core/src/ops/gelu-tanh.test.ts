@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { type ElementwiseConfig, setElementwiseConfig } from '../kernel/elementwise-config.js';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../testing/index.js';
 import { geluTanh } from './gelu-tanh.js';
 
@@ -37,5 +38,40 @@ describe.each(testBackends())('geluTanh on %s', (name) => {
     const x = tf.tensor([1, 2], [2], 'int32');
     expect(() => geluTanh(x)).toThrow(/x must be float32, got int32/);
     x.dispose();
+  });
+});
+
+/** The WebGPU layouts to cover: the old programs, the default, and a tiny grid that has to stride. */
+const LAYOUTS: Partial<ElementwiseConfig>[] = [
+  { version: 'v1' },
+  { version: 'v2' },
+  { version: 'v2', itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
+];
+
+describe.each(LAYOUTS)('geluTanh on webgpu with layout %o', (layout) => {
+  it('matches the reference on vec4 and scalar sizes, including a strided grid', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const restore = setElementwiseConfig(layout);
+    try {
+      const seed = freshSeed();
+      // 600 and 4096 take the vec4 path, 7 and 1030 the scalar one; with 2 workgroups of 32 threads
+      // × 3 items, 1030 and 4096 need several grid strides
+      for (const shape of [[7], [2, 300], [1030], [4, 1024]]) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = tf.tensor(randomArray(n, seed + n, -6, 6), shape);
+        const dy = tf.tensor(randomArray(n, seed + 3 * n), shape);
+        await withNoLeaks(async () => {
+          const [y, yRef] = [geluTanh(x), geluTanhRef(x)];
+          expect(relErr(await y.data(), await yRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-5);
+          const g = tf.grad((v: tf.Tensor) => geluTanh(v))(x, dy);
+          const gRef = tf.grad((v: tf.Tensor) => geluTanhRef(v))(x, dy);
+          expect(relErr(await g.data(), await gRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-4);
+          tf.dispose([y, yRef, g, gRef]);
+        });
+        tf.dispose([x, dy]);
+      }
+    } finally {
+      restore();
+    }
   });
 });

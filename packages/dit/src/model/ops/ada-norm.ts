@@ -1,7 +1,7 @@
-import { assertFloat, check, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import { assertFloat, check, elementwiseConfig, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
-import { AdaNormProgram } from './ada-norm-webgpu.js';
+import { AdaNormProgram, AdaNormRowProgram } from './ada-norm-webgpu.js';
 
 export const ADA_NORM = 'T2mdAdaNorm';
 
@@ -95,6 +95,11 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };
   const a = attrs as unknown as AdaNormAttrs;
   const [N, T, D] = x.shape;
+  const c = elementwiseConfig();
+  if (c.version === 'v2' && AdaNormRowProgram.fits(D, c)) {
+    const program = new AdaNormRowProgram(x.shape, c);
+    return runProgram(backend, program, [x, ada], program.programUniforms(ada.shape[1]!, a));
+  }
   return runProgram(
     backend,
     new AdaNormProgram(x.shape),

@@ -1,4 +1,4 @@
-import { flatDispatch, type WebGPUProgramSpec } from '@t2md/core';
+import { type ElementwiseSpec, flatDispatch, type WebGPUProgramSpec } from '@t2md/core';
 
 const WG = 256;
 
@@ -32,4 +32,25 @@ fn main(index : i32) {
   }
 }`;
   }
+}
+
+/**
+ * v2 (shared elementwise helper): out = x + gate · m with the gate row `ada[n, gateIdx]` read at a
+ * computed index — two integer divisions per vector, not per component. vec4 only when D % 4 == 0,
+ * so a vector never straddles two rows of ada. The same uniforms as v1: TD, D, K, gateIdx.
+ */
+export function gatedAddSpec(D: number): ElementwiseSpec {
+  return {
+    name: 'gated_add',
+    inputs: ['xs', 'ms', 'ada'],
+    gathered: ['ada'],
+    uniforms: 'TD : i32, D : i32, K : i32, gateIdx : i32,',
+    vec4: D % 4 === 0,
+    code: `
+fn elementwise(e : i32, x : T, m : T) -> T {
+  let n = e / uniforms.TD;
+  let d = e - (e / uniforms.D) * uniforms.D;
+  return x + ada[((n * uniforms.K + uniforms.gateIdx) * uniforms.D + d) / VEC] * m;
+}`,
+  };
 }

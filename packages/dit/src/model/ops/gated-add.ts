@@ -1,7 +1,16 @@
-import { assertFloat, check, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import {
+  assertFloat,
+  check,
+  ElementwiseProgram,
+  elementwiseConfig,
+  fmtShape,
+  registerKernelsOnce,
+  runProgram,
+  typedArrayKernel,
+} from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
-import { GatedAddProgram } from './gated-add-webgpu.js';
+import { GatedAddProgram, gatedAddSpec } from './gated-add-webgpu.js';
 
 export const GATED_ADD = 'T2mdGatedAdd';
 
@@ -63,9 +72,11 @@ const jsForward = typedArrayKernel<GatedAddAttrs>(['x', 'm', 'ada'], (i, { gateI
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };
   const [, T, D] = x.shape;
+  const c = elementwiseConfig();
+  const program = c.version === 'v1' ? new GatedAddProgram(x.shape) : new ElementwiseProgram(gatedAddSpec(D), x.shape, c);
   return runProgram(
     backend,
-    new GatedAddProgram(x.shape),
+    program,
     [x, m, ada],
     [
       { type: 'int32', data: [T * D] },
