@@ -1,8 +1,11 @@
 /**
  * `t2md bench scan`: Mamba-2's `ssdScan` forward and forward+backward at the T2MD student's mixer shape
- * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes, the tfjs-ops reference `ssdScanRef`
- * where its O(L·Q) intermediates fit, and Mamba-1's `selectiveScan` at the same width.
+ * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes and both WebGPU kernel variants
+ * (`kernels` v1 / v2, see T2MD_SSD_KERNELS), the tfjs-ops reference `ssdScanRef` where its O(L·Q)
+ * intermediates fit, and Mamba-1's `selectiveScan` at the same width.
  */
+
+import { InputError } from '@t2md/core';
 import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
@@ -46,6 +49,8 @@ export interface ScanRow {
   headdim: number;
   dstate: number;
   chunkSize: number | null;
+  /** On ssdScan kernel rows: which WebGPU kernels ran (T2MD_SSD_KERNELS; cpu and wasm ignore it). */
+  kernels?: SsdKernels;
   /** Median wall ms. */
   ms: number | null;
   /** Minimum bytes moved (every input read and output written once) / median time. */
@@ -53,7 +58,46 @@ export interface ScanRow {
   runs: number[];
   /** On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128). */
   relErr?: number;
+  /** With T2MD_SSD_PROFILE=1: GPU ms of one extra run summed over programs (tf.time), and per program. */
+  gpuMs?: number;
+  passes?: string;
   error?: string;
+}
+
+type SsdKernels = 'v1' | 'v2';
+
+/** The ssdScan kernel variants to time: `T2MD_BENCH_SSD_KERNELS` (e.g. `v2`), else both. */
+function benchedKernels(): SsdKernels[] {
+  const raw = process.env.T2MD_BENCH_SSD_KERNELS?.trim();
+  if (!raw) return ['v1', 'v2'];
+  const ks = raw.split(',').map((k) => k.trim());
+  if (!ks.every((k): k is SsdKernels => k === 'v1' || k === 'v2')) {
+    throw new InputError(`T2MD_BENCH_SSD_KERNELS must be v1, v2 or v1,v2, got '${raw}'.`);
+  }
+  return ks;
+}
+
+/** Runs `fn` with ssdScan's T2MD_SSD_KERNELS set to `k` (read on every call), then restores it. */
+async function withKernels<T>(k: SsdKernels, fn: () => Promise<T>): Promise<T> {
+  const prev = process.env.T2MD_SSD_KERNELS;
+  process.env.T2MD_SSD_KERNELS = k;
+  try {
+    return await fn();
+  } finally {
+    if (prev == null) delete process.env.T2MD_SSD_KERNELS;
+    else process.env.T2MD_SSD_KERNELS = prev;
+  }
+}
+
+/**
+ * T2MD_SSD_PROFILE=1: one more run under tf.time, which on WebGPU times every program with timestamp
+ * queries (ssdScan names each pass by its shader key); the GPU sum beside the wall median shows how
+ * much of a call is CPU overhead or idle GPU.
+ */
+async function profile(fn: () => tf.Tensor | tf.Tensor[]): Promise<{ gpuMs: number; passes: string } | undefined> {
+  if (process.env.T2MD_SSD_PROFILE !== '1') return undefined;
+  const info = (await tf.time(() => tf.dispose(fn()))) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+  return { gpuMs: round(info.kernelMs as number), passes: info.getExtraProfileInfo?.() ?? '' };
 }
 
 const SSD_NAMES = ['x', 'dt', 'A', 'B', 'C', 'D', 'dtBias'] as const;
@@ -74,13 +118,21 @@ function ssdInputs(L: number, H: number, P: number, N: number, seed: number): Ss
 
 type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean }) => { y: tf.Tensor };
 
-/** Gradients of sum(y · dy) with respect to every float input: one forward and one backward. */
+/**
+ * Gradients of Σ y·dy with respect to every float input: one forward and one backward. dy goes to
+ * tf.grads as the output gradient rather than through tf.sum(tf.mul(y, dy)): tfjs-core's Sum gradient
+ * builds ones(y.shape) on the CPU and uploads it on every call (151 MB through a fresh staging buffer
+ * at L = 16384, 36 × 64), which is not the scan's cost.
+ */
 function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number): tf.Tensor[] {
   const f = (...xs: tf.Tensor[]) => {
     const named = Object.fromEntries(SSD_NAMES.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs;
-    return tf.sum(tf.mul(op(named, { chunkSize, dtSoftplus: true }).y, dy));
+    return op(named, { chunkSize, dtSoftplus: true }).y;
   };
-  return tf.grads(f)(SSD_NAMES.map((k) => inp[k]));
+  return tf.grads(f)(
+    SSD_NAMES.map((k) => inp[k]),
+    dy,
+  );
 }
 
 export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<ScanRow[]> {
@@ -90,8 +142,9 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
   const add = (row: ScanRow) => {
     rows.push(row);
     opts.log(
-      `  ${row.op} ${row.impl} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}`,
+      `  ${row.op} ${row.impl}${row.kernels ? ` ${row.kernels}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
+    if (row.passes) opts.log(`    passes: ${row.passes}`);
   };
   const base = { heads: H, headdim: P, dstate: N };
   for (const L of s.lengths) {
@@ -102,24 +155,43 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
     const fbBytes = 2 * fwdBytes; // and read dy; write dx, dB, dC, ddt
     const budgetMs = 60_000;
     for (const Q of s.chunkSizes) {
-      for (const pass of ['forward', 'forward+backward'] as const) {
-        try {
-          const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
-          const runs = await timeRuns(fn, { runs: s.runs, budgetMs });
-          const ms = median(runs);
-          add({
-            op: 'ssdScan',
-            impl: 'kernel',
-            pass,
-            L,
-            ...base,
-            chunkSize: Q,
-            ms,
-            gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
-            runs,
-          });
-        } catch (err) {
-          add({ op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) });
+      for (const kernels of benchedKernels()) {
+        for (const pass of ['forward', 'forward+backward'] as const) {
+          try {
+            const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
+            const [runs, prof] = await withKernels(
+              kernels,
+              async () => [await timeRuns(fn, { runs: s.runs, budgetMs }), await profile(fn)] as const,
+            );
+            const ms = median(runs);
+            add({
+              op: 'ssdScan',
+              impl: 'kernel',
+              kernels,
+              pass,
+              L,
+              ...base,
+              chunkSize: Q,
+              ms,
+              gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
+              runs,
+              ...prof,
+            });
+          } catch (err) {
+            add({
+              op: 'ssdScan',
+              impl: 'kernel',
+              kernels,
+              pass,
+              L,
+              ...base,
+              chunkSize: Q,
+              ms: null,
+              gbps: null,
+              runs: [],
+              error: errorText(err),
+            });
+          }
         }
       }
     }
@@ -185,10 +257,14 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
   const sdy = uniform([1, dim, L], -1, 1, 17);
   const names = ['u', 'delta', 'A', 'B', 'C', 'D'] as const;
   const bytes = selectiveScanTraffic({ batch: 1, dim, seqlen: L, dstate: Ns }, { hasD: true });
+  // dy as tf.grads' output gradient (see ssdFwdBwd)
   const fwdBwd = () =>
-    tf.grads((...xs: tf.Tensor[]) =>
-      tf.sum(tf.mul(selectiveScan(Object.fromEntries(names.map((k, i) => [k, xs[i]])) as never, { deltaSoftplus: true }).y, sdy)),
-    )(names.map((k) => si[k]));
+    tf.grads(
+      (...xs: tf.Tensor[]) => selectiveScan(Object.fromEntries(names.map((k, i) => [k, xs[i]])) as never, { deltaSoftplus: true }).y,
+    )(
+      names.map((k) => si[k]),
+      sdy,
+    );
   for (const pass of ['forward', 'forward+backward'] as const) {
     try {
       const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;

@@ -1,6 +1,7 @@
 import { InputError } from '@t2md/core';
-import { backend, concat, engine, getBackend, type NamedAttrMap, slice, type Tensor, tidy, zeros } from '@tensorflow/tfjs-core';
+import { concat, engine, type NamedAttrMap, slice, type Tensor, tidy, zeros } from '@tensorflow/tfjs-core';
 import { registerSsdKernels, SSD_SCAN } from './kernels.js';
+import { ssdBindingLimit } from './limit.js';
 import type { SsdScanInputs, SsdScanOptions, SsdScanResult } from './types.js';
 import { validateSsd } from './validate.js';
 
@@ -52,9 +53,8 @@ export function ssdScan(inputs: SsdScanInputs, options: SsdScanOptions = {}): Ss
  * buffer [B, L/chunk + 1, H, P, N] must fit. Returns how many sequences one kernel call can take.
  */
 function sequencesPerCall(inputs: SsdScanInputs, chunkSize: number): number {
-  if (getBackend() !== 'webgpu') return Number.POSITIVE_INFINITY;
-  const device = (backend() as unknown as { device?: { limits: { maxStorageBufferBindingSize: number } } }).device;
-  const limit = device?.limits.maxStorageBufferBindingSize ?? 2 ** 31 - 4;
+  const limit = ssdBindingLimit();
+  if (!Number.isFinite(limit)) return Number.POSITIVE_INFINITY;
   const [, L, H, P] = inputs.x.shape;
   const N = inputs.B.shape[3]!;
   const bytes = (Math.ceil(L / chunkSize) + 1) * H * P * N * 4;

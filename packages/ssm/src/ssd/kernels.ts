@@ -1,5 +1,5 @@
 import { registerKernelsOnce, type TypedOutput, typedArrayKernel } from '@t2md/core';
-import { engine, type GradConfig, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor, zeros } from '@tensorflow/tfjs-core';
+import { engine, fill, type GradConfig, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
 import { type SsdArrays, ssdBackwardValues, ssdForwardValues } from './cpu.js';
 import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
 import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
@@ -61,8 +61,12 @@ export const ssdScanGrad: GradConfig = {
     const x = named.x;
     const [b, , h, p] = x.shape as number[];
     const n = named.B.shape[3] as number;
-    const dy = dyIn ?? zeros(x.shape);
-    const dFinal = dFinalIn ?? zeros([b, h, p, n]);
+    // fill runs on the backend (a GPU program on webgpu); zeros would build the array on the CPU and
+    // upload it on every backward (2.4 MB at 36 heads × 64 × 256)
+    const dy = dyIn ?? fill(x.shape, 0);
+    // v2 WebGPU returns a [1] stub for an unrequested finalStates; tf.grads gives it a null dy, and a
+    // caller differentiating through the stub gets zeros
+    const dFinal = dFinalIn != null && dFinalIn.size === b * h * p * n ? dFinalIn : fill([b, h, p, n], 0);
     const grads = engine().runKernel(SSD_SCAN_GRAD, { ...named, dy, dFinal }, attrs as unknown as NamedAttrMap) as Tensor[];
     return Object.fromEntries(SSD_INPUTS.map((k, i) => [k, () => grads[i]]));
   },

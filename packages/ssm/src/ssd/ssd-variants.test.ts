@@ -1,0 +1,198 @@
+import { describeInfo, freshSeed, randomArray, relErr, testBackends, tryBackend, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ssdScan } from './index.js';
+import { setSsdBindingLimitForTests } from './limit.js';
+import { ssdScanRef } from './reference.js';
+import type { SsdScanInputs, SsdScanOptions } from './types.js';
+
+/** Raw arrays of one case, so the reference (cpu) and the kernels (webgpu) read the same numbers. */
+type Arrays = Record<string, { shape: number[]; data: Float32Array }>;
+
+interface Shape {
+  name: string;
+  B: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  opts: SsdScanOptions;
+  extras?: boolean;
+}
+
+// Shapes that stress v2's tiles (64-row blocks, 8×8 per thread, 128-wide states blocks when N >= 128):
+// P = 64 and 48 (a partial column block), N = 16 / 64 / 256, Q below, at and above the 64-row block,
+// and L never a multiple of the chunk. Small L: WebGPU runs on SwiftShader here.
+const SHAPES: Shape[] = [
+  { name: 'P 64, N 256, Q 32, L 70', B: 1, L: 70, H: 2, P: 64, G: 1, N: 256, opts: { chunkSize: 32, dtSoftplus: true } },
+  {
+    name: 'P 48, N 64, G 2, Q 64, L 100, z + D per channel + init + bias + dtLimit',
+    B: 1,
+    L: 100,
+    H: 4,
+    P: 48,
+    G: 2,
+    N: 64,
+    opts: { chunkSize: 64, dtSoftplus: true, dtLimit: [0.01, 0.5] },
+    extras: true,
+  },
+  { name: 'P 64, N 16, Q 128, L 150, batch 2', B: 2, L: 150, H: 1, P: 64, G: 1, N: 16, opts: { chunkSize: 128, dtSoftplus: true } },
+];
+
+function makeArrays(s: Shape, seed: number): Arrays {
+  let k = 0;
+  const r = (shape: number[], lo: number, hi: number) => ({
+    shape,
+    data: randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed + 7919 * ++k,
+      lo,
+      hi,
+    ),
+  });
+  const a: Arrays = {
+    x: r([s.B, s.L, s.H, s.P], -1, 1),
+    dt: r([s.B, s.L, s.H], -4, 0),
+    A: r([s.H], -6, -0.5),
+    B: r([s.B, s.L, s.G, s.N], -1, 1),
+    C: r([s.B, s.L, s.G, s.N], -1, 1),
+  };
+  if (s.extras) {
+    a.D = r([s.H, s.P], 0.5, 1.5);
+    a.z = r([s.B, s.L, s.H, s.P], -2, 2);
+    a.dtBias = r([s.H], -1, 1);
+    a.initialStates = r([s.B, s.H, s.P, s.N], -1, 1);
+  }
+  a.wy = r([s.B, s.L, s.H, s.P], -1, 1);
+  a.wf = r([s.B, s.H, s.P, s.N], -1, 1);
+  return a;
+}
+
+const inputNames = (a: Arrays) => Object.keys(a).filter((k) => k !== 'wy' && k !== 'wf');
+
+/** y, finalStates and the gradient of Σ y·wy + Σ finalStates·wf in every input, read back. */
+async function evaluate(op: typeof ssdScan, a: Arrays, opts: SsdScanOptions): Promise<Record<string, Float32Array>> {
+  const names = inputNames(a);
+  const ts = Object.fromEntries(Object.entries(a).map(([k, v]) => [k, tf.tensor(v.data, v.shape)]));
+  const asInputs = (xs: tf.Tensor[]) => Object.fromEntries(names.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs;
+  try {
+    return await run(op, names, ts, opts, asInputs);
+  } finally {
+    tf.dispose(Object.values(ts));
+  }
+}
+
+async function run(
+  op: typeof ssdScan,
+  names: string[],
+  ts: Record<string, tf.Tensor>,
+  opts: SsdScanOptions,
+  asInputs: (xs: tf.Tensor[]) => SsdScanInputs,
+): Promise<Record<string, Float32Array>> {
+  const o = op(asInputs(names.map((k) => ts[k]!)), { ...opts, returnFinalStates: true });
+  const loss = (...xs: tf.Tensor[]) => {
+    const r = op(asInputs(xs), { ...opts, returnFinalStates: true });
+    return tf.add(tf.sum(tf.mul(r.y, ts.wy!)), tf.sum(tf.mul(r.finalStates!, ts.wf!)));
+  };
+  const grads = tf.grads(loss)(names.map((k) => ts[k]!));
+  const out: Record<string, Float32Array> = {
+    y: (await o.y.data()) as Float32Array,
+    finalStates: (await o.finalStates!.data()) as Float32Array,
+  };
+  for (let i = 0; i < names.length; i++) out[`d${names[i]}`] = (await grads[i]!.data()) as Float32Array;
+  tf.dispose([o.y, o.finalStates!, ...grads]);
+  return out;
+}
+
+/** Runs `fn` with T2MD_SSD_KERNELS set (read per call by the WebGPU kernels), then restores it. */
+async function withKernels<T>(v: string, fn: () => Promise<T>): Promise<T> {
+  const prev = process.env.T2MD_SSD_KERNELS;
+  process.env.T2MD_SSD_KERNELS = v;
+  try {
+    return await fn();
+  } finally {
+    if (prev == null) delete process.env.T2MD_SSD_KERNELS;
+    else process.env.T2MD_SSD_KERNELS = prev;
+  }
+}
+
+describe('ssdScan WebGPU kernels v1 and v2 vs the tfjs-ops reference (computed on cpu)', () => {
+  it('agree on fresh random inputs at shapes that stress the v2 tiles, forward and every gradient, without leaking', async (ctx) => {
+    const gpu = await tryBackend('webgpu');
+    if (gpu == null) return ctx.skip('webgpu is not available here');
+    const seed = freshSeed();
+    console.log(`ssd variants: ${describeInfo(gpu)}, seed ${seed}`);
+    for (const s of SHAPES) {
+      const a = makeArrays(s, seed);
+      await useBackend('cpu', ctx);
+      const ref = await evaluate(ssdScanRef, a, s.opts);
+      await useBackend('webgpu', ctx);
+      for (const v of ['v1', 'v2']) {
+        const got = await withKernels(v, () => withNoLeaks(() => evaluate(ssdScan, a, s.opts)));
+        const errs: string[] = [];
+        for (const k of Object.keys(ref)) {
+          const e = relErr(got[k]!, ref[k]!);
+          errs.push(`${k} ${e.toExponential(1)}`);
+          expect(Number.isFinite(e), `${v} ${s.name}: ${k} finite`).toBe(true);
+          expect(e, `${v} ${s.name}: ${k} (seed ${seed})`).toBeLessThan(k.startsWith('d') ? 1e-3 : 1e-4);
+        }
+        console.log(`  ${v} ${s.name}: ${errs.join(', ')}`);
+      }
+    }
+  }, 600_000); // SwiftShader compiles two kernel sets: ~75 s alone, longer beside other tests
+
+  it('v2 differentiates without finalStates (its [1] stub output) exactly as v1', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const s = SHAPES[1]!;
+    const a = makeArrays(s, freshSeed());
+    const names = inputNames(a);
+    const grads = async (v: string) =>
+      withKernels(v, () =>
+        withNoLeaks(async () => {
+          const ts = names.map((k) => tf.tensor(a[k]!.data, a[k]!.shape));
+          const wy = tf.tensor(a.wy!.data, a.wy!.shape);
+          const loss = (...xs: tf.Tensor[]) =>
+            tf.sum(tf.mul(ssdScan(Object.fromEntries(names.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs, s.opts).y, wy));
+          const g = tf.grads(loss)(ts);
+          const out = await Promise.all(g.map((t) => t.data()));
+          tf.dispose([...g, ...ts, wy]);
+          return out;
+        }),
+      );
+    const [g1, g2] = [await grads('v1'), await grads('v2')];
+    for (let i = 0; i < names.length; i++) expect(relErr(g2[i]!, g1[i]!), `d${names[i]}`).toBeLessThan(1e-5);
+  });
+
+  it('rejects an unknown T2MD_SSD_KERNELS value with an error naming it', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const a = makeArrays(SHAPES[2]!, 1);
+    await expect(withKernels('v3', () => evaluate(ssdScan, a, SHAPES[2]!.opts))).rejects.toThrow(
+      /T2MD_SSD_KERNELS must be 'v1' or 'v2', got 'v3'/,
+    );
+  });
+});
+
+describe.each(testBackends())('ssdScan batch split (binding limit lowered) on %s', (backend) => {
+  afterEach(() => setSsdBindingLimitForTests(null));
+
+  it('gives the unsplit result, forward and gradients, at 1 and 2 sequences per call', async (ctx) => {
+    await useBackend(backend, ctx);
+    const s: Shape = { name: 'split', B: 3, L: 21, H: 2, P: 8, G: 1, N: 4, opts: { chunkSize: 8, dtSoftplus: true }, extras: true };
+    const seed = freshSeed();
+    const a = makeArrays(s, seed);
+    const whole = await withNoLeaks(() => evaluate(ssdScan, a, s.opts));
+    // the chunk-state buffer of one sequence: (ceil(L / Q) + 1) · H · P · N floats
+    const perSeq = (Math.ceil(s.L / 8) + 1) * s.H * s.P * s.N * 4;
+    for (const per of [1, 2]) {
+      setSsdBindingLimitForTests(per * perSeq + 4);
+      const split = await withNoLeaks(() => evaluate(ssdScan, a, s.opts));
+      for (const k of Object.keys(whole)) {
+        expect(relErr(split[k]!, whole[k]!), `${backend}, ${per} per call: ${k} (seed ${seed})`).toBeLessThan(1e-5);
+      }
+    }
+    // one sequence over the limit is an error a user can act on, not a silent wrong result
+    setSsdBindingLimitForTests(perSeq - 4);
+    await expect(evaluate(ssdScan, a, s.opts)).rejects.toThrow(/use a larger chunkSize/);
+  });
+});
