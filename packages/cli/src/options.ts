@@ -1,3 +1,4 @@
+import { parseLayout } from '@t2md/dit';
 import { InvalidArgumentError } from 'commander';
 
 /** commander parser for an integer flag within [min, max]. */
@@ -31,3 +32,26 @@ export function choiceArg(name: string, choices: readonly string[]) {
 }
 
 export const BACKENDS = ['auto', 'webgpu', 'wasm', 'cpu'] as const;
+
+/** commander parser for a finite number > 0 (a learning rate). */
+export function posNumArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a number > 0, got '${value}'.`);
+    }
+    return n;
+  };
+}
+
+/** commander parser for a block layout such as 'SA-(HM-WM)x3' (checked with @t2md/dit's parser, whose message names the position). */
+export function layoutArg() {
+  return (value: string): string => {
+    try {
+      parseLayout(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+    return value;
+  };
+}

@@ -5,11 +5,18 @@ import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { sampleCommand } from './commands/sample.js';
 import { distillCommand, trainCommand } from './commands/train.js';
-import { BACKENDS, choiceArg, intArg, numArg } from './options.js';
+import { BACKENDS, choiceArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
 
 const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m', 'euler'] as const;
 const PRESETS = ['tiny', 'shapes'] as const;
 const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
+const SCANS = ['bi', 'uni'] as const;
+const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
+
+/** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
+const batchSizeOption = () =>
+  new Option('--batch-size <n>', "images per step (overrides the stage's)").argParser(intArg('--batch-size', 1, 65_536));
+const lrOption = () => new Option('--lr <x>', "peak learning rate (overrides the stage's)").argParser(posNumArg('--lr'));
 
 const backendOption = () =>
   new Option('--backend <name>', 'backend: auto, webgpu, wasm or cpu (default auto, or T2MD_BACKEND)').argParser(
@@ -60,6 +67,8 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'folder for latest.safetensors, metrics.jsonl and model.safetensors')
     .option('--preset <name>', 'tiny (minutes on a CPU) or shapes (the real default, for a GPU)', choiceArg('--preset', PRESETS))
     .option('--steps <n>', 'steps (overrides the preset)', intArg('--steps', 1))
+    .addOption(batchSizeOption())
+    .addOption(lrOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption())
     .action(trainCommand);
@@ -67,11 +76,19 @@ export function buildProgram(): Command {
   program
     .command('distill')
     .description('distill a hybrid SA/Mamba student from a teacher (forcing → distill → adapt → finetune)')
-    .requiredOption('--teacher <path>', "the teacher's model.safetensors")
+    .requiredOption('--teacher <path>', "the teacher's model.safetensors (or the t2md train --out folder holding it)")
     .requiredOption('--out <dir>', 'folder for latest.safetensors, metrics.jsonl and model.safetensors')
     .option('--preset <name>', 'tiny or shapes (default: the teacher file says)', choiceArg('--preset', PRESETS))
     .option('--stage <name>', 'forcing, distill, adapt, finetune or all', choiceArg('--stage', STAGES), 'all')
     .option('--steps <n>', 'steps per stage (overrides the preset)', intArg('--steps', 1))
+    .addOption(batchSizeOption())
+    .addOption(lrOption())
+    .option('--lambda-pseudo <x>', 'weight of L_pseudo (teacher output as soft label; 0 drops it)', numArg('--lambda-pseudo', 0, 1e6))
+    .option('--lambda-mixer <x>', 'weight of L_mixer (per-layer token-mixer outputs; 0 drops it)', numArg('--lambda-mixer', 0, 1e6))
+    .option('--trainable <set>', 'what the stage(s) train: all, mixers or mamba', choiceArg('--trainable', TRAINABLE))
+    .option('--no-teacher-init', "start the student fresh instead of from the teacher's shared weights (ablation)")
+    .option('--layout <layout>', "student block layout, e.g. '(HM-WM)x4' for no self-attention (default: the preset's)", layoutArg())
+    .option('--scan <dir>', 'Mamba mixers scan both directions (bi, default) or one (uni)', choiceArg('--scan', SCANS))
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption())
     .action(distillCommand);
@@ -92,8 +109,8 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('benchmark the scan ops, the attention kernel, or teacher-vs-student scaling')
-    .argument('<which>', 'scan, attention or scaling')
+    .description('benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM or elementwise kernels')
+    .argument('<which>', 'scan, attention, scaling, matmul or elementwise')
     .option('--json', 'print one JSON document')
     .option('--quick', 'small sizes (CPU, SwiftShader)')
     .option('--out <file>', 'results file (default bench/results/<date>-<card>.json)')

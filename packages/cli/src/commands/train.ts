@@ -1,5 +1,5 @@
 import { type BackendName, initBackend } from '@t2md/core';
-import { distillStudent, type TrainResult, trainTeacher } from '@t2md/distill';
+import { type DistillOptions, distillStudent, type StageConfig, type TrainResult, trainTeacher } from '@t2md/distill';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import { interruptSignal, trainingBar } from '../progress.js';
 
@@ -8,12 +8,57 @@ export interface TrainOptions {
   preset?: string;
   steps?: number;
   resume?: boolean;
+  batchSize?: number;
+  lr?: number;
   backend?: 'auto' | BackendName;
 }
 
 export interface DistillCliOptions extends TrainOptions {
   teacher: string;
   stage?: 'forcing' | 'distill' | 'adapt' | 'finetune' | 'all';
+  lambdaPseudo?: number;
+  lambdaMixer?: number;
+  trainable?: StageConfig['trainable'];
+  /** commander's `--no-teacher-init`: true unless the flag is given. */
+  teacherInit?: boolean;
+  layout?: string;
+  scan?: 'bi' | 'uni';
+}
+
+const DISTILL_ORDER = ['forcing', 'distill', 'adapt', 'finetune'] as const;
+
+/** The stage-config changes the flags ask for (only the flags given), or undefined when none. */
+function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig> | undefined {
+  const d = o as DistillCliOptions;
+  const c: Partial<Record<keyof StageConfig, unknown>> = {
+    batchSize: o.batchSize,
+    lr: o.lr,
+    lambdaPseudo: d.lambdaPseudo,
+    lambdaMixer: d.lambdaMixer,
+    trainable: d.trainable,
+  };
+  const given = Object.entries(c).filter(([, v]) => v !== undefined);
+  return given.length > 0 ? (Object.fromEntries(given) as Partial<StageConfig>) : undefined;
+}
+
+/**
+ * The library options behind `t2md distill`'s ablation flags: the stage changes go to every stage run,
+ * `--layout` / `--scan` change the student, `--no-teacher-init` skips the transfer. All of them end up
+ * in the checkpoint's metadata (the preset, the DiT config and `t2md.train`).
+ */
+export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions, 'overrides' | 'student' | 'teacherInit'> {
+  const change = stageChanges(opts);
+  const stages = opts.stage == null || opts.stage === 'all' ? DISTILL_ORDER : [opts.stage];
+  const student = {
+    ...(opts.layout != null ? { layout: opts.layout } : {}),
+    ...(opts.scan != null ? { mamba: { bidirectional: opts.scan === 'bi' } } : {}),
+  };
+  return {
+    ...(change ? { overrides: Object.fromEntries(stages.map((s) => [s, change])) } : {}),
+    ...(Object.keys(student).length > 0 ? { student } : {}),
+    // Only an explicit --no-teacher-init is passed: a chained run then inherits the checkpoint's choice.
+    ...(opts.teacherInit === false ? { teacherInit: false } : {}),
+  };
 }
 
 /** The shapes world plugged into the generic trainer. */
@@ -57,6 +102,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
         preset: opts.preset,
         steps: opts.steps,
         resume: opts.resume,
+        ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
         ...world,
         signal,
         onProgress: (p) => bar.update(p),
@@ -77,6 +123,7 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
         stage: opts.stage,
         steps: opts.steps,
         resume: opts.resume,
+        ...distillRunOptions(opts),
         ...world,
         signal,
         onProgress: (p) => bar.update(p),

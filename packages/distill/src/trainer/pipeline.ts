@@ -31,6 +31,15 @@ import {
   TEXT_ENCODER_PREFIX,
   TRAIN_KEY,
 } from './model-file.js';
+import {
+  checkStudentAgrees,
+  continuedPreset,
+  resolveModelFile,
+  type StageOverrides,
+  type StudentChanges,
+  withOverrides,
+  withStudent,
+} from './run-options.js';
 import { MODEL_PREFIX, needsTeacher, type StageModels } from './stage-step.js';
 import type { DataFactory, TextEncoderFactory, TextEncoderLike, TextEncoderSpec, TrainProgress, TrainResult } from './types.js';
 
@@ -52,7 +61,12 @@ export interface TrainState {
   optimizerStep: number;
   /** The teacher file a distill run read. */
   teacher?: string;
+  /** Whether the student started from the teacher's shared weights (distill runs; absent means true). */
+  teacherInit?: boolean;
 }
+
+/** What a run records about where its weights came from (in `t2md.train`, checkpoint and model files). */
+type Provenance = Pick<TrainState, 'teacher' | 'teacherInit'>;
 
 /** Options shared by both runs. */
 export interface RunOptions<S = unknown> {
@@ -70,8 +84,12 @@ export interface RunOptions<S = unknown> {
   createEncoder: TextEncoderFactory;
   /** The tokenizer's vocabulary size (@t2md/shapes's `VOCAB_SIZE`). */
   vocabSize: number;
-  /** Changes to stage configs (tests, experiments); stored in the checkpoint with the preset. */
-  overrides?: Partial<Record<StageName, Partial<StageConfig>>>;
+  /**
+   * Changes to stage configs (tests, experiments, the CLI's --lr, --batch-size, --lambda-*); stored in
+   * the checkpoint with the preset. A resume must not change them (InputError); a chained distill run
+   * applies those of the stages it runs.
+   */
+  overrides?: StageOverrides;
   onProgress?: (p: TrainProgress) => void;
   /** Aborting (Ctrl-C) saves a checkpoint and returns `{aborted: true}`. */
   signal?: AbortSignal;
@@ -89,7 +107,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     if (ctx.ckpt) {
       const st = ctx.state!;
       check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it with t2md distill.`);
-      preset = ctx.preset!;
+      preset = continuedPreset(ctx.preset!, opts.overrides, { resuming: true, stages: ['teacher'], where: ctx.ckptPath });
       const loaded = fromCheckpoint(ctx.ckpt, opts.createEncoder, ctx.ckptPath, { ema: false });
       model = loaded.model;
       encoder = loaded.encoder;
@@ -104,7 +122,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     try {
       const cfg = stageCfg(preset, 'teacher', opts.steps, ctx.state);
       const models: StageModels = { model, encoder };
-      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, undefined);
+      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, {});
       return res;
     } finally {
       model.dispose();
@@ -117,10 +135,18 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
 
 /** Options of `distillStudent`. */
 export interface DistillOptions<S = unknown> extends RunOptions<S> {
-  /** The teacher model file (`t2md train`'s `DIR/model.safetensors`). */
+  /** The teacher model file (`t2md train`'s `DIR/model.safetensors`), or that `DIR`. */
   teacher: string;
   /** One stage, or `'all'` (forcing → distill → adapt → finetune). Default `'all'`. */
   stage?: Exclude<StageName, 'teacher'> | 'all';
+  /**
+   * Copy the teacher's shared weights into the new student (default true, T2MD's initialisation).
+   * `false` is the "hybrid trained from scratch" ablation: every weight keeps its fresh init (the frozen
+   * caption encoder still comes from the teacher file, like T5 in the paper). Recorded in `t2md.train`.
+   */
+  teacherInit?: boolean;
+  /** Changes to the preset's student (layout, Mamba settings) for a new run; stored with the preset. */
+  student?: StudentChanges;
 }
 
 /**
@@ -135,12 +161,28 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
     () => `stage must be one of ${[...DISTILL_STAGES, 'all'].join(', ')}, got ${JSON.stringify(which)}.`,
   );
   const stages = which === 'all' ? [...DISTILL_STAGES] : [which];
+  check(
+    opts.teacherInit == null || typeof opts.teacherInit === 'boolean',
+    () => `teacherInit must be true or false, got ${String(opts.teacherInit)}.`,
+  );
+  const teacherPath = resolveModelFile(opts.teacher);
   const ctx = openRun(opts, 'distill', stages);
-  const teacherFile = loadTrainedModel(opts.teacher, opts.createEncoder, { ema: true });
+  let teacherFile: ReturnType<typeof loadTrainedModel> | undefined;
   let student: DiT | undefined;
   try {
-    const preset: TrainPreset = ctx.preset ?? withOverrides(resolvePreset(opts.preset ?? teacherFile.preset ?? 'tiny'), opts.overrides);
-    checkTeacherFits(teacherFile.model.config, preset, opts.teacher);
+    teacherFile = loadTrainedModel(teacherPath, opts.createEncoder, { ema: true });
+    const preset: TrainPreset = ctx.preset
+      ? continuedPreset(ctx.preset, opts.overrides, { resuming: ctx.resuming, stages, where: ctx.ckptPath })
+      : withStudent(withOverrides(resolvePreset(opts.preset ?? teacherFile.preset ?? 'tiny'), opts.overrides), opts.student);
+    checkTeacherFits(teacherFile.model.config, preset, teacherPath);
+    // A continued run's student was made by the first run: its provenance carries over.
+    const teacherInit = ctx.state ? ctx.state.teacherInit !== false : opts.teacherInit !== false;
+    check(
+      opts.teacherInit == null || opts.teacherInit === teacherInit,
+      () =>
+        `${ctx.ckptPath} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: drop --no-teacher-init or start a new run in another --out.`,
+    );
+    const provenance: Provenance = { teacher: teacherPath, teacherInit };
     const spec = teacherFile.spec;
     const encoder = teacherFile.encoder;
     let resumeStage: StageName | undefined;
@@ -151,9 +193,10 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
       loaded.encoder.dispose(); // the teacher file's encoder is the frozen one
       student = loaded.model;
       resumeStage = st.stage;
+      checkStudentAgrees(student.config, opts.student, ctx.ckptPath);
     } else {
       student = createDiT(preset.student);
-      transferFromTeacher(student, teacherFile.model);
+      if (teacherInit) transferFromTeacher(student, teacherFile.model);
     }
     let result: TrainResult | undefined;
     for (const stage of stages) {
@@ -166,7 +209,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
         // Finished before the interruption (its weights are loaded); make sure its model files exist.
         const meta = {
           [PRESET_KEY]: JSON.stringify(preset),
-          [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: st!.step, teacher: opts.teacher }),
+          [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: st!.step, ...provenance }),
         };
         for (const f of [`${stage}.safetensors`, MODEL_FILE]) {
           await saveTrainedModel(join(opts.out, f), student, encoder, spec, ctx.ckpt!.ema, meta);
@@ -179,7 +222,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
       const start = resumingThis ? startFrom(ctx.ckpt!, st!) : undefined;
       if (!resumingThis) ctx.dropCheckpoint();
       const models: StageModels = { model: student, encoder, teacher: needsTeacher(stage, cfg) ? teacherFile.model : undefined };
-      result = await runStage(opts, ctx, preset, stage, cfg, models, spec, start, opts.teacher);
+      result = await runStage(opts, ctx, preset, stage, cfg, models, spec, start, provenance);
       if (result.aborted) return result;
     }
     if (result == null) {
@@ -198,7 +241,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
   } finally {
     ctx.dropCheckpoint();
     student?.dispose();
-    teacherFile.dispose();
+    teacherFile?.dispose();
   }
 }
 
@@ -294,7 +337,7 @@ async function runStage<S>(
   models: StageModels,
   spec: TextEncoderSpec,
   start: StageStart | undefined,
-  teacherPath: string | undefined,
+  provenance: Provenance,
 ): Promise<TrainResult> {
   const stageIndex = STAGES.indexOf(stage);
   const first = resolutions(cfg)[0].size;
@@ -329,7 +372,7 @@ async function runStage<S>(
         rng: rng.state,
         data: dataPos ?? null,
         optimizerStep,
-        ...(teacherPath != null ? { teacher: teacherPath } : {}),
+        ...provenance,
       };
       return {
         [CONFIG_METADATA_KEY]: JSON.stringify(models.model.config),
@@ -345,7 +388,7 @@ async function runStage<S>(
     }
     const meta = {
       [PRESET_KEY]: presetJson,
-      [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, ...(teacherPath != null ? { teacher: teacherPath } : {}) }),
+      [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, ...provenance }),
     };
     const modelPath = join(opts.out, MODEL_FILE);
     await saveTrainedModel(join(opts.out, `${stage}.safetensors`), models.model, models.encoder, spec, outcome.ema, meta);
@@ -380,16 +423,6 @@ function resolvePreset(p: string | TrainPreset | undefined): TrainPreset {
   if (typeof p === 'string') return getPreset(p);
   check(typeof p === 'object' && p.stages != null, 'preset must be a preset name or a TrainPreset object.');
   return p;
-}
-
-function withOverrides(p: TrainPreset, overrides: RunOptions['overrides']): TrainPreset {
-  if (overrides == null) return p;
-  const stages = { ...p.stages };
-  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
-    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
-    stages[s] = { ...stages[s], ...o };
-  }
-  return { ...p, stages };
 }
 
 function encoderSpec(p: TrainPreset, vocabSize: number): TextEncoderSpec {

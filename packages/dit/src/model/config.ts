@@ -17,6 +17,12 @@ export interface MambaSettings {
   readonly chunkSize?: number;
   /** How the forward and reversed scans are merged (default 'concat': a linear layer on both; the paper does not say). */
   readonly merge?: 'concat' | 'sum';
+  /**
+   * Scan the grid order and its reverse (default true, as in the paper). `false` is the paper's
+   * "unidirectional scan" ablation: one mamba_ssm `Mamba2` per block over the HM / WM order only, with
+   * no merge layer (so its weights are exactly mamba_ssm's names under `blocks.N.mixer.`).
+   */
+  readonly bidirectional?: boolean;
 }
 
 /** `'sincos'`: DiT/PixArt's fixed 2D sin-cos embedding; `'centered'`: the long-edge-normalised variant for resolution adaptation. */
@@ -75,6 +81,7 @@ export const MAMBA_DEFAULTS: Required<MambaSettings> = {
   dConv: 4,
   chunkSize: 64,
   merge: 'concat',
+  bidirectional: true,
 };
 
 /**
@@ -153,6 +160,10 @@ export function resolveConfig(config: DiTConfig): { config: ResolvedDiTConfig; l
   check(
     mamba.merge === 'concat' || mamba.merge === 'sum',
     () => `config.mamba.merge must be 'concat' or 'sum', got ${JSON.stringify(mamba.merge)}.`,
+  );
+  check(
+    typeof mamba.bidirectional === 'boolean',
+    () => `config.mamba.bidirectional must be true or false, got ${JSON.stringify(mamba.bidirectional)}.`,
   );
   if (layout.some((k) => k !== 'SA')) {
     const dInner = mamba.expand * D;

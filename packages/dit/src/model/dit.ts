@@ -48,7 +48,7 @@ const POS_CACHE_SIZE = 4;
 const MIXER_WEIGHT = /^blocks\.\d+\.(attn|mixer)\./;
 
 /**
- * A PixArt-style DiT whose blocks each have a self-attention or bidirectional Mamba-2 token mixer
+ * A PixArt-style DiT whose blocks each have a self-attention or (bi- or uni-directional) Mamba-2 token mixer
  * (the teacher is all SA, the T2MD student mostly Mamba). Weights are `tf.Variable`s under PixArt's
  * state-dict names (mamba_ssm's under `blocks.N.mixer.`), in PyTorch layouts. Shapes: N batch, C
  * channels, T tokens, D width, Lc caption tokens, Dc caption width.
