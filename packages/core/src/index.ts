@@ -3,13 +3,29 @@ export type { BackendInfo, BackendName, InitBackendOptions } from './backend.js'
 export { currentBackend, initBackend, webgpuDetails } from './backend.js';
 export { InputError, isInputError } from './errors.js';
 export { gradientsRegistered } from './gradients.js';
+export type { ElementwiseConfig } from './kernel/elementwise-config.js';
+export { elementwiseConfig, setElementwiseConfig } from './kernel/elementwise-config.js';
+export type { ElementwiseSpec } from './kernel/elementwise-program.js';
+export { ElementwiseProgram, vectorPrelude } from './kernel/elementwise-program.js';
 export { registerKernelsOnce } from './kernel/register.js';
 export type { TypedOutput } from './kernel/typed-array-kernel.js';
 export { makeOutput, readInput, typedArrayKernel } from './kernel/typed-array-kernel.js';
 export type { ProgramUniform, WebGPUProgramSpec } from './kernel/webgpu-program.js';
 export { disposeIntermediate, flatDispatch, runProgram } from './kernel/webgpu-program.js';
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
+export { GELU_TANH, GELU_TANH_GRAD } from './ops/gelu-tanh-kernels.js';
 export { linear } from './ops/linear.js';
+export type { GemmOptions, MatMulVariant } from './ops/matmul/matmul.js';
+export {
+  autoTile,
+  gemm,
+  gemmRef,
+  matmulUnrollFromEnv,
+  matmulVariantFromEnv,
+  registerMatmulKernels,
+  resolveMatmulVariant,
+} from './ops/matmul/matmul.js';
+export type { MatMulTileName } from './ops/matmul/matmul-webgpu.js';
 export type { RngState } from './rng.js';
 export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';

@@ -1,6 +1,6 @@
 /**
  * The results file: `bench/results/<date>-<card>.json` holding `{device, adapter, commit, scaling, scan,
- * attention, baselines}`. Each `t2md bench X` fills its own section and merges into an existing file
+ * attention, matmul, elementwise, baselines}`. Each `t2md bench X` fills its own section and merges into an existing file
  * (other sections, PyTorch baselines included, are kept), written atomically (temp file + rename).
  */
 import { spawnSync } from 'node:child_process';
@@ -9,7 +9,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type BackendInfo, InputError } from '@t2md/core';
 
-export const BENCHES = ['scan', 'attention', 'scaling'] as const;
+export const BENCHES = ['scan', 'attention', 'scaling', 'matmul', 'elementwise'] as const;
 export type BenchName = (typeof BENCHES)[number];
 
 /** What was measured on, named without the host name. */
@@ -41,6 +41,8 @@ export interface BenchDoc {
   scaling: unknown[];
   scan: unknown[];
   attention: unknown[];
+  matmul: unknown[];
+  elementwise: unknown[];
   baselines: unknown[];
   /** Per section: when, at which commit, on which backend, quick or full sizes. */
   runs: Partial<Record<BenchName, SectionMeta>>;
@@ -126,6 +128,8 @@ export function newDoc(dev: DeviceInfo, section: BenchName, rows: unknown[], met
     scaling: [],
     scan: [],
     attention: [],
+    matmul: [],
+    elementwise: [],
     baselines: [],
     [section]: rows,
     runs: { [section]: meta },
@@ -140,6 +144,8 @@ const ROW_KEYS: Record<BenchName, readonly string[]> = {
   scan: ['op', 'impl', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
   attention: ['batch', 'heads', 'tokens', 'headDim'],
   scaling: ['tokens', 'batch'],
+  matmul: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'],
+  elementwise: ['op', 'elements', 'variant'],
 };
 
 /**
@@ -214,6 +220,8 @@ export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): 
       scaling: prev.scaling ?? [],
       scan: prev.scan ?? [],
       attention: prev.attention ?? [],
+      matmul: prev.matmul ?? [],
+      elementwise: prev.elementwise ?? [],
       baselines: prev.baselines ?? [],
       [section]: sameSweep(prev, doc, section) ? mergeRows(prev[section] as Row[], doc[section] as Row[], ROW_KEYS[section]) : doc[section],
       runs: { ...(prev.runs ?? {}), ...doc.runs },

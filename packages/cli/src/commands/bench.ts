@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { type BackendName, InputError, initBackend } from '@t2md/core';
 import { runAttentionBench } from '../bench/attention.js';
+import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
+import { matmulTable, runMatmulBench } from '../bench/matmul.js';
 import type { Log } from '../bench/measure.js';
 import {
   BENCHES,
@@ -37,22 +39,32 @@ const NOTES: Record<BenchName, string[]> = {
     "scaling: split = every block's token mixers (Attn: SA; Mamba: HM/WM) and cross-attentions timed alone on inputs of the same shape; Rest = forward − those (norms, modulation, MLPs, embedders, final layer, per-op overhead).",
     "scaling: teacherMB/studentMB (MiB) = model weights + inputs + the high-water of live tfjs tensor bytes during one forward (tf.profile peakBytes; buffers a kernel frees itself are not counted). gpuPoolMB (webgpu) = bytes in tfjs-webgpu's buffer pool afterwards (process-wide, both models).",
   ],
+  matmul: [
+    'matmul: ms = median per call of back-to-back calls synced once (small GEMMs are queued until ~2e11 FLOPs); f32; every T2MD_MATMUL variant in one process; errors are against tfjs matMul on the same inputs.',
+  ],
+  elementwise: [
+    'elementwise: ms = median per launch of loops of back-to-back launches synced once; gbps = (bytes of each input read once + output written once) / ms.',
+  ],
 };
 
 const RUNNERS: Record<BenchName, (o: { quick: boolean; log: Log }) => Promise<unknown[]>> = {
   scan: runScanBench,
   attention: runAttentionBench,
   scaling: runScalingBench,
+  matmul: runMatmulBench,
+  elementwise: runElementwiseBench,
 };
 
 const TABLES: Record<BenchName, (rows: never[]) => string> = {
   scan: scanTable,
   attention: attentionTable,
   scaling: scalingTable,
+  matmul: matmulTable as (rows: never[]) => string,
+  elementwise: elementwiseTable as (rows: never[]) => string,
 };
 
 /**
- * `t2md bench scan|attention|scaling`: runs one benchmark on the chosen backend, prints a table (or,
+ * `t2md bench scan|attention|scaling|matmul|elementwise`: runs one benchmark on the chosen backend, prints a table (or,
  * with --json, one JSON document) on stdout, progress on stderr, and merges its section into the
  * results file (`--out`, default `bench/results/<date>-<card>.json`). Software backends get the quick
  * sizes even without --quick: the full sizes are for a real GPU.

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/**
+ * Merges the PyTorch baselines written by bench/torch_kernels.py, packages/ssm/bench/torch_ssd.py and
+ * packages/dit/bench/torch_attention.py (each `{device, torch, baselines: [...]}`) into a results file's
+ * `baselines` section, so one file holds our numbers and PyTorch's from the same call on the same card.
+ *
+ *   node bench/merge-baselines.mjs bench/results/<date>-<card>.json torch_ssd.json torch_attention.json ...
+ *
+ * A baseline row replaces an older one that names the same measurement; the file is written atomically.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+const [target, ...sources] = process.argv.slice(2);
+if (target == null || sources.length === 0) {
+  process.stderr.write('usage: node bench/merge-baselines.mjs RESULTS.json BASELINE.json...\n');
+  process.exit(2);
+}
+const KEYS = ['op', 'impl', 'name', 'pass', 'L', 'chunkSize', 'heads', 'tokens', 'headDim', 'M', 'N', 'K', 'elements'];
+const key = (r) => JSON.stringify(KEYS.map((k) => r[k] ?? null));
+
+const doc = JSON.parse(readFileSync(target, 'utf8'));
+const rows = new Map((doc.baselines ?? []).map((r) => [key(r), r]));
+for (const src of sources) {
+  const b = JSON.parse(readFileSync(src, 'utf8'));
+  // torch_attention.py writes its rows under `attention` (the format of `t2md bench attention`)
+  const fresh = b.baselines ?? (b.attention ?? []).map((r) => ({ op: 'attention', impl: b.impl ?? 'torch-sdpa', ...r }));
+  const device = b.device === 'cuda' ? b.adapter?.description : b.device;
+  const torch = b.torch ?? b.adapter?.torch;
+  for (const r of fresh) rows.set(key(r), { ...r, device, torch });
+}
+doc.baselines = [...rows.values()];
+const tmp = `${target}.${process.pid}.tmp`;
+writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+renameSync(tmp, target);
+process.stdout.write(`${target}: ${doc.baselines.length} baseline rows\n`);
