@@ -6,6 +6,8 @@
 #   bash ../shared/device/pack.sh bench/gpu.ts            # here, once per commit
 #   # device (carry .gpu):
 #   T2MD_COMMIT=<sha> bash .gpu/run.sh bash bench/gpu-suite.sh
+# or split over two calls (each has 10 minutes): BENCHES="matmul elementwise scan attention", then
+#   BENCHES=scaling TORCH=0 RESULTS_IN=<the first call's results.json, carried>
 #
 # Everything lands in $OUT (the device tool returns at most 8 files): results.json (the merged results
 # file, baselines included), suite.log, and logs.tgz (each step's stdout/stderr).
@@ -13,7 +15,10 @@ set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
 T2MD=${T2MD:-node .gpu/gpu.mjs}
 BENCHES=${BENCHES:-matmul elementwise scan attention scaling}
+TORCH=${TORCH:-1}
 R=$OUT/results.json
+# A suite split over calls (one call has 10 minutes) continues the file an earlier call returned.
+[ -n "${RESULTS_IN:-}" ] && cp "$RESULTS_IN" "$R"
 L=$(mktemp -d)
 log() { echo "[$(date -u +%T)] $*" | tee -a "$OUT/suite.log"; }
 
@@ -31,13 +36,20 @@ step() { # step NAME CMD... : runs CMD with stdout/stderr to $L/NAME.{out,err}, 
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
 for b in $BENCHES; do
   [ "$b" = scaling ] && continue
-  step "$b" $T2MD bench "$b" --out "$R"
+  if [ "$b" = scan ]; then T2MD_SSD_PROFILE=1 step scan $T2MD bench scan --out "$R"; else step "$b" $T2MD bench "$b" --out "$R"; fi
   # the GEMM's inner-loop unrolling is a second knob: its rows merge beside the default's (key: unroll)
-  [ "$b" = matmul ] && T2MD_MATMUL_UNROLL=4 step matmul-unroll4 $T2MD bench matmul --out "$R"
+  [ "$b" = matmul ] && T2MD_MATMUL_UNROLL=4 T2MD_BENCH_SIZES=16384 step matmul-unroll4 $T2MD bench matmul --out "$R"
+  if [ "$b" = scan ]; then # the v2 tiles, swept at L = 16384 into their own files (logs.tgz)
+    for t in ${SSD_TILES:-y=128x64x8x8x16 y=64x64x4x8x16 states=64x256x8x8x8 states=64x128x8x8x8}; do
+      T2MD_BENCH_SIZES=16384 T2MD_BENCH_SSD_KERNELS=v2 T2MD_SSD_TILES=$t step "scan-$t" $T2MD bench scan --json --out "$L/scan-$t.json"
+    done
+  fi
 done
-step torch_kernels python3 bench/torch_kernels.py --json "$L/torch_kernels.json"
-step torch_ssd python3 packages/ssm/bench/torch_ssd.py --json "$L/torch_ssd.json"
-step torch_attention python3 packages/dit/bench/torch_attention.py --json "$L/torch_attention.json"
+if [ "$TORCH" = 1 ]; then
+  step torch_kernels python3 bench/torch_kernels.py --json "$L/torch_kernels.json"
+  step torch_ssd python3 packages/ssm/bench/torch_ssd.py --json "$L/torch_ssd.json"
+  step torch_attention python3 packages/dit/bench/torch_attention.py --json "$L/torch_attention.json"
+fi
 if [[ " $BENCHES " == *" scaling "* ]]; then
   if [ -z "${T2MD_MATMUL:-}" ] && [ -f "$R" ]; then
     # The fastest of tfjs, t64, t128 and auto (each row's autoPick) by total ms over the bench's shapes
@@ -61,6 +73,6 @@ if [[ " $BENCHES " == *" scaling "* ]]; then
   log "scaling with T2MD_MATMUL=${T2MD_MATMUL:-default} T2MD_MATMUL_UNROLL=${T2MD_MATMUL_UNROLL:-default}"
   step scaling $T2MD bench scaling --out "$R"
 fi
-node bench/merge-baselines.mjs "$R" "$L"/torch_*.json >>"$OUT/suite.log" 2>&1
+[ "$TORCH" = 1 ] && node bench/merge-baselines.mjs "$R" "$L"/torch_*.json >>"$OUT/suite.log" 2>&1
 tar -czf "$OUT/logs.tgz" -C "$L" .
 log "done"
