@@ -21,12 +21,14 @@ export interface ScanShape {
   selectiveDstate: number;
   /** Timed runs per row. */
   runs: number;
+  /** ssdScan kernel calls per timed run (queued, synced once; ms is per call). */
+  reps: number;
 }
 
 /** The full sweep (a real GPU) or the quick one (CPU, wasm, SwiftShader: seconds). */
 export function scanShape(quick: boolean): ScanShape {
   return quick
-    ? { lengths: sizesFromEnv([256, 1024]), heads: 4, headdim: 16, dstate: 16, chunkSizes: [64, 128, 256], selectiveDstate: 4, runs: 3 }
+    ? { lengths: sizesFromEnv([256, 1024]), heads: 4, headdim: 16, dstate: 16, chunkSizes: [64, 128, 256], selectiveDstate: 4, runs: 3, reps: 1 }
     : {
         lengths: sizesFromEnv([4096, 16384, 32400]),
         heads: 36,
@@ -35,6 +37,7 @@ export function scanShape(quick: boolean): ScanShape {
         chunkSizes: [64, 128, 256],
         selectiveDstate: 16,
         runs: 7,
+        reps: 10,
       };
 }
 
@@ -51,8 +54,9 @@ export interface ScanRow {
   chunkSize: number | null;
   /** On ssdScan kernel rows: which WebGPU kernels ran (T2MD_SSD_KERNELS; cpu and wasm ignore it). */
   kernels?: SsdKernels;
-  /** Median wall ms. */
+  /** Median wall ms per call (ssdScan kernel rows: over `reps` calls queued back to back and synced once). */
   ms: number | null;
+  reps?: number;
   /** Minimum bytes moved (every input read and output written once) / median time. */
   gbps: number | null;
   runs: number[];
@@ -161,7 +165,7 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
             const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
             const [runs, prof] = await withKernels(
               kernels,
-              async () => [await timeRuns(fn, { runs: s.runs, budgetMs }), await profile(fn)] as const,
+              async () => [await timeRuns(fn, { runs: s.runs, budgetMs, reps: s.reps }), await profile(fn)] as const,
             );
             const ms = median(runs);
             add({
@@ -173,6 +177,7 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
               ...base,
               chunkSize: Q,
               ms,
+              reps: s.reps,
               gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
               runs,
               ...prof,

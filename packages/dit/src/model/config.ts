@@ -79,7 +79,9 @@ export const MAMBA_DEFAULTS: Required<MambaSettings> = {
   headdim: 64,
   ngroups: 1,
   dConv: 4,
-  chunkSize: 64,
+  // 128, not mamba_ssm's 256: ssdScan's forward measured fastest there on the H100 (L = 16384: 3.4 ms
+  // of GPU time at chunk 128 against 3.9 at 64 and 3.8 at 256; bench/results/2026-11-26-h100.json).
+  chunkSize: 128,
   merge: 'concat',
   bidirectional: true,
 };

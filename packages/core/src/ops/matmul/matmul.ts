@@ -45,9 +45,12 @@ export function matmulUnrollFromEnv(): number {
 }
 
 /**
- * The tiling `auto` picks for C [M, N]. A guess until H100 numbers exist: 128×128 tiles once they fill
- * the GPU's ~132 SMs about four times over (so the last, partial wave costs little), else 64×64
- * tiles (4× the workgroups). E.g. M = 8192, N = 1152: 64·9 = 576 tiles of 128 → t128;
+ * The tiling `auto` picks for C [M, N]: 128×128 tiles once they fill the GPU's ~132 SMs about four
+ * times over (so the last, partial wave costs little), else 64×64 tiles (4× the workgroups). Measured
+ * on the H100 (2026-11-26, bench/results/2026-11-26-h100.json): t128 reaches 28-33 TFLOP/s on the XL
+ * linears at 16384 rows (tfjs: 12-13); at 4096 rows with N = 1152 (288 tiles) t64 and t128 are within
+ * 5% of each other; summed over the bench's shapes `auto` ties the best fixed tiling (52.79 against
+ * 52.81 ms). E.g. M = 8192, N = 1152: 64·9 = 576 tiles of 128 → t128;
  * M = 2048, N = 1152: 144 → t64.
  */
 export function autoTile(M: number, N: number): MatMulTileName {
