@@ -60,12 +60,15 @@ function run(cmd: string, args: string[], cwd?: string): string | null {
 }
 
 /**
- * The checked-out commit (with "-dirty" when tracked files changed); without git (a copy of the tree on
- * a GPU machine) `T2MD_COMMIT` if set, else null.
+ * `T2MD_COMMIT` when set (a copy of the tree on a GPU machine may carry a stale .git: seen on
+ * 2026-11-26, every section there was labelled with the session's first commit), else the checked-out
+ * commit (with "-dirty" when tracked files changed), else null.
  */
 export function gitCommit(): string | null {
+  const env = process.env.T2MD_COMMIT?.trim();
+  if (env) return env;
   const head = run('git', ['rev-parse', 'HEAD']);
-  if (head == null) return process.env.T2MD_COMMIT?.trim() || null;
+  if (head == null) return null;
   const dirty = run('git', ['status', '--porcelain', '--untracked-files=no']);
   return dirty == null ? head : `${head}-dirty`;
 }
@@ -141,7 +144,7 @@ type Row = Record<string, unknown>;
 
 /** The fields that name one measurement of each section: a new row replaces an old one with the same key. */
 const ROW_KEYS: Record<BenchName, readonly string[]> = {
-  scan: ['op', 'impl', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
+  scan: ['op', 'impl', 'kernels', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
   attention: ['batch', 'heads', 'tokens', 'headDim'],
   scaling: ['tokens', 'batch'],
   matmul: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'],

@@ -5,21 +5,39 @@
  * short run's average is not dominated by the random initialisation; with the paper's 0.9999 the
  * warm-up matters for the first ~10⁵ steps, with the tiny preset's 0.99 for ~900. The rule is the one of
  * TensorFlow's `ExponentialMovingAverage(num_updates=...)`; the paper states only the decay.
+ *
+ * The shadow is one flat vector `[P]` (3 ops per update; right after an `AdamW` step the weights are
+ * read from the optimiser's flat copy, no concat); `T2MD_OPTIM=ref` keeps it per weight (`ema-ref.ts`).
  */
-import { check, fmtShape } from '@t2md/core';
+import { check } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { checkNamedShapes, optimImpl } from './adamw-config.js';
+import { EmaRef } from './ema-ref.js';
+import { FlatLayout, FlatViews, flatVariables } from './flat.js';
 
 export class Ema {
   readonly decay: number;
+  private readonly ref: EmaRef | null = null;
   private readonly params: Record<string, tf.Variable>;
-  private readonly avg: Record<string, tf.Variable> = {};
+  private readonly layout: FlatLayout;
+  private readonly vars: tf.Variable[];
+  /** `[P]` the averaged weights (flat implementation). */
+  private shadow: tf.Tensor1D | null = null;
+  /** Per-weight copies for `weights()`, refreshed when read. */
+  private views: FlatViews | null = null;
 
   /** @param params the variables to average (the shadow starts as a copy of them) */
   constructor(params: Record<string, tf.Variable>, decay: number) {
     check(Number.isFinite(decay) && decay >= 0 && decay < 1, () => `ema decay must be in [0, 1), got ${String(decay)}.`);
     this.decay = decay;
     this.params = { ...params };
-    for (const [name, p] of Object.entries(params)) this.avg[name] = tf.tidy(() => tf.variable(tf.clone(p), false));
+    this.layout = new FlatLayout(Object.fromEntries(Object.entries(params).map(([n, p]) => [n, p.shape])));
+    this.vars = this.layout.names.map((n) => params[n]);
+    if (optimImpl() === 'ref') this.ref = new EmaRef(params);
+    else if (this.layout.names.length > 0) {
+      this.shadow = this.layout.flatten(params);
+      this.views = new FlatViews(this.layout, this.shadow);
+    }
   }
 
   /** The decay used after `t` optimiser steps. */
@@ -30,32 +48,61 @@ export class Ema {
   /** Folds the current weights in; `t` = optimiser steps taken so far (≥ 1 after the first step). */
   update(t: number): void {
     const d = this.decayAt(t);
-    tf.tidy(() => {
-      for (const [name, p] of Object.entries(this.params)) {
-        this.avg[name].assign(tf.add(tf.mul(this.avg[name], d), tf.mul(p, 1 - d)));
-      }
-    });
+    if (this.ref != null) {
+      this.ref.update(d);
+      return;
+    }
+    if (this.shadow == null) return;
+    this.staleViews();
+    const { flat: w, owned } = flatVariables(this.layout, this.vars);
+    const shadow = this.shadow;
+    try {
+      this.shadow = tf.tidy(() => tf.add(tf.mul(shadow, d), tf.mul(w, 1 - d)) as tf.Tensor1D);
+      shadow.dispose();
+    } finally {
+      if (owned) w.dispose();
+    }
   }
 
-  /** The averaged weights by name (live variables: read, do not dispose). */
+  /**
+   * The averaged weights by name: live variables, read, do not dispose. With the flat shadow they are
+   * per-weight copies that this call brings up to date (a later update shows only at the next call).
+   */
   weights(): Record<string, tf.Variable> {
-    return { ...this.avg };
+    if (this.ref != null) return this.ref.weights();
+    return this.shadow != null && this.views != null ? this.views.read(this.shadow) : {};
   }
 
   /** Restores the averages (copied; every name and shape checked). */
   load(tensors: Record<string, tf.Tensor>): void {
-    for (const [name, a] of Object.entries(this.avg)) {
-      const t = tensors[name];
-      check(t != null, () => `the checkpoint has no EMA weight for '${name}'.`);
-      check(
-        t.shape.length === a.shape.length && t.shape.every((d, i) => d === a.shape[i]),
-        () => `the checkpoint's EMA weight '${name}' has shape ${fmtShape(t.shape)}, not ${fmtShape(a.shape)}.`,
-      );
+    if (this.ref != null) {
+      this.ref.load(tensors);
+      return;
     }
-    for (const [name, a] of Object.entries(this.avg)) a.assign(tensors[name]);
+    checkNamedShapes(
+      this.params,
+      tensors,
+      (n) => `the checkpoint has no EMA weight for '${n}'.`,
+      (n, got, want) => `the checkpoint's EMA weight '${n}' has shape ${got}, not ${want}.`,
+    );
+    if (this.shadow == null) return;
+    this.staleViews();
+    const next = this.layout.flatten(tensors);
+    this.shadow.dispose();
+    this.shadow = next;
   }
 
   dispose(): void {
-    for (const a of Object.values(this.avg)) a.dispose();
+    if (this.ref != null) {
+      this.ref.dispose();
+      return;
+    }
+    this.views?.dispose();
+    this.shadow?.dispose();
+    this.shadow = null;
+  }
+
+  private staleViews(): void {
+    this.views?.stale();
   }
 }

@@ -1,9 +1,12 @@
 import { initBackend } from '@t2md/core';
-import { withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
+import { AdamWFlat, clipByGlobalNormFlat } from './adamw-flat.js';
+import { AdamWRef, clipByGlobalNormRef } from './adamw-ref.js';
 import { Ema } from './ema.js';
+import { EmaRef } from './ema-ref.js';
 import { learningRate } from './schedule.js';
 
 /** PyTorch's AdamW, one element at a time, in float64. */
@@ -117,5 +120,177 @@ describe('optimiser (cpu)', () => {
     expect(learningRate(60, cos)).toBeCloseTo(0.55, 10); // halfway: 0.1 + 0.45 (1 + cos(pi/2))
     expect(learningRate(110, cos)).toBeCloseTo(0.1, 10);
     expect(() => learningRate(-1, cos)).toThrow(/step must be an integer/);
+  });
+});
+
+/** Weights of several ranks (a scalar, sizes that are not multiples of 4); rank ≥ 2 ones decay. */
+const SHAPES: Record<string, number[]> = {
+  'a.weight': [5, 7],
+  'a.bias': [7],
+  'b.table': [3, 2, 4],
+  'c.scale': [],
+  'd.vec': [13],
+};
+
+const sizeOf = (s: number[]) => s.reduce((a, d) => a * d, 1);
+
+function makeVars(seed: number): Record<string, tf.Variable> {
+  return Object.fromEntries(Object.entries(SHAPES).map(([n, s], i) => [n, tf.variable(tf.tensor(randomArray(sizeOf(s), seed + i), s))]));
+}
+
+/** Gradients of step k; `scale` sets their norm (≈ scale · 6), so a max-norm of 1 clips at scale 1. */
+function makeGrads(seed: number, k: number, scale: number, skip?: string): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [i, [n, s]] of Object.entries(SHAPES).entries()) {
+    if (n !== skip) out[n] = tf.tensor(randomArray(sizeOf(s), seed + 100 * (k + 1) + i, -scale, scale), s);
+  }
+  return out;
+}
+
+async function worstRelErr(a: Record<string, tf.Tensor>, b: Record<string, tf.Tensor>): Promise<number> {
+  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+  let worst = 0;
+  for (const n of Object.keys(b)) worst = Math.max(worst, relErr(await a[n].data(), await b[n].data()));
+  return worst;
+}
+
+/** Step plan: learning rate, max-norm (active, inactive, measure-only) and a weight left without a gradient. */
+const PLAN = [
+  { lr: 1e-2, maxNorm: 1, scale: 1 },
+  { lr: 5e-3, maxNorm: 1e3, scale: 0.5 },
+  { lr: 2e-2, maxNorm: Number.POSITIVE_INFINITY, scale: 2 },
+  { lr: 1e-3, maxNorm: 0.5, scale: 3, skip: 'a.bias' },
+  { lr: 1e-2, maxNorm: 1, scale: 0.1 },
+  { lr: 3e-3, maxNorm: 2, scale: 5 },
+];
+
+describe.each(testBackends())('flat optimiser on %s', (name) => {
+  afterEach(() => {
+    delete process.env.T2MD_OPTIM;
+  });
+
+  it('AdamW + clipping + EMA on one flat vector match the per-weight reference; tensor count stays flat', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    console.log(`flat optimiser: running on ${describeInfo(info)}`);
+    const seed = freshSeed();
+    const [flatW, refW] = [makeVars(seed), makeVars(seed)];
+    const cfg = { weightDecay: 0.1 };
+    const flat = new AdamWFlat(flatW, cfg);
+    const ref = new AdamWRef(refW, cfg);
+    expect([...flat.decays].sort()).toEqual(['a.weight', 'b.table']);
+    const ema = new Ema(flatW, 0.9);
+    const emaRef = new EmaRef(refW);
+    let counts: number[] = [];
+    for (const [k, s] of PLAN.entries()) {
+      if (k === 2) {
+        // A weight reassigned from outside between steps: the flat copy must notice (no stale concat).
+        for (const w of [flatW, refW]) tf.tidy(() => w['d.vec'].assign(tf.mul(w['d.vec'], -2)));
+      }
+      const g = makeGrads(seed, k, s.scale, s.skip);
+      const norm = flat.clipAndStep(g, s.lr, s.maxNorm);
+      const clipped = clipByGlobalNormRef(g, s.maxNorm);
+      ref.step(clipped.grads, s.lr);
+      ema.update(flat.t);
+      emaRef.update(ema.decayAt(ref.t));
+      const msg = `seed ${seed}, step ${k + 1}`;
+      expect(relErr(await norm.data(), await clipped.norm.data()), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(flatW, refW), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(flat.state().m, ref.state().m), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(flat.state().v, ref.state().v), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(ema.weights(), emaRef.weights()), msg).toBeLessThan(1e-6);
+      tf.dispose([...Object.values(g), ...Object.values(clipped.grads), norm, clipped.norm]);
+      counts = [...counts, tf.memory().numTensors];
+    }
+    expect(new Set(counts).size, `live tensors per step ${counts}`).toBe(1);
+    expect(flat.t).toBe(PLAN.length);
+    for (const o of [flat, ref, ema, emaRef]) o.dispose();
+    tf.dispose([...Object.values(flatW), ...Object.values(refW)]);
+  });
+
+  it('clipAndStep equals clipByGlobalNorm + step bit for bit, and neither leaks', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const [aW, bW] = [makeVars(seed), makeVars(seed)];
+    const a = new AdamWFlat(aW);
+    const b = new AdamWFlat(bW);
+    const both = (k: number) => {
+      const s = PLAN[k];
+      const g = makeGrads(seed, k, s.scale, s.skip);
+      const n1 = a.clipAndStep(g, s.lr, s.maxNorm);
+      const clipped = clipByGlobalNormFlat(g, s.maxNorm);
+      b.step(clipped.grads, s.lr);
+      tf.dispose([...Object.values(g), ...Object.values(clipped.grads), n1, clipped.norm]);
+    };
+    await withNoLeaks(() => {
+      for (let k = 0; k < PLAN.length; k++) both(k);
+    });
+    for (const n of Object.keys(SHAPES)) expect(Array.from(await aW[n].data()), n).toEqual(Array.from(await bW[n].data()));
+    a.dispose();
+    b.dispose();
+    tf.dispose([...Object.values(aW), ...Object.values(bW)]);
+  });
+
+  it('state saved from the flat optimiser resumes bit-exactly in a flat or a per-weight one; the EMA round-trips', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const [aW, bW, cW] = [makeVars(seed), makeVars(seed), makeVars(seed)];
+    const a = new AdamWFlat(aW, { weightDecay: 0.05 });
+    const ema = new Ema(aW, 0.5);
+    for (let k = 0; k < 2; k++) {
+      const g = makeGrads(seed, k, 1);
+      a.step(g, 1e-2);
+      ema.update(a.t);
+      tf.dispose(Object.values(g));
+    }
+    const st = a.state();
+    const copy = (r: Record<string, tf.Tensor>) => Object.fromEntries(Object.entries(r).map(([n, t]) => [n, tf.clone(t)]));
+    const saved = { t: st.t, m: copy(st.m), v: copy(st.v) };
+    const savedEma = copy(ema.weights());
+    for (const [n, t] of Object.entries(aW)) for (const w of [bW, cW]) w[n].assign(t);
+    const b = new AdamWFlat(bW, { weightDecay: 0.05 });
+    const c = new AdamWRef(cW, { weightDecay: 0.05 });
+    const ema2 = new Ema(bW, 0.5);
+    b.load(saved);
+    c.load(saved);
+    ema2.load(savedEma);
+    expect(await worstRelErr(ema2.weights(), savedEma)).toBe(0);
+    const g = makeGrads(seed, 5, 1);
+    for (const o of [a, b, c]) o.step(g, 1e-2);
+    for (const n of Object.keys(SHAPES)) {
+      expect(Array.from(await bW[n].data()), n).toEqual(Array.from(await aW[n].data()));
+      expect(Array.from(await cW[n].data()), n).toEqual(Array.from(await aW[n].data()));
+    }
+    expect(() => b.load({ t: 1, m: {}, v: {} })).toThrow(/no optimizer m for 'a.weight'/);
+    expect(() => ema2.load({})).toThrow(/no EMA weight for 'a.weight'/);
+    for (const o of [a, b, c, ema, ema2]) o.dispose();
+    tf.dispose([...Object.values(g), ...Object.values(saved.m), ...Object.values(saved.v), ...Object.values(savedEma)]);
+    tf.dispose([...Object.values(aW), ...Object.values(bW), ...Object.values(cW)]);
+  });
+});
+
+describe('T2MD_OPTIM', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+  afterEach(() => {
+    delete process.env.T2MD_OPTIM;
+  });
+
+  it('selects the flat (default) or per-weight implementation and refuses anything else', () => {
+    const p = { w: tf.variable(tf.zeros([2, 2])) };
+    const flat = new AdamW(p);
+    expect(flat.impl).toBe('flat');
+    process.env.T2MD_OPTIM = 'ref';
+    const ref = new AdamW(p);
+    expect(ref.impl).toBe('ref');
+    const g = { w: tf.ones([2, 2]) };
+    const clipped = clipByGlobalNorm(g, 1);
+    expect(Object.keys(clipped.grads)).toEqual(['w']);
+    process.env.T2MD_OPTIM = 'fast';
+    expect(() => new AdamW(p)).toThrow(/T2MD_OPTIM must be flat or ref, got 'fast'/);
+    expect(() => new Ema(p, 0.9)).toThrow(/T2MD_OPTIM must be flat or ref/);
+    flat.dispose();
+    ref.dispose();
+    tf.dispose([p.w, g.w, clipped.norm, ...Object.values(clipped.grads)]);
   });
 });

@@ -8,7 +8,7 @@ import type { Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { saveCheckpoint } from '../checkpoint/checkpoint.js';
 import { appendMetrics } from '../checkpoint/metrics.js';
-import { AdamW, clipByGlobalNorm } from '../optim/adamw.js';
+import { AdamW } from '../optim/adamw.js';
 import { Ema } from '../optim/ema.js';
 import { learningRate } from '../optim/schedule.js';
 import { resolutions, type StageConfig, type StageName } from './config.js';
@@ -140,11 +140,11 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
           const n = byVarName.get(varName);
           if (n != null && g != null) grads[n] = g;
         }
-        const clipped = clipByGlobalNorm(grads, cfg.gradClip);
-        tf.dispose(Object.values(grads));
-        norm = clipped.norm;
-        optimizer.step(clipped.grads, lr);
-        tf.dispose(Object.values(clipped.grads));
+        try {
+          norm = optimizer.clipAndStep(grads, lr, cfg.gradClip); // one flat clip + AdamW update
+        } finally {
+          tf.dispose(Object.values(grads));
+        }
         ema.update(optimizer.t);
       } finally {
         sl.dispose();

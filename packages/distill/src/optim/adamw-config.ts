@@ -1,0 +1,94 @@
+/** AdamW's hyper-parameters, validated once and shared by the flat optimiser and its per-weight reference. */
+import { check, fmtShape, InputError } from '@t2md/core';
+import type * as tf from '@tensorflow/tfjs-core';
+
+export interface AdamWConfig {
+  /** β1 (default 0.9). */
+  readonly beta1?: number;
+  /** β2 (default 0.999). */
+  readonly beta2?: number;
+  /** ε (default 1e-8). */
+  readonly eps?: number;
+  /** Decoupled weight decay (default 0.01). */
+  readonly weightDecay?: number;
+  /**
+   * Which weights decay. Default: matrices only (rank ≥ 2) — biases, norms, scale/shift tables and the
+   * Mamba A_log / D / dt_bias vectors do not (GPT-2/nanoGPT's rule).
+   */
+  readonly decays?: (name: string, shape: readonly number[]) => boolean;
+}
+
+export type ResolvedAdamWConfig = Required<Omit<AdamWConfig, 'decays'>>;
+
+const defaultDecays = (_name: string, shape: readonly number[]) => shape.length >= 2;
+
+/** The defaults filled in and every value checked (messages name the field). */
+export function resolveAdamWConfig(config: AdamWConfig): ResolvedAdamWConfig {
+  const c = {
+    beta1: config.beta1 ?? 0.9,
+    beta2: config.beta2 ?? 0.999,
+    eps: config.eps ?? 1e-8,
+    weightDecay: config.weightDecay ?? 0.01,
+  };
+  for (const k of ['beta1', 'beta2'] as const) check(c[k] >= 0 && c[k] < 1, () => `${k} must be in [0, 1), got ${c[k]}.`);
+  check(c.eps > 0, () => `eps must be positive, got ${c.eps}.`);
+  check(Number.isFinite(c.weightDecay) && c.weightDecay >= 0, () => `weightDecay must be a finite number >= 0, got ${c.weightDecay}.`);
+  return Object.freeze(c);
+}
+
+/** Checks the trainable set (non-empty, float32) and returns the names that take weight decay. */
+export function decayedNames(params: Record<string, tf.Variable>, config: AdamWConfig): Set<string> {
+  check(
+    params != null && typeof params === 'object' && Object.keys(params).length > 0,
+    'AdamW needs at least one named variable to train.',
+  );
+  for (const [name, p] of Object.entries(params))
+    check(p.dtype === 'float32', () => `AdamW trains float32 variables; '${name}' is ${p.dtype}.`);
+  const decays = config.decays ?? defaultDecays;
+  return new Set(
+    Object.entries(params)
+      .filter(([n, p]) => decays(n, p.shape))
+      .map(([n]) => n),
+  );
+}
+
+/** Validates a step's gradients against the trained variables and the learning rate. */
+export function checkStep(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): void {
+  check(Number.isFinite(lr) && lr >= 0, () => `lr must be a finite number >= 0, got ${String(lr)}.`);
+  for (const [name, g] of Object.entries(grads)) {
+    const p = Object.hasOwn(params, name) ? params[name] : undefined;
+    check(p != null, () => `AdamW got a gradient for '${name}', which it does not train.`);
+    check(
+      g.shape.length === p.shape.length && g.shape.every((d, i) => d === p.shape[i]),
+      () => `the gradient of '${name}' has shape ${fmtShape(g.shape)} but the variable is ${fmtShape(p.shape)}.`,
+    );
+  }
+}
+
+/** Throws a message naming the first name of `like` that `src` lacks or holds in another shape. */
+export function checkNamedShapes(
+  like: Record<string, { shape: number[] }>,
+  src: Record<string, tf.Tensor>,
+  missing: (name: string) => string,
+  wrong: (name: string, got: string, want: string) => string,
+): void {
+  for (const [name, a] of Object.entries(like)) {
+    const t = src[name];
+    check(t != null, () => missing(name));
+    check(t.shape.length === a.shape.length && t.shape.every((d, i) => d === a.shape[i]), () =>
+      wrong(name, fmtShape(t.shape), fmtShape(a.shape)),
+    );
+  }
+}
+
+/**
+ * Which implementation the optimiser, the EMA and `clipByGlobalNorm` use: 'flat' (default; one vector
+ * of all weights, a few dozen ops per step) or 'ref' (per weight, ~20 ops per weight; kept for A/B and
+ * as the tests' reference). Env `T2MD_OPTIM`, read when an optimiser or EMA is made.
+ */
+export function optimImpl(): 'flat' | 'ref' {
+  const raw = typeof process !== 'undefined' && process.env != null ? process.env.T2MD_OPTIM?.trim() || undefined : undefined;
+  const impl = raw ?? 'flat';
+  if (impl !== 'flat' && impl !== 'ref') throw new InputError(`T2MD_OPTIM must be flat or ref, got '${impl}'.`);
+  return impl;
+}
