@@ -28,7 +28,16 @@ export interface ScanShape {
 /** The full sweep (a real GPU) or the quick one (CPU, wasm, SwiftShader: seconds). */
 export function scanShape(quick: boolean): ScanShape {
   return quick
-    ? { lengths: sizesFromEnv([256, 1024]), heads: 4, headdim: 16, dstate: 16, chunkSizes: [64, 128, 256], selectiveDstate: 4, runs: 3, reps: 1 }
+    ? {
+        lengths: sizesFromEnv([256, 1024]),
+        heads: 4,
+        headdim: 16,
+        dstate: 16,
+        chunkSizes: [64, 128, 256],
+        selectiveDstate: 4,
+        runs: 3,
+        reps: 1,
+      }
     : {
         lengths: sizesFromEnv([4096, 16384, 32400]),
         heads: 36,
