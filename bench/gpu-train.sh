@@ -6,7 +6,8 @@
 #   bash ../shared/device/pack.sh bench/gpu.ts
 #   # device (carry .gpu, and the teacher for `distill`):
 #   SECS=420 bash .gpu/run.sh bash bench/gpu-train.sh teacher "b128:--batch-size 128 --lr 1e-3" ...
-#   SECS=300 TEACHER=path bash .gpu/run.sh bash bench/gpu-train.sh distill "full:" "scratch:--no-teacher-init" ...
+#   SECS=300 TEACHER=path bash .gpu/run.sh bash bench/gpu-train.sh distill "mixer:--stage distill" \
+#     "forcing:--stage forcing+distill" ...   (forcing+distill: FORCING_SHARE of the time, then distill)
 #
 # Each NAME:FLAGS argument is one run in parallel (own process, own folder); the GPU is far from busy
 # with one small model, so parallel runs cost little. The device tool returns at most 8 files, so:
@@ -28,26 +29,46 @@ reached() { # the step in DIR/latest.safetensors' metadata
     process.stdout.write(String(JSON.parse(m["t2md.train"]).step));' "$1/latest.safetensors"
 }
 
-one() { # one NAME FLAGS
-  local name=$1 flags=$2 dir=$W/$1
-  mkdir -p "$dir"
-  local base
-  if [ "$what" = teacher ]; then base="train --preset shapes"; else base="distill --teacher ${TEACHER:?} --stage ${STAGE:-all}"; fi
-  # shellcheck disable=SC2086
-  timeout -s INT "$SECS" $T2MD $base $flags --out "$dir" >"$dir/run.out" 2>"$dir/run.err"
+phase() { # phase DIR SECS ARGS... : a time-bounded run, finished at the step it reached; prints the step
+  local dir=$1 secs=$2; shift 2
+  # shellcheck disable=SC2068
+  timeout -s INT "$secs" $T2MD $@ --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
   local step
   step=$(reached "$dir")
-  # shellcheck disable=SC2086
-  $T2MD $base $flags --resume --steps "$step" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
-  echo "t2md $base $flags --steps $step --out $name  # (time-bounded run: ${SECS} s on $(nvidia-smi --query-gpu=name --format=csv,noheader))" >"$dir/command.txt"
-  log "$name: stopped at step $step"
+  # shellcheck disable=SC2068
+  $T2MD $@ --resume --steps "$step" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
+  echo "$step"
+}
+
+one() { # one NAME FLAGS
+  local name=$1 flags=$2 dir=$W/$1 cmd=""
+  mkdir -p "$dir"
+  if [ "$what" = teacher ]; then
+    local s
+    s=$(phase "$dir" "$SECS" train --preset shapes $flags)
+    cmd="t2md train --preset shapes $flags --steps $s"
+  elif [[ "$flags" == *"--stage forcing+distill"* ]]; then
+    # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder
+    local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25}
+    f=$(phase "$dir" "$(awk "BEGIN{print int($SECS*$share)}")" distill --teacher "${TEACHER:?}" --stage forcing $rest)
+    d=$(phase "$dir" "$(awk "BEGIN{print int($SECS*(1-$share))}")" distill --teacher "$TEACHER" --stage distill $rest)
+    cmd="t2md distill --teacher teacher.safetensors --stage forcing $rest --steps $f && t2md distill --teacher teacher.safetensors --stage distill $rest --steps $d"
+  else
+    local s
+    s=$(phase "$dir" "$SECS" distill --teacher "${TEACHER:?}" $flags)
+    cmd="t2md distill --teacher teacher.safetensors $flags --steps $s"
+  fi
+  echo "$cmd --out $name  # time-bounded: ${SECS} s on $(nvidia-smi --query-gpu=name --format=csv,noheader), $NRUNS runs in parallel" >"$dir/command.txt"
+  log "$name: $cmd"
   # the model comes back even if the call's time runs out during the evals
   if [ -z "${KEEP:-}" ] || [[ " $KEEP " == *" $name "* ]]; then cp "$dir/model.safetensors" "$OUT/$name.safetensors"; fi
+  [ "$PROMPTS" -gt 0 ] || return 0
   $T2MD eval --model "$dir/model.safetensors" --prompts "$PROMPTS" --json >"$dir/eval.json" 2>>"$dir/run.err"
   log "$name: eval $(cat "$dir/eval.json")"
 }
 
 W=$(mktemp -d)
+NRUNS=$#
 log "$what: $# runs of ${SECS} s in parallel on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 for spec in "$@"; do
   one "${spec%%:*}" "${spec#*:}" &

@@ -9,7 +9,7 @@ import { assertInt, check, InputError, Rng, type RngState } from '@t2md/core';
 import { CONFIG_METADATA_KEY, createDiT, type DiT, type DiTConfig, loadWeightsInto, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import type * as tf from '@tensorflow/tfjs-core';
-import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.js';
 import { type MetricsRecord, truncateMetrics } from '../checkpoint/metrics.js';
 import {
   checkStageConfig,
@@ -213,6 +213,16 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
         };
         for (const f of [`${stage}.safetensors`, MODEL_FILE]) {
           await saveTrainedModel(join(opts.out, f), student, encoder, spec, ctx.ckpt!.ema, meta);
+        }
+        if (st!.steps !== cfg.steps) {
+          // `--resume --steps N` ended the stage early (at an interrupted run's step): record it as
+          // complete, so a following stage can start from this folder.
+          const c = ctx.ckpt!;
+          await saveCheckpoint(
+            ctx.ckptPath,
+            { weights: c.weights, m: c.m, v: c.v, ema: c.ema },
+            { ...c.metadata, [TRAIN_KEY]: JSON.stringify({ ...st!, steps: cfg.steps }) },
+          );
         }
         ctx.dropCheckpoint();
         continue;
