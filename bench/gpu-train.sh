@@ -33,6 +33,11 @@ phase() { # phase DIR SECS ARGS... : a time-bounded run, finished at the step it
   local dir=$1 secs=$2; shift 2
   # shellcheck disable=SC2068
   timeout -s INT "$secs" $T2MD $@ --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
+  if [ ! -f "$dir/latest.safetensors" ]; then # interrupted before its first step (start-up and compiles)
+    echo "no step within $secs s" >>"$dir/run.err"
+    echo 0
+    return
+  fi
   local step
   step=$(reached "$dir")
   # shellcheck disable=SC2068

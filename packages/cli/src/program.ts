@@ -103,6 +103,7 @@ export function buildProgram(): Command {
     .option('--sampler <name>', 'ddpm, ddim, dpmpp-2m or euler', choiceArg('--sampler', SAMPLERS), 'dpmpp-2m')
     .option('--cfg <x>', 'guidance scale', numArg('--cfg', 0, 100), 4.5)
     .option('--seed <n>', 'prompt-set and sampling seed', intArg('--seed', 0), 0)
+    .option('--batch <n>', 'prompts per model call (scores depend on it: keep it fixed across models)', intArg('--batch', 1, 256), 25)
     .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
     .addOption(backendOption())
     .action((opts) => evalCommand(opts));

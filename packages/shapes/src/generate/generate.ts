@@ -13,8 +13,9 @@ export interface GenerateOptions {
   /** The denoiser: a DiT teacher or T2MD student trained on the shapes world. */
   model: DiT;
   encoder: CaptionEncoderLike;
-  prompt: string;
-  /** Images to draw for the prompt (default 1). */
+  /** One prompt (drawn `count` times), or one prompt per image: a batch of different captions. */
+  prompt: string | readonly string[];
+  /** Images to draw for a single prompt (default 1); with a list of prompts, one image each. */
   count?: number;
   /** Sampling steps (default 20). */
   steps?: number;
@@ -42,12 +43,21 @@ export interface GenerateResult {
  */
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const { model, encoder } = opts;
-  const count = opts.count ?? 1;
+  const many = Array.isArray(opts.prompt);
+  if (many) {
+    const n = (opts.prompt as readonly string[]).length;
+    check(n >= 1 && n <= 256, `prompt lists hold 1 to 256 prompts, got ${n}; split longer lists into several calls.`);
+    check(
+      opts.count == null || opts.count === n,
+      `count (${opts.count}) must be left out with a list of ${n} prompts: each prompt draws one image.`,
+    );
+  }
+  const count = many ? (opts.prompt as readonly string[]).length : (opts.count ?? 1);
   const steps = opts.steps ?? 20;
   const cfg = opts.cfg ?? 4.5;
   const patch = model.config.patchSize;
   const size = opts.size ?? defaultSize(model);
-  check(Number.isInteger(count) && count >= 1 && count <= 64, `count must be an integer in [1, 64], got ${count}.`);
+  if (!many) check(Number.isInteger(count) && count >= 1 && count <= 64, `count must be an integer in [1, 64], got ${count}.`);
   check(Number.isFinite(cfg) && cfg >= 0, `cfg must be a number ≥ 0, got ${cfg}.`);
   check(Number.isInteger(size) && size > 0, `size must be a positive integer, got ${size}.`);
   if (size % patch !== 0) {
@@ -57,7 +67,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   }
   const guided = cfg !== 1;
   const sampler = opts.sampler ?? 'dpmpp-2m';
-  const { tokens, mask } = tokenizeToTensors(Array(count).fill(opts.prompt));
+  const { tokens, mask } = tokenizeToTensors(many ? [...(opts.prompt as readonly string[])] : Array(count).fill(opts.prompt));
   const feats = tf.tidy(() => encoder.encode(tokens, mask)); // [count, Lc, Dc]
   const denoiser = captionedDenoiser(model, feats, mask, guided);
   tf.dispose([tokens, mask, feats]);
