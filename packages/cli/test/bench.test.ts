@@ -20,9 +20,13 @@ function bench(which: string, sizes?: string, quickFlag = true) {
   const doc = JSON.parse(r.stdout); // stdout is one JSON document and nothing else
   expect(doc).toMatchObject({ backend: 'wasm', adapter: null, file: out });
   expect(doc.device).toMatch(/wasm/);
-  expect(Object.keys(doc)).toEqual(expect.arrayContaining(['device', 'adapter', 'commit', 'scaling', 'scan', 'attention', 'baselines']));
+  expect(Object.keys(doc)).toEqual(
+    expect.arrayContaining(['device', 'adapter', 'commit', 'scaling', 'scan', 'attention', 'matmul', 'elementwise', 'baselines']),
+  );
   expect(doc.runs[which]).toMatchObject({ backend: 'wasm', quick: true });
-  for (const other of ['scan', 'attention', 'scaling'].filter((s) => s !== which)) expect(doc[other]).toEqual([]);
+  for (const other of ['scan', 'attention', 'scaling', 'matmul', 'elementwise'].filter((s) => s !== which)) {
+    expect(doc[other]).toEqual([]);
+  }
   const rows = doc[which] as Row[];
   expect(rows.length).toBeGreaterThan(0);
   for (const row of rows) expect(row.error, JSON.stringify(row)).toBeUndefined();
@@ -50,6 +54,15 @@ describe('t2md bench', () => {
     expect(rows.some((r) => r.op === 'selectiveScan' && r.pass === 'forward+backward')).toBe(true);
   });
 
+  it('matmul --quick and elementwise --quick: off WebGPU they time tfjs only, with positive figures', () => {
+    const mm = bench('matmul').rows;
+    expect(new Set(mm.map((r) => r.variant))).toEqual(new Set(['tfjs']));
+    for (const r of mm) expect(positive(r.ms) && positive(r.tflops), JSON.stringify(r)).toBe(true);
+    const ew = bench('elementwise').rows;
+    expect(ew.length).toBeGreaterThan(3);
+    for (const r of ew) expect(positive(r.ms) && positive(r.gbps), JSON.stringify(r)).toBe(true);
+  });
+
   it('attention on a software backend uses the quick sizes by itself: forward, forward+backward, naive', () => {
     const { rows, stderr } = bench('attention', '256', false);
     expect(stderr).toMatch(/note: .* is a software backend: the full sizes need a real GPU, so the --quick sizes were used/);
@@ -75,19 +88,21 @@ describe('t2md bench', () => {
       expect(r.teacherMB as number).toBeGreaterThan(r.teacherWeightsMB as number); // weights plus activations
       expect(Number.isFinite(r.teacherRestMs)).toBe(true);
     }
-    // the three runs merged into one file, each section kept
+    // the five runs merged into one file, each section kept
     const file = JSON.parse(readFileSync(out, 'utf8'));
     expect(file.scan.length).toBeGreaterThan(0);
+    expect(file.matmul.length).toBeGreaterThan(0);
+    expect(file.elementwise.length).toBeGreaterThan(0);
     expect(file.attention).toHaveLength(1);
     expect(file.scaling).toHaveLength(2);
-    expect(Object.keys(file.runs).sort()).toEqual(['attention', 'scaling', 'scan']);
+    expect(Object.keys(file.runs).sort()).toEqual(['attention', 'elementwise', 'matmul', 'scaling', 'scan']);
   });
 
   it('exits 2 with one line on an unknown benchmark or a results file it cannot merge into', () => {
-    const r = t2md(['bench', 'matmul'], { T2MD_BACKEND: 'wasm' });
+    const r = t2md(['bench', 'gemv'], { T2MD_BACKEND: 'wasm' });
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^t2md: unknown benchmark 'matmul'; choose one of scan, attention, scaling/);
+    expect(r.stderr).toMatch(/^t2md: unknown benchmark 'gemv'; choose one of scan, attention, scaling, matmul, elementwise/);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, 'not json');
     const r2 = t2md(['bench', 'scan', '--quick', '--out', bad], { T2MD_BACKEND: 'wasm' });

@@ -82,7 +82,8 @@ type SsdKernels = 'v1' | 'v2';
 /** The ssdScan kernel variants to time: `T2MD_BENCH_SSD_KERNELS` (e.g. `v2`), else both. */
 function benchedKernels(): SsdKernels[] {
   const raw = process.env.T2MD_BENCH_SSD_KERNELS?.trim();
-  if (!raw) return ['v1', 'v2'];
+  // cpu and wasm ignore T2MD_SSD_KERNELS: one set of rows there
+  if (!raw) return tf.getBackend() === 'webgpu' ? ['v1', 'v2'] : ['v1'];
   const ks = raw.split(',').map((k) => k.trim());
   if (!ks.every((k): k is SsdKernels => k === 'v1' || k === 'v2')) {
     throw new InputError(`T2MD_BENCH_SSD_KERNELS must be v1, v2 or v1,v2, got '${raw}'.`);
