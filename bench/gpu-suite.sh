@@ -39,11 +39,6 @@ for b in $BENCHES; do
   if [ "$b" = scan ]; then T2MD_SSD_PROFILE=1 step scan $T2MD bench scan --out "$R"; else step "$b" $T2MD bench "$b" --out "$R"; fi
   # the GEMM's inner-loop unrolling is a second knob: its rows merge beside the default's (key: unroll)
   [ "$b" = matmul ] && T2MD_MATMUL_UNROLL=4 T2MD_BENCH_SIZES=16384 step matmul-unroll4 $T2MD bench matmul --out "$R"
-  if [ "$b" = scan ]; then # the v2 tiles, swept at L = 16384 into their own files (logs.tgz)
-    for t in ${SSD_TILES:-y=128x64x8x8x16 y=64x64x4x8x16 states=64x256x8x8x8 states=64x128x8x8x8}; do
-      T2MD_BENCH_SIZES=16384 T2MD_BENCH_SSD_KERNELS=v2 T2MD_SSD_TILES=$t step "scan-$t" $T2MD bench scan --json --out "$L/scan-$t.json"
-    done
-  fi
 done
 if [ "$TORCH" = 1 ]; then
   step torch_kernels python3 bench/torch_kernels.py --json "$L/torch_kernels.json"

@@ -144,7 +144,7 @@ type Row = Record<string, unknown>;
 
 /** The fields that name one measurement of each section: a new row replaces an old one with the same key. */
 const ROW_KEYS: Record<BenchName, readonly string[]> = {
-  scan: ['op', 'impl', 'kernels', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
+  scan: ['op', 'impl', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
   attention: ['batch', 'heads', 'tokens', 'headDim'],
   scaling: ['tokens', 'batch'],
   matmul: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'],

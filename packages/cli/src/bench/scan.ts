@@ -1,11 +1,9 @@
 /**
  * `t2md bench scan`: Mamba-2's `ssdScan` forward and forward+backward at the T2MD student's mixer shape
- * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes and both WebGPU kernel variants
- * (`kernels` v1 / v2, see T2MD_SSD_KERNELS), the tfjs-ops reference `ssdScanRef` where its O(L·Q)
+ * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes, the tfjs-ops reference `ssdScanRef` where its O(L·Q)
  * intermediates fit, and Mamba-1's `selectiveScan` at the same width.
  */
 
-import { InputError } from '@t2md/core';
 import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
@@ -61,8 +59,6 @@ export interface ScanRow {
   headdim: number;
   dstate: number;
   chunkSize: number | null;
-  /** On ssdScan kernel rows: which WebGPU kernels ran (T2MD_SSD_KERNELS; cpu and wasm ignore it). */
-  kernels?: SsdKernels;
   /** Median wall ms per call (ssdScan kernel rows: over `reps` calls queued back to back and synced once). */
   ms: number | null;
   reps?: number;
@@ -75,32 +71,6 @@ export interface ScanRow {
   gpuMs?: number;
   passes?: string;
   error?: string;
-}
-
-type SsdKernels = 'v1' | 'v2';
-
-/** The ssdScan kernel variants to time: `T2MD_BENCH_SSD_KERNELS` (e.g. `v2`), else both. */
-function benchedKernels(): SsdKernels[] {
-  const raw = process.env.T2MD_BENCH_SSD_KERNELS?.trim();
-  // cpu and wasm ignore T2MD_SSD_KERNELS: one set of rows there
-  if (!raw) return tf.getBackend() === 'webgpu' ? ['v1', 'v2'] : ['v1'];
-  const ks = raw.split(',').map((k) => k.trim());
-  if (!ks.every((k): k is SsdKernels => k === 'v1' || k === 'v2')) {
-    throw new InputError(`T2MD_BENCH_SSD_KERNELS must be v1, v2 or v1,v2, got '${raw}'.`);
-  }
-  return ks;
-}
-
-/** Runs `fn` with ssdScan's T2MD_SSD_KERNELS set to `k` (read on every call), then restores it. */
-async function withKernels<T>(k: SsdKernels, fn: () => Promise<T>): Promise<T> {
-  const prev = process.env.T2MD_SSD_KERNELS;
-  process.env.T2MD_SSD_KERNELS = k;
-  try {
-    return await fn();
-  } finally {
-    if (prev == null) delete process.env.T2MD_SSD_KERNELS;
-    else process.env.T2MD_SSD_KERNELS = prev;
-  }
 }
 
 /**
@@ -156,7 +126,7 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
   const add = (row: ScanRow) => {
     rows.push(row);
     opts.log(
-      `  ${row.op} ${row.impl}${row.kernels ? ` ${row.kernels}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
+      `  ${row.op} ${row.impl} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
     if (row.passes) opts.log(`    passes: ${row.passes}`);
   };
@@ -169,44 +139,15 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
     const fbBytes = 2 * fwdBytes; // and read dy; write dx, dB, dC, ddt
     const budgetMs = 60_000;
     for (const Q of s.chunkSizes) {
-      for (const kernels of benchedKernels()) {
-        for (const pass of ['forward', 'forward+backward'] as const) {
-          try {
-            const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
-            const [runs, prof] = await withKernels(
-              kernels,
-              async () => [await timeRuns(fn, { runs: s.runs, budgetMs, reps: s.reps }), await profile(fn)] as const,
-            );
-            const ms = median(runs);
-            add({
-              op: 'ssdScan',
-              impl: 'kernel',
-              kernels,
-              pass,
-              L,
-              ...base,
-              chunkSize: Q,
-              ms,
-              reps: s.reps,
-              gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
-              runs,
-              ...prof,
-            });
-          } catch (err) {
-            add({
-              op: 'ssdScan',
-              impl: 'kernel',
-              kernels,
-              pass,
-              L,
-              ...base,
-              chunkSize: Q,
-              ms: null,
-              gbps: null,
-              runs: [],
-              error: errorText(err),
-            });
-          }
+      for (const pass of ['forward', 'forward+backward'] as const) {
+        const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q } as const;
+        try {
+          const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
+          const runs = await timeRuns(fn, { runs: s.runs, budgetMs, reps: s.reps });
+          const ms = median(runs);
+          add({ ...head, ms, reps: s.reps, gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6, runs, ...(await profile(fn)) });
+        } catch (err) {
+          add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
         }
       }
     }

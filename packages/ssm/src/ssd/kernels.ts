@@ -64,9 +64,7 @@ export const ssdScanGrad: GradConfig = {
     // fill runs on the backend (a GPU program on webgpu); zeros would build the array on the CPU and
     // upload it on every backward (2.4 MB at 36 heads × 64 × 256)
     const dy = dyIn ?? fill(x.shape, 0);
-    // v2 WebGPU returns a [1] stub for an unrequested finalStates; tf.grads gives it a null dy, and a
-    // caller differentiating through the stub gets zeros
-    const dFinal = dFinalIn != null && dFinalIn.size === b * h * p * n ? dFinalIn : fill([b, h, p, n], 0);
+    const dFinal = dFinalIn ?? fill([b, h, p, n], 0);
     const grads = engine().runKernel(SSD_SCAN_GRAD, { ...named, dy, dFinal }, attrs as unknown as NamedAttrMap) as Tensor[];
     return Object.fromEntries(SSD_INPUTS.map((k, i) => [k, () => grads[i]]));
   },

@@ -60,8 +60,6 @@ export interface SsdAttrs {
   hasZ: boolean;
   hasBias: boolean;
   hasInit: boolean;
-  /** Whether the caller keeps finalStates (v2 WebGPU skips its copy otherwise and returns a [1] stub). */
-  needFinal?: boolean;
 }
 
 /** Sizes shared by all kernels. */

@@ -99,6 +99,5 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     hasZ: z != null,
     hasBias: dtBias != null,
     hasInit: initialStates != null,
-    needFinal: options.returnFinalStates === true,
   };
 }

@@ -473,8 +473,3 @@ fn main(index : i32) {
 }`;
   }
 }
-
-/** Shared with the v2 GEMM generator (./webgpu-gemm2.ts). */
-export const ssdPrelude = prelude;
-export const ssdTouch = touch;
-export const SSD_WID = WID;

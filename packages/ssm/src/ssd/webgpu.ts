@@ -15,8 +15,6 @@ import { disposeIntermediate, runProgram } from '@t2md/core';
 import type { KernelBackend } from '@tensorflow/tfjs-core';
 import { type KernelFunc, type TensorInfo, util } from '@tensorflow/tfjs-core';
 import type { SsdAttrs } from './types.js';
-import { type GemmTile, type SsdKernelsVariant, ssdKernelsVariant, ssdTileOverride } from './variant.js';
-import { TiledGemmProgram } from './webgpu-gemm2.js';
 import {
   BATCH_CG,
   BATCH_CH,
@@ -29,8 +27,6 @@ import {
   F_HASMAX,
   F_HASZ,
   F_SOFTPLUS,
-  type GemmBody,
-  type GemmPhase,
   GemmProgram,
   MapProgram,
   ReduceProgram,
@@ -60,11 +56,11 @@ function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
 function run(
   backend: KernelBackend,
   g: SsdGeom,
-  prog: GemmProgram | TiledGemmProgram | MapProgram | BackPassProgram | ReduceProgram,
+  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram,
   inputs: TensorInfo[],
   extra?: { gemm?: GemmProgram['tiles']; aux?: number },
 ): TensorInfo {
-  const tiles = prog instanceof GemmProgram || prog instanceof TiledGemmProgram ? prog.tiles : (extra?.gemm ?? null);
+  const tiles = prog instanceof GemmProgram ? prog.tiles : (extra?.gemm ?? null);
   // tfjs names a program's GPU timer (tf.time's getExtraProfileInfo) after its constructor: name each pass
   Object.defineProperty(prog, 'constructor', { value: { name: prog.shaderKey }, enumerable: false });
   return runProgram(backend, prog, inputs, ssdUniforms(g, tiles, extra?.aux ?? 0));
@@ -118,36 +114,28 @@ function cbPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
   return run(be, g, prog, [i.B, i.C]);
 }
 
-/**
- * v2 register tiles. States: one 64-row block covers P = 64 and a 128-wide block half of N = 256.
- * y: 64 tokens × 64 channels (Q and P), 64 threads each 8×8.
- */
-const statesTile = (N: number): GemmTile => ssdTileOverride().states ?? { bm: 64, bn: N >= 128 ? 128 : 64, tm: 8, tn: 8, bk: 16 };
-const yTile = (): GemmTile => ssdTileOverride().y ?? { bm: 64, bn: 64, tm: 8, tn: 8, bk: 16 };
-
 /** Chunk states S_c [B, Nc, H, P, N]. */
-function statesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo, v: SsdKernelsVariant = 'v1'): TensorInfo {
-  const vars = ['xIn', 'bIn', 'dtc'];
-  const shape = [g.Bz * g.Nc * g.H * g.P * g.N];
-  const size = { M: g.P, N: g.N, batch: g.Bz * g.Nc * g.H };
-  const body: GemmBody = {
-    batchDecl: `${BATCH_CH}
+function statesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo): TensorInfo {
+  const prog = new GemmProgram(
+    'states',
+    ['xIn', 'bIn', 'dtc'],
+    [g.Bz * g.Nc * g.H * g.P * g.N],
+    { M: g.P, N: g.N, batch: g.Bz * g.Nc * g.H },
+    {
+      batchDecl: `${BATCH_CH}
   let csl = csAt(b, h, t0 + uniforms.Qc - 1);`,
-    phases: [
-      {
-        kMax: 'uniforms.Qc',
-        a: 'ldX(b, t0 + k, h, m) * dtpAt(b, h, t0 + k) * exp(csl - csAt(b, h, t0 + k))',
-        aLayout: 'km',
-        b: 'ldB(b, t0 + k, g, n)',
-        bLayout: 'kn',
-      },
-    ],
-    epilogue: 'result[stBase(b, c, h) + m * uniforms.Nn + n] = v;',
-  };
-  const prog =
-    v === 'v2'
-      ? new TiledGemmProgram('states', vars, shape, size, body, statesTile(g.N))
-      : new GemmProgram('states', vars, shape, size, body);
+      phases: [
+        {
+          kMax: 'uniforms.Qc',
+          a: 'ldX(b, t0 + k, h, m) * dtpAt(b, h, t0 + k) * exp(csl - csAt(b, h, t0 + k))',
+          aLayout: 'km',
+          b: 'ldB(b, t0 + k, g, n)',
+          bLayout: 'kn',
+        },
+      ],
+      epilogue: 'result[stBase(b, c, h) + m * uniforms.Nn + n] = v;',
+    },
+  );
   return run(be, g, prog, [i.x, i.B, dtc]);
 }
 
@@ -180,69 +168,45 @@ function passPass(be: KernelBackend, g: SsdGeom, i: Inputs, st: TensorInfo, dtc:
  * y per (b, chunk, head): exp(cs_i) C_i·H_c + Σ_{j<=i} CB_ij exp(cs_i - cs_j) dt'_j x_j, then (forward)
  * + D x and the silu(z) gate, or (raw, for the backward) the SSM part alone. [B, L, H, P].
  */
-function yPass(
-  be: KernelBackend,
-  g: SsdGeom,
-  i: Inputs,
-  dtc: TensorInfo,
-  cb: TensorInfo,
-  hp: TensorInfo,
-  raw: boolean,
-  v: SsdKernelsVariant = 'v1',
-): TensorInfo {
-  const tile = v === 'v2' ? yTile() : null;
-  // v2 folds the row scale exp(cs_i) into the C load (one exp per loaded element instead of a second
-  // set of accumulators: 64 fewer registers per thread at 8×8)
-  const statePhase: GemmPhase =
-    v === 'v2'
-      ? {
-          kMax: 'uniforms.Nn',
-          a: 'ldC(b, t0 + m, g, k) * exp(csAt(b, h, t0 + m))',
-          aLayout: 'mk',
-          b: 'hp[hb + n * uniforms.Nn + k]',
-          bLayout: 'nk',
-        }
-      : {
+function yPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo, cb: TensorInfo, hp: TensorInfo, raw: boolean): TensorInfo {
+  const prog = new GemmProgram(
+    raw ? 'y_raw' : 'y',
+    ['xIn', 'cIn', 'dtc', 'cb', 'hp', 'dIn', 'zIn'],
+    [g.Bz, g.L, g.H, g.P],
+    { M: g.Q, N: g.P, batch: g.Bz * g.Nc * g.H },
+    {
+      batchDecl: `${BATCH_CH}
+  let hb = hpBase(b, c, h);`,
+      phases: [
+        {
           kMax: 'uniforms.Nn',
           a: 'ldC(b, t0 + m, g, k)',
           aLayout: 'mk',
           b: 'hp[hb + n * uniforms.Nn + k]',
           bLayout: 'nk',
           scale: 'exp(csAt(b, h, t0 + m))',
-        };
-  const body: GemmBody = {
-    batchDecl: `${BATCH_CH}
-  let hb = hpBase(b, c, h);`,
-    phases: [
-      statePhase,
-      {
-        kMax: 'uniforms.Qc',
-        // the diagonal block ends the triangle: rows m0 .. m0 + bm - 1 need k <= m
-        kEnd: `min(uniforms.Qc, m0 + ${tile?.bm ?? 64})`,
-        // raw (backward) leaves out the diagonal j = i: see the note on stable decay gradients below
-        a: `select(0.0, cb[cbIdx(b, c, g, m, min(k, m))] * exp(csAt(b, h, t0 + m) - csAt(b, h, t0 + min(k, m))) * dtpAt(b, h, t0 + k), k ${raw ? '<' : '<='} m)`,
-        aLayout: 'mk',
-        b: 'ldX(b, t0 + k, h, n)',
-        bLayout: 'kn',
-      },
-    ],
-    epilogue: raw
-      ? 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }'
-      : `let t = t0 + m;
+        },
+        {
+          kMax: 'uniforms.Qc',
+          kEnd: 'min(uniforms.Qc, m0 + 64)',
+          // raw (backward) leaves out the diagonal j = i: see the note on stable decay gradients below
+          a: `select(0.0, cb[cbIdx(b, c, g, m, min(k, m))] * exp(csAt(b, h, t0 + m) - csAt(b, h, t0 + min(k, m))) * dtpAt(b, h, t0 + k), k ${raw ? '<' : '<='} m)`,
+          aLayout: 'mk',
+          b: 'ldX(b, t0 + k, h, n)',
+          bLayout: 'kn',
+        },
+      ],
+      epilogue: raw
+        ? 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }'
+        : `let t = t0 + m;
         if (t < uniforms.Lq) {
           let xi = xIdx(b, t, h, n);
           var o = v + dVal(h, n) * xIn[xi];
           if (hasFlag(${F_HASZ})) { let zv = zIn[xi]; o = o * zv * sigm(zv); }
           result[xi] = o;
         }`,
-  };
-  const key = raw ? 'y_raw' : 'y';
-  const vars = ['xIn', 'cIn', 'dtc', 'cb', 'hp', 'dIn', 'zIn'];
-  const size = { M: g.Q, N: g.P, batch: g.Bz * g.Nc * g.H };
-  const prog =
-    tile != null
-      ? new TiledGemmProgram(key, vars, [g.Bz, g.L, g.H, g.P], size, body, tile)
-      : new GemmProgram(key, vars, [g.Bz, g.L, g.H, g.P], size, body);
+    },
+  );
   return run(be, g, prog, [i.x, i.C, dtc, cb, hp, i.D, i.z]);
 }
 
@@ -257,48 +221,31 @@ function sliceCopy(be: KernelBackend, g: SsdGeom, src: TensorInfo, outShape: num
 export const ssdForwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) => {
   const backend = b0 as KernelBackend;
   const i = inputs as unknown as Inputs;
-  const a = attrs as unknown as SsdAttrs;
-  const v = ssdKernelsVariant();
-  const g = geom(i.x, i.B, a);
+  const g = geom(i.x, i.B, attrs as unknown as SsdAttrs);
   const dtc = dtcPass(backend, g, i);
   const cb = cbPass(backend, g, i);
-  const st = statesPass(backend, g, i, dtc, v);
+  const st = statesPass(backend, g, i, dtc);
   const hp = passPass(backend, g, i, st, dtc);
   disposeIntermediate(backend, st);
-  const y = yPass(backend, g, i, dtc, cb, hp, false, v);
+  const y = yPass(backend, g, i, dtc, cb, hp, false);
   const PN = g.P * g.N;
-  // v2: nobody reads finalStates unless asked (ssdScan drops it, and tf.grads passes a null dy for an
-  // unused output): a [1] stub saves a dispatch (~0.1 ms of wall time per call on the H100)
-  const fin =
-    v === 'v2' && a.needFinal === false
-      ? makeStub(backend)
-      : // H_Nc of each batch row is the final state
-        sliceCopy(
-          backend,
-          g,
-          hp,
-          [g.Bz, g.H, g.P, g.N],
-          `(index / ${g.H * PN}) * ${(g.Nc + 1) * g.H * PN} + ${g.Nc * g.H * PN} + index % ${g.H * PN}`,
-          'final',
-        );
+  // H_Nc of each batch row is the final state
+  const fin = sliceCopy(
+    backend,
+    g,
+    hp,
+    [g.Bz, g.H, g.P, g.N],
+    `(index / ${g.H * PN}) * ${(g.Nc + 1) * g.H * PN} + ${g.Nc * g.H * PN} + index % ${g.H * PN}`,
+    'final',
+  );
   disposeIntermediate(backend, dtc, cb, hp);
   return [y, fin];
 };
-
-/** A [1] float32 placeholder output or gradient. */
-function makeStub(be: KernelBackend): TensorInfo {
-  return (be as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo }).makeTensorInfo(
-    [1],
-    'float32',
-    new Float32Array(1),
-  );
-}
 
 export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) => {
   const be = b0 as KernelBackend;
   const i = inputs as unknown as Inputs;
   const a = attrs as unknown as SsdAttrs;
-  const v = ssdKernelsVariant();
   const g = geom(i.x, i.B, a);
   const { Bz, L, H, P, G, N, Q, Nc } = g;
   const PN = P * N;
@@ -307,14 +254,14 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
   // recompute the forward intermediates
   const dtc = dtcPass(be, g, i);
   const cb = cbPass(be, g, i);
-  const st = statesPass(be, g, i, dtc, v);
+  const st = statesPass(be, g, i, dtc);
   const hp = passPass(be, g, i, st, dtc);
   disposeIntermediate(be, st);
   // Stable decay gradients: d(log-decay) sums products over (source j, target i) pairs straddling a token;
   // each carries exp(cs_i - cs_j), tiny under strong decay. Forming it as (dy·y) - (x·dX) would cancel two
   // O(1) numbers through the j = i pairs and leave float32 noise, so the diagonal j = i and the last token's
   // own state term are kept apart from the sums that feed it (and added back where dx and dz need them).
-  const ys = yPass(be, g, i, dtc, cb, hp, true, v); // SSM part of y without the j = i term, before D and the gate
+  const ys = yPass(be, g, i, dtc, cb, hp, true); // SSM part of y without the j = i term, before D and the gate
   // dy through the gate
   const dyg = run(
     be,
@@ -523,7 +470,12 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
       aux: base,
     });
   const dA = reduce([ddtAll], [H], H, 1, Bz * Nc, BLH);
-  const zero = () => makeStub(be);
+  const zero = () =>
+    (be as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo }).makeTensorInfo(
+      [1],
+      'float32',
+      new Float32Array(1),
+    );
   const dBias = a.hasBias ? reduce([ddtAll], [H], H, 1, Bz * L, 0) : zero();
   disposeIntermediate(be, ddtAll);
   const dD = !a.hasD ? zero() : a.dPerChannel ? reduce([dyg, i.x], [H, P], H * P, 1, Bz * L, 0) : reduce([dyg, i.x], [H], H, P, Bz * L, 0);

@@ -21,9 +21,9 @@ interface Shape {
   extras?: boolean;
 }
 
-// Shapes that stress v2's tiles (64-row blocks, 8×8 per thread, 128-wide states blocks when N >= 128):
-// P = 64 and 48 (a partial column block), N = 16 / 64 / 256, Q below, at and above the 64-row block,
-// and L never a multiple of the chunk. Small L: WebGPU runs on SwiftShader here.
+// Shapes that stress the GEMM passes' 64×64 tiles: P = 64 and 48 (a partial column block), N = 16 / 64 /
+// 256, Q below, at and above the 64-row block, and L never a multiple of the chunk. Small L: WebGPU runs
+// on SwiftShader here.
 const SHAPES: Shape[] = [
   { name: 'P 64, N 256, Q 32, L 70', B: 1, L: 70, H: 2, P: 64, G: 1, N: 256, opts: { chunkSize: 32, dtSoftplus: true } },
   {
@@ -105,72 +105,28 @@ async function run(
   return out;
 }
 
-/** Runs `fn` with T2MD_SSD_KERNELS set (read per call by the WebGPU kernels), then restores it. */
-async function withKernels<T>(v: string, fn: () => Promise<T>): Promise<T> {
-  const prev = process.env.T2MD_SSD_KERNELS;
-  process.env.T2MD_SSD_KERNELS = v;
-  try {
-    return await fn();
-  } finally {
-    if (prev == null) delete process.env.T2MD_SSD_KERNELS;
-    else process.env.T2MD_SSD_KERNELS = prev;
-  }
-}
-
-describe('ssdScan WebGPU kernels v1 and v2 vs the tfjs-ops reference (computed on cpu)', () => {
-  it('agree on fresh random inputs at shapes that stress the v2 tiles, forward and every gradient, without leaking', async (ctx) => {
+describe('ssdScan WebGPU kernels vs the tfjs-ops reference (computed on cpu)', () => {
+  it('agree on fresh random inputs at shapes that stress the GEMM tiles, forward and every gradient, without leaking', async (ctx) => {
     const gpu = await tryBackend('webgpu');
     if (gpu == null) return ctx.skip('webgpu is not available here');
     const seed = freshSeed();
-    console.log(`ssd variants: ${describeInfo(gpu)}, seed ${seed}`);
+    console.log(`ssd stress shapes: ${describeInfo(gpu)}, seed ${seed}`);
     for (const s of SHAPES) {
       const a = makeArrays(s, seed);
       await useBackend('cpu', ctx);
       const ref = await evaluate(ssdScanRef, a, s.opts);
       await useBackend('webgpu', ctx);
-      for (const v of ['v1', 'v2']) {
-        const got = await withKernels(v, () => withNoLeaks(() => evaluate(ssdScan, a, s.opts)));
-        const errs: string[] = [];
-        for (const k of Object.keys(ref)) {
-          const e = relErr(got[k]!, ref[k]!);
-          errs.push(`${k} ${e.toExponential(1)}`);
-          expect(Number.isFinite(e), `${v} ${s.name}: ${k} finite`).toBe(true);
-          expect(e, `${v} ${s.name}: ${k} (seed ${seed})`).toBeLessThan(k.startsWith('d') ? 1e-3 : 1e-4);
-        }
-        console.log(`  ${v} ${s.name}: ${errs.join(', ')}`);
+      const got = await withNoLeaks(() => evaluate(ssdScan, a, s.opts));
+      const errs: string[] = [];
+      for (const k of Object.keys(ref)) {
+        const e = relErr(got[k]!, ref[k]!);
+        errs.push(`${k} ${e.toExponential(1)}`);
+        expect(Number.isFinite(e), `${s.name}: ${k} finite`).toBe(true);
+        expect(e, `${s.name}: ${k} (seed ${seed})`).toBeLessThan(k.startsWith('d') ? 1e-3 : 1e-4);
       }
+      console.log(`  ${s.name}: ${errs.join(', ')}`);
     }
-  }, 600_000); // SwiftShader compiles two kernel sets: ~75 s alone, longer beside other tests
-
-  it('v2 differentiates without finalStates (its [1] stub output) exactly as v1', async (ctx) => {
-    await useBackend('webgpu', ctx);
-    const s = SHAPES[1]!;
-    const a = makeArrays(s, freshSeed());
-    const names = inputNames(a);
-    const grads = async (v: string) =>
-      withKernels(v, () =>
-        withNoLeaks(async () => {
-          const ts = names.map((k) => tf.tensor(a[k]!.data, a[k]!.shape));
-          const wy = tf.tensor(a.wy!.data, a.wy!.shape);
-          const loss = (...xs: tf.Tensor[]) =>
-            tf.sum(tf.mul(ssdScan(Object.fromEntries(names.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs, s.opts).y, wy));
-          const g = tf.grads(loss)(ts);
-          const out = await Promise.all(g.map((t) => t.data()));
-          tf.dispose([...g, ...ts, wy]);
-          return out;
-        }),
-      );
-    const [g1, g2] = [await grads('v1'), await grads('v2')];
-    for (let i = 0; i < names.length; i++) expect(relErr(g2[i]!, g1[i]!), `d${names[i]}`).toBeLessThan(1e-5);
-  });
-
-  it('rejects an unknown T2MD_SSD_KERNELS value with an error naming it', async (ctx) => {
-    await useBackend('webgpu', ctx);
-    const a = makeArrays(SHAPES[2]!, 1);
-    await expect(withKernels('v3', () => evaluate(ssdScan, a, SHAPES[2]!.opts))).rejects.toThrow(
-      /T2MD_SSD_KERNELS must be 'v1' or 'v2', got 'v3'/,
-    );
-  });
+  }, 600_000);
 });
 
 describe.each(testBackends())('ssdScan batch split (binding limit lowered) on %s', (backend) => {
