@@ -97,16 +97,6 @@ function affine(x: tf.Tensor, a: number, b: number): tf.Tensor {
 const tail = (t: tf.Tensor): tf.Tensor =>
   tf.tidy(() => tf.slice(tf.reshape(t, [-1]), [Math.max(0, t.size - TAIL)], [Math.min(TAIL, t.size)]));
 
-/** ms per launch of each of RUNS timed loops (after 2 untimed loops that compile and fill the pool). */
-async function perLaunch(fn: () => tf.Tensor, launches: number): Promise<number[]> {
-  const loop = (): tf.Tensor => {
-    for (let i = 1; i < launches; i++) fn().dispose();
-    return fn();
-  };
-  const totals = await timeRuns(loop, { runs: RUNS, warmup: 2 });
-  return totals.map((ms) => ms / launches);
-}
-
 interface Case {
   op: string;
   bytes: number;
@@ -135,7 +125,8 @@ export async function runElementwiseBench(o: { quick: boolean; log: Log }): Prom
         e = await relErr(y, ref);
         y.dispose();
       }
-      const runs = await perLaunch(fn, launches);
+      // ms per launch of RUNS loops of `launches` queued launches (after 2 untimed loops that compile and fill the pool)
+      const runs = await timeRuns(fn, { runs: RUNS, warmup: 2, reps: launches });
       const ms = median(runs);
       add({ op, elements, variant, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) });
     } catch (err) {

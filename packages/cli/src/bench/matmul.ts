@@ -115,11 +115,7 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
     };
     try {
       const run = () => gemm(a, b, { transposeA: tA, transposeB: tB, bias });
-      const batch = () => {
-        for (let i = 1; i < reps; i++) run().dispose();
-        return run();
-      };
-      row.runs = (await timeRuns(batch, { runs, warmup: 2, budgetMs: 30_000 })).map((ms) => ms / reps);
+      row.runs = await timeRuns(run, { runs, warmup: 2, budgetMs: 30_000, reps });
       row.ms = median(row.runs);
       row.tflops = flops / (row.ms * 1e-3) / 1e12;
       const c = run();
