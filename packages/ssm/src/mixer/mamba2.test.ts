@@ -8,13 +8,24 @@ import { mamba2Reference } from './reference.js';
 
 const NAMES = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'dt_bias', 'A_log', 'D', 'norm.weight', 'out_proj.weight'];
 
-/** Moves D, norm.weight and conv1d.bias off their constant inits so the comparison exercises them. */
+/**
+ * Moves D, norm.weight and conv1d.bias off their constant inits so the comparison exercises them.
+ * With a dtLimit, dt_bias is also centred in the limit: the init puts dt in [1e-3, 0.1], so with a
+ * lower limit of 0.01 a small config can clamp every dt, and the clamp's zero gradient would leave
+ * dt_bias with nothing to compare.
+ */
 function perturb(m: Mamba2Mixer, seed: number): void {
   const w = m.weights();
   const rng = new Rng(seed);
   for (const name of ['D', 'norm.weight', 'conv1d.bias']) {
     const v = w[name];
     tf.tidy(() => v.assign(tf.add(v, tf.mul(0.5, rng.randn(v.shape)))));
+  }
+  const [lo, hi] = m.config.dtLimit;
+  if (lo > 0 && hi != null) {
+    const mid = Math.sqrt(lo * hi);
+    const invSoftplus = Math.log(Math.expm1(mid));
+    tf.tidy(() => w.dt_bias.assign(tf.add(invSoftplus, tf.mul(0.3, rng.randn(w.dt_bias.shape)))));
   }
 }
 
