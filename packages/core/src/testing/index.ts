@@ -91,6 +91,29 @@ export async function withNoLeaks<T>(fn: () => Promise<T> | T): Promise<T> {
   return result;
 }
 
+/**
+ * Runs `fn` and returns the sizes (in elements) of the tensors the engine built from JavaScript arrays
+ * meanwhile. On WebGPU each of them is filled on the CPU and uploaded, so a backward pass that builds
+ * an activation-sized one (tfjs does for `ones` in its Sum/Mean gradients and for the zero dy of a
+ * kernel output nobody used) pays a host round trip on every step.
+ */
+export async function hostBuiltSizes(fn: () => Promise<void> | void): Promise<number[]> {
+  const engine = tf.engine() as unknown as { makeTensor: (...args: unknown[]) => tf.Tensor };
+  const original = engine.makeTensor;
+  const sizes: number[] = [];
+  engine.makeTensor = function (this: unknown, ...args: unknown[]) {
+    const t = original.apply(this, args);
+    sizes.push(t.size);
+    return t;
+  };
+  try {
+    await fn();
+  } finally {
+    engine.makeTensor = original;
+  }
+  return sizes;
+}
+
 function countTensors(v: unknown): number {
   if (v instanceof tf.Tensor) return v.isDisposed ? 0 : 1;
   if (Array.isArray(v)) return v.reduce((n: number, x) => n + countTensors(x), 0);

@@ -242,7 +242,8 @@ export const attentionKernels: KernelConfig[] = [
 ];
 
 /**
- * Gradient of T2mdAttention in q, k and v (the mask gets none). All three come from one backward
+ * Gradient of the T2mdAttention kernel in q, k and v (the mask gets none), for callers that run the
+ * kernel themselves; `attention` brings its own single-output gradient. All three come from one backward
  * kernel, run eagerly here: tfjs calls each input's closure inside its own tidy, so a result shared
  * lazily between closures would be freed by the first. Unused ones are freed by the backward tidy.
  */

@@ -1,5 +1,5 @@
 import { InputError } from '@t2md/core';
-import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, hostBuiltSizes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { setAttentionTiles } from './attention-webgpu.js';
@@ -78,7 +78,14 @@ describe.each(testBackends())('attention on %s', (name) => {
         }
         const f = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => attention(a, b, d, opts);
         const fRef = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => attentionRef(a, b, d, opts);
-        const g = tf.grads(f)([q, k, v], dy);
+        let g: tf.Tensor[] = [];
+        const hostSizes = await hostBuiltSizes(async () => {
+          g = tf.grads(f)([q, k, v], dy);
+          await Promise.all(g.map((t) => t.data()));
+        });
+        // Nothing as large as the saved log-sum-exp [B, H, Lq] may come from the host (the unmasked
+        // cases' all-true [B, Lk] mask is smaller here).
+        expect(Math.max(0, ...hostSizes), `largest host-built tensor, ${label}`).toBeLessThan(c.B * c.H * c.Lq);
         const gRef = tf.grads(fRef)([q, k, v], dy);
         const errs: number[] = [];
         for (let i = 0; i < 3; i++) {

@@ -1,6 +1,6 @@
 import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { ATTENTION, type AttentionAttrs, attentionGrad, attentionKernels } from './attention-kernels.js';
+import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionGrad, attentionKernels } from './attention-kernels.js';
 
 /** Options of `attention`. */
 export interface AttentionOptions {
@@ -35,11 +35,27 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: Att
   const scale = options.scale ?? 1 / Math.sqrt(Dh);
   registerAttentionKernels();
   const hasMask = options.keyMask != null;
-  // The kernel always takes a mask input (so its gradient can save it); unmasked runs pass a dummy that no kernel reads.
+  // The kernels always take a mask input; unmasked runs pass a dummy that no kernel reads.
   const keyMask = options.keyMask ?? tf.ones([B, Lk], 'bool');
-  const attrs: AttentionAttrs = { scale, hasMask };
-  const [out, lse] = tf.engine().runKernel(ATTENTION, { q, k, v, keyMask }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-  lse.dispose();
+  const attrs = { scale, hasMask } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  // A custom gradient rather than the kernel's registered one: the tape then sees a single output.
+  // With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
+  // the CPU and upload it on every backward.
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qi, ki, vi] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const [out, lse] = tf.engine().runKernel(ATTENTION, { q: qi, k: ki, v: vi, keyMask }, attrs) as tf.Tensor[];
+    save([qi, ki, vi, keyMask, out, lse]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, sMask, sOut, sLse] = saved;
+        const inputs = { q: sq, k: sk, v: sv, keyMask: sMask, out: sOut, lse: sLse, dy };
+        return tf.engine().runKernel(ATTENTION_GRAD, inputs, attrs) as tf.Tensor[];
+      },
+    };
+  });
+  const out = op(q, k, v);
   if (!hasMask) keyMask.dispose();
   return out;
 }

@@ -8,7 +8,7 @@
  * of the un-gated, D-less output), gLast → gdt, gu, ys [B, D, L], gA [D, N], gB, gC [B, G, N, L].
  * The gradient wraps the core backward with the elementwise parts (bias, softplus, D, silu(z)) in tfjs ops.
  */
-import { disposeIntermediate, runProgram, typedArrayKernel } from '@t2md/core';
+import { disposeIntermediate, runProgram, type TypedOutput, typedArrayKernel } from '@t2md/core';
 import type { GradConfig, KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ScanDims, selectiveScanBackward, selectiveScanForward } from './scan-js.js';
@@ -33,6 +33,11 @@ export interface SelectiveScanAttrs {
   deltaSoftplus: boolean;
   hasZ: boolean;
   chunkSize: number;
+  /**
+   * Whether the kernel has the lastState output. Without it the kernel has one output: tfjs builds a
+   * zero dy on the CPU for every output nobody used and uploads it on each backward.
+   */
+  returnLast: boolean;
 }
 
 /** Sizes from u [B, D, L] and B [B, G, N, L]. */
@@ -70,10 +75,9 @@ const jsForward = typedArrayKernel<SelectiveScanAttrs>(['u', 'delta', 'A', 'B', 
     dims,
     attrs.deltaSoftplus,
   );
-  return [
-    { shape: i.u!.shape, values: Float32Array.from(y) },
-    { shape: [dims.batch, dims.dim, dims.dstate], values: Float32Array.from(lastState) },
-  ];
+  const out: TypedOutput[] = [{ shape: i.u!.shape, values: Float32Array.from(y) }];
+  if (attrs.returnLast) out.push({ shape: [dims.batch, dims.dim, dims.dstate], values: Float32Array.from(lastState) });
+  return out;
 });
 
 const jsBackward = typedArrayKernel(['u', 'dt', 'A', 'B', 'C', 'gy', 'gLast'], (i) => {
@@ -113,7 +117,7 @@ function gatherSum(
 const gpuForward: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as KernelBackend;
   const { u, delta, A, B, C, D, z, deltaBias } = inputs as Record<string, TensorInfo>;
-  const { deltaSoftplus, hasZ, chunkSize } = attrs as unknown as SelectiveScanAttrs;
+  const { deltaSoftplus, hasZ, chunkSize, returnLast } = attrs as unknown as SelectiveScanAttrs;
   const dims = dimsOf(u, B);
   const { batch, dim, dstate, seqlen } = dims;
   const chunk = chunkSize > 0 ? chunkSize : selectiveScanChunkSize(batch * dim, seqlen);
@@ -127,6 +131,10 @@ const gpuForward: KernelFunc = ({ inputs, backend: b, attrs }) => {
     [u, delta, A, B, C, states, D, deltaBias, z], // z: a [1] placeholder unless hasZ
     uni,
   );
+  if (!returnLast) {
+    disposeIntermediate(backend, summary, states);
+    return [y];
+  }
   const lastState = gatherSum(backend, states, [batch, dim, dstate], {
     inner: dstate,
     outerStride: (nChunks + 1) * dstate,
@@ -188,8 +196,11 @@ export const selectiveScanGrad: GradConfig = {
   // All eight are always passed (the op fills absent D and deltaBias with zeros and z with a placeholder).
   inputsToSave: ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'deltaBias'],
   gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs?: NamedAttrMap) => {
-    const [dy, dLast] = dys as Tensor[];
+    // one tensor when the forward ran without its lastState output (attrs.returnLast false)
+    const [dy, dLastIn] = Array.isArray(dys) ? dys : [dys, null];
     const [u, delta, A, B, C, D, z, deltaBias] = saved;
+    // fill runs on the backend (a GPU program on webgpu), not a host-built zeros upload
+    const dLast = dLastIn ?? tf.fill([u.shape[0], u.shape[1] as number, B.shape[2] as number], 0);
     const { deltaSoftplus, hasZ } = attrs as unknown as SelectiveScanAttrs;
     const dim = u.shape[1] as number;
     const Dcol = tf.reshape(D, [dim, 1]);

@@ -2,7 +2,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '@t2md/core';
-import { describeInfo, freshSeed, randomArray, relErr, testBackends, tryBackend, useBackend, withNoLeaks } from '@t2md/core/testing';
+import {
+  describeInfo,
+  freshSeed,
+  hostBuiltSizes,
+  randomArray,
+  relErr,
+  testBackends,
+  tryBackend,
+  useBackend,
+  withNoLeaks,
+} from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { selectiveScanRef } from './reference.js';
@@ -195,6 +205,41 @@ describe.each(testBackends())('selectiveScan on %s', (backend) => {
         expect(relErr(got.grads[k], ref.grads[k]), `${what} d${k}`).toBeLessThan(TOL.grad);
       }
     }
+  });
+});
+
+describe.each(testBackends())('selectiveScan without lastState on %s', (backend) => {
+  it('differentiates y alone like the two-output run, building no state-sized zeros on the host', async (ctx) => {
+    await useBackend(backend, ctx);
+    const seed = freshSeed();
+    const c = CASES[1]; // groups, D, z, deltaBias, softplus
+    const arrays = randomCase(c, seed);
+    const yShape = [c.batch, c.dim, c.seqlen];
+    const wy = tf.tensor(randomArray(c.batch * c.dim * c.seqlen, seed + 11), yShape);
+    const wl = tf.zeros([c.batch, c.dim, c.dstate]);
+    const options: SelectiveScanOptions = { deltaSoftplus: true };
+    // Σ y·wy + Σ lastState·0: the same gradient through the kernel's two-output form
+    const both = await runWithGrads(selectiveScan, arrays, options, wy, wl);
+    const inputs = toTensors(arrays);
+    const names = NAMES.filter((n) => inputs[n] != null);
+    const xs = names.map((n) => inputs[n] as tf.Tensor);
+    await withNoLeaks(async () => {
+      let g: tf.Tensor[] = [];
+      const sizes = await hostBuiltSizes(async () => {
+        g = tf.grads((...v: tf.Tensor[]) => {
+          const given = Object.fromEntries(names.map((n, i) => [n, v[i]])) as unknown as SelectiveScanInputs;
+          return tf.sum(tf.mul(selectiveScan(given, options).y, wy)) as tf.Scalar;
+        })(xs);
+        await Promise.all(g.map((t) => t.data()));
+      });
+      // lastState has B·D·N elements; the op's own zeros for absent inputs are [D] at most
+      expect(Math.max(0, ...sizes), `largest host-built tensor (seed ${seed})`).toBeLessThan(c.batch * c.dim * c.dstate);
+      for (let i = 0; i < names.length; i++) {
+        expect(relErr(await g[i].data(), both.grads[names[i]]), `d${names[i]} (seed ${seed})`).toBeLessThan(1e-6);
+      }
+      tf.dispose(g);
+    });
+    tf.dispose([wy, wl, ...xs]);
   });
 });
 

@@ -147,7 +147,7 @@ export function selectiveScan(inputs: SelectiveScanInputs, options: SelectiveSca
   registerSelectiveScanKernels();
   return tf.tidy(() => {
     const as4d = (t: Tensor) => (t.rank === 4 ? t : tf.reshape(t, [batch, ngroups, dstate, seqlen])); // [B, G, N, L]
-    const attrs: SelectiveScanAttrs = { deltaSoftplus, hasZ: inputs.z != null, chunkSize };
+    const attrs: SelectiveScanAttrs = { deltaSoftplus, hasZ: inputs.z != null, chunkSize, returnLast: returnLastState };
     const [y, lastState] = tf.engine().runKernel(
       SELECTIVE_SCAN,
       {

@@ -27,10 +27,9 @@ function arrays(i: Arr): SsdArrays {
 const jsForward = typedArrayKernel<SsdAttrs>(SSD_INPUTS, (i, attrs) => {
   const d = dimsOf(i.x!.shape, i.B!.shape);
   const { y, finalStates } = ssdForwardValues(arrays(i), d, attrs);
-  return [
-    { shape: i.x!.shape, values: y },
-    { shape: [d.batch, d.nheads, d.headdim, d.dstate], values: finalStates },
-  ];
+  const out: TypedOutput[] = [{ shape: i.x!.shape, values: y }];
+  if (attrs.returnFinal) out.push({ shape: [d.batch, d.nheads, d.headdim, d.dstate], values: finalStates });
+  return out;
 });
 
 const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (i, attrs) => {
@@ -50,19 +49,20 @@ export const ssdKernels: KernelConfig[] = [
 
 /**
  * One backward kernel yields every input's gradient; it runs eagerly inside `tf.grads`' backward
- * tidy, so the gradients nobody asks for are freed with it.
+ * tidy, so the gradients nobody asks for are freed with it. dys is one tensor when the forward ran
+ * without its finalStates output (attrs.returnFinal false), else [dy, dFinal].
  */
 export const ssdScanGrad: GradConfig = {
   kernelName: SSD_SCAN,
   inputsToSave: [...SSD_INPUTS],
   gradFunc: (dys, saved, attrs) => {
-    const [dyIn, dFinalIn] = dys as (Tensor | null)[];
+    const [dyIn, dFinalIn] = Array.isArray(dys) ? (dys as (Tensor | null)[]) : [dys, null];
     const named = Object.fromEntries(SSD_INPUTS.map((k, i) => [k, saved[i]]));
     const x = named.x;
     const [b, , h, p] = x.shape as number[];
     const n = named.B.shape[3] as number;
     // fill runs on the backend (a GPU program on webgpu); zeros would build the array on the CPU and
-    // upload it on every backward (2.4 MB at 36 heads × 64 × 256)
+    // upload it on every backward (2.4 MB a sequence at 36 heads × 64 × 256)
     const dy = dyIn ?? fill(x.shape, 0);
     const dFinal = dFinalIn ?? fill([b, h, p, n], 0);
     const grads = engine().runKernel(SSD_SCAN_GRAD, { ...named, dy, dFinal }, attrs as unknown as NamedAttrMap) as Tensor[];

@@ -1,5 +1,5 @@
 import { InputError } from '@t2md/core';
-import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, hostBuiltSizes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ssdScan } from './index.js';
@@ -141,6 +141,35 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
       });
       tf.dispose([wy, wf, ...keys.map((k) => inp[k] as tf.Tensor)]);
     }
+  });
+
+  it('without finalStates, differentiates y alone and builds no state-sized zeros on the host', async (ctx) => {
+    await useBackend(backend, ctx);
+    const seed = freshSeed();
+    const c = CASES[1]; // every optional input
+    const inp = makeInputs(c, seed);
+    const keys = names(inp);
+    const xs = keys.map((k) => inp[k] as tf.Tensor);
+    const wy = tf.tensor(randomArray(c.B * c.L * c.H * c.P, seed + 1), [c.B, c.L, c.H, c.P]);
+    const loss =
+      (op: typeof ssdScan) =>
+      (...ts: tf.Tensor[]) =>
+        tf.sum(tf.mul(op(Object.fromEntries(keys.map((k, i) => [k, ts[i]])) as unknown as SsdScanInputs, c.opts).y, wy));
+    await withNoLeaks(async () => {
+      let g: tf.Tensor[] = [];
+      const sizes = await hostBuiltSizes(async () => {
+        g = tf.grads(loss(ssdScan))(xs);
+        await Promise.all(g.map((t) => t.data()));
+      });
+      // finalStates has B·H·P·N elements; only scalars and [1] placeholders may come from the host
+      expect(Math.max(0, ...sizes), `largest host-built tensor (seed ${seed})`).toBeLessThan(c.B * c.H * c.P * c.N);
+      const gr = tf.grads(loss(ssdScanRef))(xs);
+      for (let i = 0; i < keys.length; i++) {
+        expect(relErr(await g[i].data(), await gr[i].data()), `gradient of ${keys[i]} (seed ${seed})`).toBeLessThan(1e-3);
+      }
+      tf.dispose([...g, ...gr]);
+    });
+    tf.dispose([wy, ...xs]);
   });
 
   it('returns finalStates only when asked, and y has the shape of x', async (ctx) => {

@@ -60,6 +60,11 @@ export interface SsdAttrs {
   hasZ: boolean;
   hasBias: boolean;
   hasInit: boolean;
+  /**
+   * Whether the kernel has the finalStates output. Without it the kernel has one output: tfjs builds
+   * a zero dy on the CPU for every output nobody used and uploads it on each backward.
+   */
+  returnFinal: boolean;
 }
 
 /** Sizes shared by all kernels. */

@@ -99,5 +99,6 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     hasZ: z != null,
     hasBias: dtBias != null,
     hasInit: initialStates != null,
+    returnFinal: options.returnFinalStates === true,
   };
 }

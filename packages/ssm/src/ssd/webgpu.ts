@@ -228,6 +228,10 @@ export const ssdForwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) => 
   const hp = passPass(backend, g, i, st, dtc);
   disposeIntermediate(backend, st);
   const y = yPass(backend, g, i, dtc, cb, hp, false);
+  if (!(attrs as unknown as SsdAttrs).returnFinal) {
+    disposeIntermediate(backend, dtc, cb, hp);
+    return [y];
+  }
   const PN = g.P * g.N;
   // H_Nc of each batch row is the final state
   const fin = sliceCopy(
