@@ -228,7 +228,8 @@ describe.each(testBackends())('flat optimiser on %s', (name) => {
     await withNoLeaks(() => {
       for (let k = 0; k < PLAN.length; k++) both(k);
     });
-    for (const n of Object.keys(SHAPES)) expect(Array.from(await aW[n].data()), `${n}, seed ${seed}`).toEqual(Array.from(await bW[n].data()));
+    for (const n of Object.keys(SHAPES))
+      expect(Array.from(await aW[n].data()), `${n}, seed ${seed}`).toEqual(Array.from(await bW[n].data()));
     a.dispose();
     b.dispose();
     tf.dispose([...Object.values(aW), ...Object.values(bW)]);

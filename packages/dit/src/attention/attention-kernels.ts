@@ -30,7 +30,7 @@ import {
 export const ATTENTION = 'T2mdAttention';
 export const ATTENTION_GRAD = 'T2mdAttentionGrad';
 
-/** Kernel attributes: the logit scale, and whether the keyMask input is real (else it is all-true and ignored). */
+/** Kernel attributes: the logit scale, and whether the keyMask input is real (else it is a placeholder nobody reads). */
 export interface AttentionAttrs {
   scale: number;
   hasMask: boolean;

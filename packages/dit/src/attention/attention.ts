@@ -31,12 +31,12 @@ export function registerAttentionKernels(): void {
  * @returns `[B, H, Lq, Dh]`
  */
 export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
-  const { B, Lk, Dh } = checkAttentionInputs(q, k, v, options);
+  const { Dh } = checkAttentionInputs(q, k, v, options);
   const scale = options.scale ?? 1 / Math.sqrt(Dh);
   registerAttentionKernels();
   const hasMask = options.keyMask != null;
-  // The kernels always take a mask input; unmasked runs pass a dummy that no kernel reads.
-  const keyMask = options.keyMask ?? tf.ones([B, Lk], 'bool');
+  // The kernels always take a mask input; unmasked runs pass a [1, 1] placeholder that no kernel reads.
+  const keyMask = options.keyMask ?? tf.zeros([1, 1], 'bool');
   const attrs = { scale, hasMask } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // A custom gradient rather than the kernel's registered one: the tape then sees a single output.
   // With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
