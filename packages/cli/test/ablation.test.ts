@@ -9,22 +9,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distillRunOptions } from '../src/commands/train.js';
-import { BIN, t2md } from './cli.js';
+import { BIN, expectOneLine, t2md } from './cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-ablation-'));
 const env = { T2MD_BACKEND: 'wasm' };
 const teacher = join(dir, 'teacher');
 const SCRIPT = resolve(__dirname, '..', '..', '..', 'bench', 'ablation.sh');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Exit 2 and exactly one `t2md:` line on stderr matching `pattern`, no stack. */
-function expectOneLine(r: { code: number | null; stderr: string }, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(2);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('t2md:'));
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
-}
 
 /** The JSON metadata entry `key` of a safetensors file. */
 function metadata(file: string, key: string): Record<string, unknown> {

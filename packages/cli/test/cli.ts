@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { expect } from 'vitest';
 
 /** Path of the built `t2md` entry (tests run after `npm run build`). */
 export const BIN = resolve(__dirname, '..', 'dist', 'bin.js');
@@ -12,4 +13,13 @@ export function t2md(args: string[], env: Record<string, string | undefined> = {
     timeout: timeoutMs,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A bad-input exit: code 2 and exactly one `t2md:` line on stderr matching `pattern`, no JavaScript stack. */
+export function expectOneLine(r: { code: number | null; stderr: string }, pattern: RegExp): void {
+  expect(r.code, r.stderr).toBe(2);
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('t2md:'));
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
 }

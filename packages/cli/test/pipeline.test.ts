@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, t2md } from './cli.js';
+import { BIN, expectOneLine, t2md } from './cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-cli-'));
 const env = { T2MD_BACKEND: 'wasm' };
@@ -18,15 +18,6 @@ const metrics = (d: string) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { step: number; stage?: string; loss: number });
-
-/** One stderr line starting with `t2md:` and no JavaScript stack. */
-function expectOneLine(r: { code: number | null; stderr: string }, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(2);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('t2md:'));
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
-}
 
 describe('t2md train → distill → sample (tiny preset)', () => {
   const teacher = join(dir, 'teacher');

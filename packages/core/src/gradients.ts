@@ -22,8 +22,9 @@ function spreadGrad(kernelName: 'Sum' | 'Mean'): tf.GradConfig {
       const count = axes.reduce((n, a) => n * x.shape[a], 1);
       return {
         x: () => {
-          const g = kernelName === 'Mean' ? tf.div(dy as tf.Tensor, count) : (dy as tf.Tensor);
-          return tf.add(tf.zerosLike(x), tf.cast(tf.reshape(g, expanded), 'float32'));
+          const g = tf.reshape(kernelName === 'Mean' ? tf.div(dy as tf.Tensor, count) : (dy as tf.Tensor), expanded);
+          // gradients are float32 whatever x is, as tfjs-core's own (an int sum's dy is int)
+          return tf.add(tf.zerosLike(x), g.dtype === 'float32' ? g : tf.cast(g, 'float32'));
         },
       };
     },

@@ -1,5 +1,5 @@
 /** AdamW's hyper-parameters, validated once and shared by the flat optimiser and its per-weight reference. */
-import { check, fmtShape, InputError } from '@t2md/core';
+import { assertInt, check, fmtShape, InputError } from '@t2md/core';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export interface AdamWConfig {
@@ -79,6 +79,32 @@ export function checkNamedShapes(
       wrong(name, fmtShape(t.shape), fmtShape(a.shape)),
     );
   }
+}
+
+/** Checks a saved optimiser state {t, m, v} against the trained variables (both implementations load it). */
+export function checkOptimizerState(
+  params: Record<string, tf.Variable>,
+  state: { t: number; m: Record<string, tf.Tensor>; v: Record<string, tf.Tensor> },
+): void {
+  assertInt('optimizer step', state.t, 0);
+  for (const kind of ['m', 'v'] as const) {
+    checkNamedShapes(
+      params,
+      state[kind],
+      (n) => `the checkpoint has no optimizer ${kind} for '${n}'; it was written for other trainable weights.`,
+      (n, got, want) => `the checkpoint's optimizer ${kind} for '${n}' has shape ${got}, not ${want}.`,
+    );
+  }
+}
+
+/** Checks saved EMA weights against the averaged variables (both implementations load them). */
+export function checkEmaState(like: Record<string, { shape: number[] }>, tensors: Record<string, tf.Tensor>): void {
+  checkNamedShapes(
+    like,
+    tensors,
+    (n) => `the checkpoint has no EMA weight for '${n}'.`,
+    (n, got, want) => `the checkpoint's EMA weight '${n}' has shape ${got}, not ${want}.`,
+  );
 }
 
 /**

@@ -6,11 +6,10 @@
  * so with the same gradients the weights and moments are bit-identical to it; the clipped gradients
  * differ by float rounding only (the norm sums the squares in one reduction instead of per weight).
  */
-import { assertInt } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   type AdamWConfig,
-  checkNamedShapes,
+  checkOptimizerState,
   checkStep,
   decayedNames,
   type ResolvedAdamWConfig,
@@ -152,15 +151,7 @@ export class AdamWFlat {
   }
 
   load(state: { t: number; m: Record<string, tf.Tensor>; v: Record<string, tf.Tensor> }): void {
-    assertInt('optimizer step', state.t, 0);
-    for (const kind of ['m', 'v'] as const) {
-      checkNamedShapes(
-        this.params,
-        state[kind],
-        (n) => `the checkpoint has no optimizer ${kind} for '${n}'; it was written for other trainable weights.`,
-        (n, got, want) => `the checkpoint's optimizer ${kind} for '${n}' has shape ${got}, not ${want}.`,
-      );
-    }
+    checkOptimizerState(this.params, state);
     this.staleViews();
     const m = this.layout.flatten(state.m);
     const v = this.layout.flatten(state.v);

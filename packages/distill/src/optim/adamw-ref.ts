@@ -3,12 +3,11 @@
  * The reference the flat optimiser (`adamw-flat.ts`) is tested against, and the path `T2MD_OPTIM=ref`
  * selects (so a GPU run can A/B the two). Maths and state layout in `adamw.ts`.
  */
-import { assertInt } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { sumAll } from '../losses/losses.js';
 import {
   type AdamWConfig,
-  checkNamedShapes,
+  checkOptimizerState,
   checkStep,
   decayedNames,
   type ResolvedAdamWConfig,
@@ -79,15 +78,7 @@ export class AdamWRef {
   }
 
   load(state: { t: number; m: Record<string, tf.Tensor>; v: Record<string, tf.Tensor> }): void {
-    assertInt('optimizer step', state.t, 0);
-    for (const kind of ['m', 'v'] as const) {
-      checkNamedShapes(
-        this.params,
-        state[kind],
-        (n) => `the checkpoint has no optimizer ${kind} for '${n}'; it was written for other trainable weights.`,
-        (n, got, want) => `the checkpoint's optimizer ${kind} for '${n}' has shape ${got}, not ${want}.`,
-      );
-    }
+    checkOptimizerState(this.params, state);
     for (const name of Object.keys(this.params)) {
       this.m[name].assign(state.m[name]);
       this.v[name].assign(state.v[name]);

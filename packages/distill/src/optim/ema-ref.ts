@@ -3,7 +3,7 @@
  * `T2MD_OPTIM=ref` selects. Maths in `ema.ts`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkNamedShapes } from './adamw-config.js';
+import { checkEmaState } from './adamw-config.js';
 
 export class EmaRef {
   private readonly params: Record<string, tf.Variable>;
@@ -28,12 +28,7 @@ export class EmaRef {
   }
 
   load(tensors: Record<string, tf.Tensor>): void {
-    checkNamedShapes(
-      this.avg,
-      tensors,
-      (n) => `the checkpoint has no EMA weight for '${n}'.`,
-      (n, got, want) => `the checkpoint's EMA weight '${n}' has shape ${got}, not ${want}.`,
-    );
+    checkEmaState(this.avg, tensors);
     for (const [name, a] of Object.entries(this.avg)) a.assign(tensors[name]);
   }
 

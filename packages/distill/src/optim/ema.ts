@@ -11,7 +11,7 @@
  */
 import { check } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkNamedShapes, optimImpl } from './adamw-config.js';
+import { checkEmaState, optimImpl } from './adamw-config.js';
 import { EmaRef } from './ema-ref.js';
 import { FlatLayout, FlatViews, flatVariables } from './flat.js';
 
@@ -79,12 +79,7 @@ export class Ema {
       this.ref.load(tensors);
       return;
     }
-    checkNamedShapes(
-      this.params,
-      tensors,
-      (n) => `the checkpoint has no EMA weight for '${n}'.`,
-      (n, got, want) => `the checkpoint's EMA weight '${n}' has shape ${got}, not ${want}.`,
-    );
+    checkEmaState(this.params, tensors);
     if (this.shadow == null) return;
     this.staleViews();
     const next = this.layout.flatten(tensors);

@@ -6,16 +6,7 @@
  * recomputed from S and L as exp(S - L), with D_i = rowsum(dO ∘ O) and dS = P ∘ (dP - D).
  */
 import { disposeIntermediate, runProgram, typedArrayKernel } from '@t2md/core';
-import {
-  engine,
-  type GradConfig,
-  type KernelBackend,
-  type KernelConfig,
-  type KernelFunc,
-  type NamedAttrMap,
-  type Tensor,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import {
   AttentionForwardProgram,
   AttentionGradKVProgram,
@@ -240,21 +231,3 @@ export const attentionKernels: KernelConfig[] = [
   { kernelName: ATTENTION_GRAD, backendName: 'wasm', kernelFunc: jsGrad as KernelFunc },
   { kernelName: ATTENTION_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
 ];
-
-/**
- * Gradient of the T2mdAttention kernel in q, k and v (the mask gets none), for callers that run the
- * kernel themselves; `attention` brings its own single-output gradient. All three come from one backward
- * kernel, run eagerly here: tfjs calls each input's closure inside its own tidy, so a result shared
- * lazily between closures would be freed by the first. Unused ones are freed by the backward tidy.
- */
-export const attentionGrad: GradConfig = {
-  kernelName: ATTENTION,
-  inputsToSave: ['q', 'k', 'v', 'keyMask'],
-  outputsToSave: [true, true],
-  gradFunc: (dys, saved, attrs) => {
-    const [q, k, v, keyMask, out, lse] = saved;
-    const dy = Array.isArray(dys) ? dys[0] : dys;
-    const [dq, dk, dv] = engine().runKernel(ATTENTION_GRAD, { q, k, v, keyMask, out, lse, dy }, attrs as NamedAttrMap) as Tensor[];
-    return { q: () => dq, k: () => dk, v: () => dv };
-  },
-};

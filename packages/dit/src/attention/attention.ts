@@ -1,6 +1,6 @@
 import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionGrad, attentionKernels } from './attention-kernels.js';
+import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels } from './attention-kernels.js';
 
 /** Options of `attention`. */
 export interface AttentionOptions {
@@ -10,9 +10,12 @@ export interface AttentionOptions {
   keyMask?: tf.Tensor;
 }
 
-/** Registers the attention kernels (cpu, wasm, webgpu) and their gradient; idempotent. */
+/**
+ * Registers the attention kernels (cpu, wasm, webgpu); idempotent. The forward kernel has no registered
+ * gradient: `attention` differentiates it through `tf.customGrad`, which runs the backward kernel.
+ */
 export function registerAttentionKernels(): void {
-  registerKernelsOnce(attentionKernels, [attentionGrad]);
+  registerKernelsOnce(attentionKernels);
 }
 
 /**
@@ -38,8 +41,8 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: Att
   // The kernels always take a mask input; unmasked runs pass a [1, 1] placeholder that no kernel reads.
   const keyMask = options.keyMask ?? tf.zeros([1, 1], 'bool');
   const attrs = { scale, hasMask } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
-  // A custom gradient rather than the kernel's registered one: the tape then sees a single output.
-  // With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
+  // A custom gradient, so the tape sees a single output. All three gradients come from one backward
+  // kernel, run eagerly. With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
   // the CPU and upload it on every backward.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qi, ki, vi] = args as tf.Tensor[];

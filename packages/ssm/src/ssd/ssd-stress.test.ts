@@ -1,4 +1,4 @@
-import { describeInfo, freshSeed, randomArray, relErr, testBackends, tryBackend, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ssdScan } from './index.js';
@@ -107,8 +107,7 @@ async function run(
 
 describe('ssdScan WebGPU kernels vs the tfjs-ops reference (computed on cpu)', () => {
   it('agree on fresh random inputs at shapes that stress the GEMM tiles, forward and every gradient, without leaking', async (ctx) => {
-    const gpu = await tryBackend('webgpu');
-    if (gpu == null) return ctx.skip('webgpu is not available here');
+    const gpu = await useBackend('webgpu', ctx);
     const seed = freshSeed();
     console.log(`ssd stress shapes: ${describeInfo(gpu)}, seed ${seed}`);
     for (const s of SHAPES) {

@@ -5,6 +5,22 @@ const WG = 128;
 /** Linear workgroup id (tfjs folds a dispatch of more than 65,535 workgroups into 2-D / 3-D). */
 const WID = 'i32(workgroupId.x + workgroupId.y * numWorkgroups.x + workgroupId.z * numWorkgroups.x * numWorkgroups.y)';
 
+/** WGSL: `reduceSum(lid, v)`, the sum of v over a workgroup of `wg` threads (a power of 2), for every thread. */
+function reduceSumWgsl(wg: number): string {
+  return `var<workgroup> red : array<f32, ${wg}>;
+fn reduceSum(lid : i32, v : f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var k = ${wg / 2}; k > 0; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`;
+}
+
 /**
  * out = (x − mean) · rsqrt(var + eps) · (1 + ada[n, scaleIdx]) + ada[n, shiftIdx], one workgroup of
  * 128 threads per token row: a sum and a centred sum of squares (two-pass variance, stable), each
@@ -27,18 +43,7 @@ export class AdaNormProgram implements WebGPUProgramSpec {
 
   getUserCode(): string {
     return `
-var<workgroup> red : array<f32, ${WG}>;
-fn reduceSum(lid : i32, v : f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var k = ${WG / 2}; k > 0; k = k >> 1u) {
-    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+${reduceSumWgsl(WG)}
 fn main(index : i32) {
   let lid = i32(localIndex);
   let wid = ${WID};
@@ -142,18 +147,7 @@ export class AdaNormRowProgram implements WebGPUProgramSpec {
     const each = (f: (r: number) => string) => rs.map(f).join('\n    ');
     const sum = (f: (r: number) => string) => rs.map(f).join(' + ');
     return `${vectorPrelude(this.vec)}
-var<workgroup> red : array<f32, ${this.wg}>;
-fn reduceSum(lid : i32, v : f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var k = ${this.wg / 2}; k > 0; k = k >> 1u) {
-    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+${reduceSumWgsl(this.wg)}
 fn main(index : i32) {
   let lid = i32(localIndex);
   let Dv = uniforms.D / VEC;
