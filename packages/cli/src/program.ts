@@ -110,11 +110,15 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM or elementwise kernels')
-    .argument('<which>', 'scan, attention, scaling, matmul or elementwise')
+    .description('benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM, elementwise kernels or training steps')
+    .argument('<which>', 'scan, attention, scaling, matmul, elementwise or train')
     .option('--json', 'print one JSON document')
     .option('--quick', 'small sizes (CPU, SwiftShader)')
     .option('--out <file>', 'results file (default bench/results/<date>-<card>.json)')
+    .option('--batches <list>', 'train: batch sizes, comma-separated (default 128,512,1024)')
+    .option('--step <name>', 'train: teacher or distill (default both)')
+    .option('--steps <n>', 'train: timed steps per block (default 10)', intArg('--steps', 1, 10_000))
+    .option('--no-profile', 'train: skip the per-op GPU profile')
     .addOption(backendOption())
     .action(benchCommand);
 

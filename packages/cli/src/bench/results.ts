@@ -9,7 +9,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type BackendInfo, InputError } from '@t2md/core';
 
-export const BENCHES = ['scan', 'attention', 'scaling', 'matmul', 'elementwise'] as const;
+export const BENCHES = ['scan', 'attention', 'scaling', 'matmul', 'elementwise', 'train'] as const;
 export type BenchName = (typeof BENCHES)[number];
 
 /** What was measured on, named without the host name. */
@@ -43,6 +43,7 @@ export interface BenchDoc {
   attention: unknown[];
   matmul: unknown[];
   elementwise: unknown[];
+  train?: unknown[];
   baselines: unknown[];
   /** Per section: when, at which commit, on which backend, quick or full sizes. */
   runs: Partial<Record<BenchName, SectionMeta>>;
@@ -149,6 +150,7 @@ const ROW_KEYS: Record<BenchName, readonly string[]> = {
   scaling: ['tokens', 'batch'],
   matmul: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'],
   elementwise: ['op', 'elements', 'variant'],
+  train: ['step', 'batch', 'impl', 'preset'],
 };
 
 /**
@@ -225,6 +227,7 @@ export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): 
       attention: prev.attention ?? [],
       matmul: prev.matmul ?? [],
       elementwise: prev.elementwise ?? [],
+      ...(prev.train ? { train: prev.train } : {}),
       baselines: prev.baselines ?? [],
       [section]: sameSweep(prev, doc, section) ? mergeRows(prev[section] as Row[], doc[section] as Row[], ROW_KEYS[section]) : doc[section],
       runs: { ...(prev.runs ?? {}), ...doc.runs },

@@ -2,6 +2,7 @@
 import type { AttentionRow } from './attention.js';
 import type { ScalingRow } from './scaling.js';
 import type { ScanRow } from './scan.js';
+import type { TrainRow } from './train.js';
 
 type Column<R> = [header: string, cell: (row: R) => string];
 
@@ -70,4 +71,30 @@ export function scalingTable(rows: readonly ScalingRow[]): string {
     ['S MiB', (r) => num(r.studentMB, 0)],
     ['', (r) => (r.error ? `failed: ${r.error.slice(0, 60)}` : '')],
   ]);
+}
+
+export function trainTable(rows: readonly TrainRow[]): string {
+  const table = formatTable(rows, [
+    ['step', (r) => r.step],
+    ['batch', (r) => String(r.batch)],
+    ['ms/step', (r) => num(r.msPerStep, 1)],
+    ['samples/s', (r) => num(r.samplesPerSec, 0)],
+    ['host ms', (r) => num(r.hostMsPerStep, 1)],
+    ['data ms', (r) => num(r.dataMsPerStep, 1)],
+    ['dispatches', (r) => (r.kernelsPerStep == null ? '—' : String(r.kernelsPerStep))],
+    ['GPU ms', (r) => num(r.gpuMsPerStep, 1)],
+    ['error', (r) => r.error ?? ''],
+  ]);
+  const profiles = rows
+    .filter((r) => r.profile != null && r.profile.length > 0)
+    .map(
+      (r) =>
+        `\n${r.step} batch ${r.batch}: top ops by GPU time\n${formatTable(r.profile!, [
+          ['op', (o) => o.op],
+          ['ms', (o) => num(o.ms, 2)],
+          ['share', (o) => `${(100 * o.share).toFixed(1)}%`],
+          ['calls', (o) => String(o.calls)],
+        ])}`,
+    );
+  return [table, ...profiles].join('\n');
 }

@@ -16,12 +16,21 @@ import {
 } from '../bench/results.js';
 import { runScalingBench } from '../bench/scaling.js';
 import { runScanBench } from '../bench/scan.js';
-import { attentionTable, scalingTable, scanTable } from '../bench/table.js';
+import { attentionTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
+import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 
 export interface BenchOptions {
   json?: boolean;
   quick?: boolean;
   out?: string;
+  /** train: batch sizes, e.g. '128,512,1024'. */
+  batches?: string;
+  /** train: timed steps per block. */
+  steps?: number;
+  /** train: which step (teacher, distill; default both). */
+  step?: TrainStepName;
+  /** train: commander's `--no-profile` (true unless given). */
+  profile?: boolean;
   backend?: 'auto' | BackendName;
 }
 
@@ -45,9 +54,24 @@ const NOTES: Record<BenchName, string[]> = {
   elementwise: [
     'elementwise: ms = median per launch of loops of back-to-back launches synced once; gbps = (bytes of each input read once + output written once) / ms.',
   ],
+  train: [
+    'train: msPerStep = median over 3 blocks of (wall ms of `steps` back-to-back training steps, ended by reading the loss back) / steps, after 3 warm-up steps; a step is what t2md train/distill run: dataset batch, noise, forward, backward, global-norm clip, AdamW, EMA. samplesPerSec = batch * 1000 / msPerStep.',
+    'train: kernelsPerStep = WebGPU program dispatches of one step; gpuMsPerStep and profile = per-op GPU time of one step from timestamp queries under tf.profile (each program timed in its own pass), shares of that sum.',
+  ],
 };
 
-const RUNNERS: Record<BenchName, (o: { quick: boolean; log: Log }) => Promise<unknown[]>> = {
+type Runner = (o: { quick: boolean; log: Log; opts: BenchOptions }) => Promise<unknown[]>;
+
+const RUNNERS: Record<BenchName, Runner> = {
+  train: ({ quick, log, opts }) =>
+    runTrainBench({
+      quick,
+      log,
+      ...(opts.batches != null ? { batches: parseBatches(opts.batches) } : {}),
+      ...(opts.steps != null ? { steps: opts.steps } : {}),
+      ...(opts.profile === false ? { profile: false } : {}),
+      ...(opts.step != null ? { which: [opts.step] } : {}),
+    }),
   scan: runScanBench,
   attention: runAttentionBench,
   scaling: runScalingBench,
@@ -61,6 +85,7 @@ const TABLES: Record<BenchName, (rows: never[]) => string> = {
   scaling: scalingTable,
   matmul: matmulTable as (rows: never[]) => string,
   elementwise: elementwiseTable as (rows: never[]) => string,
+  train: trainTable as (rows: never[]) => string,
 };
 
 /**
@@ -76,6 +101,10 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   const name = which as BenchName;
   const log: Log = (line) => process.stderr.write(`${line}\n`);
   if (opts.out != null) readResults(opts.out); // fail now, not after minutes of measuring
+  if (opts.batches != null) parseBatches(opts.batches);
+  if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
+    throw new InputError(`--step must be one of ${TRAIN_STEPS.join(', ')}, got '${opts.step}'.`);
+  }
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const dev = describeDevice(info);
   let quick = opts.quick === true;
@@ -89,7 +118,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   readResults(path);
   log(`bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''}`);
   const t0 = performance.now();
-  const rows = await RUNNERS[name]({ quick, log });
+  const rows = await RUNNERS[name]({ quick, log, opts });
   log(`bench ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const meta = { date: new Date().toISOString(), commit: gitCommit(), backend: info.backend, quick, ...(note ? { note } : {}) };
   const doc = newDoc(dev, name, rows, meta, NOTES[name]);

@@ -1,18 +1,18 @@
 /**
  * The training loop of one stage: draw a batch, noise it, take gradients of the stage's loss for the
- * trainable weights only, clip, AdamW, EMA; log, report progress, checkpoint; stop cleanly on abort.
+ * trainable weights only, clip, AdamW, EMA (`step.ts`); log, report progress, checkpoint; stop cleanly on
+ * abort or at a deadline.
  * Every step frees what it made (the live-tensor count is flat across steps).
  */
 import { join } from 'node:path';
 import type { Rng } from '@t2md/core';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { saveCheckpoint } from '../checkpoint/checkpoint.js';
 import { appendMetrics } from '../checkpoint/metrics.js';
-import { AdamW } from '../optim/adamw.js';
-import { Ema } from '../optim/ema.js';
 import { learningRate } from '../optim/schedule.js';
 import { resolutions, type StageConfig, type StageName } from './config.js';
-import { disposeNoised, noiseBatch, type StageModels, savedWeights, stageLoss, trainableWeights } from './stage-step.js';
+import { type StageModels, savedWeights } from './stage-step.js';
+import { createTrainStep, disposeStepResult } from './step.js';
 import type { DataSource, TrainProgress } from './types.js';
 
 export const CHECKPOINT_FILE = 'latest.safetensors';
@@ -40,12 +40,20 @@ export interface StageRun {
   readonly metadata: (state: { step: number; rng: Rng; data: unknown; optimizerStep: number }) => Record<string, string>;
   readonly onProgress?: (p: TrainProgress) => void;
   readonly signal?: AbortSignal;
+  /**
+   * `performance.now()` after which the loop stops (at the end of the step in flight), saving a
+   * checkpoint: `t2md train --time-limit`.
+   */
+  readonly deadline?: number;
   /** Called once the start state is copied in (its tensors may then be freed). */
   readonly onLoaded?: () => void;
 }
 
 export interface StageOutcome {
+  /** True when the loop stopped before the stage's last step (a checkpoint was saved first). */
   aborted: boolean;
+  /** Why it stopped early: the abort signal (Ctrl-C) or the deadline. */
+  stopped?: 'signal' | 'time-limit';
   step: number;
   loss: number;
   /** The EMA weights by namespaced name (live variables; disposed with `dispose`). */
@@ -58,11 +66,8 @@ const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
   const { cfg, models, stage, dir } = run;
-  const trainable = trainableWeights(stage, cfg, models);
-  const names = Object.keys(trainable);
-  const byVarName = new Map(names.map((n) => [trainable[n].name, n]));
-  const optimizer = new AdamW(trainable, { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay });
-  const ema = new Ema(trainable, cfg.emaDecay);
+  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: run.alphasCumprod });
+  const { optimizer, ema } = stepper;
   const rng = run.start.rng;
   if (run.start.optimizer) optimizer.load(run.start.optimizer);
   if (run.start.ema) ema.load(run.start.ema);
@@ -83,22 +88,27 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
     await saveCheckpoint(ckptPath, { weights: savedWeights(models), m: state.m, v: state.v, ema: ema.weights() }, meta);
   };
 
-  const outcome = (aborted: boolean): StageOutcome => ({
-    aborted,
+  const outcome = (stopped: StageOutcome['stopped']): StageOutcome => ({
+    aborted: stopped != null,
+    stopped,
     step,
     loss: lastLoss,
     ema: ema.weights(),
-    dispose: () => {
-      optimizer.dispose();
-      ema.dispose();
-    },
+    dispose: () => stepper.dispose(),
   });
+  /** Why the loop must stop before its next step, if it must. */
+  const stopReason = (): StageOutcome['stopped'] => {
+    if (run.signal?.aborted) return 'signal';
+    if (run.deadline != null && performance.now() >= run.deadline) return 'time-limit';
+    return undefined;
+  };
 
   try {
     while (step < cfg.steps) {
-      if (run.signal?.aborted) {
+      const stop = stopReason();
+      if (stop != null) {
         await checkpoint();
-        return outcome(true);
+        return outcome(stop);
       }
       // The resolution draw comes first so the RNG sequence does not depend on the image size.
       let size = choices[0].size;
@@ -115,8 +125,6 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
         }
       }
       const batch = await run.data.next(choices.length > 1 ? { resolution: size } : undefined);
-      const nb = noiseBatch(batch, rng, run.alphasCumprod, cfg.captionDropout, models.model.config.patchSize);
-      tf.dispose([batch.images, batch.tokens, batch.mask]);
       const lr = learningRate(step, {
         lr: cfg.lr,
         warmupSteps: cfg.warmupSteps,
@@ -124,52 +132,37 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
         totalSteps: cfg.steps,
         minLr: cfg.minLr,
       });
-      let parts: Record<string, tf.Scalar> = {};
-      let value: tf.Scalar | undefined;
-      let norm: tf.Scalar | undefined;
-      const sl = stageLoss(stage, cfg, models, nb);
-      try {
-        const res = tf.variableGrads(
-          sl.loss,
-          names.map((n) => trainable[n]),
-        );
-        value = res.value;
-        parts = sl.parts();
-        const grads: Record<string, tf.Tensor> = {};
-        for (const [varName, g] of Object.entries(res.grads)) {
-          const n = byVarName.get(varName);
-          if (n != null && g != null) grads[n] = g;
-        }
-        try {
-          norm = optimizer.clipAndStep(grads, lr, cfg.gradClip); // one flat clip + AdamW update
-        } finally {
-          tf.dispose(Object.values(grads));
-        }
-        ema.update(optimizer.t);
-      } finally {
-        sl.dispose();
-        disposeNoised(nb);
-      }
+      const res = stepper.step(batch, rng, lr);
       step += 1;
-      if (step % cfg.logEvery === 0 || step === cfg.steps) {
-        const record: Record<string, number | string> = { step, stage, loss: (await value.data())[0] };
-        for (const [k, v] of Object.entries(parts)) record[k] = (await v.data())[0];
-        record.gradNorm = (await norm!.data())[0];
-        record.lr = lr;
-        lastLoss = record.loss as number;
-        appendMetrics(metricsPath, record as { step: number; loss: number });
+      try {
+        if (step % cfg.logEvery === 0 || step === cfg.steps) {
+          const record: Record<string, number | string> = { step, stage, loss: (await res.loss.data())[0] };
+          for (const [k, v] of Object.entries(res.parts)) record[k] = (await v.data())[0];
+          record.gradNorm = (await res.gradNorm.data())[0];
+          record.lr = lr;
+          lastLoss = record.loss as number;
+          appendMetrics(metricsPath, record as { step: number; loss: number });
+        }
+      } finally {
+        disposeStepResult(res);
       }
-      tf.dispose([value, norm!, ...Object.values(parts)]);
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) await checkpoint();
       const secondsPerStep = (performance.now() - t0) / 1000 / (step - firstStep);
-      run.onProgress?.({ stage, step, total: cfg.steps, loss: lastLoss, secondsPerStep, etaSeconds: secondsPerStep * (cfg.steps - step) });
+      run.onProgress?.({
+        stage,
+        step,
+        total: cfg.steps,
+        loss: lastLoss,
+        secondsPerStep,
+        samplesPerSecond: cfg.batchSize / secondsPerStep,
+        etaSeconds: secondsPerStep * (cfg.steps - step),
+      });
       await nextTask();
     }
     if (step === run.start.step) await checkpoint(); // nothing to do: still record the stage as reached
-    return outcome(false);
+    return outcome(undefined);
   } catch (err) {
-    optimizer.dispose();
-    ema.dispose();
+    stepper.dispose();
     throw err;
   }
 }

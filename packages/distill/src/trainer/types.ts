@@ -68,6 +68,8 @@ export interface TrainProgress {
   readonly loss: number;
   /** Seconds per step over this process's steps so far, and the estimated seconds left in the stage. */
   readonly secondsPerStep: number;
+  /** Training images per second over the same steps (batch size / secondsPerStep). */
+  readonly samplesPerSecond: number;
   readonly etaSeconds: number;
 }
 

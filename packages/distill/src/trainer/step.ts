@@ -1,0 +1,96 @@
+/**
+ * One optimiser step of a stage, as the training loop and `t2md bench train` both run it: noise the
+ * batch, take gradients of the stage's loss for the trainable weights only, clip, AdamW, EMA. Nothing
+ * is read back to the host: the loss, its parts and the gradient norm come back as kept scalars.
+ */
+import type { Rng } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW } from '../optim/adamw.js';
+import { Ema } from '../optim/ema.js';
+import type { StageConfig, StageName } from './config.js';
+import { disposeNoised, noiseBatch, type StageModels, stageLoss, trainableWeights } from './stage-step.js';
+import type { DataBatch } from './types.js';
+
+/** What one step leaves: kept scalars the caller reads (or not) and disposes with `disposeStepResult`. */
+export interface StepResult {
+  /** The total loss. */
+  readonly loss: tf.Scalar;
+  /** The loss terms by name (`mse`, `pseudo`, `mixer`, `forcing`). */
+  readonly parts: Record<string, tf.Scalar>;
+  /** The global gradient norm before clipping. */
+  readonly gradNorm: tf.Scalar;
+}
+
+export function disposeStepResult(r: StepResult): void {
+  tf.dispose([r.loss, r.gradNorm, ...Object.values(r.parts)]);
+}
+
+/** A stage's optimiser, EMA and step function over its trainable weights. */
+export interface TrainStepper {
+  readonly optimizer: AdamW;
+  readonly ema: Ema;
+  /** The trainable weights by namespaced name (`model.*`, `text_encoder.*`). */
+  readonly trainable: Record<string, tf.Variable>;
+  /**
+   * One step on `batch` (which it disposes) at learning rate `lr`; draws timesteps, caption drops and
+   * noise from `rng`.
+   */
+  step(batch: DataBatch, rng: Rng, lr: number): StepResult;
+  /** Frees the optimiser moments and the EMA shadow (not the model). */
+  dispose(): void;
+}
+
+export interface TrainStepOptions {
+  readonly stage: StageName;
+  readonly cfg: StageConfig;
+  readonly models: StageModels;
+  /** ᾱ_t of the noise schedule, t = 0..T−1. */
+  readonly alphasCumprod: Float64Array;
+}
+
+export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStepOptions): TrainStepper {
+  const trainable = trainableWeights(stage, cfg, models);
+  const names = Object.keys(trainable);
+  const vars = names.map((n) => trainable[n]);
+  const byVarName = new Map(names.map((n) => [trainable[n].name, n]));
+  const optimizer = new AdamW(trainable, { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay });
+  const ema = new Ema(trainable, cfg.emaDecay);
+  const patch = models.model.config.patchSize;
+
+  const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
+    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch);
+    tf.dispose([batch.images, batch.tokens, batch.mask]);
+    const sl = stageLoss(stage, cfg, models, nb);
+    try {
+      const res = tf.variableGrads(sl.loss, vars);
+      const parts = sl.parts();
+      const grads: Record<string, tf.Tensor> = {};
+      for (const [varName, g] of Object.entries(res.grads)) {
+        const n = byVarName.get(varName);
+        if (n != null && g != null) grads[n] = g;
+      }
+      let gradNorm: tf.Scalar;
+      try {
+        gradNorm = optimizer.clipAndStep(grads, lr, cfg.gradClip); // one flat clip + AdamW update
+      } finally {
+        tf.dispose(Object.values(grads));
+      }
+      ema.update(optimizer.t);
+      return { loss: res.value, parts, gradNorm };
+    } finally {
+      sl.dispose();
+      disposeNoised(nb);
+    }
+  };
+
+  return {
+    optimizer,
+    ema,
+    trainable,
+    step,
+    dispose() {
+      optimizer.dispose();
+      ema.dispose();
+    },
+  };
+}
