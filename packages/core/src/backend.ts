@@ -2,6 +2,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
+import { tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
 
 /** A backend that `initBackend` can resolve to. */
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -94,6 +95,17 @@ async function probeWebGPU(): Promise<WebGPUProbe | string> {
   return { adapter, info, software: isSoftwareAdapter(adapter, info) };
 }
 
+const webgpuErrors: string[] = [];
+
+/**
+ * The WebGPU validation errors reported since the last call (shader compile errors, invalid bind
+ * groups, out-of-memory), oldest first, and clears them. Dawn also prints them, but nothing throws:
+ * a kernel that fails this way leaves its output buffer as it was.
+ */
+export function takeWebGPUErrors(): string[] {
+  return webgpuErrors.splice(0, webgpuErrors.length);
+}
+
 /** Registers tfjs's WebGPU backend on the adapter we probed, asking for the adapter's full limits. */
 async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
   const mod = await import('@tensorflow/tfjs-backend-webgpu');
@@ -118,7 +130,14 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
           maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         },
       });
-      return new (mod.WebGPUBackend as unknown as new (d: GPUDevice, i?: unknown) => WebGPUBackend)(device, probe.adapter.info);
+      // A shader that fails to compile invalidates the whole command buffer it is in, so the kernels
+      // beside it silently do nothing too: keep every such error for `takeWebGPUErrors` (tests check it).
+      device.addEventListener('uncapturederror', (ev) => {
+        if (webgpuErrors.length < 100) webgpuErrors.push(String((ev as GPUUncapturedErrorEvent).error?.message ?? ev));
+      });
+      tuneWebGPUFlags();
+      const Backend = tunedWebGPUBackend(mod.WebGPUBackend as unknown as new (d: GPUDevice, i?: unknown) => WebGPUBackend);
+      return new Backend(device, probe.adapter.info);
     },
     3,
   );

@@ -1,6 +1,6 @@
 export { assertFloat, assertInt, assertOneOf, assertRank, assertShape, check, fmtShape } from './assert.js';
 export type { BackendInfo, BackendName, InitBackendOptions } from './backend.js';
-export { currentBackend, initBackend, webgpuDetails } from './backend.js';
+export { currentBackend, initBackend, takeWebGPUErrors, webgpuDetails } from './backend.js';
 export { InputError, isInputError } from './errors.js';
 export { gradientsRegistered } from './gradients.js';
 export type { ElementwiseConfig } from './kernel/elementwise-config.js';

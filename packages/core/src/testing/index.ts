@@ -3,7 +3,7 @@
  * Exported from `@t2md/core/testing`; not part of the runtime API.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendInfo, type BackendName, initBackend } from '../backend.js';
+import { type BackendInfo, type BackendName, initBackend, takeWebGPUErrors } from '../backend.js';
 
 const cache = new Map<BackendName, Promise<BackendInfo | undefined>>();
 
@@ -82,7 +82,14 @@ export async function tensorRelErr(a: tf.Tensor, b: tf.Tensor | ArrayLike<number
  */
 export async function withNoLeaks<T>(fn: () => Promise<T> | T): Promise<T> {
   const before = tf.memory().numTensors;
+  takeWebGPUErrors();
   const result = await fn();
+  // A WebGPU validation error (a shader that did not compile) fails silently otherwise: the kernels of
+  // its command buffer, the reference's included, then leave stale buffers that may even agree.
+  if (tf.getBackend() === 'webgpu') {
+    const errors = takeWebGPUErrors();
+    if (errors.length > 0) throw new Error(`WebGPU reported ${errors.length} error(s): ${errors[0]}`);
+  }
   const returned = countTensors(result);
   const after = tf.memory().numTensors;
   if (after !== before + returned) {

@@ -125,7 +125,11 @@ export class DiT {
       let mask = opts.yMask;
       if (opts.dropCaption != null) {
         const drop = opts.dropCaption;
-        yIn = tf.where(tf.reshape(drop, [N, 1, 1]), tf.expandDims(this.yEmbedder.yEmbedding!, 0), y); // [N, Lc, Dc]
+        // y·(1 − d) + e·d with d ∈ {0, 1} picks either exactly. Not tf.where: it broadcasts the [N, 1, 1]
+        // flags by a Tile, which tfjs-webgpu runs on the CPU for a tensor not yet uploaded (the flags come
+        // from the host every step), then uploads the [N, Lc, Dc] result: ~20 ms a training step at batch 128.
+        const d = tf.reshape(tf.cast(drop, 'float32'), [N, 1, 1]);
+        yIn = tf.add(tf.mul(y, tf.sub(1, d)), tf.mul(tf.expandDims(this.yEmbedder.yEmbedding!, 0), d)); // [N, Lc, Dc]
         if (mask != null) mask = tf.logicalOr(mask, tf.reshape(drop, [N, 1])); // [N, Lc]
       }
       const yEmb = this.yEmbedder.apply(yIn); // [N, Lc, D]

@@ -7,8 +7,8 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { runProgram } from '../../kernel/webgpu-program.js';
-import { MatMulProgram, type MatMulTileName } from './matmul-webgpu.js';
+import { disposeIntermediate, runProgram } from '../../kernel/webgpu-program.js';
+import { MatMulProgram, type MatMulTileName, SplitKReduceProgram } from './matmul-webgpu.js';
 
 export const T2MD_MATMUL = 'T2mdMatMul';
 
@@ -19,14 +19,23 @@ export interface MatMulAttrs {
   tile: MatMulTileName;
   /** k-steps per inner-loop iteration written out (a power of 2 up to the K-tile; 0: all of it). */
   unroll: number;
+  /** Layers K is split over (1: none); see `MatMulProgramOptions.splitK`. */
+  splitK: number;
 }
 
 const gpuMatMul: KernelFunc = ({ inputs, backend, attrs }) => {
   const { a, b, bias } = inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo };
-  const { transposeA, transposeB, tile, unroll } = attrs as unknown as MatMulAttrs;
+  const { transposeA, transposeB, tile, unroll, splitK } = attrs as unknown as MatMulAttrs;
   const [M, K] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
   const N = transposeB ? b.shape[0]! : b.shape[1]!;
-  const program = new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: bias != null, tile, unroll: unroll || undefined });
+  const u = unroll || undefined;
+  if (splitK > 1) {
+    const parts = runProgram(backend, new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: false, tile, unroll: u, splitK }), [a, b]);
+    const out = runProgram(backend, new SplitKReduceProgram(splitK, M, N, bias != null), bias != null ? [parts, bias] : [parts]);
+    disposeIntermediate(backend, parts);
+    return out;
+  }
+  const program = new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: bias != null, tile, unroll: u });
   return runProgram(backend, program, bias != null ? [a, b, bias] : [a, b]);
 };
 

@@ -48,6 +48,13 @@ export interface MatMulProgramOptions {
   tile: MatMulTileName;
   /** k-steps written out per iteration of the inner k loop; BK (the default) writes the K-tile out whole. */
   unroll?: number;
+  /**
+   * Split K over this many workgroup layers (default 1): layer z sums its own run of K-tiles into
+   * partial `[z, M, N]` of a `[splitK, M, N]` output, which `SplitKReduceProgram` then sums (adding the
+   * bias there, so a split program takes none). For outputs too small to fill the GPU, such as the
+   * weight gradient dW = dYᵀ·X: [128, 128] summed over 131,072 rows is 4 tiles of 64×64 without a split.
+   */
+  splitK?: number;
 }
 
 /**
@@ -70,9 +77,14 @@ export class MatMulProgram implements WebGPUProgramSpec {
   private readonly vecB: boolean;
   private readonly vecC: boolean;
   private readonly unroll: number;
+  private readonly splitK: number;
 
   constructor(o: MatMulProgramOptions) {
     this.o = o;
+    this.splitK = o.splitK ?? 1;
+    if (this.splitK > 1 && (o.hasBias || o.tile !== 't64')) {
+      throw new Error('MatMulProgram: a split-K program is t64 (t128 leaves no workgroup memory on 32 KiB devices) and takes no bias.');
+    }
     this.t = MATMUL_TILES[o.tile];
     this.unroll = Math.min(o.unroll ?? this.t.BK, this.t.BK);
     const { BM, BN, TM, TN } = this.t;
@@ -81,14 +93,14 @@ export class MatMulProgram implements WebGPUProgramSpec {
     this.vecA = (o.transposeA ? o.M : o.K) % 4 === 0;
     this.vecB = (o.transposeB ? o.K : o.N) % 4 === 0;
     this.vecC = o.N % 4 === 0;
-    this.outputShape = [o.M, o.N];
+    this.outputShape = this.splitK > 1 ? [this.splitK, o.M, o.N] : [o.M, o.N];
     this.variableNames = o.hasBias ? ['A', 'B', 'Bias'] : ['A', 'B'];
     this.variableComponents = [this.vecA ? 4 : 1, this.vecB ? 4 : 1, ...(o.hasBias ? [this.vecC ? 4 : 1] : [])];
     this.outputComponent = this.vecC ? 4 : 1;
     this.workgroupSize = [(BM / TM) * (BN / TN), 1, 1];
-    this.dispatch = [Math.ceil(o.N / BN), Math.ceil(o.M / BM), 1];
+    this.dispatch = [Math.ceil(o.N / BN), Math.ceil(o.M / BM), this.splitK];
     const flag = (b: boolean) => (b ? '1' : '0');
-    this.shaderKey = `t2md_matmul_${o.tile}_t${flag(o.transposeA)}${flag(o.transposeB)}_v${flag(this.vecA)}${flag(this.vecB)}${flag(this.vecC)}_b${flag(o.hasBias)}_u${this.unroll}`;
+    this.shaderKey = `t2md_matmul_${o.tile}_t${flag(o.transposeA)}${flag(o.transposeB)}_v${flag(this.vecA)}${flag(this.vecB)}${flag(this.vecC)}_b${flag(o.hasBias)}_u${this.unroll}${this.splitK > 1 ? '_split' : ''}`;
   }
 
   getUserCode(): string {
@@ -120,6 +132,7 @@ export class MatMulProgram implements WebGPUProgramSpec {
         ? `{ let kb = 0;\n    ${inner.join('\n    ')}\n    }`
         : `for (var kb = 0; kb < ${BK}; kb += ${UK}) {\n    ${inner.join('\n    ')}\n    }`;
 
+    const split = this.splitK > 1;
     const epilogue: string[] = [];
     for (let s = 0; s < SN; s++) {
       const c = `n0 + (tx + ${s * WX}) * 4`;
@@ -128,7 +141,7 @@ export class MatMulProgram implements WebGPUProgramSpec {
     }
     for (let i = 0; i < TM; i++) {
       epilogue.push(`let r${i} = m0 + (ty + ${(i >> 2) * WY}) * 4 + ${i & 3};`);
-      for (let s = 0; s < SN; s++) epilogue.push(`storeC4(r${i}, c${s}, M, N, acc_${i}_${s}${hasBias ? ` + bias${s}` : ''});`);
+      for (let s = 0; s < SN; s++) epilogue.push(`storeC4(r${i}, c${s}, M, N, zRow, acc_${i}_${s}${hasBias ? ` + bias${s}` : ''});`);
     }
 
     return `
@@ -138,15 +151,33 @@ const A_TILE : i32 = ${BK * (BM / 4)};
 const B_TILE : i32 = ${BK * (BN / 4)};
 var<workgroup> As : array<vec4<f32>, ${2 * BK * (BM / 4)}>;
 var<workgroup> Bs : array<vec4<f32>, ${2 * BK * (BN / 4)}>;
+${split ? 'var<workgroup> tileCount : i32;' : ''}
 ${loadFn('A', this.vecA)}
 ${loadFn('B', this.vecB)}
 ${hasBias ? biasFn(this.vecC) : ''}
 ${storeFn(this.vecC)}
 
 fn main() {
-  let M = uniforms.outShape.x;
-  let N = uniforms.outShape.y;
+  let M = ${split ? 'uniforms.outShape.y' : 'uniforms.outShape.x'};
+  let N = ${split ? 'uniforms.outShape.z' : 'uniforms.outShape.y'};
   let K = ${tA ? 'uniforms.aShape.x' : 'uniforms.aShape.y'};
+  let allTiles = (K + ${BK - 1}) / ${BK};
+  ${
+    split
+      ? `// Split K: layer z takes K-tiles [z·per, (z+1)·per) and writes rows z·M.. of the [S, M, N] output.
+  let S = i32(numWorkgroups.z);
+  let z = i32(workgroupId.z);
+  let per = (allTiles + S - 1) / S;
+  let kBase = z * per * ${BK};
+  let zRow = z * M;
+  // tfjs hands the builtins over as module-scope copies, which WGSL's uniformity analysis cannot prove
+  // uniform; the loop around the barriers needs a bound it can: read back through workgroup memory.
+  if (localIndex == 0u) { tileCount = max(0, min(per, allTiles - z * per)); }
+  let numTiles = workgroupUniformLoad(&tileCount);`
+      : `let kBase = 0;
+  let zRow = 0;
+  let numTiles = allTiles;`
+  }
   let lid = i32(localIndex);
   let tx = lid % ${WX};
   let ty = lid / ${WX};
@@ -165,14 +196,13 @@ fn main() {
   ${accs.map((a) => `var ${a} = vec4<f32>(0.0);`).join('\n  ')}
   ${mover.declare()}
 
-  let numTiles = (K + ${BK - 1}) / ${BK};
-  ${mover.fetch('0')}
+  ${mover.fetch('kBase')}
   ${mover.stash('0', '0')}
   workgroupBarrier();
   for (var t = 0; t < numTiles; t++) {
     let curA = (t % 2) * A_TILE;
     let curB = (t % 2) * B_TILE;
-    let k1 = (t + 1) * ${BK};
+    let k1 = kBase + (t + 1) * ${BK};
     if (t + 1 < numTiles) {
       ${mover.fetch('k1')}
     }
@@ -184,6 +214,53 @@ fn main() {
   }
 
   ${epilogue.join('\n  ')}
+}
+`;
+  }
+}
+
+/**
+ * The second pass of a split-K GEMM: C[m, n] = Σ_z P[z, m, n] (+ bias[n]) over the `[S, M, N]`
+ * partials of `MatMulProgram` with `splitK = S`; vec4 along n when N is a multiple of 4.
+ */
+export class SplitKReduceProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  variableNames: string[];
+  variableComponents: number[];
+  outputComponent: number;
+  size = true;
+  private readonly vec: boolean;
+  private readonly hasBias: boolean;
+
+  constructor(S: number, M: number, N: number, hasBias: boolean) {
+    this.vec = N % 4 === 0;
+    this.hasBias = hasBias;
+    this.outputShape = [M, N];
+    this.variableNames = hasBias ? ['P', 'Bias'] : ['P'];
+    const c = this.vec ? 4 : 1;
+    this.variableComponents = hasBias ? [c, c] : [c];
+    this.outputComponent = c;
+    this.dispatch = [Math.ceil((M * N) / c / 256), 1, 1];
+    this.shaderKey = `t2md_matmul_splitk_reduce_v${this.vec ? 1 : 0}_b${hasBias ? 1 : 0}`;
+    void S;
+  }
+
+  getUserCode(): string {
+    const T = this.vec ? 'vec4<f32>' : 'f32';
+    const c = this.vec ? 4 : 1;
+    return `
+fn main(index : i32) {
+  if (index >= uniforms.size) { return; }
+  let S = uniforms.pShape.x;
+  let MN = uniforms.pShape.y * uniforms.pShape.z / ${c};
+  var acc = ${T}(0.0);
+  for (var z = 0; z < S; z++) { acc = acc + P[z * MN + index]; }
+  ${this.hasBias ? `acc = acc + Bias[index % (uniforms.pShape.z / ${c})];` : ''}
+  result[index] = acc;
 }
 `;
   }

@@ -130,15 +130,16 @@ export function biasFn(vec: boolean): string {
 }`;
 }
 
+/** `storeC4(r, c, M, N, r0, v)`: C's row r (of M, stored at row r0 + r) at columns c..c+3 (of N). */
 export function storeFn(vec: boolean): string {
   if (vec) {
-    return `fn storeC4(r : i32, c : i32, M : i32, N : i32, v : vec4<f32>) {
-  if (r < M && c < N) { result[(r * N + c) / 4] = v; }
+    return `fn storeC4(r : i32, c : i32, M : i32, N : i32, r0 : i32, v : vec4<f32>) {
+  if (r < M && c < N) { result[((r0 + r) * N + c) / 4] = v; }
 }`;
   }
-  return `fn storeC4(r : i32, c : i32, M : i32, N : i32, v : vec4<f32>) {
+  return `fn storeC4(r : i32, c : i32, M : i32, N : i32, r0 : i32, v : vec4<f32>) {
   if (r < M) {
-    let i = r * N + c;
+    let i = (r0 + r) * N + c;
     if (c < N) { result[i] = v.x; }
     if (c + 1 < N) { result[i + 1] = v.y; }
     if (c + 2 < N) { result[i + 2] = v.z; }

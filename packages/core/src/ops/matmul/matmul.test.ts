@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../errors.js';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../../testing/index.js';
 import { linear } from '../linear.js';
-import { autoTile, gemm, gemmRef, matmulVariantFromEnv, resolveMatmulVariant } from './matmul.js';
+import { autoSplitK, autoTile, gemm, gemmRef, matmulVariantFromEnv, resolveMatmulVariant } from './matmul.js';
 
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],
@@ -119,6 +119,57 @@ describe.each(testBackends())('gemm on %s', (name) => {
       });
       tf.dispose([x, w, b, dy]);
     }
+  }, 600_000);
+
+  it('splits a long K over workgroup layers with the same result (and gradient) as one pass', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    // Small outputs with a long K: the weight-gradient shape. Scalar (odd) and vec4 (multiple of 4) paths,
+    // splits that do not divide the K-tiles, and more layers than tiles (empty layers write zeros).
+    const cases = [
+      { M: 19, K: 1100, N: 23, tA: true, tB: false, splits: [2, 5] },
+      { M: 16, K: 2048, N: 36, tA: false, tB: true, splits: [3, 200] },
+      { M: 8, K: 130, N: 12, tA: true, tB: true, splits: [4] },
+    ];
+    for (const { M, K, N, tA, tB, splits } of cases) {
+      const av = randomArray(M * K, seed + M);
+      const bv = randomArray(N * K, seed + N);
+      const biasv = randomArray(N, seed + 5);
+      const a = tf.tensor(av, tA ? [K, M] : [M, K]);
+      const b = tf.tensor(bv, tB ? [N, K] : [K, N]);
+      const bias = tf.tensor(biasv, [N]);
+      // A float64 loop as the reference: tfjs-webgpu's own matMul is wrong on SwiftShader for some of
+      // these shapes (seen: [16, 2048]·[36, 2048]ᵀ, relative error 1.4).
+      const ref = new Float64Array(M * N);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          let acc = biasv[n]!;
+          for (let k = 0; k < K; k++) acc += av[tA ? k * M + m : m * K + k]! * bv[tB ? n * K + k : k * N + n]!;
+          ref[m * N + n] = acc;
+        }
+      }
+      for (const splitK of splits) {
+        await withNoLeaks(async () => {
+          const c = gemm(a, b, { transposeA: tA, transposeB: tB, bias, splitK });
+          expect(c.shape).toEqual([M, N]);
+          expect(relErr(await c.data(), ref), `${M}x${K}x${N} tA=${tA} tB=${tB} splitK=${splitK} seed ${seed}`).toBeLessThan(1e-5);
+          c.dispose();
+        });
+      }
+      tf.dispose([a, b, bias]);
+    }
+    // The weight gradient of a linear layer over many rows takes the split (autoSplitK) and matches tfjs.
+    const x = rand([1536, 20], seed + 1);
+    const w = rand([12, 20], seed + 2);
+    const dy = rand([1536, 12], seed + 3);
+    expect(autoSplitK(12, 20, 1536, 't64')).toBe(3);
+    await withNoLeaks(async () => {
+      const [dw] = tf.grads((q: tf.Tensor) => linear(x, q))([w], dy);
+      const dwRef = tf.matMul(dy, x, true, false);
+      expect(relErr(await dw!.data(), await dwRef.data()), `linear dW seed ${seed}`).toBeLessThan(1e-5);
+      tf.dispose([dw!, dwRef]);
+    });
+    tf.dispose([x, w, dy]);
   }, 600_000);
 
   it('rejects bad shapes with an InputError naming both', async (ctx) => {

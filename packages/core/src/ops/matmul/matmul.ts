@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { assertFloat, check, fmtShape } from '../../assert.js';
 import { registerKernelsOnce } from '../../kernel/register.js';
 import { type MatMulAttrs, matMulGrad, matMulKernels, T2MD_MATMUL } from './matmul-kernels.js';
-import type { MatMulTileName } from './matmul-webgpu.js';
+import { MATMUL_TILES, type MatMulTileName } from './matmul-webgpu.js';
 
 /** Which GEMM runs on webgpu: tfjs's own matMul, one of our tilings, or a choice by shape. */
 export type MatMulVariant = 'tfjs' | MatMulTileName | 'auto';
@@ -13,6 +13,8 @@ export interface GemmOptions {
   transposeB?: boolean;
   /** `[N]`, added to every row. */
   bias?: tf.Tensor;
+  /** Layers to split K over on webgpu (default: `autoSplitK`; 1 = never). */
+  splitK?: number;
 }
 
 /**
@@ -58,6 +60,22 @@ export function autoTile(M: number, N: number): MatMulTileName {
   return tiles128 >= 512 ? 't128' : 't64';
 }
 
+/** Workgroups a split-K GEMM aims for: a few waves on a large GPU (the H100/H200 have 132 SMs). */
+const SPLIT_TARGET_WORKGROUPS = 512;
+/** The least K one split layer sums: below it the partial sums cost more than the split gains. */
+const SPLIT_MIN_K = 512;
+
+/**
+ * Layers to split K over for C [M, N] with this tiling (1: no split): when C has too few tiles to fill
+ * the GPU and K is long, e.g. a weight gradient [128, 128] summed over 131,072 rows has 4 tiles of 64×64
+ * (a few SMs busy for 5.7 ms on the H200 without a split).
+ */
+export function autoSplitK(M: number, N: number, K: number, tile: MatMulTileName): number {
+  const { BM, BN } = MATMUL_TILES[tile];
+  const tiles = Math.ceil(M / BM) * Math.ceil(N / BN);
+  return Math.max(1, Math.min(Math.floor(SPLIT_TARGET_WORKGROUPS / tiles), Math.floor(K / SPLIT_MIN_K)));
+}
+
 /** The variant that will run for C [M, N] on the current backend and `T2MD_MATMUL`. */
 export function resolveMatmulVariant(M: number, N: number): 'tfjs' | MatMulTileName {
   if (tf.getBackend() !== 'webgpu') return 'tfjs';
@@ -79,11 +97,13 @@ export function registerMatmulKernels(): void {
  */
 export function gemm(a: tf.Tensor, b: tf.Tensor, opts: GemmOptions = {}): tf.Tensor {
   const { transposeA = false, transposeB = false, bias } = opts;
-  const { M, N } = checkGemm(a, b, transposeA, transposeB, bias);
+  const { M, N, K } = checkGemm(a, b, transposeA, transposeB, bias);
   const variant = resolveMatmulVariant(M, N);
   if (variant === 'tfjs') return gemmRef(a, b, opts);
   registerMatmulKernels();
-  const attrs: MatMulAttrs = { transposeA, transposeB, tile: variant, unroll: matmulUnrollFromEnv() };
+  const splitK = Math.max(1, Math.floor(opts.splitK ?? autoSplitK(M, N, K, variant)));
+  // a split runs 64×64 tiles (see MatMulProgram)
+  const attrs: MatMulAttrs = { transposeA, transposeB, tile: splitK > 1 ? 't64' : variant, unroll: matmulUnrollFromEnv(), splitK };
   const inputs: tf.NamedTensorMap = bias == null ? { a, b } : { a, b, bias };
   return tf.engine().runKernel(T2MD_MATMUL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
