@@ -110,7 +110,9 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM, elementwise kernels or training steps')
+    .description(
+      'benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM, elementwise kernels or training steps',
+    )
     .argument('<which>', 'scan, attention, scaling, matmul, elementwise or train')
     .option('--json', 'print one JSON document')
     .option('--quick', 'small sizes (CPU, SwiftShader)')

@@ -12,6 +12,7 @@ export type { TypedOutput } from './kernel/typed-array-kernel.js';
 export { makeOutput, readInput, typedArrayKernel } from './kernel/typed-array-kernel.js';
 export type { ProgramUniform, WebGPUProgramSpec } from './kernel/webgpu-program.js';
 export { disposeIntermediate, flatDispatch, runProgram } from './kernel/webgpu-program.js';
+export { GAUSSIAN_NOISE, gaussianNoise, gaussianNoiseValues } from './ops/gaussian-noise.js';
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
 export { GELU_TANH, GELU_TANH_GRAD } from './ops/gelu-tanh-kernels.js';
 export { linear } from './ops/linear.js';

@@ -53,9 +53,11 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
       const self = this as unknown;
       const data = hasInternals(self) ? self.tensorMap.get(dataId) : undefined;
       const base = proto.uploadToGPU!;
-      if (!hasInternals(self) || data == null || data.resource != null || data.values == null) return base.call(this, dataId);
-      const typed = uploadView(data);
-      if (typed == null || typed.byteLength === 0) return base.call(this, dataId);
+      const typed = hasInternals(self) && data != null && data.resource == null && data.values != null ? uploadView(data) : null;
+      if (!hasInternals(self) || data == null || typed == null || typed.byteLength === 0) {
+        base.call(this, dataId);
+        return;
+      }
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
       const buffer = self.bufferManager.acquireBuffer(typed.byteLength, usage);
       self.queue.writeBuffer(buffer, 0, typed as Float32Array<ArrayBuffer>);

@@ -34,9 +34,9 @@ export { fromCheckpoint, loadTrainedModel, PRESET_KEY, saveTrainedModel, TEXT_EN
 export type { DistillOptions, RunOptions, TrainState } from './trainer/pipeline.js';
 export { distillStudent, MODEL_FILE, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from './trainer/pipeline.js';
 export type { NoisedBatch, StageModels } from './trainer/stage-step.js';
+export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights } from './trainer/stage-step.js';
 export type { StepResult, TrainStepOptions, TrainStepper } from './trainer/step.js';
 export { createTrainStep, disposeStepResult } from './trainer/step.js';
-export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights } from './trainer/stage-step.js';
 export type {
   DataBatch,
   DataFactory,

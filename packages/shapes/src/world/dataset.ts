@@ -7,7 +7,7 @@
 import { assertInt, InputError } from '@t2md/core';
 import type * as tf from '@tensorflow/tfjs-core';
 import { CATEGORIES, type Category } from './palette.js';
-import { checkResolution, imagesToTensor, renderScene } from './render.js';
+import { checkResolution, renderBatch } from './render.js';
 import { type Scene, sampleScene } from './scene.js';
 import { indexedRng } from './seeds.js';
 import { MAX_TOKENS, tokenizeToTensors } from './tokenizer.js';
@@ -112,10 +112,7 @@ export function createDataset(opts: DatasetOptions): Dataset {
       checkResolution('resolution', res);
       const scenes = nextScenes();
       const captions = scenes.map((s) => s.caption);
-      const images = imagesToTensor(
-        scenes.map((s) => renderScene(s, res)),
-        res,
-      );
+      const images = renderBatch(scenes, res);
       const { tokens, mask } = tokenizeToTensors(captions, { maxTokens });
       return { images, tokens, mask, captions, scenes };
     },

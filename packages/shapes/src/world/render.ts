@@ -7,6 +7,7 @@ import { assertInt, InputError } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { halfHeight, pixelCoverage } from './geometry.js';
 import { BACKGROUND, PALETTE } from './palette.js';
+import { objectTable, renderOnGpu } from './render-webgpu.js';
 import type { SceneObject } from './scene.js';
 
 /** Smallest resolution the renderer and dataset accept (the checker's promise starts higher, see checker.ts). */
@@ -79,9 +80,22 @@ export function imagesToTensor(images: readonly Float32Array[], resolution: numb
   return tf.tensor4d(data, [images.length, 3, resolution, resolution], 'float32');
 }
 
-/** Renders scenes into a float32 tensor [B, 3, H, W] with values in [-1, 1]. */
+/**
+ * Renders scenes into a float32 tensor [B, 3, H, W] with values in [-1, 1]: on WebGPU by one kernel
+ * (`render-webgpu.ts`, float32, so an edge supersample can land on the other side of the edge than in
+ * `renderScene`), elsewhere by `renderScene`.
+ */
 export function renderBatch(scenes: readonly { objects: readonly SceneObject[] }[], resolution: number): tf.Tensor4D {
   checkResolution('resolution', resolution);
+  if (scenes.length === 0) throw new InputError('scenes must hold at least one scene.');
+  if (tf.getBackend() === 'webgpu') {
+    for (const s of scenes) {
+      for (const o of s.objects)
+        if (PALETTE[o.color] == null) throw new InputError(`object colour ${JSON.stringify(o.color)} is not in the palette.`);
+    }
+    const { values, M } = objectTable(scenes, resolution);
+    return tf.tidy(() => renderOnGpu(tf.tensor3d(values, [scenes.length, M, 8]), resolution)) as tf.Tensor4D;
+  }
   return imagesToTensor(
     scenes.map((s) => renderScene(s, resolution)),
     resolution,

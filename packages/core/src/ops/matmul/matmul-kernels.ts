@@ -30,7 +30,10 @@ const gpuMatMul: KernelFunc = ({ inputs, backend, attrs }) => {
   const N = transposeB ? b.shape[0]! : b.shape[1]!;
   const u = unroll || undefined;
   if (splitK > 1) {
-    const parts = runProgram(backend, new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: false, tile, unroll: u, splitK }), [a, b]);
+    const parts = runProgram(backend, new MatMulProgram({ M, N, K, transposeA, transposeB, hasBias: false, tile, unroll: u, splitK }), [
+      a,
+      b,
+    ]);
     const out = runProgram(backend, new SplitKReduceProgram(splitK, M, N, bias != null), bias != null ? [parts, bias] : [parts]);
     disposeIntermediate(backend, parts);
     return out;

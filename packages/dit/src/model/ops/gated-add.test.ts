@@ -12,6 +12,7 @@ describe.each(testBackends())('gatedAdd on %s', (name) => {
     for (const [N, T, D, K, gi] of [
       [2, 5, 7, 6, 2],
       [1, 3, 300, 6, 5],
+      [3, 701, 12, 6, 0],
     ]) {
       const x = tf.tensor(randomArray(N * T * D, seed + D), [N, T, D]);
       const m = tf.tensor(randomArray(N * T * D, seed + 5 * D, -2, 2), [N, T, D]);

@@ -1,0 +1,59 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { describeInfo, testBackends, useBackend, withNoLeaks } from '../testing/index.js';
+import { gaussianNoise, gaussianNoiseValues } from './gaussian-noise.js';
+
+describe.each(testBackends())('gaussianNoise on %s', (name) => {
+  it("gives the reference stream (up to the backend's log/sin/cos accuracy), standard normal moments, and new noise per key", async (ctx) => {
+    const info = await useBackend(name, ctx);
+    console.log(`gaussianNoise: running on ${describeInfo(info)}`);
+    const key: [number, number] = [(Math.random() * 2 ** 32) >>> 0, (Math.random() * 2 ** 32) >>> 0];
+    await withNoLeaks(async () => {
+      const n = 3 * 65_537; // odd: the last element is a lone half-pair
+      const z = gaussianNoise([3, 65_537], key);
+      expect(z.shape).toEqual([3, 65_537]);
+      const v = await z.data();
+      const ref = gaussianNoiseValues(n, key[0], key[1]);
+      let maxErr = 0;
+      let mean = 0;
+      let sq = 0;
+      let kurt = 0;
+      for (let i = 0; i < n; i++) {
+        maxErr = Math.max(maxErr, Math.abs(v[i]! - ref[i]!));
+        mean += v[i]!;
+        sq += v[i]! ** 2;
+        kurt += v[i]! ** 4;
+      }
+      mean /= n;
+      sq /= n;
+      kurt /= n;
+      // WGSL's log/sin/cos carry the adapter's own error (SwiftShader's: up to ~1e-3 here), f32 at best
+      expect(maxErr, `key ${key}`).toBeLessThan(name === 'webgpu' ? 3e-3 : 2e-6);
+      // 4 standard errors: mean ± 4/√n, E z² = 1 ± 4·√(2/n), E z⁴ = 3 ± 4·√(96/n)
+      expect(Math.abs(mean)).toBeLessThan(4 / Math.sqrt(n));
+      expect(Math.abs(sq - 1)).toBeLessThan(4 * Math.sqrt(2 / n));
+      expect(Math.abs(kurt - 3)).toBeLessThan(4 * Math.sqrt(96 / n));
+      // neighbours are uncorrelated (within a pair and across pairs)
+      let c1 = 0;
+      let c2 = 0;
+      for (let i = 0; i + 2 < n; i += 2) {
+        c1 += v[i]! * v[i + 1]!;
+        c2 += v[i + 1]! * v[i + 2]!;
+      }
+      expect(Math.abs(c1 / (n / 2))).toBeLessThan(4 / Math.sqrt(n / 2));
+      expect(Math.abs(c2 / (n / 2))).toBeLessThan(4 / Math.sqrt(n / 2));
+      const other = gaussianNoise([8], [key[0], (key[1] + 1) >>> 0]);
+      const same = gaussianNoise([8], key);
+      expect(Array.from(await same.data())).toEqual(Array.from(v.slice(0, 8)));
+      expect(Array.from(await other.data())).not.toEqual(Array.from(v.slice(0, 8)));
+      tf.dispose([z, other, same]);
+    });
+  });
+
+  it('rejects a bad shape or key with a message', async (ctx) => {
+    await useBackend(name, ctx);
+    expect(() => gaussianNoise([2, -1], [1, 2])).toThrow(/shape entry/);
+    expect(() => gaussianNoise([2], [1] as unknown as [number, number])).toThrow(/key must be \[k0, k1\]/);
+    expect(() => gaussianNoise([2], [1, 2 ** 32])).toThrow(/key entry/);
+  });
+});
