@@ -2,7 +2,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
-import { tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
+import { registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
 
 /** A backend that `initBackend` can resolve to. */
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -136,6 +136,7 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
         if (webgpuErrors.length < 100) webgpuErrors.push(String((ev as GPUUncapturedErrorEvent).error?.message ?? ev));
       });
       tuneWebGPUFlags();
+      registerCopyKernels();
       const Backend = tunedWebGPUBackend(mod.WebGPUBackend as unknown as new (d: GPUDevice, i?: unknown) => WebGPUBackend);
       return new Backend(device, probe.adapter.info);
     },

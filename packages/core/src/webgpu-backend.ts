@@ -29,11 +29,118 @@ interface TensorData {
   resource: GPUBuffer | null;
 }
 
-/** The internals of tfjs-webgpu 4.22 the override relies on (checked before use). */
+/** The internals of tfjs-webgpu 4.22 the overrides rely on (checked before use). */
 interface Internals {
   tensorMap: { get(dataId: object): TensorData | undefined };
   bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer };
   queue: GPUQueue;
+}
+
+/** More of them, for recording buffer copies into tfjs's command stream. */
+interface EncoderInternals extends Internals {
+  uploadToGPU(dataId: object): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  commandEncoder: GPUCommandEncoder;
+  commandQueueOwnedIds: WeakSet<object>;
+  shouldExecuteOnCPU(inputs: tf.TensorInfo[]): boolean;
+}
+
+function hasEncoderInternals(b: unknown): b is EncoderInternals {
+  const x = b as Partial<EncoderInternals>;
+  return (
+    hasInternals(b) &&
+    typeof x.uploadToGPU === 'function' &&
+    typeof x.makeTensorInfo === 'function' &&
+    typeof x.ensureCommandEncoderReady === 'function' &&
+    typeof x.endComputePassEncoder === 'function' &&
+    typeof x.shouldExecuteOnCPU === 'function' &&
+    x.commandQueueOwnedIds instanceof WeakSet
+  );
+}
+
+/**
+ * Copies `bytes` of x's buffer from `offset` into a new tensor of `shape`, recorded in tfjs's command
+ * stream like a dispatch (so it runs in order with the programs around it, and x and the output are
+ * kept alive until that command buffer is submitted).
+ */
+function copyOut(b: EncoderInternals, x: tf.TensorInfo, offset: number, shape: number[]): tf.TensorInfo {
+  const out = b.makeTensorInfo(shape, x.dtype);
+  b.uploadToGPU(out.dataId); // allocates its buffer
+  const bytes = 4 * shape.reduce((a, d) => a * d, 1);
+  b.ensureCommandEncoderReady();
+  b.endComputePassEncoder();
+  b.commandEncoder.copyBufferToBuffer(b.tensorMap.get(x.dataId)!.resource!, offset, b.tensorMap.get(out.dataId)!.resource!, 0, bytes);
+  b.commandQueueOwnedIds.add(x.dataId);
+  b.commandQueueOwnedIds.add(out.dataId);
+  return out;
+}
+
+/** Whether x is a 4-byte-element tensor already on (or bound for) the GPU, so a buffer copy can serve. */
+function copyable(b: EncoderInternals, x: tf.TensorInfo): boolean {
+  if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') return false;
+  if (b.shouldExecuteOnCPU([x])) return false; // tfjs keeps small CPU-side tensors on the CPU
+  b.uploadToGPU(x.dataId);
+  return b.tensorMap.get(x.dataId)?.resource != null;
+}
+
+/**
+ * The flat offset of a slice when it is one contiguous run of x's elements (leading axes of size 1,
+ * then one partial axis, then whole axes), else null.
+ */
+export function contiguousSliceOffset(shape: readonly number[], begin: readonly number[], size: readonly number[]): number | null {
+  let k = 0; // the first axis that is not a singleton of the slice
+  while (k < shape.length && size[k] === 1) k++;
+  for (let i = k + 1; i < shape.length; i++) if (begin[i] !== 0 || size[i] !== shape[i]) return null;
+  let offset = 0;
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    offset += begin[i]! * stride;
+    stride *= shape[i]!;
+  }
+  return offset;
+}
+
+/**
+ * Slice and SplitV as buffer copies where the pieces are contiguous (a split along the first axis
+ * that is not 1, e.g. the optimiser's flat vector back into 163 weights; a row block of a weight): a
+ * copy needs no pipeline, bind group or uniforms, where tfjs dispatches a program per piece. Other
+ * cases go to tfjs's own kernels.
+ */
+export function registerCopyKernels(): void {
+  for (const name of ['Slice', 'SplitV'] as const) {
+    const original = tf.getKernel(name, 'webgpu');
+    if (original == null || (original as { t2mdCopy?: boolean }).t2mdCopy) continue;
+    const kernelFunc: tf.KernelFunc = (args) => {
+      const b = args.backend as unknown;
+      const x = (args.inputs as { x: tf.TensorInfo }).x;
+      if (!hasEncoderInternals(b) || tf.util.sizeFromShape(x.shape) === 0 || !copyable(b, x)) return original.kernelFunc(args);
+      if (name === 'Slice') {
+        const attrs = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+        const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+        const offset = contiguousSliceOffset(x.shape, begin, size);
+        if (offset == null || tf.util.sizeFromShape(size) === 0) return original.kernelFunc(args);
+        return copyOut(b, x, 4 * offset, size);
+      }
+      const attrs = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+      const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0]!;
+      if (x.shape.slice(0, axis).some((d) => d !== 1)) return original.kernelFunc(args);
+      const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits, axis);
+      if (sizes.some((s) => s === 0)) return original.kernelFunc(args);
+      const inner = x.shape.slice(axis + 1).reduce((a, d) => a * d, 1);
+      let at = 0;
+      return sizes.map((s) => {
+        const shape = [...x.shape];
+        shape[axis] = s;
+        const out = copyOut(b, x, 4 * at * inner, shape);
+        at += s;
+        return out;
+      });
+    };
+    tf.unregisterKernel(name, 'webgpu');
+    tf.registerKernel({ ...original, kernelFunc, t2mdCopy: true } as tf.KernelConfig);
+  }
 }
 
 type BackendClass = new (device: GPUDevice, info?: unknown) => WebGPUBackend;

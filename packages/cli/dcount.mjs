@@ -1,0 +1,24 @@
+import { initBackend, Rng } from '@t2md/core';
+import { createDiT, transferFromTeacher } from '@t2md/dit';
+import { createTrainStep, disposeStepResult, shapesPreset } from '@t2md/distill';
+import { alphasCumprod } from '@t2md/sampler';
+import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
+import * as tf from '@tensorflow/tfjs-core';
+const which = process.argv[2] ?? 'teacher';
+await initBackend({ backend: 'webgpu' });
+const p = shapesPreset; const B = 2;
+const teacher = createDiT(p.teacher);
+const encoder = createCaptionEncoder({ vocabSize: VOCAB_SIZE, maxLength: p.captionTokens, ...p.textEncoder, seed: p.seed });
+let models = { model: teacher, encoder };
+if (which === 'distill') { const s = createDiT(p.student); transferFromTeacher(s, teacher); models = { model: s, encoder, teacher }; }
+const st = createTrainStep({ stage: which, cfg: { ...p.stages[which], batchSize: B }, models, alphasCumprod: alphasCumprod(p.schedule) });
+const data = createDataset({ seed: 1, resolution: 32, batchSize: B, maxTokens: p.captionTokens });
+const rng = new Rng(0);
+const r0 = st.step(data.next(), rng, 1e-4); await r0.loss.data(); disposeStepResult(r0);
+const b = tf.backend(); const orig = b.runWebGPUProgram; const names = new Map(); let n = 0;
+b.runWebGPUProgram = function (prog, ...a) { n++; const k = prog.constructor.name === 'Object' ? prog.shaderKey.slice(0, 30) : prog.constructor.name; names.set(k, (names.get(k) ?? 0) + 1); return orig.call(this, prog, ...a); };
+const r = st.step(data.next(), rng, 1e-4); console.log('loss', (await r.loss.data())[0]);
+b.runWebGPUProgram = orig;
+console.log(which, 'dispatches', n);
+console.log([...names.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}:${v}`).join(' '));
+process.exit(0);
