@@ -1,5 +1,6 @@
 import { writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { currentBackend } from '@t2md/core';
 import type { TrainProgress } from '@t2md/distill';
 import { SingleBar } from 'cli-progress';
 
@@ -90,12 +91,16 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   };
 }
 
-/** A progress bar on stderr (stdout stays clean), one per training stage, with loss and ETA. */
+/**
+ * A progress bar on stderr (stdout stays clean), one per training stage, with loss and ETA. Until the
+ * first update it watches for slow WebGPU shader compilation (`backend` defaults to the one
+ * initBackend started).
+ */
 export function trainingBar(opts: { backend?: string } = {}): { update(p: TrainProgress): void; stop(): void } {
   let current: Progress | undefined;
   let stage = '';
   // Model building and the first step compile the WebGPU shaders: say so when that takes a while.
-  let firstStep: { done(report?: boolean): void } | undefined = firstStepNotice(opts.backend ?? '');
+  let firstStep: { done(report?: boolean): void } | undefined = firstStepNotice(opts.backend ?? currentBackend()?.backend ?? '');
   return {
     update(p) {
       firstStep?.done();

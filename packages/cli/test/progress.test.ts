@@ -3,7 +3,7 @@
  * which must appear while the main thread is blocked (tfjs compiles pipelines synchronously).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -59,12 +59,16 @@ describe('the shader-compile notice', () => {
   /** Runs `body` in a child process with the progress module bundled in; returns its stderr. */
   async function runWithProgress(body: string): Promise<string> {
     const bundle = join(dir, 'progress.cjs');
+    // The module asks @t2md/core which backend runs only when none is passed; a stub keeps tfjs out.
+    const stub = join(dir, 'core-stub.mjs');
+    writeFileSync(stub, 'export const currentBackend = () => undefined;\n');
     await build({
       entryPoints: [resolve(__dirname, '..', 'src', 'progress.ts')],
       bundle: true,
       platform: 'node',
       format: 'cjs',
       outfile: bundle,
+      alias: { '@t2md/core': stub },
       logLevel: 'silent',
     });
     const script = `const p = require(${JSON.stringify(bundle)});\n${body}`;
