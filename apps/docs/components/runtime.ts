@@ -1,7 +1,7 @@
 // Everything the playground runs in the browser. Loaded only by dynamic import from onMounted, so the
 // server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
 // (never @t2md/distill, which reads files through node:fs).
-import { type BackendInfo, initBackend, isInputError, loadSafetensors } from '@t2md/core';
+import { type BackendInfo, backendReport, initBackend, isInputError, loadSafetensors } from '@t2md/core';
 import { attention, type DiT, loadDiT } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import { type CaptionEncoder, captionEncoderFromTensors, generate, parseCaption } from '@t2md/shapes';
@@ -11,11 +11,13 @@ import * as tf from '@tensorflow/tfjs-core';
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 export type ModelName = 'teacher' | 'student';
 
-/** The backend in use and, when it is not WebGPU, why not. */
+/** The backend in use: a short label for the status line, and why it was chosen for the line below it. */
 export interface BackendState {
   info: BackendInfo;
-  /** One line for the status: backend, adapter, and the reason for a fallback. */
+  /** e.g. `webgpu on nvidia ampere`, `webgpu on google swiftshader (software)`, `wasm`. */
   label: string;
+  /** Why this backend (core's backendReport), and what to do to get WebGPU when auto passed it over. */
+  note: string;
 }
 
 /** A model file as the shapes world ships it: the DiT under `model.`, the caption encoder under `text_encoder.`. */
@@ -28,27 +30,11 @@ export interface LoadedModel {
 
 const ENCODER_SPEC_KEY = 't2md.text_encoder';
 
-/** Why WebGPU was not used, in words (probing the adapter the same way initBackend does). */
-async function whyNotWebGPU(): Promise<string> {
-  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-  if (gpu == null) return 'this browser has no WebGPU (navigator.gpu is missing)';
-  let adapter: GPUAdapter | null = null;
-  try {
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  } catch (err) {
-    return `requesting a WebGPU adapter failed (${(err as Error).message})`;
-  }
-  if (adapter == null) return 'the browser offered no WebGPU adapter';
-  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
-  const name = [info?.vendor, info?.architecture || info?.description].filter(Boolean).join(' ');
-  return `the only WebGPU adapter is a software one (${name || 'unnamed'}), slower than wasm; choose webgpu to use it anyway`;
-}
-
-function adapterText(info: BackendInfo): string {
+function shortLabel(info: BackendInfo): string {
   const a = info.adapter;
-  if (a == null) return '';
-  const name = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'unnamed adapter';
-  return ` on ${name}${info.software ? ' (software adapter)' : ''}`;
+  if (a == null) return info.backend;
+  const name = [a.vendor, a.architecture || a.description].filter(Boolean).join(' ') || 'an unnamed adapter';
+  return `${info.backend} on ${name}${info.software ? ' (software)' : ''}`;
 }
 
 /**
@@ -57,9 +43,12 @@ function adapterText(info: BackendInfo): string {
  */
 export async function startBackend(choice: BackendChoice, wasmPaths: string): Promise<BackendState> {
   const info = await initBackend({ backend: choice, wasmPaths });
-  let label = `${info.backend}${adapterText(info)}`;
-  if (choice === 'auto' && info.backend !== 'webgpu') label += ` — fallback: ${await whyNotWebGPU()}`;
-  active = { info, label };
+  const report = backendReport();
+  let note = report?.reason ?? '';
+  if (choice === 'auto' && info.backend !== 'webgpu' && report?.adapters.some((a) => a.software)) {
+    note += ' Choose webgpu under Backend to use it anyway.';
+  }
+  active = { info, label: shortLabel(info), note };
   return active;
 }
 

@@ -36,9 +36,9 @@ tf.dispose([eps, teacherEps, studentEps, ...taps, loss, forcing]);
 // The pipeline: what `t2md train` and `t2md distill` run. A few steps each, to show the calls.
 const world = { data: createDataset, createEncoder: createCaptionEncoder, vocabSize: VOCAB_SIZE };
 const dir = mkdtempSync(join(tmpdir(), 't2md-'));
-const teacher = await trainTeacher({ out: join(dir, 'teacher'), preset: 'tiny', steps: 3, ...world });
+const teacher = await trainTeacher({ out: join(dir, 'teacher'), preset: 'tiny', steps: 2, ...world });
 console.log('teacher', teacher.stage, teacher.step, teacher.model);
-const student = await distillStudent({ out: join(dir, 'student'), teacher: teacher.model!, preset: 'tiny', steps: 2, ...world });
+const student = await distillStudent({ out: join(dir, 'student'), teacher: teacher.model!, preset: 'tiny', steps: 1, ...world });
 console.log('student', student.stage, student.step, student.model);
 
 const trained = loadTrainedModel(student.model!, createCaptionEncoder);

@@ -10,9 +10,33 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/**
+ * The libraries' messages name their own options (`resume`, the `out` folder, a stage); these add
+ * what to type instead. Each pattern is a phrase of one library message (tests pin them together).
+ */
+const FLAG_ADVICE: [RegExp, (m: RegExpExecArray) => string][] = [
+  [/^Backend '\w+' is not available/, () => 'pass --backend webgpu, wasm or cpu, or set T2MD_BACKEND'],
+  [/already holds a checkpoint/, () => 'pass --resume to continue it, or another --out'],
+  [/nothing to resume; start without resume/, () => 'drop --resume'],
+  [/resume it at stage (\w+)/, (m) => `pass --stage ${m[1]} or --stage all`],
+  [/not a teacher one; resume it as a distillation run/, () => 'continue it with t2md distill --resume'],
+  [/keep teacherInit as it was/, () => 'drop --no-teacher-init, or pass another --out'],
+  [/distil into another out folder|start a new run in another out folder/, () => 'pass another --out'],
+];
+
+/** A library InputError's message with the CLI's flags for the fix appended, where it has some. */
+export function withFlagAdvice(message: string): string {
+  for (const [re, advice] of FLAG_ADVICE) {
+    const m = re.exec(message);
+    if (m) return `${message.replace(/\.$/, '')} (${advice(m)}).`;
+  }
+  return message;
+}
+
 /** Maps an error to its exit code and the one line printed on stderr (no stack for user mistakes). */
 export function describeError(err: unknown): { code: number; line: string } {
-  if (err instanceof UsageError || isInputError(err)) return { code: EXIT_USAGE, line: `t2md: ${(err as Error).message}` };
+  if (err instanceof UsageError) return { code: EXIT_USAGE, line: `t2md: ${err.message}` };
+  if (isInputError(err)) return { code: EXIT_USAGE, line: `t2md: ${withFlagAdvice(err.message)}` };
   const e = err as { code?: string; message?: string; path?: string };
   if (e?.code === 'ENOENT') return { code: EXIT_USAGE, line: `t2md: no such file: ${e.path ?? e.message}; check the path.` };
   if (e?.code === 'EACCES') return { code: EXIT_USAGE, line: `t2md: permission denied: ${e.path ?? e.message}.` };

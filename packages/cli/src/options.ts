@@ -55,3 +55,13 @@ export function layoutArg() {
     return value;
   };
 }
+
+/** commander parser for a file path that must end in `ext` (any case), e.g. `--out grid.png`. */
+export function fileExtArg(name: string, ext: string, why: string) {
+  return (value: string): string => {
+    if (!value.toLowerCase().endsWith(ext)) {
+      throw new InvalidArgumentError(`${name} must name a ${ext} file (${why}), got '${value}'.`);
+    }
+    return value;
+  };
+}

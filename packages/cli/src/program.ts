@@ -1,11 +1,12 @@
-import { Command, Option } from 'commander';
+import { Command, Help, Option } from 'commander';
 import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { sampleCommand } from './commands/sample.js';
 import { distillCommand, trainCommand } from './commands/train.js';
-import { BACKENDS, choiceArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
+import { BACKENDS, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
+import { cliVersion } from './versions.js';
 
 const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m', 'euler'] as const;
 const PRESETS = ['tiny', 'shapes'] as const;
@@ -23,10 +24,28 @@ const backendOption = () =>
     choiceArg('--backend', BACKENDS),
   );
 
+/**
+ * Help that marks what is required: required options say so, and a command's usage line names them
+ * (`Usage: t2md train --out <dir> [options]`).
+ */
+const helpConfig: Partial<Help> = {
+  optionDescription(option) {
+    const text = Help.prototype.optionDescription.call(this, option);
+    return option.mandatory ? `${text} (required)` : text;
+  },
+  commandUsage(cmd) {
+    const usage = Help.prototype.commandUsage.call(this, cmd);
+    const required = cmd.options.filter((o) => o.mandatory).map((o) => o.flags);
+    return required.length > 0 ? usage.replace('[options]', `${required.join(' ')} [options]`) : usage;
+  },
+};
+
 /** Builds the `t2md` command tree. Each command's action resolves when its work is done. */
 export function buildProgram(): Command {
   const program = new Command('t2md')
     .description('Diffusion Transformer-to-Mamba distillation on TensorFlow.js and WebGPU')
+    .version(cliVersion(), '-V, --version', 'print the version of t2md')
+    .configureHelp(helpConfig)
     .exitOverride()
     // commander prints its own one-line usage errors; bin.ts only picks the exit code.
     .configureOutput({
@@ -57,7 +76,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)
     .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
     .option('--count <n>', 'images to draw, laid out as a grid', intArg('--count', 1, 64), 1)
-    .option('--out <file.png>', 'where to write the PNG', 'sample.png')
+    .option('--out <file.png>', 'where to write the PNG', fileExtArg('--out', '.png', 'the image is a PNG'), 'sample.png')
     .addOption(backendOption())
     .action(sampleCommand);
 

@@ -1,41 +1,160 @@
+import { writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { currentBackend } from '@t2md/core';
 import type { TrainProgress } from '@t2md/distill';
 import { SingleBar } from 'cli-progress';
 
-/** A progress bar on stderr (stdout stays clean), one per training stage, with loss and ETA. */
-export function trainingBar(): { update(p: TrainProgress): void; stop(): void } {
+/**
+ * Progress of long commands, always on stderr (stdout stays clean, also with --json). A terminal gets a
+ * redrawn bar; anything else (CI, `2>file`, a pipe) gets plain lines: the first update, one per tenth
+ * of the total, the last, and one at least every 30 s so that slow steps still show life.
+ */
+export interface Progress {
+  /** `done` of the total; `fields` print after the count (e.g. `{loss: '0.1234'}`); `timing` overrides the measured rate. */
+  update(done: number, fields?: Record<string, string>, timing?: { secondsPerUnit: number; etaSeconds: number }): void;
+  stop(): void;
+}
+
+export interface ProgressOptions {
+  /** What is counted, after the count: `steps`, `prompts` (default: nothing). */
+  unit?: string;
+  /** Force plain lines (true) or a bar (false); default: a bar only when stderr is a terminal. */
+  plain?: boolean;
+}
+
+/** Seconds as a person reads them: `42 s`, `12 min`, `1.5 h`. */
+export function fmtDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** One plain progress line, e.g. `eval 40/500 steps | 0.52 s/step | eta 4 min` (no newline). */
+export function progressLine(
+  label: string,
+  done: number,
+  total: number,
+  o: { unit?: string; fields?: Record<string, string>; secondsPerUnit?: number; etaSeconds?: number } = {},
+): string {
+  const parts = [`${label} ${done}/${total}${o.unit ? ` ${o.unit}` : ''}`];
+  for (const [k, v] of Object.entries(o.fields ?? {})) parts.push(`${k} ${v}`);
+  const per = o.unit ? o.unit.replace(/s$/, '') : 'step';
+  if (o.secondsPerUnit != null && Number.isFinite(o.secondsPerUnit)) parts.push(`${o.secondsPerUnit.toFixed(2)} s/${per}`);
+  if (o.etaSeconds != null && done < total) parts.push(`eta ${fmtDuration(o.etaSeconds)}`);
+  return parts.join(' | ');
+}
+
+/** A progress reporter for `total` units of `label` (see {@link Progress}). */
+export function progress(label: string, total: number, opts: ProgressOptions = {}): Progress {
+  const plain = opts.plain ?? !process.stderr.isTTY;
+  const unit = opts.unit ?? '';
+  // The rate is measured from the reporter's creation (the first step's compile time included).
+  const start = { done: 0, at: performance.now() };
+  let lastTenth = -1;
+  let lastAt = 0;
   let bar: SingleBar | undefined;
-  let stage = '';
-  const quiet = !process.stderr.isTTY;
-  let lastLine = 0;
   return {
-    update(p) {
-      if (quiet) {
-        // Not a terminal (CI, a log file): a plain line every ~10% instead of redraws.
-        const every = Math.max(1, Math.floor(p.total / 10));
-        if (p.step === p.total || p.step - lastLine >= every || p.stage !== stage) {
-          stage = p.stage;
-          lastLine = p.step;
-          process.stderr.write(
-            `${p.stage} ${p.step}/${p.total} loss ${p.loss.toFixed(4)} ${p.secondsPerStep.toFixed(2)} s/step eta ${Math.round(p.etaSeconds)} s\n`,
-          );
+    update(done, fields = {}, timing) {
+      const now = performance.now();
+      const measured = done > start.done ? (now - start.at) / 1000 / (done - start.done) : Number.NaN;
+      const secondsPerUnit = timing?.secondsPerUnit ?? measured;
+      const etaSeconds = timing?.etaSeconds ?? secondsPerUnit * (total - done);
+      if (plain) {
+        const tenth = Math.floor((10 * done) / Math.max(1, total));
+        if (tenth > lastTenth || done >= total || now - lastAt > 30_000) {
+          lastTenth = tenth;
+          lastAt = now;
+          process.stderr.write(`${progressLine(label, done, total, { unit, fields, secondsPerUnit, etaSeconds })}\n`);
         }
         return;
       }
-      if (p.stage !== stage) {
-        bar?.stop();
-        stage = p.stage;
+      const extra = [
+        ...Object.entries(fields).map(([k, v]) => `${k} ${v}`),
+        Number.isFinite(secondsPerUnit) ? `${secondsPerUnit.toFixed(2)} s/${unit.replace(/s$/, '') || 'step'}` : '',
+      ];
+      const payload = { extra: extra.filter(Boolean).join(' | '), eta: done < total ? `eta ${fmtDuration(etaSeconds)}` : '' };
+      if (bar == null) {
         bar = new SingleBar({
-          format: `${p.stage.padEnd(8)} {bar} {value}/{total} | loss {loss} | {sps} s/step | eta {eta_formatted}`,
+          format: `${label.padEnd(8)} {bar} {value}/{total}${unit ? ` ${unit}` : ''} | {extra} | {eta}`,
           stream: process.stderr,
-          etaBuffer: 20,
           hideCursor: true,
         });
-        bar.start(p.total, 0, { loss: '-', sps: '-' });
+        bar.start(total, done, payload);
+      } else {
+        bar.update(done, payload);
       }
-      bar?.update(p.step, { loss: p.loss.toFixed(4), sps: p.secondsPerStep.toFixed(2) });
     },
     stop() {
       bar?.stop();
+    },
+  };
+}
+
+/**
+ * A progress bar on stderr (stdout stays clean), one per training stage, with loss and ETA. Until the
+ * first update it watches for slow WebGPU shader compilation (`backend` defaults to the one
+ * initBackend started).
+ */
+export function trainingBar(opts: { backend?: string } = {}): { update(p: TrainProgress): void; stop(): void } {
+  let current: Progress | undefined;
+  let stage = '';
+  // Model building and the first step compile the WebGPU shaders: say so when that takes a while.
+  let firstStep: { done(report?: boolean): void } | undefined = firstStepNotice(opts.backend ?? currentBackend()?.backend ?? '');
+  return {
+    update(p) {
+      firstStep?.done();
+      firstStep = undefined;
+      if (p.stage !== stage) {
+        current?.stop();
+        stage = p.stage;
+        current = progress(p.stage, p.total, { unit: 'steps' });
+      }
+      current?.update(p.step, { loss: p.loss.toFixed(4) }, { secondsPerUnit: p.secondsPerStep, etaSeconds: p.etaSeconds });
+    },
+    stop() {
+      firstStep?.done(false);
+      current?.stop();
+    },
+  };
+}
+
+/**
+ * The watchdog's own thread: it waits on a shared flag and writes the notice with a direct write to
+ * fd 2, because the main thread is blocked while Dawn compiles (tfjs creates pipelines synchronously),
+ * so a timer there could only fire after the wait it should announce.
+ */
+const WATCHDOG = `
+const { workerData } = require('node:worker_threads');
+const { writeSync } = require('node:fs');
+const flag = new Int32Array(workerData.flag);
+if (Atomics.wait(flag, 0, 0, workerData.afterMs) === 'timed-out' && Atomics.compareExchange(flag, 1, 0, 1) === 0) {
+  writeSync(2, workerData.message);
+}`;
+
+/**
+ * Announces WebGPU shader compilation: when the first step on `backend` 'webgpu' has not finished
+ * after `afterMs`, a line on stderr says what the wait is; `done()` (call it when the first step ends)
+ * then says how long it took (`done(false)`: the run failed, say nothing). On other backends both do nothing.
+ */
+export function firstStepNotice(backend: string, afterMs = 1000): { done(report?: boolean): void } {
+  if (backend !== 'webgpu') return { done() {} };
+  const t0 = performance.now();
+  const flag = new Int32Array(new SharedArrayBuffer(8));
+  const message = 't2md: compiling WebGPU shaders for the first step (once per run; a software adapter can take a minute)…\n';
+  const worker = new Worker(WATCHDOG, { eval: true, workerData: { flag: flag.buffer, afterMs, message } });
+  worker.unref();
+  let finished = false;
+  return {
+    done(report = true) {
+      if (finished) return;
+      finished = true;
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+      // compareExchange: either the watchdog already wrote its notice (1), or it never will.
+      if (Atomics.compareExchange(flag, 1, 0, 2) === 1 && report) {
+        writeSync(2, `t2md: shaders compiled; the first step took ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      }
     },
   };
 }

@@ -26,3 +26,8 @@ export function packageVersions(): Record<string, string> {
   }
   return out;
 }
+
+/** The installed @t2md/cli version (for `t2md --version`). */
+export function cliVersion(): string {
+  return (require('@t2md/cli/package.json') as { version: string }).version;
+}

@@ -20,16 +20,49 @@ describe('t2md info', () => {
     }
   });
 
-  it('auto picks wasm over a software adapter', () => {
+  it('auto picks wasm over a software adapter, names it and says why', () => {
     const r = t2md(['info', '--json'], { T2MD_BACKEND: undefined, VK_ICD_FILENAMES: SWIFTSHADER });
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ backend: 'wasm', software: true });
+    const info = JSON.parse(r.stdout);
+    expect(info).toMatchObject({ backend: 'wasm', software: true });
+    expect(info.reason).toMatch(/^auto took wasm: the only WebGPU adapter is software \(google \/ swiftshader/);
+    expect(info.adapters).toContainEqual(expect.objectContaining({ vendor: 'google', architecture: 'swiftshader', software: true }));
+  });
+
+  // What Dawn, the Vulkan loader and Mesa print while looking for GPUs (XDG_RUNTIME_DIR, lavapipe's
+  // rejection) must not reach the user: auto probes in a child process and keeps it as probeLog.
+  it.each([
+    ['the system Vulkan drivers', { VK_ICD_FILENAMES: undefined }],
+    ['SwiftShader', { VK_ICD_FILENAMES: SWIFTSHADER }],
+  ])('prints nothing on stderr but its own lines with %s and no XDG_RUNTIME_DIR', (_, vk) => {
+    const env = { T2MD_BACKEND: undefined, XDG_RUNTIME_DIR: undefined, ...vk };
+    const text = t2md(['info'], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stderr).toBe('');
+    expect(text.stdout).toMatch(/^backend {3}wasm \(software\)\nwhy {7}auto took wasm: .+\nadapter {3}none in use\nadapters {2}\S/);
+    const json = t2md(['info', '--json'], env);
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.stderr).toBe('');
+    expect(Array.isArray(JSON.parse(json.stdout).probeLog)).toBe(true);
   });
 
   it('fails with exit 2 and one line when the asked-for backend is missing', () => {
     const r = t2md(['info'], { T2MD_BACKEND: 'webgpu', VK_ICD_FILENAMES: '/nonexistent/icd.json' });
     // Dawn's own native warnings may precede the line
     expectOneLine(r, /Backend 'webgpu' is not available/);
+  });
+
+  it('--version prints the version; help marks required options', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = t2md([flag]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    }
+    const help = t2md(['distill', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: t2md distill --teacher <path> --out <dir> \[options\]/);
+    expect(help.stdout).toMatch(/--out <dir>[\s\S]*?\(required\)/);
+    expect(help.stdout.match(/\(required\)/g)).toHaveLength(2);
   });
 
   it('exits 2 on an unknown command, flag or backend', () => {

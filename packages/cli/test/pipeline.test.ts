@@ -47,6 +47,8 @@ describe('t2md train → distill → sample (tiny preset)', () => {
       const r = t2md(['sample', 'two red circles', '--model', model, '--steps', '3', '--count', '2', '--out', out, '--seed', '1'], env);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/ms\/step on wasm/);
+      // Progress goes to stderr as plain lines (not a terminal here), one per step at this size.
+      expect(r.stderr).toMatch(/^sample 1\/3 steps \| .*\nsample 2\/3 steps .*\nsample 3\/3 steps \| \d+\.\d\d s\/step\n$/);
       const png = readFileSync(out);
       expect(png.subarray(1, 4).toString()).toBe('PNG');
       expect(statSync(out).size).toBeGreaterThan(100);
@@ -86,7 +88,20 @@ describe('t2md train → distill → sample (tiny preset)', () => {
       /size 15 is not a multiple of the model's patch size/,
     );
     expectOneLine(t2md(['sample', 'a red circle', '--model', join(dir, 'missing.safetensors')], env), /missing\.safetensors/);
-    expectOneLine(t2md(['sample', 'a red circle', '--model', corrupt], env), /corrupt\.safetensors/);
+    expectOneLine(
+      t2md(['sample', 'a red circle', '--model', corrupt], env),
+      /corrupt\.safetensors is not a model or checkpoint file \(.*\); pass a \.safetensors file written/,
+    );
+    expectOneLine(t2md(['sample', 'a red circle', '--model', model, '--out', join(dir, 'x.jpg')], env), /--out must name a \.png file/);
+    // Library messages name library options; the CLI adds its flags.
+    expectOneLine(
+      t2md(['train', '--out', teacher], env),
+      /already holds a checkpoint .*; resume it, or choose another out folder \(pass --resume to continue it, or another --out\)\.$/,
+    );
+    expectOneLine(
+      t2md(['train', '--out', join(dir, 'empty'), '--resume'], env),
+      /nothing to resume; start without resume \(drop --resume\)\.$/,
+    );
     expectOneLine(t2md(['sample', 'a red dragon', '--model', model], env), /dragon/);
     expectOneLine(t2md(['train', '--out', join(dir, 'x'), '--bogus'], env), /unknown option '--bogus'/);
     expectOneLine(t2md(['distill', '--teacher', corrupt, '--out', join(dir, 'y')], env), /corrupt\.safetensors/);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { initBackend } from './backend.js';
+import { listAdaptersInChild } from './adapters.js';
+import { backendReport, initBackend } from './backend.js';
 import { InputError } from './errors.js';
 import { describeInfo, tryBackend } from './testing/index.js';
 
@@ -49,6 +50,49 @@ describe('initBackend', () => {
     await expect(initBackend()).rejects.toThrow(new InputError("T2MD_BACKEND must be one of auto, webgpu, wasm, cpu, got 'cuda'."));
     delete process.env.T2MD_BACKEND;
     await expect(initBackend({ backend: 'gpu' as 'cpu' })).rejects.toThrow(/backend must be one of auto, webgpu, wasm, cpu, got 'gpu'/);
+  });
+
+  it('reports what was asked for, where that came from, and why', async () => {
+    await initBackend({ backend: 'cpu' });
+    expect(backendReport()).toEqual({
+      requested: 'cpu',
+      from: 'option',
+      backend: 'cpu',
+      adapters: [],
+      reason: 'cpu was asked for.',
+      log: [],
+    });
+    process.env.T2MD_BACKEND = 'wasm';
+    await initBackend();
+    expect(backendReport()).toMatchObject({ requested: 'wasm', from: 'T2MD_BACKEND', reason: 'wasm was asked for by T2MD_BACKEND.' });
+    delete process.env.T2MD_BACKEND;
+    const info = await initBackend();
+    const report = backendReport()!;
+    expect(report).toMatchObject({ requested: 'auto', from: 'default', backend: info.backend });
+    expect(report.reason).toMatch(info.backend === 'webgpu' ? /^auto took the hardware WebGPU adapter / : /^auto took (wasm|cpu): /);
+    for (const a of report.adapters)
+      expect(a).toEqual({
+        vendor: expect.any(String),
+        architecture: expect.any(String),
+        description: expect.any(String),
+        software: expect.any(Boolean),
+      });
+    if (report.adapters.length > 0 && report.adapters.every((a) => a.software))
+      expect(report.reason).toMatch(/only WebGPU adapter is software/);
+  });
+
+  it('lists adapters from a child process, keeping what the drivers print as a log', async () => {
+    const saved = process.env.VK_ICD_FILENAMES;
+    process.env.VK_ICD_FILENAMES = '/nonexistent/icd.json'; // no Vulkan driver at all: the loader complains
+    try {
+      const list = await listAdaptersInChild();
+      expect(list.adapters).toEqual([]);
+      expect(list.problem).toBeUndefined(); // the child ran and answered: no adapter is an answer, not a failure
+      expect(list.log.length).toBeGreaterThan(0);
+    } finally {
+      if (saved == null) delete process.env.VK_ICD_FILENAMES;
+      else process.env.VK_ICD_FILENAMES = saved;
+    }
   });
 
   it('registers the gradient of every tfjs-core op it resolves with', async () => {

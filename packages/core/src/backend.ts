@@ -1,5 +1,14 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  type AdapterList,
+  type AdapterSummary,
+  adapterName,
+  dawnFlags,
+  listAdaptersInChild,
+  listAdaptersOf,
+  summarize,
+} from './adapters.js';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
@@ -30,20 +39,28 @@ interface WebGPUProbe {
   software: boolean;
 }
 
+/** Why `initBackend` chose as it did: what was asked for, every WebGPU adapter seen, and one sentence. */
+export interface BackendReport {
+  /** What was asked for (`auto` unless named), and where that came from. */
+  requested: 'auto' | BackendName;
+  from: 'option' | 'T2MD_BACKEND' | 'default';
+  backend: BackendName;
+  /** Every WebGPU adapter found; empty when none was, or when WebGPU was not looked at (wasm or cpu by name). */
+  adapters: AdapterSummary[];
+  /** One sentence: why this backend (and why not WebGPU, for `auto`). */
+  reason: string;
+  /** What Dawn and the Vulkan drivers printed while `auto` probed (kept off stderr). */
+  log: string[];
+}
+
 let webgpuProbe: Promise<WebGPUProbe | string> | undefined;
+let childList: Promise<AdapterList> | undefined;
 let current: BackendInfo | undefined;
+let report: BackendReport | undefined;
 
 function envBackend(): string | undefined {
   const v = isNode ? process.env.T2MD_BACKEND : undefined;
   return v == null || v === '' ? undefined : v;
-}
-
-/** Software adapters: SwiftShader (Chromium's Vulkan-on-CPU), Mesa's llvmpipe/lavapipe, WARP. */
-function isSoftwareAdapter(adapter: GPUAdapter, info: WebGPUProbe['info']): boolean {
-  const text = `${info.vendor} ${info.architecture} ${info.description}`.toLowerCase();
-  // `isFallbackAdapter` is the spec's flag; Dawn in Node does not always set it for SwiftShader.
-  const fallback = (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-  return fallback || /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|warp/.test(text);
 }
 
 /** Node: the `webgpu` package's globals and `navigator.gpu` must exist before the tfjs backend module loads. */
@@ -56,12 +73,7 @@ async function installNodeWebGPU(): Promise<GPU | string> {
     return `the npm package 'webgpu' could not be loaded (${(err as Error).message})`;
   }
   Object.assign(globalThis, mod.globals);
-  // ';'-separated: a single Dawn flag may itself hold a comma list (enable-dawn-features=a,b).
-  const flags = (process.env.T2MD_DAWN_FLAGS ?? '')
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const gpu = mod.create(flags);
+  const gpu = mod.create(dawnFlags());
   const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
   if (g.navigator == null) {
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
@@ -70,6 +82,9 @@ async function installNodeWebGPU(): Promise<GPU | string> {
   }
   return gpu;
 }
+
+const NO_ADAPTER_NODE =
+  "no WebGPU adapter was found (without a GPU, set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json after installing Debian's chromium)";
 
 async function probeWebGPU(): Promise<WebGPUProbe | string> {
   let gpu: GPU | undefined = (globalThis as unknown as { navigator?: { gpu?: GPU } }).navigator?.gpu;
@@ -85,14 +100,20 @@ async function probeWebGPU(): Promise<WebGPUProbe | string> {
   } catch (err) {
     return `requestAdapter failed (${(err as Error).message})`;
   }
-  if (adapter == null) {
-    return isNode
-      ? "no WebGPU adapter was found (without a GPU, set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json after installing Debian's chromium)"
-      : 'the browser offered no WebGPU adapter';
-  }
-  const raw = (adapter as unknown as { info?: GPUAdapterInfo }).info;
-  const info = { vendor: raw?.vendor ?? '', architecture: raw?.architecture ?? '', description: raw?.description ?? '' };
-  return { adapter, info, software: isSoftwareAdapter(adapter, info) };
+  if (adapter == null) return isNode ? NO_ADAPTER_NODE : 'the browser offered no WebGPU adapter';
+  const { software, ...info } = summarize(adapter);
+  return { adapter, info, software };
+}
+
+/**
+ * `auto` in Node before Dawn is loaded: ask a child process (see adapters.ts) whether a hardware
+ * adapter exists at all, so a machine without one never loads Dawn here (nor hears from its drivers).
+ * Returns undefined when this process should probe itself.
+ */
+async function preProbe(): Promise<AdapterList | undefined> {
+  if (!isNode || (globalThis as unknown as { navigator?: { gpu?: GPU } }).navigator?.gpu != null) return undefined;
+  childList ??= listAdaptersInChild();
+  return childList;
 }
 
 const webgpuErrors: string[] = [];
@@ -144,21 +165,59 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
   );
 }
 
+/** Adapters and native log lines seen by the current `initBackend` call, for its report. */
+let seen: AdapterList = { adapters: [], log: [] };
+
 async function useWebGPU(required: boolean): Promise<BackendInfo | string> {
+  if (!required) {
+    const pre = await preProbe();
+    if (pre != null) {
+      seen = pre;
+      if (!pre.adapters.some((a) => !a.software)) {
+        const soft = pre.adapters.find((a) => a.software);
+        return soft ? `the only WebGPU adapter is software (${adapterName(soft)})` : (pre.problem ?? NO_ADAPTER_NODE);
+      }
+    }
+  }
   webgpuProbe ??= probeWebGPU();
   const probe = await webgpuProbe;
   if (typeof probe === 'string') return probe;
-  if (!required && probe.software) return `the only WebGPU adapter is software (${probe.info.architecture || probe.info.description})`;
+  if (seen.adapters.length === 0) {
+    const gpu = (globalThis as unknown as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    seen = gpu ? await listAdaptersOf(gpu) : { adapters: [{ ...probe.info, software: probe.software }], log: [] };
+  }
+  if (!required && probe.software) return `the only WebGPU adapter is software (${adapterName(probe.info)})`;
   await registerWebGPU(probe);
   if (!(await tf.setBackend('webgpu'))) return 'tfjs could not start its WebGPU backend on this adapter';
   return { backend: 'webgpu', adapter: { ...probe.info }, software: probe.software };
+}
+
+/**
+ * The wasm backend's Emscripten glue adds `uncaughtException` and `unhandledRejection` handlers in
+ * Node that rethrow, which turns any later uncaught error of the caller into exit code 7 with a trace
+ * that starts inside tf-backend-wasm. tfjs means to remove them on dispose but never does. Removing
+ * the ones added while wasm started gives back Node's own handling (exit 1, the caller's trace).
+ */
+async function withoutEmscriptenHandlers<T>(start: () => Promise<T>): Promise<T> {
+  if (!isNode) return start();
+  // Typed loosely: Node's overloads of listeners/off differ per event name.
+  const proc = process as unknown as { listeners(e: string): unknown[]; off(e: string, l: unknown): void };
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => proc.listeners(e));
+  try {
+    return await start();
+  } finally {
+    events.forEach((e, i) => {
+      for (const l of proc.listeners(e)) if (!before[i].includes(l)) proc.off(e, l);
+    });
+  }
 }
 
 async function useWasm(wasmPaths?: string): Promise<BackendInfo | string> {
   try {
     const mod = await import('@tensorflow/tfjs-backend-wasm');
     if (wasmPaths) mod.setWasmPaths(wasmPaths);
-    if (!(await tf.setBackend('wasm'))) return 'the wasm backend failed to start';
+    if (!(await withoutEmscriptenHandlers(() => tf.setBackend('wasm')))) return 'the wasm backend failed to start';
   } catch (err) {
     return `the wasm backend failed to start (${(err as Error).message})`;
   }
@@ -179,41 +238,60 @@ async function useCpu(): Promise<BackendInfo | string> {
  * `auto` (the default, or `T2MD_BACKEND` when set) prefers a hardware WebGPU adapter, then wasm, then
  * cpu; a software WebGPU adapter such as SwiftShader is passed over. Asking for a backend by name uses
  * it or throws: there is never a silent switch. After this resolves every tfjs-core op has its
- * gradient registered.
+ * gradient registered. `backendReport()` then says why this backend was chosen.
+ *
+ * In Node, `auto` first lists the adapters from a short-lived child process, so that the messages
+ * Dawn and the Vulkan drivers print while they look for GPUs stay off the caller's stderr (they are in
+ * the report's `log`); only when a hardware adapter exists is Dawn loaded into this process.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
   gradientsRegistered();
   let want: string = opts.backend ?? 'auto';
-  if (want === 'auto') want = envBackend() ?? 'auto';
+  const env = want === 'auto' ? envBackend() : undefined;
+  if (env != null) want = env;
+  const from: BackendReport['from'] = env != null ? 'T2MD_BACKEND' : opts.backend != null && opts.backend !== 'auto' ? 'option' : 'default';
   if (!(NAMES as readonly string[]).includes(want)) {
-    const from = opts.backend != null && opts.backend !== 'auto' ? 'backend' : 'T2MD_BACKEND';
-    throw new InputError(`${from} must be one of ${NAMES.join(', ')}, got '${want}'.`);
+    throw new InputError(`${from === 'T2MD_BACKEND' ? 'T2MD_BACKEND' : 'backend'} must be one of ${NAMES.join(', ')}, got '${want}'.`);
   }
+  seen = { adapters: [], log: [] };
   let result: BackendInfo | string;
+  let reason: string;
   if (want === 'auto') {
     result = await useWebGPU(false);
-    if (typeof result === 'string') result = await useWasm(opts.wasmPaths);
-    if (typeof result === 'string') result = await useCpu();
-  } else if (want === 'webgpu') {
-    result = await useWebGPU(true);
-  } else if (want === 'wasm') {
-    result = await useWasm(opts.wasmPaths);
+    if (typeof result === 'string') {
+      const noGpu = result;
+      result = await useWasm(opts.wasmPaths);
+      if (typeof result === 'string') {
+        const noWasm = result;
+        result = await useCpu();
+        reason = `auto took cpu: WebGPU was passed over (${noGpu}) and ${noWasm}.`;
+      } else {
+        reason = `auto took wasm: ${noGpu}${/software/.test(noGpu) ? ', slower than wasm' : ''}.`;
+      }
+    } else {
+      reason = `auto took the hardware WebGPU adapter ${adapterName(result.adapter ?? { vendor: '', architecture: '', description: '' })}.`;
+    }
   } else {
-    result = await useCpu();
+    result = want === 'webgpu' ? await useWebGPU(true) : want === 'wasm' ? await useWasm(opts.wasmPaths) : await useCpu();
+    reason = `${want} was asked for${from === 'T2MD_BACKEND' ? ' by T2MD_BACKEND' : ''}.`;
   }
   if (typeof result === 'string') {
-    throw new InputError(
-      `Backend '${want}' is not available: ${result}; choose another with --backend or T2MD_BACKEND (webgpu, wasm, cpu).`,
-    );
+    throw new InputError(`Backend '${want}' is not available: ${result}; choose another backend (webgpu, wasm or cpu).`);
   }
   await tf.ready();
   current = result;
+  report = { requested: want as BackendReport['requested'], from, backend: result.backend, adapters: seen.adapters, reason, log: seen.log };
   return { ...result, adapter: result.adapter && { ...result.adapter } };
 }
 
 /** The backend `initBackend` last resolved to, or undefined before the first call. */
 export function currentBackend(): BackendInfo | undefined {
   return current && { ...current, adapter: current.adapter && { ...current.adapter } };
+}
+
+/** Why the last `initBackend` chose its backend, and every WebGPU adapter it saw; undefined before the first call. */
+export function backendReport(): BackendReport | undefined {
+  return report && { ...report, adapters: report.adapters.map((a) => ({ ...a })), log: [...report.log] };
 }
 
 /** Adapter limits and features of the active WebGPU backend (for `t2md info`); undefined elsewhere. */

@@ -2,6 +2,7 @@ import { type BackendName, initBackend } from '@t2md/core';
 import type { SamplerName } from '@t2md/sampler';
 import { CATEGORIES, type Category, evalPrompts, evaluate, generate } from '@t2md/shapes';
 import { loadModel } from '../models.js';
+import { firstStepNotice, progress } from '../progress.js';
 
 export interface EvalOptions {
   model: string;
@@ -27,6 +28,10 @@ export async function evalCommand(opts: EvalOptions): Promise<void> {
   const prompts = evalPrompts(opts.prompts, opts.seed);
   const images: Float32Array[] = [];
   let ms = 0;
+  const batches = Math.ceil(prompts.length / opts.batch);
+  // Progress counts sampling steps over all batches, on stderr (also with --json: stdout stays one document).
+  const bar = progress('eval', batches * opts.steps, { unit: 'steps' });
+  const firstStep = firstStepNotice(info.backend);
   try {
     // Prompts go through the model `batch` at a time: one forward per step for the whole batch, so a GPU
     // pays its per-dispatch overhead once per batch rather than once per prompt. Batch b draws its noise
@@ -42,18 +47,22 @@ export async function evalCommand(opts: EvalOptions): Promise<void> {
         cfg: opts.cfg,
         seed: opts.seed * 100_003 + b,
         size: opts.size,
+        onStep: ({ step }) => {
+          firstStep.done();
+          bar.update(b * opts.steps + step, { batch: `${b + 1}/${batches}` });
+        },
       });
       const data = (await img.data()) as Float32Array;
       const per = data.length / chunk.length;
       for (let i = 0; i < chunk.length; i++) images.push(data.slice(i * per, (i + 1) * per));
       img.dispose();
       ms += msPerStep * chunk.length;
-      if (!opts.json && process.stderr.isTTY) process.stderr.write(`\r${images.length}/${prompts.length} prompts`);
     }
   } finally {
+    firstStep.done(false);
+    bar.stop();
     trained.dispose();
   }
-  if (!opts.json && process.stderr.isTTY) process.stderr.write('\n');
   const result = await evaluate(images, prompts);
   // --prompts ≥ 6 and a balanced set: every category is present, so none is null.
   const categories = Object.fromEntries(CATEGORIES.map((c: Category) => [c, result.categories[c] ?? 0])) as Record<Category, number>;

@@ -1,4 +1,4 @@
-import { type BackendName, initBackend, webgpuDetails } from '@t2md/core';
+import { type AdapterSummary, type BackendName, backendReport, initBackend, listAdapters, webgpuDetails } from '@t2md/core';
 import { packageVersions } from '../versions.js';
 
 export interface InfoOptions {
@@ -6,25 +6,44 @@ export interface InfoOptions {
   backend?: 'auto' | BackendName;
 }
 
-/** `t2md info`: the backend initBackend picks, its adapter and limits, and package versions. */
+const name = (a: AdapterSummary) =>
+  `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'unnamed'}${a.software ? ' (software)' : ''}`;
+
+/**
+ * `t2md info`: the backend initBackend picks and why, every WebGPU adapter found, the active adapter's
+ * limits and features, and package versions. What Dawn and the drivers print while looking for
+ * adapters is kept off stderr (`--json` has it as `probeLog`).
+ */
 export async function infoCommand(opts: InfoOptions): Promise<void> {
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
+  const why = backendReport();
+  // wasm or cpu named outright skip the adapter search; info lists the adapters anyway (in a child process).
+  const found = why && (why.requested === 'auto' || why.requested === 'webgpu') ? why : await listAdapters();
   const details = webgpuDetails();
   const report = {
     ...info,
+    reason: why?.reason ?? '',
+    adapters: found.adapters,
     ...(details ? { limits: details.limits, features: details.features } : {}),
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
     versions: packageVersions(),
+    probeLog: [...(why?.log ?? []), ...(found !== why ? found.log : [])],
   };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
+  const passedOver = info.backend !== 'webgpu' && found.adapters.some((a) => a.software);
   const lines = [
     `backend   ${info.backend}${info.software ? ' (software)' : ''}`,
-    info.adapter ? `adapter   ${info.adapter.vendor} / ${info.adapter.architecture} / ${info.adapter.description}` : 'adapter   none',
+    `why       ${report.reason}${passedOver && why?.requested === 'auto' ? ' Use it anyway with --backend webgpu.' : ''}`,
+    info.adapter ? `adapter   ${name({ ...info.adapter, software: info.software })}` : 'adapter   none in use',
+    `adapters  ${found.adapters.length > 0 ? found.adapters.map(name).join('; ') : 'no WebGPU adapter found'}`,
   ];
+  if ('problem' in found && found.problem) lines.push(`          (${found.problem})`);
+  if (report.probeLog.length > 0)
+    lines.push(`          (the WebGPU probe logged ${report.probeLog.length} lines: t2md info --json shows them as probeLog)`);
   if (details) {
     for (const [k, v] of Object.entries(details.limits)) lines.push(`  ${k.padEnd(34)} ${v}`);
     lines.push(`  features ${details.features.join(', ')}`);

@@ -6,6 +6,7 @@ import { generate, parseCaption } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from '../models.js';
 import { encodeGridPng, writeFileAtomic } from '../png.js';
+import { firstStepNotice, progress } from '../progress.js';
 
 export interface SampleOptions {
   model: string;
@@ -24,6 +25,8 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
   parseCaption(prompt); // a prompt outside the grammar is an InputError before anything loads
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const trained = loadModel(opts.model);
+  const bar = progress('sample', opts.steps, { unit: 'steps' });
+  const firstStep = firstStepNotice(info.backend);
   try {
     const t0 = performance.now();
     const { images, msPerStep } = await generate({
@@ -36,7 +39,12 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
       cfg: opts.cfg,
       seed: opts.seed,
       size: opts.size,
+      onStep: ({ step }) => {
+        firstStep.done();
+        bar.update(step);
+      },
     });
+    bar.stop();
     const [n, , h, w] = images.shape as [number, number, number, number];
     const data = (await images.data()) as Float32Array;
     images.dispose();
@@ -51,6 +59,8 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
         `${opts.steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${total.toFixed(1)} s in all\n`,
     );
   } finally {
+    firstStep.done(false);
+    bar.stop();
     trained.dispose();
     if (tf.memory().numTensors > 0 && process.env.T2MD_DEBUG) process.stderr.write(`t2md: ${tf.memory().numTensors} tensors alive\n`);
   }

@@ -130,7 +130,9 @@ for (let k = 1; ; k++) {
     expect(() => loadCheckpoint(join(dir, 'absent.safetensors'))).toThrow(/absent.safetensors does not exist/);
     const bad = join(dir, 'bad.safetensors');
     writeFileSync(bad, new Uint8Array([200, 0, 0, 0, 0, 0, 0, 0, 1, 2]));
-    expect(() => loadCheckpoint(bad)).toThrow(/bad.safetensors could not be read \(Invalid safetensors file: the header claims 200 bytes/);
+    expect(() => loadCheckpoint(bad)).toThrow(
+      /bad.safetensors is not a model or checkpoint file \(Invalid safetensors file: the header claims 200 bytes/,
+    );
     atomicWriteFile(bad, new Uint8Array([1, 2, 3]));
     expect(readFileSync(bad).length).toBe(3);
   });

@@ -75,7 +75,7 @@ export function decodeCheckpoint(bytes: Uint8Array, where = 'the checkpoint'): L
     file = loadSafetensors(bytes);
   } catch (err) {
     throw new InputError(
-      `${where} could not be read (${(err as Error).message.replace(/\.$/, '')}); delete it and start again, or pass another file.`,
+      `${where} is not a model or checkpoint file (${(err as Error).message.replace(/\.$/, '')}); pass a .safetensors file written by training or distillation.`,
     );
   }
   const out: LoadedCheckpoint = { weights: {}, m: {}, v: {}, ema: {}, metadata: file.metadata };

@@ -106,7 +106,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     let start: StageStart | undefined;
     if (ctx.ckpt) {
       const st = ctx.state!;
-      check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it with t2md distill.`);
+      check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it as a distillation run.`);
       preset = continuedPreset(ctx.preset!, opts.overrides, { resuming: true, stages: ['teacher'], where: ctx.ckptPath });
       const loaded = fromCheckpoint(ctx.ckpt, opts.createEncoder, ctx.ckptPath, { ema: false });
       model = loaded.model;
@@ -180,7 +180,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
     check(
       opts.teacherInit == null || opts.teacherInit === teacherInit,
       () =>
-        `${ctx.ckptPath} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: drop --no-teacher-init or start a new run in another --out.`,
+        `${ctx.ckptPath} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: keep teacherInit as it was, or start a new run in another out folder.`,
     );
     const provenance: Provenance = { teacher: teacherPath, teacherInit };
     const spec = teacherFile.spec;
@@ -188,7 +188,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
     let resumeStage: StageName | undefined;
     if (ctx.ckpt) {
       const st = ctx.state!;
-      check(st.run === 'distill', () => `${ctx.ckptPath} is a ${st.run} checkpoint; pass another --out for distillation.`);
+      check(st.run === 'distill', () => `${ctx.ckptPath} is a ${st.run} checkpoint; distil into another out folder.`);
       const loaded = fromCheckpoint(ctx.ckpt, opts.createEncoder, ctx.ckptPath, { ema: false });
       loaded.encoder.dispose(); // the teacher file's encoder is the frozen one
       student = loaded.model;
@@ -286,7 +286,7 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
   };
   const exists = existsSync(ckptPath);
   if (opts.resume) {
-    check(exists, () => `${ckptPath} does not exist, so there is nothing to resume; run without --resume to start.`);
+    check(exists, () => `${ckptPath} does not exist, so there is nothing to resume; start without resume.`);
   } else if (!exists) {
     // A run killed before its first checkpoint may have left metric lines: a fresh start drops them.
     truncateMetrics(metricsPath, () => false);
@@ -299,14 +299,14 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
     const preset = parseMeta<TrainPreset>(ckpt.metadata[PRESET_KEY], `${ckptPath}'s '${PRESET_KEY}' metadata`);
     check(
       state.format === 1 && STAGES.includes(state.stage),
-      () => `${ckptPath} has an unknown training state; start a new run in another --out.`,
+      () => `${ckptPath} has an unknown training state; start a new run in another out folder.`,
     );
     if (opts.resume && run === 'distill' && state.run === 'distill') {
       const ok = stages.includes(state.stage) || (state.step >= state.steps && STAGES.indexOf(state.stage) < STAGES.indexOf(stages[0]));
       check(
         ok,
         () =>
-          `${ckptPath} is at stage ${state.stage} (step ${state.step}/${state.steps}); resume it with --stage ${state.stage} or --stage all.`,
+          `${ckptPath} is at stage ${state.stage} (step ${state.step}/${state.steps}); resume it at stage ${state.stage} or with stage 'all'.`,
       );
     }
     if (!opts.resume) {
@@ -319,7 +319,7 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
       check(
         chain,
         () =>
-          `${opts.out} already holds a checkpoint (${state.run} run, stage ${state.stage}, step ${state.step}/${state.steps}); pass --resume to continue it, or choose another --out.`,
+          `${opts.out} already holds a checkpoint (${state.run} run, stage ${state.stage}, step ${state.step}/${state.steps}); resume it, or choose another out folder.`,
       );
     }
     ctx.state = state;

@@ -216,7 +216,9 @@ describe('staged trainer (cpu)', () => {
   it('refuses bad runs with one message that says how to mend them', async () => {
     const fresh = join(root, 'nothing-here');
     await expect(trainTeacher({ ...common, out: fresh, resume: true })).rejects.toThrow(/does not exist, so there is nothing to resume/);
-    await expect(trainTeacher({ ...common, out: join(root, 'teacher') })).rejects.toThrow(/already holds a checkpoint .* pass --resume/);
+    await expect(trainTeacher({ ...common, out: join(root, 'teacher') })).rejects.toThrow(
+      /already holds a checkpoint .*; resume it, or choose another out folder/,
+    );
     await expect(trainTeacher({ ...common, out: fresh, preset: 'huge' })).rejects.toThrow(/unknown preset "huge"; use one of tiny, shapes/);
     await expect(trainTeacher({ ...common, out: fresh, steps: -3 })).rejects.toThrow(/steps must be an integer in \[1, /);
     await expect(distillStudent({ ...common, out: fresh, teacher: join(root, 'missing.safetensors') })).rejects.toThrow(/does not exist/);

@@ -1,0 +1,121 @@
+// The benchmarks page's summary and tables, computed from the committed results (bench/results/*.json).
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { byCard, cell, fmtRatio, header, headlines, niceTicks, type ResultFile, tables, trainSeries } from '../components/bench-summary.js';
+
+const results = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench', 'results');
+const files: ResultFile[] = readdirSync(results)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .reverse()
+  .map((f) => ({ name: f.replace(/\.json$/, ''), data: JSON.parse(readFileSync(join(results, f), 'utf8')) }));
+
+describe('benchmark headlines', () => {
+  const all = headlines(files);
+
+  it('state every ratio with its peer and card, from the newest file that has the section', () => {
+    expect(all.length).toBeGreaterThanOrEqual(5);
+    for (const h of all) {
+      expect(h.ratio).toBeGreaterThan(0);
+      expect(h.peer).not.toBe('');
+      expect(h.card).toMatch(/\S/);
+      expect(h.card).not.toMatch(/ · |\(webgpu\)/);
+    }
+  });
+
+  it("match the committed H100 numbers (the student's speed-up, attention against SDPA)", () => {
+    const h100 = all.filter((h) => h.file === '2026-11-26-h100');
+    const at = (what: RegExp) => h100.find((h) => what.test(h.what));
+    expect(fmtRatio(at(/student forward, 16,384 tokens/)!.ratio)).toBe('1.50×');
+    expect(fmtRatio(at(/student forward, 32,400 tokens/)!.ratio)).toBe('2.27×');
+    expect(at(/student forward, 16,384 tokens/)).toMatchObject({ ours: '1,360 ms', peer: 'teacher, 2,044 ms' });
+    const att = at(/^attention forward, 16 heads × 32,400 tokens × 72/)!;
+    expect(att).toMatchObject({ ours: '217 ms', peer: 'PyTorch SDPA, 168 ms' });
+    expect(att.ratio).toBeCloseTo(0.772, 3);
+    expect(at(/^ssdScan forward/)?.peer).toMatch(/^PyTorch, chunked scan, /);
+    expect(at(/^GEMM /)?.peer).toMatch(/^PyTorch F\.linear/);
+    expect(h100.every((h) => h.card === 'NVIDIA H100 80GB HBM3')).toBe(true);
+    expect(byCard(all).map((g) => [g.card, g.files])).toEqual([['NVIDIA H100 80GB HBM3', ['2026-11-26-h100']]]);
+  });
+
+  it('tolerate sections they do not know and chart train rows as samples/s by batch per implementation', () => {
+    const rows = [
+      { step: 'teacher', batch: 64, samplesPerSec: 900, msPerStep: 71, kernelsPerStep: 900, impl: 't2md', commit: 'abc', card: 'H200' },
+      { step: 'teacher', batch: 512, samplesPerSec: 4100, msPerStep: 125, kernelsPerStep: 900, impl: 't2md', commit: 'abc', card: 'H200' },
+      {
+        step: 'teacher',
+        batch: 512,
+        samplesPerSec: 8200,
+        msPerStep: 62,
+        kernelsPerStep: 40,
+        impl: 'torch-f32',
+        commit: 'abc',
+        card: 'H200',
+      },
+    ];
+    const file = {
+      name: 'synthetic',
+      data: { device: 'NVIDIA H200 (webgpu)', train: rows, mystery: [{ a: 1 }, { a: 2 }], extra: { x: 1 } },
+    };
+    const h = headlines([file]);
+    expect(h).toEqual([
+      {
+        what: 'training step (teacher), batch 512',
+        ours: '4,100 samples/s',
+        peer: 'torch-f32, 8,200 samples/s',
+        ratio: 0.5,
+        card: 'NVIDIA H200',
+        file: 'synthetic',
+      },
+    ]);
+    expect(tables(file.data).map((t) => t.title)).toEqual(['train', 'mystery']);
+    const series = trainSeries(rows, 'teacher');
+    expect(series.map((s) => s.name)).toEqual(['T2MD.js (WebGPU)', 'torch-f32']);
+    expect(series[0].points).toEqual([
+      [64, 900],
+      [512, 4100],
+    ]);
+  });
+});
+
+describe('benchmark tables', () => {
+  const all = files.flatMap((f) => tables(f.data));
+
+  it('have human headers with units, short cells and no column that is empty throughout', () => {
+    expect(header('teacherAttnMs')).toBe('teacher attn (ms)');
+    expect(header('teacherWeightsMB')).toBe('teacher weights (MiB)');
+    expect(header('samplesPerSec')).toBe('samples/s');
+    for (const t of all) {
+      for (const [i, c] of t.columns.entries()) {
+        expect(c.header, t.title).not.toMatch(/^[a-z]+[A-Z]\w*$/); // no raw camelCase keys
+        expect(
+          t.rows.some((r) => r[i].text !== '—'),
+          `${t.title}: ${c.key}`,
+        ).toBe(true);
+      }
+      for (const r of t.rows) for (const c of r) expect(c.text.length, `${t.title}: ${c.text}`).toBeLessThanOrEqual(40);
+    }
+    const baselines = all.filter((t) => t.title.startsWith('baselines: '));
+    expect(baselines.map((t) => t.title)).toEqual(expect.arrayContaining(['baselines: attention', 'baselines: matmul']));
+    const scan = all.find((t) => t.title === 'scan' && t.constant.includes('heads 36'));
+    expect(scan?.columns.map((c) => c.key)).not.toContain('heads'); // constant columns are stated once
+  });
+
+  it('print numbers for people', () => {
+    expect(cell(13740.2).text).toBe('13,740');
+    expect(cell(16384).text).toBe('16,384');
+    expect(cell(54.0331).text).toBe('54.03');
+    expect(cell(0.4023).text).toBe('0.4023');
+    expect(cell(346.373).text).toBe('346.4');
+    expect(cell(9.97e-7).text).toBe('9.97e-7');
+    expect(cell(null).text).toBe('—');
+    expect(cell('x'.repeat(851))).toEqual({ text: `${'x'.repeat(37)}…`, title: 'x'.repeat(851) });
+  });
+
+  it('give round axis ticks', () => {
+    expect(niceTicks(70, 1300, true)).toEqual([100, 200, 500, 1000]);
+    expect(niceTicks(0, 2.4, false)).toEqual([0, 0.5, 1, 1.5, 2]);
+  });
+});
