@@ -18,6 +18,11 @@ const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
 const batchSizeOption = () =>
   new Option('--batch-size <n>', "images per step (overrides the stage's)").argParser(intArg('--batch-size', 1, 65_536));
 const lrOption = () => new Option('--lr <x>', "peak learning rate (overrides the stage's)").argParser(posNumArg('--lr'));
+const timeLimitOption = () =>
+  new Option(
+    '--time-limit <minutes>',
+    'stop after this many minutes (the step in flight finishes; checkpoint and model are saved; exit 0; --resume continues)',
+  ).argParser(posNumArg('--time-limit'));
 
 const backendOption = () =>
   new Option('--backend <name>', 'backend: auto, webgpu, wasm or cpu (default auto, or T2MD_BACKEND)').argParser(
@@ -88,6 +93,7 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'steps (overrides the preset)', intArg('--steps', 1))
     .addOption(batchSizeOption())
     .addOption(lrOption())
+    .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption())
     .action(trainCommand);
@@ -108,6 +114,7 @@ export function buildProgram(): Command {
     .option('--no-teacher-init', "start the student fresh instead of from the teacher's shared weights (ablation)")
     .option('--layout <layout>', "student block layout, e.g. '(HM-WM)x4' for no self-attention (default: the preset's)", layoutArg())
     .option('--scan <dir>', 'Mamba mixers scan both directions (bi, default) or one (uni)', choiceArg('--scan', SCANS))
+    .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption())
     .action(distillCommand);

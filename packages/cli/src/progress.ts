@@ -110,7 +110,11 @@ export function trainingBar(opts: { backend?: string } = {}): { update(p: TrainP
         stage = p.stage;
         current = progress(p.stage, p.total, { unit: 'steps' });
       }
-      current?.update(p.step, { loss: p.loss.toFixed(4) }, { secondsPerUnit: p.secondsPerStep, etaSeconds: p.etaSeconds });
+      current?.update(
+        p.step,
+        { loss: p.loss.toFixed(4), 'samples/s': String(Math.round(p.samplesPerSecond)) },
+        { secondsPerUnit: p.secondsPerStep, etaSeconds: p.etaSeconds },
+      );
     },
     stop() {
       firstStep?.done(false);
@@ -160,17 +164,48 @@ export function firstStepNotice(backend: string, afterMs = 1000): { done(report?
 }
 
 /** An AbortSignal fired by the first Ctrl-C (SIGINT) or SIGTERM; a second Ctrl-C exits at once. */
-export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+/** A second signal this soon after the first is the same interruption delivered twice, not a second Ctrl-C. */
+export const DOUBLE_SIGNAL_MS = 1000;
+
+/**
+ * An AbortSignal fired by the first Ctrl-C (SIGINT) or SIGTERM: the run finishes its step and saves.
+ * `timeout -s INT` and a terminal both signal the whole process group, so one interruption can arrive
+ * twice: a second signal within DOUBLE_SIGNAL_MS of the first, or any before the save has started, is
+ * ignored. Only a later Ctrl-C while the save is under way quits at once (without it). `saving()` is
+ * the run's report that the save began (the trainer's `onStopping`).
+ */
+export function interruptSignal(now: () => number = () => performance.now()): {
+  signal: AbortSignal;
+  saving(): void;
+  dispose(): void;
+} {
   const ctl = new AbortController();
+  let first = 0;
+  let saveStarted = false;
   const onSignal = () => {
-    if (ctl.signal.aborted) process.exit(130);
-    process.stderr.write('\nt2md: interrupted; saving a checkpoint (Ctrl-C again to quit without it)\n');
-    ctl.abort();
+    if (!ctl.signal.aborted) {
+      first = now();
+      process.stderr.write(
+        '\nt2md: interrupted; finishing this step and saving a checkpoint (Ctrl-C again during the save quits without it)\n',
+      );
+      ctl.abort();
+      return;
+    }
+    if (now() - first < DOUBLE_SIGNAL_MS) return; // the same interruption, delivered to the group
+    if (!saveStarted) {
+      process.stderr.write('t2md: still finishing the step; the checkpoint is saved next\n');
+      return;
+    }
+    process.stderr.write('t2md: quitting without the checkpoint\n');
+    process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
     signal: ctl.signal,
+    saving() {
+      saveStarted = true;
+    },
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

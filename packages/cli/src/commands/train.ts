@@ -11,6 +11,8 @@ export interface TrainOptions {
   batchSize?: number;
   lr?: number;
   backend?: 'auto' | BackendName;
+  /** Minutes from the start of the command after which the run stops cleanly (see RunOptions.deadline). */
+  timeLimit?: number;
 }
 
 export interface DistillCliOptions extends TrainOptions {
@@ -64,27 +66,42 @@ export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions,
 /** The shapes world plugged into the generic trainer. */
 const world = { data: createDataset, createEncoder: createCaptionEncoder, vocabSize: VOCAB_SIZE };
 
+type RunControl = { signal: AbortSignal; onStopping: () => void; deadline?: number };
+
 async function run(
   what: 'train' | 'distill',
-  fn: (signal: AbortSignal, bar: ReturnType<typeof trainingBar>) => Promise<TrainResult>,
+  fn: (control: RunControl, bar: ReturnType<typeof trainingBar>) => Promise<TrainResult>,
   backend?: string,
+  timeLimit?: number,
 ) {
+  // The limit counts from the command's start: building the models and compiling shaders are part of a
+  // time-boxed run's budget.
+  const started = performance.now();
+  const deadline = timeLimit != null ? started + timeLimit * 60_000 : undefined;
   const info = await initBackend({ backend: (backend ?? 'auto') as 'auto' });
   process.stderr.write(`t2md ${what}: backend ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}\n`);
   const bar = trainingBar();
   const interrupt = interruptSignal();
   let result: TrainResult;
   try {
-    result = await fn(interrupt.signal, bar);
+    const control: RunControl = {
+      signal: interrupt.signal,
+      onStopping: () => interrupt.saving(),
+      ...(deadline != null ? { deadline } : {}),
+    };
+    result = await fn(control, bar);
   } finally {
     bar.stop();
     interrupt.dispose();
   }
   if (result.aborted) {
+    const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+    const why = result.stopped === 'time-limit' ? `reached the time limit (${minutes} min)` : 'interrupted';
     process.stderr.write(
-      `t2md ${what}: stopped at ${result.stage} step ${result.step}; checkpoint ${result.checkpoint}; continue with --resume\n`,
+      `t2md ${what}: ${why} at ${result.stage} step ${result.step}; checkpoint ${result.checkpoint}${result.model ? `, model ${result.model}` : ''}; continue with --resume\n`,
     );
-    process.exitCode = 130;
+    // the time limit is a planned stop (exit 0); a signal is not (130, as a shell reports Ctrl-C)
+    process.exitCode = result.stopped === 'time-limit' ? 0 : 130;
     return;
   }
   process.stdout.write(
@@ -96,7 +113,7 @@ async function run(
 export async function trainCommand(opts: TrainOptions): Promise<void> {
   await run(
     'train',
-    (signal, bar) =>
+    (control, bar) =>
       trainTeacher({
         out: opts.out,
         preset: opts.preset,
@@ -104,10 +121,11 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
         resume: opts.resume,
         ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
         ...world,
-        signal,
+        ...control,
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,
+    opts.timeLimit,
   );
 }
 
@@ -115,7 +133,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
 export async function distillCommand(opts: DistillCliOptions): Promise<void> {
   await run(
     'distill',
-    (signal, bar) =>
+    (control, bar) =>
       distillStudent({
         out: opts.out,
         teacher: opts.teacher,
@@ -125,9 +143,10 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
         resume: opts.resume,
         ...distillRunOptions(opts),
         ...world,
-        signal,
+        ...control,
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,
+    opts.timeLimit,
   );
 }

@@ -45,6 +45,8 @@ export interface StageRun {
    * checkpoint: `t2md train --time-limit`.
    */
   readonly deadline?: number;
+  /** Called when the loop stops early, just before it saves (the CLI then lets a later Ctrl-C quit at once). */
+  readonly onStopping?: (reason: 'signal' | 'time-limit') => void;
   /** Called once the start state is copied in (its tensors may then be freed). */
   readonly onLoaded?: () => void;
 }
@@ -107,6 +109,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
     while (step < cfg.steps) {
       const stop = stopReason();
       if (stop != null) {
+        run.onStopping?.(stop);
         await checkpoint();
         return outcome(stop);
       }

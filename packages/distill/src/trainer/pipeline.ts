@@ -91,8 +91,16 @@ export interface RunOptions<S = unknown> {
    */
   overrides?: StageOverrides;
   onProgress?: (p: TrainProgress) => void;
-  /** Aborting (Ctrl-C) saves a checkpoint and returns `{aborted: true}`. */
+  /** Aborting (Ctrl-C) finishes the step, saves the checkpoint and the model, and returns `{aborted: true}`. */
   signal?: AbortSignal;
+  /**
+   * Stop at this `performance.now()` time: the step in flight finishes, then the checkpoint and the
+   * model are saved and the run returns `{aborted: true, stopped: 'time-limit'}` (`t2md train
+   * --time-limit`); a resume continues from there. Shared by every stage a distill run goes through.
+   */
+  deadline?: number;
+  /** Called when the run stops early, just before it saves. */
+  onStopping?: (reason: 'signal' | 'time-limit') => void;
 }
 
 /** Trains the teacher DiT and the caption encoder with the plain denoising loss (stage `teacher`). */
@@ -371,6 +379,8 @@ async function runStage<S>(
     start: begin,
     onProgress: opts.onProgress,
     signal: opts.signal,
+    ...(opts.deadline != null ? { deadline: opts.deadline } : {}),
+    ...(opts.onStopping != null ? { onStopping: opts.onStopping } : {}),
     onLoaded: () => ctx.dropCheckpoint(),
     metadata: ({ step, rng, data: dataPos, optimizerStep }) => {
       const state: TrainState = {
@@ -393,14 +403,29 @@ async function runStage<S>(
     },
   });
   try {
+    const modelPath = join(opts.out, MODEL_FILE);
     if (outcome.aborted) {
-      return { aborted: true, stage, step: outcome.step, checkpoint: ctx.ckptPath, loss: outcome.loss };
+      // A stopped run still leaves a model to sample (its EMA weights so far); the metadata says the
+      // stage is unfinished, and `--resume` continues it from the checkpoint.
+      const partial = {
+        [PRESET_KEY]: presetJson,
+        [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, steps: cfg.steps, stopped: outcome.stopped, ...provenance }),
+      };
+      await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, partial);
+      return {
+        aborted: true,
+        ...(outcome.stopped ? { stopped: outcome.stopped } : {}),
+        stage,
+        step: outcome.step,
+        checkpoint: ctx.ckptPath,
+        model: modelPath,
+        loss: outcome.loss,
+      };
     }
     const meta = {
       [PRESET_KEY]: presetJson,
       [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, ...provenance }),
     };
-    const modelPath = join(opts.out, MODEL_FILE);
     await saveTrainedModel(join(opts.out, `${stage}.safetensors`), models.model, models.encoder, spec, outcome.ema, meta);
     await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, meta);
     return { aborted: false, stage, step: outcome.step, checkpoint: ctx.ckptPath, model: modelPath, loss: outcome.loss };

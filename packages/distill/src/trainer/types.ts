@@ -75,14 +75,16 @@ export interface TrainProgress {
 
 /** What a run returns. */
 export interface TrainResult {
-  /** True when the AbortSignal stopped the run (a checkpoint was saved first). */
+  /** True when the run stopped before its last step (the signal or the time limit); its checkpoint and model were saved first. */
   readonly aborted: boolean;
+  /** Why it stopped early. */
+  readonly stopped?: 'signal' | 'time-limit';
   /** The stage the run ended in and its step. */
   readonly stage: StageName;
   readonly step: number;
   /** `DIR/latest.safetensors`. */
   readonly checkpoint: string;
-  /** `DIR/model.safetensors` (EMA weights, sampling-ready), written when the last stage completes. */
+  /** `DIR/model.safetensors` (EMA weights, sampling-ready), written when the last stage completes or the run stops early. */
   readonly model?: string;
   /** The last logged loss. */
   readonly loss: number;
