@@ -9,7 +9,7 @@ import { geluTanh, linear } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../attention/index.js';
 import type { DiTConfig } from './config.js';
-import { createDiT } from './dit.js';
+import { createDiT, type DiT } from './dit.js';
 import { silu } from './embedders.js';
 import { adaNorm } from './ops/ada-norm.js';
 import { timestepFeatures } from './ops/timestep-features.js';
@@ -166,46 +166,59 @@ export function relErrors(a: ArrayLike<number>, b: ArrayLike<number>, N: number)
   return { all: Math.sqrt(sum(num) / sum(den)), perSample: Array.from(num, (x, n) => Math.sqrt(x / den[n]!)) };
 }
 
-/** Runs `createDiT` with the reference's weights on the current backend; `[N, Cout, H, W]` as float32. */
-export async function ditForward(c: PixArtSizes, w: Record<string, Param>, inp: PixArtInputs): Promise<Float32Array> {
+/** `createDiT` holding the reference's weights, loaded by PixArt state-dict name (names and shapes must match exactly). */
+export function parityModel(c: PixArtSizes, w: Record<string, Param>): DiT {
   const model = createDiT(parityConfig(c));
-  try {
-    const ours = model.weights();
-    const missing = Object.keys(ours).filter((k) => w[k] == null);
-    const extra = Object.keys(w).filter((k) => ours[k] == null);
-    if (missing.length + extra.length > 0) throw new Error(`state-dict names differ: missing ${missing}, unexpected ${extra}`);
-    for (const [k, v] of Object.entries(ours)) {
-      if (v.shape.join() !== w[k]!.shape.join()) throw new Error(`${k}: shape ${v.shape} here, ${w[k]!.shape} in the reference`);
-      tf.tidy(() => v.assign(tf.tensor(Float32Array.from(w[k]!.data), v.shape, 'float32')));
-    }
-    const N = inp.t.length;
-    const Lc = inp.y.length / (N * c.captionChannels);
-    const out = tf.tidy(() => {
-      const opts: { yMask?: tf.Tensor; dropCaption?: tf.Tensor } = {};
-      if (inp.yMask) opts.yMask = tf.tensor2d(inp.yMask, [N, Lc], 'bool');
-      if (inp.dropCaption) opts.dropCaption = tf.tensor1d(inp.dropCaption.map(Number), 'bool');
-      const x = tf.tensor4d(Float32Array.from(inp.x), [N, c.inChannels, inp.H, inp.W]);
-      const y = tf.tensor3d(Float32Array.from(inp.y), [N, Lc, c.captionChannels]);
-      return model.forward(x, tf.tensor1d(Float32Array.from(inp.t)), y, opts);
-    });
-    try {
-      return (await out.data()) as Float32Array;
-    } finally {
-      out.dispose();
-    }
-  } finally {
+  const ours = model.weights();
+  const missing = Object.keys(ours).filter((k) => w[k] == null);
+  const extra = Object.keys(w).filter((k) => ours[k] == null);
+  if (missing.length + extra.length > 0) {
     model.dispose();
+    throw new Error(`state-dict names differ: missing ${missing}, unexpected ${extra}`);
+  }
+  for (const [k, v] of Object.entries(ours)) {
+    if (v.shape.join() !== w[k]!.shape.join()) {
+      model.dispose();
+      throw new Error(`${k}: shape ${v.shape} here, ${w[k]!.shape} in the reference`);
+    }
+    tf.tidy(() => v.assign(tf.tensor(Float32Array.from(w[k]!.data), v.shape, 'float32')));
+  }
+  return model;
+}
+
+/** The model's forward on the current backend; `[N, Cout, H, W]` as float32. */
+export async function ditForward(model: DiT, inp: PixArtInputs): Promise<Float32Array> {
+  const c = model.config;
+  const N = inp.t.length;
+  const Lc = inp.y.length / (N * c.captionChannels);
+  const out = tf.tidy(() => {
+    const opts: { yMask?: tf.Tensor; dropCaption?: tf.Tensor } = {};
+    if (inp.yMask) opts.yMask = tf.tensor2d(inp.yMask, [N, Lc], 'bool');
+    if (inp.dropCaption) opts.dropCaption = tf.tensor1d(inp.dropCaption.map(Number), 'bool');
+    const x = tf.tensor4d(Float32Array.from(inp.x), [N, c.inChannels, inp.H, inp.W]);
+    const y = tf.tensor3d(Float32Array.from(inp.y), [N, Lc, c.captionChannels]);
+    return model.forward(x, tf.tensor1d(Float32Array.from(inp.t)), y, opts);
+  });
+  try {
+    return (await out.data()) as Float32Array;
+  } finally {
+    out.dispose();
   }
 }
 
 /** The whole-model error of `createDiT` on the current backend against the float64 reference, per case. */
 export async function parityErrors(seed: number, c = PARITY_SIZES): Promise<Record<ParityCase, { all: number; perSample: number[] }>> {
   const w = randomPixArtWeights(c, seed);
+  const model = parityModel(c, w);
   const out = {} as Record<ParityCase, { all: number; perSample: number[] }>;
-  for (const kase of PARITY_CASES) {
-    const inp = parityInputs(c, kase, seed);
-    const [got, want] = await Promise.all([ditForward(c, w, inp), pixartForward(c, w, inp)]);
-    out[kase] = relErrors(got, want, inp.t.length);
+  try {
+    for (const kase of PARITY_CASES) {
+      const inp = parityInputs(c, kase, seed);
+      const [got, want] = await Promise.all([ditForward(model, inp), pixartForward(c, w, inp)]);
+      out[kase] = relErrors(got, want, inp.t.length);
+    }
+  } finally {
+    model.dispose();
   }
   return out;
 }
