@@ -11,13 +11,19 @@ export const GELU_TANH_GRAD = 'T2mdGeluTanhGrad';
 const C = Math.sqrt(2 / Math.PI);
 const K = 0.044715;
 
-/** Reference maths on typed arrays, shared by the cpu and wasm kernels. */
+/**
+ * σ(2u) and σ(−2u) for u = √(2/π)(x + 0.044715x³): 0.5·(1 + tanh(u)) = σ(2u), taken without the
+ * cancellation of 1 + tanh(u), which is 0 even in float64 for x < −6.5 while GELU(x) is still 1e-17.
+ */
+function sigmoids(v: number): [number, number] {
+  const u = C * (v + K * v * v * v);
+  return [1 / (1 + Math.exp(-2 * u)), 1 / (1 + Math.exp(2 * u))];
+}
+
+/** Reference maths on typed arrays (float64 inside), shared by the cpu and wasm kernels. */
 export function geluTanhValues(x: Float32Array): Float32Array {
   const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    y[i] = 0.5 * v * (1 + Math.tanh(C * (v + K * v * v * v)));
-  }
+  for (let i = 0; i < x.length; i++) y[i] = x[i] * sigmoids(x[i])[0];
   return y;
 }
 
@@ -25,8 +31,8 @@ export function geluTanhGradValues(dy: Float32Array, x: Float32Array): Float32Ar
   const dx = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
-    const t = Math.tanh(C * (v + K * v * v * v));
-    dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * C * (1 + 3 * K * v * v));
+    const [s, sc] = sigmoids(v);
+    dx[i] = dy[i] * (s + 2 * v * s * sc * C * (1 + 3 * K * v * v));
   }
   return dx;
 }

@@ -4,6 +4,36 @@ import { type ElementwiseConfig, setElementwiseConfig } from '../kernel/elementw
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../testing/index.js';
 import { geluTanh } from './gelu-tanh.js';
 
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * GELU(tanh) and its derivative in float64, through 0.5·(1 + tanh(u)) = σ(2u) = 1 / (1 + e^(−2u)):
+ * in float64 too, 1 + tanh(u) is 0 for u < −19 (x < −6.5), where y is still 1e-17.
+ */
+function geluF64(x: number): { y: number; dy: number } {
+  const u = SQRT_2_OVER_PI * (x + 0.044715 * x ** 3);
+  const [s, sc] = [1 / (1 + Math.exp(-2 * u)), 1 / (1 + Math.exp(2 * u))]; // σ(2u), σ(−2u)
+  return { y: x * s, dy: s + 2 * x * s * sc * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x) };
+}
+
+/**
+ * Where the model's GELUs work (pre-activations of ±10 and beyond) and past it: a dense grid over
+ * [−12, 12], some far values, 0 and tiny ones; 4812 values, so webgpu takes its vec4 path.
+ */
+const WIDE_X = Float32Array.from([
+  ...Array.from({ length: 4801 }, (_, i) => -12 + i / 200),
+  ...[15, 20, 50, 1e3, 1e-3, 1e-30].flatMap((v) => [v, -v]),
+  0,
+  Number.MIN_VALUE,
+  -Number.MIN_VALUE,
+  -3.25,
+  3.25,
+  -6.5,
+  6.5,
+  0.5,
+  -0.5,
+]);
+
 /** Reference made only of tfjs-core ops. */
 function geluTanhRef(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
@@ -31,6 +61,35 @@ describe.each(testBackends())('geluTanh on %s', (name) => {
       });
       tf.dispose([x, dy]);
     }
+  });
+
+  it('matches float64 GELU and its derivative to a few float32 ulps for |x| up to 12 and beyond', async (ctx) => {
+    await useBackend(name, ctx);
+    const x = tf.tensor1d(WIDE_X);
+    const dy = tf.onesLike(x);
+    const [y, g] = await withNoLeaks(async () => {
+      const out = [geluTanh(x), tf.grad((v: tf.Tensor) => geluTanh(v))(x, dy)];
+      const values = await Promise.all(out.map((t) => t.data()));
+      tf.dispose(out);
+      return values;
+    });
+    tf.dispose([x, dy]);
+    // errors in units of |x| (the scale of y where y matters); relative to y in the tail x ∈ [−9, 0),
+    // where y is as small as 1e-28 and 1 + tanh(u) would cancel (the bound is exp's accuracy at
+    // arguments up to 66); absolute for the derivative
+    let [absX, tail, grad] = [0, 0, 0];
+    WIDE_X.forEach((xv, i) => {
+      const want = geluF64(xv);
+      absX = Math.max(absX, Math.abs(y![i]! - want.y) / Math.max(Math.abs(xv), 1e-30));
+      if (xv >= -9 && xv < 0) tail = Math.max(tail, Math.abs(y![i]! - want.y) / Math.abs(want.y));
+      if (Math.abs(xv) <= 1e3) grad = Math.max(grad, Math.abs(g![i]! - want.dy));
+    });
+    console.log(
+      `geluTanh ${name}: max |err|/|x| ${absX.toExponential(2)}, tail relative ${tail.toExponential(2)}, derivative ${grad.toExponential(2)}`,
+    );
+    expect(absX).toBeLessThan(2.4e-7);
+    expect(tail).toBeLessThan(2e-5);
+    expect(grad).toBeLessThan(4e-7);
   });
 
   it('rejects a non-float input with a message naming it', async (ctx) => {

@@ -1,6 +1,7 @@
 import { check, fmtShape, geluTanh, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { initValues, Linear, linear2d, makeVariable, type Params, prefixed, timestepFeatures } from './nn.js';
+import { initValues, Linear, linear2d, makeVariable, type Params, prefixed } from './nn.js';
+import { timestepFeatures } from './ops/timestep-features.js';
 
 /**
  * PixArt's `x_embedder` (a p×p conv with stride p): the same as a linear layer on flattened patches,

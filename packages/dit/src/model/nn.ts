@@ -83,17 +83,3 @@ export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
 export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(x, tf.add(scale, 1)), shift);
 }
-
-/**
- * Sinusoidal timestep features (DiT/PixArt `TimestepEmbedder.timestep_embedding`): for k < dim/2,
- * ω_k = maxPeriod^(-k / (dim/2)), features [cos(t·ω), sin(t·ω)] (cos first).
- * @param t `[N]` float32 timesteps (fractional allowed)
- * @returns `[N, dim]`
- */
-export function timestepFeatures(t: tf.Tensor, dim = 256, maxPeriod = 10000): tf.Tensor {
-  const half = dim / 2;
-  const freqs = new Float32Array(half);
-  for (let k = 0; k < half; k++) freqs[k] = Math.exp((-Math.log(maxPeriod) * k) / half);
-  const args = tf.mul(tf.reshape(t, [-1, 1]), tf.tensor2d(freqs, [1, half])); // [N, half]
-  return tf.concat([tf.cos(args), tf.sin(args)], 1); // [N, dim]
-}
