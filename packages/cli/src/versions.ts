@@ -29,5 +29,6 @@ export function packageVersions(): Record<string, string> {
 
 /** The installed @t2md/cli version (for `t2md --version`). */
 export function cliVersion(): string {
-  return (require('@t2md/cli/package.json') as { version: string }).version;
+  // a bundle (the GPU machine's) has no package.json beside it: say so rather than fail at start-up
+  return packageVersions()['@t2md/cli'] ?? 'unknown (bundled without its package.json)';
 }

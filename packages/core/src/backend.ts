@@ -11,6 +11,7 @@ import {
 } from './adapters.js';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
+import { registerReduceKernels } from './ops/reduce-webgpu.js';
 import { registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
 
 /** A backend that `initBackend` can resolve to. */
@@ -158,6 +159,7 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
       });
       tuneWebGPUFlags();
       registerCopyKernels();
+      registerReduceKernels();
       const Backend = tunedWebGPUBackend(mod.WebGPUBackend as unknown as new (d: GPUDevice, i?: unknown) => WebGPUBackend);
       return new Backend(device, probe.adapter.info);
     },
