@@ -6,25 +6,47 @@
  * recomputed from S and L as exp(S - L), with D_i = rowsum(dO ∘ O) and dS = P ∘ (dP - D).
  */
 import { disposeIntermediate, runProgram, typedArrayKernel } from '@t2md/core';
-import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import {
   AttentionForwardProgram,
   AttentionGradKVProgram,
   AttentionGradQProgram,
+  type AttentionLayouts,
   attentionUniforms,
-  CopyRangeProgram,
+  columnPacked,
+  headMajor,
   LSE_EMPTY,
   RowDotProgram,
+  type RowLayout,
   tilesFor,
+  vec4Layouts,
 } from './attention-webgpu.js';
 
 export const ATTENTION = 'T2mdAttention';
 export const ATTENTION_GRAD = 'T2mdAttentionGrad';
 
+/**
+ * Heads packed in the columns of 2-D inputs (webgpu only, see `headsAttention`): q `[B·Lq, Cq]`, k, v
+ * `[B·Lk, Ck]` with head h of each at columns `off + h·Dh ..`; layouts in floats (attention-webgpu.ts).
+ * Outputs then come as `[B·Lq, H·Dh]` (out, dq) and `[B·Lk, H·Dh]` (dk, dv).
+ */
+export interface PackedHeads {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  Dh: number;
+  q: RowLayout;
+  k: RowLayout;
+  v: RowLayout;
+}
+
 /** Kernel attributes: the logit scale, and whether the keyMask input is real (else it is a placeholder nobody reads). */
 export interface AttentionAttrs {
   scale: number;
   hasMask: boolean;
+  /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
+  packed?: PackedHeads;
 }
 
 interface Dims {
@@ -167,36 +189,57 @@ function maxWorkgroupStorage(backend: KernelBackend): number {
   return device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
 }
 
+/** Sizes and buffer layouts of a webgpu call: from the packed attribute, or `[B, H, L, Dh]` tensors. */
+function webgpuCall(q: TensorInfo, k: TensorInfo, packed: PackedHeads | undefined) {
+  if (packed != null) {
+    const { B, H, Lq, Lk, Dh } = packed;
+    const D = H * Dh;
+    const ls: AttentionLayouts = {
+      q: packed.q,
+      k: packed.k,
+      v: packed.v,
+      o: columnPacked(Lq, D, Dh, 0),
+      g: columnPacked(Lq, D, Dh, 0),
+      gk: columnPacked(Lk, D, Dh, 0),
+    };
+    return { B, H, Lq, Lk, Dh, ls, outShape: [B * Lq, D], kShape: [B * Lk, D] };
+  }
+  const [B, H, Lq, Dh] = q.shape as [number, number, number, number];
+  const Lk = k.shape[2] as number;
+  const ls: AttentionLayouts = {
+    q: headMajor(H, Lq, Dh),
+    k: headMajor(H, Lk, Dh),
+    v: headMajor(H, Lk, Dh),
+    o: headMajor(H, Lq, Dh),
+    g: headMajor(H, Lq, Dh),
+    gk: headMajor(H, Lk, Dh),
+  };
+  return { B, H, Lq, Lk, Dh, ls, outShape: [B, H, Lq, Dh], kShape: [B, H, Lk, Dh] };
+}
+
+/** Elements [begin, begin + n) of a 1-D buffer as a tensor of `shape`: a buffer copy where the Slice kernel can make one. */
+function piece(backend: KernelBackend, flat: TensorInfo, begin: number, n: number, shape: number[]): TensorInfo {
+  const slice = getKernel('Slice', 'webgpu')!.kernelFunc;
+  const out = slice({ inputs: { x: flat }, backend, attrs: { begin: [begin], size: [n] } }) as TensorInfo;
+  return { ...out, shape };
+}
+
 const gpuForward: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const backend = be as KernelBackend;
   const { q, k, v, keyMask } = inputs as Record<string, TensorInfo>;
-  const { scale, hasMask } = attrs as unknown as AttentionAttrs;
-  const [B, H, Lq, Dh] = q.shape as [number, number, number, number];
-  const Lk = k.shape[2] as number;
+  const { scale, hasMask, packed } = attrs as unknown as AttentionAttrs;
+  const { B, H, Lq, Lk, Dh, ls, outShape } = webgpuCall(q, k, packed);
+  const w4 = vec4Layouts(Dh, ls);
   const t = tilesFor(Dh, maxWorkgroupStorage(backend)).fwd;
   const both = runProgram(
     backend,
-    new AttentionForwardProgram(q.shape, hasMask, t),
+    new AttentionForwardProgram([B, H, Lq, Dh], hasMask, t, w4),
     hasMask ? [q, k, v, keyMask] : [q, k, v],
-    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows),
+    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows, ls, w4 ? 4 : 1),
   );
   const nO = B * H * Lq * Dh;
-  const nL = B * H * Lq;
-  const copy = (shape: number[], n: number, offset: number) => {
-    const p = new CopyRangeProgram(shape, n, offset);
-    const w = p.outputComponent;
-    return runProgram(
-      backend,
-      p,
-      [both],
-      [
-        { type: 'int32', data: [offset / w] },
-        { type: 'int32', data: [n / w] },
-      ],
-    );
-  };
-  const out = copy([B, H, Lq, Dh], nO, 0);
-  const lse = copy([B, H, Lq], nL, nO);
+  const out = piece(backend, both, 0, nO, outShape);
+  const lse = piece(backend, both, nO, B * H * Lq, [B, H, Lq]);
   disposeIntermediate(backend, both);
   return [out, lse];
 };
@@ -204,21 +247,25 @@ const gpuForward: KernelFunc = ({ inputs, backend: be, attrs }) => {
 const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const backend = be as KernelBackend;
   const { q, k, v, keyMask, out, lse, dy } = inputs as Record<string, TensorInfo>;
-  const { scale, hasMask } = attrs as unknown as AttentionAttrs;
-  const [B, H, Lq, Dh] = q.shape as [number, number, number, number];
-  const Lk = k.shape[2] as number;
+  const { scale, hasMask, packed } = attrs as unknown as AttentionAttrs;
+  const { B, H, Lq, Lk, Dh, ls, outShape, kShape } = webgpuCall(q, k, packed);
+  const w4 = vec4Layouts(Dh, ls);
+  const w = w4 ? 4 : 1;
   const t = tilesFor(Dh, maxWorkgroupStorage(backend)).bwd;
-  const D = runProgram(backend, new RowDotProgram([B, H, Lq], Dh), [dy, out], [{ type: 'int32', data: [B * H * Lq] }]);
+  const rd = new RowDotProgram([B, H, Lq], Dh, w4);
+  const D = runProgram(backend, rd, [dy, out], rd.programUniforms(B * H * Lq, Lq, H, ls.o));
   const m = hasMask ? [keyMask] : [];
+  const qShape = [B, H, Lq, Dh];
+  const k4 = [B, H, Lk, Dh];
   const dq = runProgram(
     backend,
-    new AttentionGradQProgram(q.shape, hasMask, t),
+    new AttentionGradQProgram(qShape, hasMask, t, w4, outShape),
     [q, k, v, dy, lse, D, ...m],
-    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows),
+    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows, ls, w, 'q'),
   );
-  const kvUniforms = attentionUniforms(Lq, Lk, H, B * H, Lk, scale, t.rows);
-  const dk = runProgram(backend, new AttentionGradKVProgram(k.shape, 'dk', hasMask, t), [q, k, v, dy, lse, D, ...m], kvUniforms);
-  const dv = runProgram(backend, new AttentionGradKVProgram(v.shape, 'dv', hasMask, t), [q, k, dy, lse, ...m], kvUniforms);
+  const kvUniforms = attentionUniforms(Lq, Lk, H, B * H, Lk, scale, t.rows, ls, w, 'k');
+  const dk = runProgram(backend, new AttentionGradKVProgram(k4, 'dk', hasMask, t, w4, kShape), [q, k, v, dy, lse, D, ...m], kvUniforms);
+  const dv = runProgram(backend, new AttentionGradKVProgram(k4, 'dv', hasMask, t, w4, kShape), [q, k, dy, lse, ...m], kvUniforms);
   disposeIntermediate(backend, D);
   return [dq, dk, dv];
 };

@@ -89,8 +89,8 @@ interface Vec {
   hsum: (x: string) => string;
 }
 
-function vecOf(dh: number): Vec {
-  const w = dh % 4 === 0 ? 4 : 1;
+function vecOf(dh: number, allow4 = true): Vec {
+  const w = allow4 && dh % 4 === 0 ? 4 : 1;
   return w === 4
     ? { w, nv: dh / 4, ty: 'vec4<f32>', zero: 'vec4<f32>(0.0)', hsum: (x) => `dot(${x}, vec4<f32>(1.0))` }
     : { w, nv: dh, ty: 'f32', zero: '0.0', hsum: (x) => x };
@@ -164,9 +164,20 @@ const WG_INDEX = `
   let tileIdx = select(0, wgIndex % uniforms.nTiles, wgActive);
   let bh = select(0, wgIndex / uniforms.nTiles, wgActive);
   let b = bh / uniforms.H;
+  let h = bh % uniforms.H;
   let tid = i32(localId.x);`;
 
-const UNIFORMS = 'Lq : i32, Lk : i32, H : i32, BH : i32, nTiles : i32, scale : f32,';
+/**
+ * Where rows live: `at(L, b, h, t)` is the first vector of row t of head h of batch entry b in a buffer
+ * with layout L = (stride of b, stride of h, stride of t, offset), in vectors. `[B, H, L, Dh]` tensors
+ * are (H·L·NV, L·NV, NV, 0); heads packed in the columns of a `[B·L, C]` matrix (a fused qkv
+ * projection) are (L·C/w, NV, C/w, column offset/w), so no transpose is needed either way.
+ */
+const AT_FN = `fn at(L : vec4<i32>, b : i32, h : i32, t : i32) -> i32 { return b * L.x + h * L.y + t * L.z + L.w; }`;
+
+/** q, k, v: the inputs' layouts; o: out and dO; g: the gradient outputs dq, dk, dv (see AT_FN). */
+const UNIFORMS =
+  'Lq : i32, Lk : i32, H : i32, BH : i32, nTiles : i32, scale : f32, qL : vec4<i32>, kL : vec4<i32>, vL : vec4<i32>, oL : vec4<i32>, gL : vec4<i32>,';
 
 interface Base {
   outputShape: number[];
@@ -203,8 +214,49 @@ function base(
   };
 }
 
-/** Uniform values for every attention program, in UNIFORMS order. */
-export function attentionUniforms(lq: number, lk: number, h: number, bh: number, ownRows: number, scale: number, rows: number) {
+/** A buffer layout in floats: strides of b, h, t and the offset (see AT_FN). */
+export type RowLayout = readonly [number, number, number, number];
+
+/** Layouts of one attention call, in floats: inputs q, k, v; o (out, dO); g (dq; dk, dv). */
+export interface AttentionLayouts {
+  q: RowLayout;
+  k: RowLayout;
+  v: RowLayout;
+  o: RowLayout;
+  /** dq's; dk and dv take the same with Lk rows (`gk`). */
+  g: RowLayout;
+  gk: RowLayout;
+}
+
+/** The layout of a `[B, H, L, Dh]` tensor. */
+export function headMajor(H: number, L: number, Dh: number): RowLayout {
+  return [H * L * Dh, L * Dh, Dh, 0];
+}
+
+/** The layout of heads packed in columns `off..off+H·Dh` of a `[B·L, C]` matrix. */
+export function columnPacked(L: number, C: number, Dh: number, off: number): RowLayout {
+  return [L * C, Dh, C, off];
+}
+
+/** Whether every stride and offset is a whole number of vec4s (then the programs read vec4s). */
+export function vec4Layouts(dh: number, ls: AttentionLayouts): boolean {
+  return dh % 4 === 0 && Object.values(ls).every((l) => (l as RowLayout).every((x) => x % 4 === 0));
+}
+
+/** Uniform values for every attention program, in UNIFORMS order; layouts in floats, passed in vectors of w. */
+export function attentionUniforms(
+  lq: number,
+  lk: number,
+  h: number,
+  bh: number,
+  ownRows: number,
+  scale: number,
+  rows: number,
+  ls: AttentionLayouts,
+  w: number,
+  gradRows: 'q' | 'k' = 'q',
+) {
+  const vec = (l: RowLayout) => ({ type: 'int32' as const, data: l.map((x) => x / w) });
   return [
     { type: 'int32' as const, data: [lq] },
     { type: 'int32' as const, data: [lk] },
@@ -212,14 +264,19 @@ export function attentionUniforms(lq: number, lk: number, h: number, bh: number,
     { type: 'int32' as const, data: [bh] },
     { type: 'int32' as const, data: [Math.ceil(ownRows / rows)] },
     { type: 'float32' as const, data: [scale] },
+    vec(ls.q),
+    vec(ls.k),
+    vec(ls.v),
+    vec(ls.o),
+    vec(gradRows === 'q' ? ls.g : ls.gk),
   ];
 }
 
-/** Loads rows [row0, row0 + tile) of up to two row-major `[*, nv]` buffers into workgroup arrays. */
-function loadTile(vec: Vec, t: ProgramTiles, pairs: [string, string][], rowBase: string, limit: string): string {
+/** Loads rows [row0, row0 + tile) of head (b, h) of up to two buffers (each with its layout) into workgroup arrays. */
+function loadTile(vec: Vec, t: ProgramTiles, pairs: [string, string, string][], limit: string): string {
   const n = t.tile * vec.nv;
   const reads = pairs.map(([sh]) => `var ${sh}_x = ${vec.zero};`).join(' ');
-  const fetch = pairs.map(([sh, buf]) => `${sh}_x = ${buf}[(${rowBase} + row0 + j) * ${vec.nv} + c];`).join(' ');
+  const fetch = pairs.map(([sh, buf, layout]) => `${sh}_x = ${buf}[at(uniforms.${layout}, b, h, row0 + j) + c];`).join(' ');
   const writes = pairs.map(([sh]) => `${sh}[e] = ${sh}_x;`).join(' ');
   return `
     for (var e = tid; e < ${n}; e += ${t.rows}) {
@@ -233,7 +290,7 @@ function loadTile(vec: Vec, t: ProgramTiles, pairs: [string, string][], rowBase:
 
 /**
  * Forward: out and the per-row log-sum-exp, written into one flat buffer (out first, then L) because a
- * tfjs program has one output; the kernel splits it with two copies.
+ * tfjs program has one output; the kernel splits it with two buffer copies.
  * Inputs: qb [B,H,Lq,Dh], kb, vb [B,H,Lk,Dh], mb [B,Lk] (bool as i32, only when masked).
  */
 export class AttentionForwardProgram implements WebGPUProgramSpec, Base {
@@ -248,13 +305,15 @@ export class AttentionForwardProgram implements WebGPUProgramSpec, Base {
   private readonly vec: Vec;
   private readonly t: ProgramTiles;
 
+  /** @param shape `[B, H, Lq, Dh]` of q (whatever its layout) */
   constructor(
     shape: readonly number[],
     private readonly masked: boolean,
     t: ProgramTiles,
+    allow4 = true,
   ) {
     const [bSize, h, lq, dh] = shape;
-    this.vec = vecOf(dh);
+    this.vec = vecOf(dh, allow4);
     this.t = t;
     const outLen = bSize * h * lq * dh + bSize * h * lq;
     const vars: [string, number][] = [
@@ -282,6 +341,7 @@ export class AttentionForwardProgram implements WebGPUProgramSpec, Base {
     const maxExpr = js.reduce((acc, j) => `max(${acc}, t${j})`, 'm');
     return `
 const NV : i32 = ${nv};
+${AT_FN}
 var<workgroup> ksh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> vsh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> msh : array<f32, ${t.tile}>;
@@ -293,7 +353,7 @@ fn main(index : i32) {
   ${declRow(vec, 'q')}
   ${declRow(vec, 'o')}
   if (rowOk) {
-    let qBase = (bh * uniforms.Lq + row) * NV;
+    let qBase = at(uniforms.qL, b, h, row);
     ${loadRow(vec, 'q', 'qb', 'qBase', ' * uniforms.scale')}
   }
   var m : f32 = ${NEG};
@@ -307,10 +367,9 @@ fn main(index : i32) {
       vec,
       t,
       [
-        ['ksh', 'kb'],
-        ['vsh', 'vb'],
+        ['ksh', 'kb', 'kL'],
+        ['vsh', 'vb', 'vL'],
       ],
-      'kvRow',
       'uniforms.Lk',
     )}
     if (tid < ${t.tile}) {
@@ -337,7 +396,7 @@ fn main(index : i32) {
   }
   if (rowOk) {
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    let oBase = (bh * uniforms.Lq + row) * ${nv * vec.w};
+    let oBase = at(uniforms.oL, b, h, row) * ${vec.w};
     ${storeRowScalars(vec, 'o', 'oBase', 'inv')}
     let lBase = uniforms.BH * uniforms.Lq * ${nv * vec.w};
     result[lBase + bh * uniforms.Lq + row] = select(${LSE_EMPTY_WGSL}, m + log(l), l > 0.0);
@@ -346,39 +405,10 @@ fn main(index : i32) {
   }
 }
 
-/** Copies `n` floats from `offset` of a flat buffer into a tensor of `outputShape`. */
-export class CopyRangeProgram implements WebGPUProgramSpec {
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  variableNames = ['src'];
-  variableComponents: number[];
-  outputComponent: number;
-  uniforms = 'offsetV : i32, countV : i32,';
-
-  constructor(
-    public outputShape: number[],
-    n: number,
-    offset: number,
-  ) {
-    const w = n % 4 === 0 && offset % 4 === 0 ? 4 : 1;
-    this.variableComponents = [w];
-    this.outputComponent = w;
-    this.shaderKey = `t2md_attn_copy_${w}`;
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(n / w / 256), 1, 1];
-  }
-
-  getUserCode(): string {
-    return `
-fn main(index : i32) {
-  if (index < uniforms.countV) { result[index] = src[uniforms.offsetV + index]; }
-}`;
-  }
-}
-
-/** D_i = Σ_d dO_id · O_id, one thread per row. Inputs gb (dO), ob (O), both [R, Dh]. */
+/**
+ * D_i = Σ_d dO_id · O_id, one thread per row i of head (b, h), written head-major `[B, H, Lq]` (where
+ * the other programs read it); dO and O are read with layout oL. Inputs gb (dO), ob (O).
+ */
 export class RowDotProgram implements WebGPUProgramSpec {
   shaderKey: string;
   dispatchLayout: { x: number[] };
@@ -386,27 +416,42 @@ export class RowDotProgram implements WebGPUProgramSpec {
   workgroupSize: [number, number, number] = [128, 1, 1];
   variableNames = ['gb', 'ob'];
   variableComponents: number[];
-  uniforms = 'rows : i32,';
+  uniforms = 'rows : i32, Lq : i32, H : i32, oL : vec4<i32>,';
   private readonly vec: Vec;
 
   constructor(
     public outputShape: number[],
     dh: number,
+    allow4 = true,
   ) {
-    this.vec = vecOf(dh);
+    this.vec = vecOf(dh, allow4);
     this.variableComponents = [this.vec.w, this.vec.w];
     this.shaderKey = `t2md_attn_rowdot_${this.vec.nv}x${this.vec.w}`;
     this.dispatchLayout = { x: outputShape.map((_, i) => i) };
     this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / 128), 1, 1];
   }
 
+  /** Uniforms: rows = B·H·Lq, the head count, and the layout of dO and O (floats). */
+  programUniforms(rows: number, lq: number, h: number, o: RowLayout) {
+    return [
+      { type: 'int32' as const, data: [rows] },
+      { type: 'int32' as const, data: [lq] },
+      { type: 'int32' as const, data: [h] },
+      { type: 'int32' as const, data: o.map((x) => x / this.vec.w) },
+    ];
+  }
+
   getUserCode(): string {
     const { vec } = this;
-    const terms = range(vec.nv).map((v) => `gb[r * ${vec.nv} + ${v}] * ob[r * ${vec.nv} + ${v}]`);
+    const terms = range(vec.nv).map((v) => `gb[base + ${v}] * ob[base + ${v}]`);
     return `
+${AT_FN}
 fn main(index : i32) {
   let r = index;
   if (r < uniforms.rows) {
+    let i = r % uniforms.Lq;
+    let bh = r / uniforms.Lq;
+    let base = at(uniforms.oL, bh / uniforms.H, bh % uniforms.H, i);
     var acc = ${vec.zero};
     ${terms.map((x) => `acc += ${x};`).join('\n    ')}
     result[r] = ${vec.hsum('acc')};
@@ -433,13 +478,16 @@ export class AttentionGradQProgram implements WebGPUProgramSpec, Base {
   private readonly vec: Vec;
   private readonly t: ProgramTiles;
 
+  /** @param shape `[B, H, Lq, Dh]` of q; `outputShape` the shape dq is handed out in */
   constructor(
     shape: number[],
     private readonly masked: boolean,
     t: ProgramTiles,
+    allow4 = true,
+    outputShape: number[] = shape,
   ) {
     const [bSize, h, lq, dh] = shape;
-    this.vec = vecOf(dh);
+    this.vec = vecOf(dh, allow4);
     this.t = t;
     this.outputComponent = this.vec.w;
     const w = this.vec.w;
@@ -452,7 +500,7 @@ export class AttentionGradQProgram implements WebGPUProgramSpec, Base {
       ['db', 1],
     ];
     if (masked) vars.push(['mb', 1]);
-    Object.assign(this, base('dq', shape, lq, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
+    Object.assign(this, base('dq', outputShape, lq, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
   }
 
   getUserCode(): string {
@@ -470,6 +518,7 @@ export class AttentionGradQProgram implements WebGPUProgramSpec, Base {
       .join('\n      ');
     return `
 const NV : i32 = ${nv};
+${AT_FN}
 var<workgroup> ksh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> vsh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> msh : array<f32, ${t.tile}>;
@@ -484,9 +533,10 @@ fn main(index : i32) {
   var lse : f32 = ${LSE_EMPTY_WGSL};
   var dd : f32 = 0.0;
   if (rowOk) {
-    let qBase = (bh * uniforms.Lq + row) * NV;
+    let qBase = at(uniforms.qL, b, h, row);
+    let gBase = at(uniforms.oL, b, h, row);
     ${loadRow(vec, 'q', 'qb', 'qBase', ' * uniforms.scale')}
-    ${loadRow(vec, 'go', 'gb', 'qBase')}
+    ${loadRow(vec, 'go', 'gb', 'gBase')}
     lse = lb[bh * uniforms.Lq + row];
     dd = db[bh * uniforms.Lq + row];
   }
@@ -499,10 +549,9 @@ fn main(index : i32) {
       vec,
       t,
       [
-        ['ksh', 'kb'],
-        ['vsh', 'vb'],
+        ['ksh', 'kb', 'kL'],
+        ['vsh', 'vb', 'vL'],
       ],
-      'kvRow',
       'uniforms.Lk',
     )}
     if (tid < ${t.tile}) {
@@ -522,7 +571,7 @@ fn main(index : i32) {
     }
   }
   if (rowOk) {
-    let oBase = (bh * uniforms.Lq + row) * NV;
+    let oBase = at(uniforms.gL, b, h, row);
     ${storeRow(vec, 'dq', 'oBase', 'uniforms.scale')}
   }
 }`;
@@ -548,14 +597,17 @@ export class AttentionGradKVProgram implements WebGPUProgramSpec, Base {
   private readonly vec: Vec;
   private readonly t: ProgramTiles;
 
+  /** @param shape `[B, H, Lk, Dh]` of k; `outputShape` the shape dk / dv are handed out in */
   constructor(
     shape: number[],
     private readonly which: 'dk' | 'dv',
     private readonly masked: boolean,
     t: ProgramTiles,
+    allow4 = true,
+    outputShape: number[] = shape,
   ) {
     const [bSize, h, lk, dh] = shape;
-    this.vec = vecOf(dh);
+    this.vec = vecOf(dh, allow4);
     this.t = t;
     this.outputComponent = this.vec.w;
     const w = this.vec.w;
@@ -577,7 +629,7 @@ export class AttentionGradKVProgram implements WebGPUProgramSpec, Base {
             ['lb', 1],
           ];
     if (masked) vars.push(['mb', 1]);
-    Object.assign(this, base(which, shape, lk, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
+    Object.assign(this, base(which, outputShape, lk, bSize * h, this.t, this.vec, vars, masked ? 'm' : 'n'));
   }
 
   getUserCode(): string {
@@ -610,6 +662,7 @@ export class AttentionGradKVProgram implements WebGPUProgramSpec, Base {
         );
     return `
 const NV : i32 = ${nv};
+${AT_FN}
 var<workgroup> qsh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> gsh : array<${vec.ty}, ${t.tile * nv}>;
 var<workgroup> lsh : array<f32, ${t.tile}>;
@@ -625,9 +678,14 @@ fn main(index : i32) {
   ${isK ? declRow(vec, 'vv') : ''}
   ${declRow(vec, 'acc')}
   if (rowOk) {
-    let kBase = (bh * uniforms.Lk + row) * NV;
+    let kBase = at(uniforms.kL, b, h, row);
     ${loadRow(vec, 'k', 'kb', 'kBase', ' * uniforms.scale')}
-    ${isK ? loadRow(vec, 'vv', 'vb', 'kBase') : ''}
+    ${
+      isK
+        ? `let vBase = at(uniforms.vL, b, h, row);
+    ${loadRow(vec, 'vv', 'vb', 'vBase')}`
+        : ''
+    }
   }
   let qRow = bh * uniforms.Lq;
   let nq = (uniforms.Lq + ${t.tile - 1}) / ${t.tile};
@@ -638,10 +696,9 @@ fn main(index : i32) {
       vec,
       t,
       [
-        ['qsh', 'qb'],
-        ['gsh', 'gb'],
+        ['qsh', 'qb', 'qL'],
+        ['gsh', 'gb', 'oL'],
       ],
-      'qRow',
       'uniforms.Lq',
     )}
     if (tid < ${t.tile}) {
@@ -656,7 +713,7 @@ fn main(index : i32) {
     }
   }
   if (rowOk) {
-    let oBase = (bh * uniforms.Lk + row) * NV;
+    let oBase = at(uniforms.gL, b, h, row);
     ${range(vec.nv)
       .map((v) => `result[oBase + ${v}] = select(${vec.zero}, acc${v}${isK ? ' * uniforms.scale' : ''}, keyOk);`)
       .join('\n    ')}

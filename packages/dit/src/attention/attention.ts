@@ -1,6 +1,6 @@
 import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels } from './attention-kernels.js';
+import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels, type PackedHeads } from './attention-kernels.js';
 
 /** Options of `attention`. */
 export interface AttentionOptions {
@@ -97,4 +97,139 @@ export function checkAttentionInputs(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o
     throw new InputError(`scale must be a finite number, got ${String(scale)}; leave it out for 1/sqrt(Dh).`);
   }
   return { B, H, Lq, Lk, Dh };
+}
+
+/** Options of `headsAttention`. */
+export interface HeadsAttentionOptions {
+  /** B: sequences in the batch (the matrices hold B·L rows, sequence-major). */
+  batch: number;
+  heads: number;
+  headDim: number;
+  /** First column of head 0's query in q (default 0), key and value in kv. */
+  qOffset?: number;
+  kOffset: number;
+  vOffset: number;
+  /** `[B, Lk]` bool: false drops that key. */
+  keyMask?: tf.Tensor;
+  /** Defaults to 1 / sqrt(headDim). */
+  scale?: number;
+}
+
+/**
+ * Multi-head attention on heads laid out in the columns of token matrices, as a fused projection
+ * makes them: no head split or merge (on WebGPU the kernels read and write these layouts directly,
+ * saving the four transposes per attention, and their backward's, that `[B, H, L, Dh]` tensors need).
+ * Elsewhere it is `attention` between reshapes, with the same numbers.
+ * @param q `[B·Lq, Cq]`: head h's query at columns `qOffset + h·Dh ..`
+ * @param kv `[B·Lk, Ckv]` (may be q itself, e.g. a fused qkv): keys at `kOffset + h·Dh ..`, values at
+ *   `vOffset + h·Dh ..`
+ * @returns `[B·Lq, H·Dh]`, head h at columns `h·Dh ..` (ready for the output projection)
+ */
+export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOptions): tf.Tensor {
+  const { batch: B, heads: H, headDim: Dh, qOffset = 0, kOffset, vOffset } = o;
+  assertFloat('q', q);
+  assertFloat('kv', kv);
+  check(
+    q.rank === 2 && kv.rank === 2,
+    () => `q and kv must be 2-D token matrices [B·L, C], got ${fmtShape(q.shape)} and ${fmtShape(kv.shape)}.`,
+  );
+  check(
+    Number.isInteger(B) && B >= 1 && q.shape[0]! % B === 0 && kv.shape[0]! % B === 0,
+    () => `batch (${B}) must divide the rows of q ${fmtShape(q.shape)} and kv ${fmtShape(kv.shape)}.`,
+  );
+  const D = H * Dh;
+  const blocks: [string, tf.Tensor, number][] = [
+    ['qOffset', q, qOffset],
+    ['kOffset', kv, kOffset],
+    ['vOffset', kv, vOffset],
+  ];
+  for (const [name, t, off] of blocks) {
+    check(
+      Number.isInteger(off) && off >= 0 && off + D <= t.shape[1]!,
+      () => `${name} ${off} + heads·headDim ${D} must fit the ${t.shape[1]} columns of ${fmtShape(t.shape)}.`,
+    );
+  }
+  const Lq = q.shape[0]! / B;
+  const Lk = kv.shape[0]! / B;
+  const scale = o.scale ?? 1 / Math.sqrt(Dh);
+  if (tf.getBackend() !== 'webgpu') {
+    return tf.tidy(() => {
+      const heads = (t: tf.Tensor, off: number, L: number) =>
+        tf.transpose(tf.reshape(tf.slice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
+      const out = attention(heads(q, qOffset, Lq), heads(kv, kOffset, Lk), heads(kv, vOffset, Lk), {
+        scale,
+        ...(o.keyMask ? { keyMask: o.keyMask } : {}),
+      });
+      return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, D]); // [B·Lq, D]
+    });
+  }
+  const m = o.keyMask;
+  check(
+    m == null || (m instanceof tf.Tensor && m.dtype === 'bool' && m.rank === 2 && m.shape[0] === B && m.shape[1] === Lk),
+    () => `keyMask must be a bool tensor of shape [B, Lk] = [${B}, ${Lk}], got ${m == null ? '' : `${m.dtype} ${fmtShape(m.shape)}`}.`,
+  );
+  check(Number.isFinite(scale), () => `scale must be a finite number, got ${String(o.scale)}; leave it out for 1/sqrt(headDim).`);
+  registerAttentionKernels();
+  const hasMask = o.keyMask != null;
+  const keyMask = o.keyMask ?? tf.zeros([1, 1], 'bool');
+  const cq = q.shape[1]!;
+  const ckv = kv.shape[1]!;
+  const packed: PackedHeads = {
+    B,
+    H,
+    Lq,
+    Lk,
+    Dh,
+    q: [Lq * cq, Dh, cq, qOffset],
+    k: [Lk * ckv, Dh, ckv, kOffset],
+    v: [Lk * ckv, Dh, ckv, vOffset],
+  };
+  const attrs = { scale, hasMask, packed } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const same = q === kv;
+  // The gradient of a packed input: its used column blocks, in column order, zeros between them.
+  const assemble = (rows: number, cols: number, parts: [number, tf.Tensor][]): tf.Tensor => {
+    const sorted = [...parts].sort((a, b) => a[0] - b[0]);
+    const pieces: tf.Tensor[] = [];
+    let at = 0;
+    for (const [off, g] of sorted) {
+      if (off > at) pieces.push(tf.zeros([rows, off - at]));
+      pieces.push(g);
+      at = off + D;
+    }
+    if (at < cols) pieces.push(tf.zeros([rows, cols - at]));
+    return pieces.length === 1 ? pieces[0]! : tf.concat(pieces, 1);
+  };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const qi = args[0] as tf.Tensor;
+    const kvi = same ? qi : (args[1] as tf.Tensor);
+    const save = args[same ? 1 : 2] as tf.GradSaveFunc;
+    const [out, lse] = tf.engine().runKernel(ATTENTION, { q: qi, k: kvi, v: kvi, keyMask }, attrs) as tf.Tensor[];
+    save([qi, kvi, keyMask, out, lse]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, skv, sMask, sOut, sLse] = saved;
+        const inputs = { q: sq, k: skv, v: skv, keyMask: sMask, out: sOut, lse: sLse, dy };
+        const [dq, dk, dv] = tf.engine().runKernel(ATTENTION_GRAD, inputs, attrs) as tf.Tensor[];
+        if (same)
+          return [
+            assemble(B * Lq, cq, [
+              [qOffset, dq],
+              [kOffset, dk],
+              [vOffset, dv],
+            ]),
+          ];
+        return [
+          assemble(B * Lq, cq, [[qOffset, dq]]),
+          assemble(B * Lk, ckv, [
+            [kOffset, dk],
+            [vOffset, dv],
+          ]),
+        ];
+      },
+    };
+  });
+  const out = same ? op(q) : op(q, kv);
+  if (!hasMask) keyMask.dispose();
+  return out;
 }

@@ -1,4 +1,4 @@
-export type { AttentionOptions } from './attention.js';
-export { attention, registerAttentionKernels } from './attention.js';
+export type { AttentionOptions, HeadsAttentionOptions } from './attention.js';
+export { attention, headsAttention, registerAttentionKernels } from './attention.js';
 export { ATTENTION, ATTENTION_GRAD } from './attention-kernels.js';
 export { attentionRef } from './attention-ref.js';
