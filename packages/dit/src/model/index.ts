@@ -17,7 +17,7 @@ export { formatLayout, MIXER_KINDS, parseLayout } from './layout.js';
 export { MambaMixer, resolveGrid } from './mamba-mixer.js';
 export type { Params, WeightInit } from './nn.js';
 export { Linear, layerNorm, modulate } from './nn.js';
-export { adaNorm, adaNormRef } from './ops/ada-norm.js';
+export { adaNorm, adaNormRef, affineLayerNorm } from './ops/ada-norm.js';
 export { gatedAdd, gatedAddRef } from './ops/gated-add.js';
 export { timestepFeatures } from './ops/timestep-features.js';
 export { gridCoordinates, sincosPosEmbed } from './pos-embed.js';

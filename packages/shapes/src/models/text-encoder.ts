@@ -9,6 +9,7 @@
  */
 import { assertInt, check, fmtShape, geluTanh, linear as linear2d, Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { affineLayerNorm } from '@t2md/dit';
 
 export interface CaptionEncoderConfig {
   /** Vocabulary size V (token ids are 0..V-1). */
@@ -185,11 +186,11 @@ export class CaptionEncoder {
       const bias = tf.reshape(tf.mul(tf.sub(1, keep), -1e9), [B, 1, 1, L]);
       for (let i = 0; i < c.layers; i++) {
         const l = `${p}layers.${i}.`;
-        x = tf.add(x, this.attention(layerNorm(x, w[`${l}norm1.weight`], w[`${l}norm1.bias`]), bias, l));
-        const h = linear(layerNorm(x, w[`${l}norm2.weight`], w[`${l}norm2.bias`]), w[`${l}mlp.fc1.weight`], w[`${l}mlp.fc1.bias`]);
+        x = tf.add(x, this.attention(affineLayerNorm(x, w[`${l}norm1.weight`], w[`${l}norm1.bias`]), bias, l));
+        const h = linear(affineLayerNorm(x, w[`${l}norm2.weight`], w[`${l}norm2.bias`]), w[`${l}mlp.fc1.weight`], w[`${l}mlp.fc1.bias`]);
         x = tf.add(x, linear(geluTanh(h), w[`${l}mlp.fc2.weight`], w[`${l}mlp.fc2.bias`]));
       }
-      return layerNorm(x, w[`${p}norm.weight`], w[`${p}norm.bias`]); // [B, L, D]
+      return affineLayerNorm(x, w[`${p}norm.weight`], w[`${p}norm.bias`]); // [B, L, D]
     });
   }
 
@@ -236,12 +237,4 @@ function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const [out, inF] = weight.shape;
   const y = linear2d(tf.reshape(x, [-1, inF]), weight, bias); // [N, out]
   return tf.reshape(y, [...x.shape.slice(0, -1), out]);
-}
-
-/** LayerNorm over the last axis with an affine weight and bias (eps 1e-5, PyTorch's default). */
-function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const mean = tf.mean(x, -1, true);
-  const xc = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(xc), -1, true);
-  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, 1e-5))), weight), bias);
 }
