@@ -104,6 +104,26 @@ describe.each(testBackends())('causalConv1dSilu on %s', (name) => {
     }
   });
 
+  it('handles empty inputs: no rows (zero dweight, dbias) and no channels', async (ctx) => {
+    await useBackend(name, ctx);
+    for (const [B, L, C] of [
+      [0, 5, 8],
+      [2, 0, 7],
+      [2, 3, 0],
+    ] as [number, number, number][]) {
+      const io = inputs([B, L, C, 4], 1);
+      await withNoLeaks(async () => {
+        const y = causalConv1dSilu(io.t.x, io.t.w, io.t.b);
+        expect(y.shape).toEqual([B, L, C]);
+        const g = grads(causalConv1dSilu, io.t);
+        expect(g.map((t) => t.shape)).toEqual([[B, L, C], [C, 1, 4], [C]]);
+        for (const t of g.slice(1)) expect(Array.from(await t.data()).every((v) => v === 0)).toBe(true);
+        tf.dispose([y, ...g]);
+      });
+      io.dispose();
+    }
+  });
+
   it('rejects a weight, bias or input of the wrong shape or type with a message that names it', async (ctx) => {
     await useBackend(name, ctx);
     const x = tf.zeros([2, 5, 6]);

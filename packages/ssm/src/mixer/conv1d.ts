@@ -24,6 +24,7 @@ import {
   type NamedAttrMap,
   type Tensor,
   type TensorInfo,
+  zerosLike,
 } from '@tensorflow/tfjs-core';
 import {
   CONV_WG,
@@ -175,6 +176,8 @@ const grad: GradConfig = {
   inputsToSave: ['x', 'w', 'bias'],
   gradFunc: (dy, saved, attrs) => {
     const [x, w, bias] = saved;
+    // no rows to sum (B·L = 0): zero gradients (the webgpu reduce cannot bind an empty partials buffer)
+    if (x!.size === 0) return { x: () => zerosLike(x!), w: () => zerosLike(w!), bias: () => zerosLike(bias!) };
     const [dx, dw, db] = engine().runKernel(CONV_SILU_GRAD, { x, w, bias, dy: dy as Tensor }, attrs as NamedAttrMap) as Tensor[];
     return { x: () => dx, w: () => dw, bias: () => db };
   },
