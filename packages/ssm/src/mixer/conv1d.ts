@@ -56,8 +56,11 @@ const MIN_SEGMENT_ROWS = 64;
 
 const sigm = (v: number) => (v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v)));
 
-/** The pre-activation `bias[c] + Σ_k w[c, 0, k] x[b, t + k − (K−1), c]` as a plain loop, `[B, L, C]`. */
-function preActivation(x: Float32Array, w: Float32Array, bias: Float32Array, [B, L, C]: number[], K: number): Float32Array {
+/**
+ * The causal conv alone (the pre-activation of the fused op) as a plain loop, PyTorch's definition:
+ * `y[b, t, c] = bias[c] + Σ_k w[c, 0, k] x[b, t + k − (K−1), c]`, zeros before t = 0. `[B, L, C]`.
+ */
+export function causalConv1dValues(x: Float32Array, w: Float32Array, bias: Float32Array, [B, L, C]: number[], K: number): Float32Array {
   const pre = new Float32Array(B * L * C);
   for (let b = 0; b < B; b++)
     for (let t = 0; t < L; t++)
@@ -74,7 +77,7 @@ function preActivation(x: Float32Array, w: Float32Array, bias: Float32Array, [B,
 
 /** Forward on typed arrays (the reference semantics): `silu(pre)`, x `[B, L, C]`, w `[C, 1, K]`, bias `[C]`. */
 export function causalConv1dSiluValues(x: Float32Array, w: Float32Array, bias: Float32Array, shape: number[], K: number): Float32Array {
-  const pre = preActivation(x, w, bias, shape, K);
+  const pre = causalConv1dValues(x, w, bias, shape, K);
   for (let i = 0; i < pre.length; i++) pre[i] *= sigm(pre[i]);
   return pre;
 }
@@ -88,7 +91,7 @@ export function causalConv1dSiluGradValues(
   [B, L, C]: number[],
   K: number,
 ): [Float32Array, Float32Array, Float32Array] {
-  const g = preActivation(x, w, bias, [B, L, C], K);
+  const g = causalConv1dValues(x, w, bias, [B, L, C], K);
   for (let i = 0; i < g.length; i++) {
     const s = sigm(g[i]);
     g[i] = dy[i] * s * (1 + g[i] * (1 - s)); // dL/d pre
