@@ -18,11 +18,16 @@ Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, con
 await initBackend({ backend: 'webgpu' });
 
 type Conv = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
-// the default layout, then rows per partial-pass thread swept around the default's choice (64 at
-// B = 256, 192 at B = 1024 for C = 384)
+// the default layout, then rows per thread of the forward and dx (default 4) and rows per partial-pass
+// thread (default 64 at B = 256, 192 at B = 1024 for C = 384) swept around it
+const variant = (label: string, opts: Parameters<typeof causalConv1dSilu>[3]): [string, Conv] => [
+  label,
+  (x, w, b) => causalConv1dSilu(x, w, b, opts),
+];
 const IMPLS: [string, Conv][] = [
   ['fused', causalConv1dSilu],
-  ...[16, 32, 128, 512].map((R): [string, Conv] => [`fusedR${R}`, (x, w, b) => causalConv1dSilu(x, w, b, { rowsPerSegment: R })]),
+  ...[1, 2, 8].map((T) => variant(`fusedT${T}`, { rowsPerThread: T })),
+  ...[16, 32, 128, 512].map((R) => variant(`fusedR${R}`, { rowsPerSegment: R })),
   ['old', causalConv1dSiluRef],
 ];
 

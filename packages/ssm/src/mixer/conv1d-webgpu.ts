@@ -4,16 +4,18 @@ import type { ProgramUniform, WebGPUProgramSpec } from '@t2md/core';
  * WGSL for the fused causal depthwise conv1d + SiLU of the Mamba-2 mixer and its gradient.
  * x, dy `[B, L, C]` are read as vectors of VEC = 4 channels when C % 4 == 0 (else 1); the weight
  * `[C, 1, K]` is read as scalars (K consecutive taps a channel) and the bias `[C]` as vectors. K and VEC
- * are baked into the WGSL (and the shader key); shapes travel as uniforms.
+ * are baked into the WGSL (and the shader key), with TT (rows per thread of the row-block programs);
+ * shapes travel as uniforms.
  *
  * Passes and what each moves (Bytes = B·L·C·4):
- * - forward: y = silu(pre), pre[t] = bias + Σ_k w[k] x[t + k − (K−1)]; one thread per output vector,
- *   its K taps of x shared with the neighbouring rows through the cache: reads x ≈ once, writes y.
- * - dx: one thread per dx vector. It recomputes pre at the K rows t..t+K−1 that read x[t] from the
- *   2K−1 taps of x around t, rather than the forward saving pre: saving would add a B·L·C write to the
- *   forward and hold B·L·C floats until the backward, while the backward reads the same 1× Bytes
- *   either way (x instead of pre); the recompute is K² FMAs and K sigmoids, free in a memory-bound
- *   pass. Reads x and dy ≈ once each, writes dx.
+ * - forward: y = silu(pre), pre[t] = bias + Σ_k w[k] x[t + k − (K−1)]; each thread TT consecutive rows
+ *   of one channel vector (TT = 4: 7 loads of x for 4 outputs where one row a thread needs 16, which
+ *   would lean on the caches): reads x ≈ once, writes y.
+ * - dx: each thread TT rows. It recomputes pre at the TT + K − 1 rows that read its x rows, from the
+ *   TT + 2K − 2 rows of x around them, rather than the forward saving pre: saving would add a B·L·C
+ *   write to the forward and hold B·L·C floats until the backward, while the backward reads the same
+ *   1× Bytes either way (x instead of pre); the recompute is (TT + K − 1)·K FMAs and TT + K − 1
+ *   sigmoids per TT outputs, free in a memory-bound pass. Reads x and dy ≈ once each, writes dx.
  * - dweight, dbias partials: thread (segment, channel vector) walks R consecutive rows of the B·L,
  *   keeping the last K rows of x in registers (one new load a row), and sums g·x per tap and g, where
  *   g = dy·silu'(pre). Reads x and dy once, writes `[P, K + 1, C]` partials (P = B·L / R segments,
@@ -73,7 +75,7 @@ abstract class FlatProgram implements WebGPUProgramSpec {
   abstract variableNames: string[];
   variableComponents!: number[];
   outputComponent: number;
-  uniforms = 'n : i32, L : i32, Cv : i32, R : i32, rows : i32,';
+  uniforms = 'n : i32, L : i32, Cv : i32, R : i32, rows : i32, nTB : i32,';
 
   constructor(
     outputShape: number[],
@@ -93,85 +95,130 @@ abstract class FlatProgram implements WebGPUProgramSpec {
 }
 
 /** The uniforms of the flat programs, in `FlatProgram.uniforms` order. */
-export function convUniforms(u: { n: number; L: number; Cv: number; R?: number; rows?: number }): ProgramUniform[] {
-  return [u.n, u.L, u.Cv, u.R ?? 0, u.rows ?? 0].map((v) => ({ type: 'int32' as const, data: [v] }));
+export function convUniforms(u: { n: number; L: number; Cv: number; R?: number; rows?: number; nTB?: number }): ProgramUniform[] {
+  return [u.n, u.L, u.Cv, u.R ?? 0, u.rows ?? 0, u.nTB ?? 0].map((v) => ({ type: 'int32' as const, data: [v] }));
 }
 
-/** y = silu(causal conv(x)). Inputs x `[B, L, C]`, w `[C, 1, K]`, bias `[C]`; n = B·L·C/VEC. */
+/** Threads of a row-block program over x `[B, L, C]`: one per (b, block of TT rows, channel vector). */
+export function rowBlockThreads([B, L, C]: number[], TT: number): { n: number; nTB: number; Cv: number } {
+  const nTB = Math.ceil(L! / TT);
+  const Cv = C! / convVec(C!);
+  return { n: B! * nTB * Cv, nTB, Cv };
+}
+
+/**
+ * WGSL opening `main` of a row-block program: the thread's rows t0 .. t0 + TT − 1 of one sequence and
+ * channel vector cv, `base` the vector index of (b, t0, cv), then `xs{j} = x[t0 + j + d0]` for
+ * j < count, zero outside [0, L).
+ */
+function rowBlockHead(d0: number, count: number): string {
+  const loads = range(count).map((j) => {
+    const d = j + d0;
+    return `  var xs${j} = T(0.0);\n  if (t0 + ${d} >= 0 && t0 + ${d} < uniforms.L) { xs${j} = x[base + ${d} * uniforms.Cv]; }`;
+  });
+  return `fn main(index : i32) {
+  if (index >= uniforms.n) { return; }
+  let cv = index % uniforms.Cv;
+  let q = index / uniforms.Cv;
+  let tb = q % uniforms.nTB;
+  let t0 = tb * TT;
+  let base = ((q / uniforms.nTB) * uniforms.L + t0) * uniforms.Cv + cv;
+  let c = cv * VEC;
+  let b0 = bias[cv];
+${loads.join('\n')}`;
+}
+
+/** `let wk{k} = wtap(c, k);` for every tap. */
+const weightTaps = (K: number) =>
+  range(K)
+    .map((k) => `  let wk${k} = wtap(c, ${k});`)
+    .join('\n');
+
+/** `b0 + Σ_k wk{k} xs{u + k}`: the pre-activation of row t0 + u + d0 + (K − 1) from the window. */
+const preOf = (u: number, K: number) =>
+  `b0 + ${range(K)
+    .map((k) => `wk${k} * xs${u + k}`)
+    .join(' + ')}`;
+
+/**
+ * y = silu(causal conv(x)), each thread TT consecutive rows of one channel vector: TT + K − 1 loads of x
+ * for TT outputs. Inputs x `[B, L, C]`, w `[C, 1, K]`, bias `[C]`.
+ */
 export class ConvSiluProgram extends FlatProgram {
   shaderKey: string;
   variableNames = ['x', 'w', 'bias'];
 
-  constructor(shape: number[], K: number, wg: number) {
+  constructor(
+    shape: number[],
+    K: number,
+    wg: number,
+    private readonly TT: number,
+  ) {
     const vec = convVec(shape[2]!);
-    super(shape, (shape[0]! * shape[1]! * shape[2]!) / vec, wg, vec, K);
+    super(shape, rowBlockThreads(shape, TT).n, wg, vec, K);
     this.variableComponents = [vec, 1, vec];
-    this.shaderKey = `t2md_conv_silu_v${vec}_k${K}_w${wg}`;
+    this.shaderKey = `t2md_conv_silu_v${vec}_k${K}_w${wg}_r${TT}`;
   }
 
   getUserCode(): string {
-    const taps = range(this.K).map(
-      (k) => `  if (t >= ${this.K - 1 - k}) { acc = acc + wtap(c, ${k}) * x[index - ${this.K - 1 - k} * uniforms.Cv]; }`,
+    const { K, TT } = this;
+    // xs{j} = x[t0 + j − (K−1)]; output row t0 + i reads xs{i} .. xs{i+K−1}
+    const outs = range(TT).map(
+      (i) => `  if (t0 + ${i} < uniforms.L) {
+    let pre${i} = ${preOf(i, K)};
+    result[base + ${i} * uniforms.Cv] = pre${i} * sigm(pre${i});
+  }`,
     );
-    return `${prelude(this.vec, this.K)}
-fn main(index : i32) {
-  if (index >= uniforms.n) { return; }
-  let cv = index % uniforms.Cv;
-  let t = (index / uniforms.Cv) % uniforms.L;
-  let c = cv * VEC;
-  var acc = bias[cv];
-${taps.join('\n')}
-  result[index] = acc * sigm(acc);
+    return `${prelude(this.vec, K)}
+const TT : i32 = ${TT};
+${rowBlockHead(-(K - 1), TT + K - 1)}
+${weightTaps(K)}
+${outs.join('\n')}
 }`;
   }
 }
 
 /**
- * dx[t] = Σ_k w[k] g[t + (K−1) − k] with g = dy·silu'(pre) (zero past L), pre recomputed from the 2K−1
- * taps x[t − (K−1) .. t + (K−1)]. Inputs x, w, bias, dy; output like x.
+ * dx[t] = Σ_k w[k] g[t + (K−1) − k] with g = dy·silu'(pre) (zero past L), each thread TT consecutive
+ * rows: pre recomputed at the TT + K − 1 rows t0 .. t0 + TT + K − 2 from the TT + 2K − 2 rows of x
+ * around them. Inputs x, w, bias, dy; output like x.
  */
 export class ConvSiluGradXProgram extends FlatProgram {
   shaderKey: string;
   variableNames = ['x', 'w', 'bias', 'dy'];
 
-  constructor(shape: number[], K: number, wg: number) {
+  constructor(
+    shape: number[],
+    K: number,
+    wg: number,
+    private readonly TT: number,
+  ) {
     const vec = convVec(shape[2]!);
-    super(shape, (shape[0]! * shape[1]! * shape[2]!) / vec, wg, vec, K);
+    super(shape, rowBlockThreads(shape, TT).n, wg, vec, K);
     this.variableComponents = [vec, 1, vec, vec];
-    this.shaderKey = `t2md_conv_silu_dx_v${vec}_k${K}_w${wg}`;
+    this.shaderKey = `t2md_conv_silu_dx_v${vec}_k${K}_w${wg}_r${TT}`;
   }
 
   getUserCode(): string {
-    const K = this.K;
-    // xs{j} = x[t + j − (K−1)], zero outside [0, L)
-    const loads = range(2 * K - 1).map((j) => {
-      const d = j - (K - 1);
-      return `  var xs${j} = T(0.0);\n  if (t + ${d} >= 0 && t + ${d} < uniforms.L) { xs${j} = x[index + ${d} * uniforms.Cv]; }`;
-    });
-    // row t + u reads x[t] through tap k = (K−1) − u; its pre-activation uses xs{u} .. xs{u+K−1}
-    const rows = range(K).map((u) => {
-      const pre = range(K)
-        .map((j) => `wk${j} * xs${u + j}`)
-        .join(' + ');
-      return `  if (t + ${u} < uniforms.L) {
-    let pre${u} = b0 + ${pre};
-    acc = acc + wk${K - 1 - u} * dy[index + ${u} * uniforms.Cv] * siluGrad(pre${u});
-  }`;
-    });
+    const { K, TT } = this;
+    // xs{j} = x[t0 + j − (K−1)]; row t0 + u has its pre-activation from xs{u} .. xs{u+K−1}
+    const gs = range(TT + K - 1).map(
+      (u) => `  var g${u} = T(0.0);
+  if (t0 + ${u} < uniforms.L) { g${u} = dy[base + ${u} * uniforms.Cv] * siluGrad(${preOf(u, K)}); }`,
+    );
+    // x row t0 + i reaches row t0 + i + (K−1) − k through tap k
+    const outs = range(TT).map(
+      (i) =>
+        `  if (t0 + ${i} < uniforms.L) { result[base + ${i} * uniforms.Cv] = ${range(K)
+          .map((k) => `wk${k} * g${i + K - 1 - k}`)
+          .join(' + ')}; }`,
+    );
     return `${prelude(this.vec, K)}
-fn main(index : i32) {
-  if (index >= uniforms.n) { return; }
-  let cv = index % uniforms.Cv;
-  let t = (index / uniforms.Cv) % uniforms.L;
-  let c = cv * VEC;
-${range(K)
-  .map((k) => `  let wk${k} = wtap(c, ${k});`)
-  .join('\n')}
-  let b0 = bias[cv];
-${loads.join('\n')}
-  var acc = T(0.0);
-${rows.join('\n')}
-  result[index] = acc;
+const TT : i32 = ${TT};
+${rowBlockHead(-(K - 1), TT + 2 * K - 2)}
+${weightTaps(K)}
+${gs.join('\n')}
+${outs.join('\n')}
 }`;
   }
 }
@@ -213,9 +260,7 @@ fn main(index : i32) {
   let cv = index % Cv;
   let p = index / Cv;
   let c = cv * VEC;
-${range(K)
-  .map((k) => `  let wk${k} = wtap(c, ${k});`)
-  .join('\n')}
+${weightTaps(K)}
   let b0 = bias[cv];
   let r0 = p * uniforms.R;
   let r1 = min(r0 + uniforms.R, uniforms.rows);

@@ -5,7 +5,7 @@ import { causalConv1dSilu, causalConv1dSiluGradValues, causalConv1dSiluValues, s
 import { ConvSiluGradXProgram, ConvSiluPartialProgram, ConvSiluProgram, convVec } from './conv1d-webgpu.js';
 import { causalConv1dShifted, causalConv1dSiluRef, silu } from './layers.js';
 
-type Opts = { workgroupSize?: number; rowsPerSegment?: number };
+type Opts = { workgroupSize?: number; rowsPerThread?: number; rowsPerSegment?: number };
 
 /** Random x `[B, L, C]`, weight `[C, 1, K]`, bias `[C]` and dy, as arrays and tensors. */
 function inputs([B, L, C, K]: number[], seed: number) {
@@ -82,23 +82,29 @@ describe.each(testBackends())('causalConv1dSilu on %s', (name) => {
     io.dispose();
   });
 
-  it('sums dweight and dbias over segments that straddle sequence starts', async (ctx) => {
+  it('gives the same values under other thread layouts: rows per thread, rows per partial-sum segment', async (ctx) => {
     await useBackend(name, ctx);
     const seed = freshSeed();
-    // 3 · 13 = 39 rows in segments of 1, 5 (several per sequence, crossing its end) and 100 (one)
-    for (const [shape, rowsPerSegment] of [
-      [[3, 13, 8, 4], 5],
-      [[3, 13, 7, 3], 1],
-      [[3, 13, 8, 4], 100],
-    ] as [number[], number][]) {
-      const io = inputs(shape, seed + rowsPerSegment);
+    // 3 · 13 = 39 rows: blocks of 1, 3, 5 and 8 rows per thread (13 is a multiple of none but 1), and
+    // partial-sum segments of 1, 5 (several per sequence, crossing its end) and 100 (one)
+    for (const [shape, opts] of [
+      [[3, 13, 8, 4], { rowsPerSegment: 5, rowsPerThread: 1 }],
+      [[3, 13, 7, 3], { rowsPerSegment: 1, rowsPerThread: 3 }],
+      [[3, 13, 8, 4], { rowsPerSegment: 100, rowsPerThread: 5 }],
+      [[3, 13, 8, 2], { rowsPerThread: 8 }],
+    ] as [number[], Opts][]) {
+      const io = inputs(shape, seed + shape[2]! + shape[3]!);
+      const tag = `${shape} ${JSON.stringify(opts)} seed ${seed}`;
       await withNoLeaks(async () => {
-        const g = grads((x, w, b) => causalConv1dSilu(x, w, b, { rowsPerSegment }), io.t);
+        const y = causalConv1dSilu(io.t.x, io.t.w, io.t.b, opts);
+        const yl = causalConv1dSiluValues(io.v.x, io.v.w, io.v.b, shape.slice(0, 3), shape[3]!);
+        expect(relErr(await y.data(), yl), `y ${tag}`).toBeLessThan(1e-5);
+        const g = grads((x, w, b) => causalConv1dSilu(x, w, b, opts), io.t);
         const gl = causalConv1dSiluGradValues(io.v.x, io.v.w, io.v.b, io.v.dy, shape.slice(0, 3), shape[3]!);
         for (let i = 0; i < 3; i++) {
-          expect(relErr(await g[i]!.data(), gl[i]!), `grad ${'xwb'[i]} ${shape} R ${rowsPerSegment} seed ${seed}`).toBeLessThan(1e-4);
+          expect(relErr(await g[i]!.data(), gl[i]!), `grad ${'xwb'[i]} ${tag}`).toBeLessThan(1e-4);
         }
-        tf.dispose(g);
+        tf.dispose([y, ...g]);
       });
       io.dispose();
     }
@@ -144,17 +150,19 @@ describe.each(testBackends())('causalConv1dSilu on %s', (name) => {
     expect(() => causalConv1dSilu(bad[4]!, w, b)).toThrow(/x/);
     expect(() => causalConv1dSilu(x, bad[5]!, b)).toThrow(/weight/);
     expect(() => causalConv1dSilu(x, w, b, { workgroupSize: 48 })).toThrow(/workgroupSize must be a power of two in 1\.\.256, got 48/);
+    expect(() => causalConv1dSilu(x, w, b, { rowsPerThread: 9 })).toThrow(/rowsPerThread must be an integer in 1\.\.8, got 9/);
     tf.dispose([x, w, b, ...bad]);
   });
 });
 
 describe('causalConv1dSilu on webgpu at a large batch', () => {
-  // More than 65,535 workgroups along x in the forward, dx and partial passes (1 thread each), so tfjs
-  // folds the grid into 2-D: both the vec4 (C = 20) and the scalar (C = 15) layouts.
+  // More than 65,535 workgroups along x in the forward and dx passes (1 thread each), so tfjs folds
+  // the grid into 2-D: the vec4 (C = 20, 16) and the scalar (C = 15) layouts, one row a thread and the
+  // default 4, and (rowsPerSegment 1) the partial pass too.
   it.for([
-    [[520, 33, 20, 4], { workgroupSize: 1, rowsPerSegment: 1 }],
-    [[260, 17, 15, 4], { workgroupSize: 1, rowsPerSegment: 1 }],
-    [[1024, 23, 12, 4], { workgroupSize: 1 }],
+    [[520, 33, 20, 4], { workgroupSize: 1, rowsPerThread: 1, rowsPerSegment: 1 }],
+    [[260, 17, 15, 4], { workgroupSize: 1, rowsPerThread: 1, rowsPerSegment: 1 }],
+    [[2048, 33, 16, 4], { workgroupSize: 1 }],
   ] as [number[], Opts][])('folds the dispatch of %j (%j) and stays finite and exact', async ([shape, opts], ctx) => {
     await useBackend('webgpu', ctx);
     const seed = freshSeed();
@@ -163,8 +171,9 @@ describe('causalConv1dSilu on webgpu at a large batch', () => {
     // the grids this case launches really are past one dimension's limit (so tfjs folds them)
     const [B, L, C, K] = shape as [number, number, number, number];
     const wg = opts.workgroupSize ?? 256;
-    expect(new ConvSiluProgram([B, L, C], K, wg).dispatch[0], tag).toBeGreaterThan(65535);
-    expect(new ConvSiluGradXProgram([B, L, C], K, wg).dispatch[0], tag).toBeGreaterThan(65535);
+    const tt = opts.rowsPerThread ?? 4;
+    expect(new ConvSiluProgram([B, L, C], K, wg, tt).dispatch[0], tag).toBeGreaterThan(65535);
+    expect(new ConvSiluGradXProgram([B, L, C], K, wg, tt).dispatch[0], tag).toBeGreaterThan(65535);
     const P = Math.ceil((B * L) / segmentRows(B * L, C / convVec(C), opts.rowsPerSegment ?? 0));
     const partialWorkgroups = new ConvSiluPartialProgram(P, [B, L, C], K, wg).dispatch[0];
     await withNoLeaks(async () => {

@@ -34,10 +34,14 @@ import {
   ConvSiluReduceProgram,
   convUniforms,
   convVec,
+  rowBlockThreads,
 } from './conv1d-webgpu.js';
 
 export const CONV_SILU = 'T2mdCausalConv1dSilu';
 export const CONV_SILU_GRAD = 'T2mdCausalConv1dSiluGrad';
+
+/** Rows per thread of the forward and dx passes by default. */
+const CONV_ROWS_PER_THREAD = 4;
 
 /** Longest filter accepted (the WGSL unrolls K² terms; Mamba uses K = 4). */
 export const MAX_CONV_K = 16;
@@ -47,6 +51,8 @@ interface ConvSiluAttrs {
   workgroupSize: number;
   /** webgpu: rows of B·L each thread of the dweight/dbias partial pass sums (0: chosen from the shape) */
   rowsPerSegment: number;
+  /** webgpu: consecutive rows each thread of the forward and dx passes computes (default 4) */
+  rowsPerThread: number;
 }
 
 /** Threads the partial pass aims for (enough to cover an H100/H200's SMs with loads in flight). */
@@ -129,11 +135,9 @@ const jsGrad = typedArrayKernel<ConvSiluAttrs>(['x', 'w', 'bias', 'dy'], (i) => 
 
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, w, bias } = inputs as { x: TensorInfo; w: TensorInfo; bias: TensorInfo };
-  const [B, L, C] = x.shape;
-  const wg = (attrs as unknown as ConvSiluAttrs).workgroupSize;
-  const program = new ConvSiluProgram(x.shape, w.shape[2], wg);
-  const Cv = C / convVec(C);
-  return runProgram(backend, program, [x, w, bias], convUniforms({ n: B * L * Cv, L, Cv }));
+  const a = attrs as unknown as ConvSiluAttrs;
+  const program = new ConvSiluProgram(x.shape, w.shape[2], a.workgroupSize, a.rowsPerThread);
+  return runProgram(backend, program, [x, w, bias], convUniforms({ L: x.shape[1], ...rowBlockThreads(x.shape, a.rowsPerThread) }));
 };
 
 /** Rows per partial-pass thread for `rows` rows of Cv channel vectors. */
@@ -150,7 +154,8 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const Cv = C / convVec(C);
   const be = backend as KernelBackend;
   const ins = [x, w, bias, dy];
-  const dx = runProgram(be, new ConvSiluGradXProgram(x.shape, K, a.workgroupSize), ins, convUniforms({ n: B * L * Cv, L, Cv }));
+  const dxProgram = new ConvSiluGradXProgram(x.shape, K, a.workgroupSize, a.rowsPerThread);
+  const dx = runProgram(be, dxProgram, ins, convUniforms({ L, ...rowBlockThreads(x.shape, a.rowsPerThread) }));
   const rows = B * L;
   const R = segmentRows(rows, Cv, a.rowsPerSegment);
   const P = Math.ceil(rows / R);
@@ -198,15 +203,16 @@ export function registerConv1dKernels(): void {
  * @param x `[B, L, C]` float32
  * @param weight `[C, 1, K]` (PyTorch layout), 1 ≤ K ≤ 16
  * @param bias `[C]`
- * @param opts webgpu only, for tests: `workgroupSize` of the flat passes (a power of two ≤ 256, default
- *   256) and `rowsPerSegment` of the dweight/dbias partial pass (default: chosen from the shape)
+ * @param opts webgpu only, for tests and tuning: `workgroupSize` of the flat passes (a power of two
+ *   ≤ 256, default 256), `rowsPerThread` of the forward and dx passes (1..8, default 4) and
+ *   `rowsPerSegment` of the dweight/dbias partial pass (default: chosen from the shape)
  * @returns `[B, L, C]`
  */
 export function causalConv1dSilu(
   x: Tensor,
   weight: Tensor,
   bias: Tensor,
-  opts: { workgroupSize?: number; rowsPerSegment?: number } = {},
+  opts: { workgroupSize?: number; rowsPerThread?: number; rowsPerSegment?: number } = {},
 ): Tensor {
   assertFloat('x', x);
   assertFloat('weight', weight);
@@ -224,7 +230,9 @@ export function causalConv1dSilu(
   check(Number.isInteger(Math.log2(wg)) && wg <= 256, () => `workgroupSize must be a power of two in 1..256, got ${wg}.`);
   const rps = opts.rowsPerSegment ?? 0;
   check(Number.isInteger(rps) && rps >= 0, () => `rowsPerSegment must be a non-negative integer, got ${rps}.`);
+  const tt = opts.rowsPerThread ?? CONV_ROWS_PER_THREAD;
+  check(Number.isInteger(tt) && tt >= 1 && tt <= 8, () => `rowsPerThread must be an integer in 1..8, got ${tt}.`);
   registerConv1dKernels();
-  const attrs: ConvSiluAttrs = { workgroupSize: wg, rowsPerSegment: rps };
+  const attrs: ConvSiluAttrs = { workgroupSize: wg, rowsPerSegment: rps, rowsPerThread: tt };
   return engine().runKernel(CONV_SILU, { x, w: weight, bias }, attrs as unknown as NamedAttrMap) as Tensor;
 }
