@@ -65,33 +65,56 @@ fn wtap(c : i32, k : i32) -> T { ${wtap} }`;
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** Shared fields of the flat programs over `n` items (vectors) per dispatch. */
+/**
+ * Shared fields of the flat programs over `n` items per dispatch: inputs read as vectors of VEC
+ * channels except the weight `w` (scalars), and a shader key naming the pass and everything baked in.
+ */
 abstract class FlatProgram implements WebGPUProgramSpec {
   outputShape: number[];
-  abstract shaderKey: string;
+  shaderKey: string;
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
-  abstract variableNames: string[];
-  variableComponents!: number[];
+  variableNames: string[];
+  variableComponents: number[];
   outputComponent: number;
   uniforms = 'n : i32, L : i32, Cv : i32, R : i32, rows : i32, nTB : i32,';
 
   constructor(
+    pass: string,
+    inputs: string[],
     outputShape: number[],
     n: number,
     wg: number,
     protected readonly vec: 1 | 4,
     protected readonly K: number,
+    keyExtra = '',
   ) {
     this.outputShape = outputShape;
+    this.variableNames = inputs;
+    this.variableComponents = inputs.map((x) => (x === 'w' ? 1 : vec));
+    this.outputComponent = vec;
     this.dispatchLayout = { x: outputShape.map((_, i) => i) };
     this.workgroupSize = [wg, 1, 1];
     this.dispatch = [Math.max(1, Math.ceil(n / wg)), 1, 1];
-    this.outputComponent = vec;
+    this.shaderKey = `t2md_conv_silu_${pass}_v${vec}_k${K}_w${wg}${keyExtra}`;
   }
 
   abstract getUserCode(): string;
+}
+
+/** A flat program over x `[B, L, C]` whose threads each take TT consecutive rows of one sequence. */
+abstract class RowBlockProgram extends FlatProgram {
+  constructor(
+    pass: string,
+    inputs: string[],
+    shape: number[],
+    K: number,
+    wg: number,
+    protected readonly TT: number,
+  ) {
+    super(pass, inputs, shape, rowBlockThreads(shape, TT).n, wg, convVec(shape[2]!), K, `_r${TT}`);
+  }
 }
 
 /** The uniforms of the flat programs, in `FlatProgram.uniforms` order. */
@@ -144,20 +167,9 @@ const preOf = (u: number, K: number) =>
  * y = silu(causal conv(x)), each thread TT consecutive rows of one channel vector: TT + K − 1 loads of x
  * for TT outputs. Inputs x `[B, L, C]`, w `[C, 1, K]`, bias `[C]`.
  */
-export class ConvSiluProgram extends FlatProgram {
-  shaderKey: string;
-  variableNames = ['x', 'w', 'bias'];
-
-  constructor(
-    shape: number[],
-    K: number,
-    wg: number,
-    private readonly TT: number,
-  ) {
-    const vec = convVec(shape[2]!);
-    super(shape, rowBlockThreads(shape, TT).n, wg, vec, K);
-    this.variableComponents = [vec, 1, vec];
-    this.shaderKey = `t2md_conv_silu_v${vec}_k${K}_w${wg}_r${TT}`;
+export class ConvSiluProgram extends RowBlockProgram {
+  constructor(shape: number[], K: number, wg: number, TT: number) {
+    super('fwd', ['x', 'w', 'bias'], shape, K, wg, TT);
   }
 
   getUserCode(): string {
@@ -183,20 +195,9 @@ ${outs.join('\n')}
  * rows: pre recomputed at the TT + K − 1 rows t0 .. t0 + TT + K − 2 from the TT + 2K − 2 rows of x
  * around them. Inputs x, w, bias, dy; output like x.
  */
-export class ConvSiluGradXProgram extends FlatProgram {
-  shaderKey: string;
-  variableNames = ['x', 'w', 'bias', 'dy'];
-
-  constructor(
-    shape: number[],
-    K: number,
-    wg: number,
-    private readonly TT: number,
-  ) {
-    const vec = convVec(shape[2]!);
-    super(shape, rowBlockThreads(shape, TT).n, wg, vec, K);
-    this.variableComponents = [vec, 1, vec, vec];
-    this.shaderKey = `t2md_conv_silu_dx_v${vec}_k${K}_w${wg}_r${TT}`;
+export class ConvSiluGradXProgram extends RowBlockProgram {
+  constructor(shape: number[], K: number, wg: number, TT: number) {
+    super('dx', ['x', 'w', 'bias', 'dy'], shape, K, wg, TT);
   }
 
   getUserCode(): string {
@@ -229,15 +230,10 @@ ${outs.join('\n')}
  * partials `[P, K + 1, C]`. Inputs x, w, bias, dy; n = P·C/VEC.
  */
 export class ConvSiluPartialProgram extends FlatProgram {
-  shaderKey: string;
-  variableNames = ['x', 'w', 'bias', 'dy'];
-
   constructor(P: number, shape: number[], K: number, wg: number) {
     const C = shape[2]!;
     const vec = convVec(C);
-    super([P, K + 1, C], (P * C) / vec, wg, vec, K);
-    this.variableComponents = [vec, 1, vec, vec];
-    this.shaderKey = `t2md_conv_silu_dwb_v${vec}_k${K}_w${wg}`;
+    super('dwb', ['x', 'w', 'bias', 'dy'], [P, K + 1, C], (P * C) / vec, wg, vec, K);
   }
 
   getUserCode(): string {
