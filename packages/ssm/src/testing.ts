@@ -1,4 +1,6 @@
 /** References made only of tfjs-core ops (and plain loops), for tests and for anyone checking the fast kernels. */
 
+export { causalConv1dSiluGradValues, causalConv1dSiluValues, causalConv1dValues } from './mixer/conv1d.js';
+export { causalConv1dShifted, causalConv1dSiluRef } from './mixer/layers.js';
 export * from './selective/reference.js';
 export * from './ssd/reference.js';

@@ -1,23 +1,8 @@
 import { freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { causalConv1dValues } from './conv1d.js';
 import { causalConv1d, causalConv1dShifted } from './layers.js';
-
-/** The PyTorch definition as a plain loop: y[b,t,c] = bias[c] + sum_k w[c,0,k] x[b, t+k-(K-1), c]. */
-function convLoop(x: Float32Array, w: Float32Array, bias: Float32Array, [B, L, C]: number[], K: number): Float32Array {
-  const y = new Float32Array(B * L * C);
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < L; t++)
-      for (let c = 0; c < C; c++) {
-        let acc = bias[c];
-        for (let k = 0; k < K; k++) {
-          const s = t + k - (K - 1);
-          if (s >= 0) acc += w[c * K + k] * x[(b * L + s) * C + c];
-        }
-        y[(b * L + t) * C + c] = acc;
-      }
-  return y;
-}
 
 describe.each(testBackends())('causalConv1d on %s', (name) => {
   it('matches the PyTorch definition, and both formulations agree on value and gradients', async (ctx) => {
@@ -34,7 +19,7 @@ describe.each(testBackends())('causalConv1d on %s', (name) => {
       const [x, w, bias] = [tf.tensor(xv, [B, L, C]), tf.tensor(wv, [C, 1, K]), tf.tensor(bv, [C])];
       const dy = tf.tensor(randomArray(B * L * C, seed + 4 * L), [B, L, C]);
       await withNoLeaks(async () => {
-        const want = convLoop(xv, wv, bv, [B, L, C], K);
+        const want = causalConv1dValues(xv, wv, bv, [B, L, C], K);
         const y = tf.tidy(() => causalConv1d(x, w, bias));
         const ys = tf.tidy(() => causalConv1dShifted(x, w, bias));
         expect(relErr(await y.data(), want), `seed ${seed}`).toBeLessThan(1e-6);

@@ -72,6 +72,18 @@ export function causalConv1dShifted(x: tf.Tensor, weight: tf.Tensor, bias: tf.Te
   return y; // [B, L, C]
 }
 
+/**
+ * `silu(causalConv1d(x, weight, bias))` in tfjs-core ops: the composition the mixer used before the
+ * fused `causalConv1dSilu`, kept as its reference.
+ * @param x `[B, L, C]`
+ * @param weight `[C, 1, K]`
+ * @param bias `[C]`
+ * @returns `[B, L, C]`
+ */
+export function causalConv1dSiluRef(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  return silu(causalConv1d(x, weight, bias));
+}
+
 function depthwiseGradAvailable(): boolean {
   const b = tf.getBackend();
   return tf.getKernel('DepthwiseConv2dNativeBackpropFilter', b) != null && tf.getKernel('DepthwiseConv2dNativeBackpropInput', b) != null;

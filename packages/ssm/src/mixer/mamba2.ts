@@ -2,16 +2,17 @@ import { assertFloat, assertRank, check, fmtShape, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ssdScan } from '../ssd/index.js';
 import { type Mamba2Config, mamba2Dims, mamba2WeightShapes, resolveMamba2Config } from './config.js';
+import { causalConv1dSilu } from './conv1d.js';
 import { gatedRmsNormFused } from './gated-norm.js';
 import { initMamba2Weights } from './init.js';
-import { causalConv1d, linear, silu } from './layers.js';
+import { linear } from './layers.js';
 
 /**
  * The Mamba-2 token mixer (mamba_ssm's `Mamba2` with `rmsnorm=True`, no biases, no d_mlp), with its
  * weights as trainable `tf.Variable`s under mamba_ssm's state-dict names and PyTorch layouts, so a
  * checkpoint crosses to PyTorch and back unchanged.
  *
- * `apply(x)`: in_proj -> (z, xBC, dt); xBC = silu(causal depthwise conv1d(xBC)); split x, B, C;
+ * `apply(x)`: in_proj -> (z, xBC, dt); xBC = silu(causal depthwise conv1d(xBC)) (one fused kernel); split x, B, C;
  * y = ssdScan(x, dt, A = -exp(A_log), B, C, D, dtBias, softplus); y = RMSNorm(y * silu(z)); out_proj.
  */
 export class Mamba2Mixer {
@@ -114,7 +115,7 @@ export function mamba2Forward(
   const z = linear(x, tf.slice(Win, [0, 0], [dInner, c.dModel])); // [B, L, dInner]
   const xBCpre = linear(x, tf.slice(Win, [dInner, 0], [convDim, c.dModel])); // [B, L, convDim]
   const dt = linear(x, tf.slice(Win, [dInner + convDim, 0], [nheads, c.dModel])); // [B, L, H]
-  const xBC = silu(causalConv1d(xBCpre, w['conv1d.weight'], w['conv1d.bias'])); // [B, L, convDim]
+  const xBC = causalConv1dSilu(xBCpre, w['conv1d.weight'], w['conv1d.bias']); // [B, L, convDim]
   const A = tf.neg(tf.exp(w.A_log)); // [H]
   const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
   const scan = (xbc: tf.Tensor, dtPart: tf.Tensor): tf.Tensor => {
