@@ -2,7 +2,8 @@
 /**
  * Merges the PyTorch baselines written by bench/torch_kernels.py, packages/ssm/bench/torch_ssd.py and
  * packages/dit/bench/torch_attention.py (each `{device, torch, baselines: [...]}`) into a results file's
- * `baselines` section, so one file holds our numbers and PyTorch's from the same call on the same card.
+ * `baselines` section, and bench/torch_train.py's rows (`{device, torch, train: [...]}`) into its `train`
+ * section beside ours, so one file holds our numbers and PyTorch's from the same call on the same card.
  *
  *   node bench/merge-baselines.mjs bench/results/<date>-<card>.json torch_ssd.json torch_attention.json ...
  *
@@ -20,8 +21,16 @@ const key = (r) => JSON.stringify(KEYS.map((k) => r[k] ?? null));
 
 const doc = JSON.parse(readFileSync(target, 'utf8'));
 const rows = new Map((doc.baselines ?? []).map((r) => [key(r), r]));
+// bench/torch_train.py writes rows of `t2md bench train`'s shape under `train`: they join that section
+const TRAIN_KEYS = ['step', 'batch', 'impl', 'preset'];
+const trainKey = (r) => JSON.stringify(TRAIN_KEYS.map((k) => r[k] ?? null));
+const train = new Map((doc.train ?? []).map((r) => [trainKey(r), r]));
 for (const src of sources) {
   const b = JSON.parse(readFileSync(src, 'utf8'));
+  if (Array.isArray(b.train)) {
+    for (const r of b.train) train.set(trainKey(r), { ...r, device: b.device, torch: b.torch });
+    continue;
+  }
   // torch_attention.py writes its rows under `attention` (the format of `t2md bench attention`)
   const fresh = b.baselines ?? (b.attention ?? []).map((r) => ({ op: 'attention', impl: b.impl ?? 'torch-sdpa', ...r }));
   const device = b.device === 'cuda' ? b.adapter?.description : b.device;
@@ -29,7 +38,8 @@ for (const src of sources) {
   for (const r of fresh) rows.set(key(r), { ...r, device, torch });
 }
 doc.baselines = [...rows.values()];
+if (train.size > 0) doc.train = [...train.values()];
 const tmp = `${target}.${process.pid}.tmp`;
 writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
 renameSync(tmp, target);
-process.stdout.write(`${target}: ${doc.baselines.length} baseline rows\n`);
+process.stdout.write(`${target}: ${doc.baselines.length} baseline rows, ${doc.train?.length ?? 0} train rows\n`);

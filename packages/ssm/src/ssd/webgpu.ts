@@ -30,6 +30,7 @@ import {
   GemmProgram,
   MapProgram,
   ReduceProgram,
+  ReduceSliceProgram,
   type SsdGeom,
   ssdUniforms,
 } from './webgpu-programs.js';
@@ -53,10 +54,14 @@ function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
   return { Bz, L, H, P, G, N, Q, Nc, Lp: Nc * Q, flags, dtMin: a.dtMin, dtMax: a.dtMax };
 }
 
+/** Workgroups a sliced reduction aims for, and the fewest terms one of them sums. */
+const REDUCE_WORKGROUPS = 512;
+const REDUCE_MIN_TERMS = 4096;
+
 function run(
   backend: KernelBackend,
   g: SsdGeom,
-  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram,
+  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram | ReduceSliceProgram,
   inputs: TensorInfo[],
   extra?: { gemm?: GemmProgram['tiles']; aux?: number },
 ): TensorInfo {
@@ -468,11 +473,17 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
   );
   disposeIntermediate(be, ru);
   const ddt = sliceCopy(be, g, ddtAll, i.dt.shape, 'index', 'ddt');
-  const reduce = (srcs: TensorInfo[], outShape: number[], M: number, K: number, R: number, base: number) =>
-    run(be, g, new ReduceProgram(srcs.length === 1 ? ['src'] : ['src', 'src2'], outShape, M), srcs, {
-      gemm: { M, N: K, Tm: R, Tn: 0, Tot: 0 },
-      aux: base,
-    });
+  const names = (srcs: TensorInfo[]) => (srcs.length === 1 ? ['src'] : ['src', 'src2']);
+  const reduce = (srcs: TensorInfo[], outShape: number[], M: number, K: number, R: number, base: number) => {
+    // few outputs over long sums: slices over several workgroups per output, then one more sum
+    const S = Math.min(Math.ceil(REDUCE_WORKGROUPS / M), Math.ceil((R * K) / REDUCE_MIN_TERMS));
+    if (S <= 1) return run(be, g, new ReduceProgram(names(srcs), outShape, M), srcs, { gemm: { M, N: K, Tm: R, Tn: 0, Tot: 0 }, aux: base });
+    const per = Math.ceil(R / S);
+    const parts = run(be, g, new ReduceSliceProgram(names(srcs), M, S), srcs, { gemm: { M, N: K, Tm: R, Tn: per, Tot: S }, aux: base });
+    const out = run(be, g, new ReduceProgram(['src'], outShape, M), [parts], { gemm: { M, N: 1, Tm: S, Tn: 0, Tot: 0 }, aux: 0 });
+    disposeIntermediate(be, parts);
+    return out;
+  };
   const dA = reduce([ddtAll], [H], H, 1, Bz * Nc, BLH);
   const zero = () =>
     (be as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): TensorInfo }).makeTensorInfo(
