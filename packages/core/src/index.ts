@@ -5,8 +5,8 @@ export type { BackendInfo, BackendName, BackendReport, InitBackendOptions } from
 export { backendReport, currentBackend, initBackend, takeWebGPUErrors, webgpuDetails } from './backend.js';
 export { InputError, isInputError } from './errors.js';
 export { gradientsRegistered } from './gradients.js';
-export type { ElementwiseConfig } from './kernel/elementwise-config.js';
-export { elementwiseConfig, setElementwiseConfig } from './kernel/elementwise-config.js';
+export type { ElementwiseConfig, ElementwiseLayout } from './kernel/elementwise-config.js';
+export { ELEMENTWISE_DEFAULTS, layoutOf, resolveElementwiseLayout } from './kernel/elementwise-config.js';
 export type { ElementwiseSpec } from './kernel/elementwise-program.js';
 export { ElementwiseProgram, vectorPrelude } from './kernel/elementwise-program.js';
 export { registerKernelsOnce } from './kernel/register.js';
