@@ -5,4 +5,4 @@ export { MAMBA2_DEFAULTS, mamba2Dims, mamba2WeightShapes, resolveMamba2Config } 
 export { gatedRmsNormFused, registerGatedNormKernels } from './gated-norm.js';
 export { initMamba2Weights, softplusInverse } from './init.js';
 export { causalConv1d, gatedRmsNorm } from './layers.js';
-export { Mamba2Mixer, mamba2Forward, SSD_STATE_BUDGET_BYTES, ssdSequencesPerCall } from './mamba2.js';
+export { Mamba2Mixer, mamba2Forward } from './mamba2.js';
