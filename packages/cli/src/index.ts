@@ -1,3 +1,4 @@
+export type { RunContext, SourceStamp } from './bench/results.js';
 export { describeError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 export { main } from './main.js';
 export { buildProgram } from './program.js';

@@ -18,7 +18,7 @@ import {
 } from '@t2md/core';
 import { adaNorm, adaNormRef, gatedAdd, gatedAddRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, relErr, round, sizesFromEnv, timeRuns, uniform } from './measure.js';
+import { errorText, median, pickSizes, type RunnerOptions, relErr, round, timeRuns, uniform } from './measure.js';
 import { formatTable } from './table.js';
 
 /** One measurement. */
@@ -108,7 +108,7 @@ interface Case {
   ref: () => tf.Tensor;
 }
 
-export async function runElementwiseBench(o: { quick: boolean; log: Log }): Promise<ElementwiseRow[]> {
+export async function runElementwiseBench(o: RunnerOptions): Promise<ElementwiseRow[]> {
   registerCoreKernels(); // the gradient kernel is launched directly below
   const gpu = tf.getBackend() === 'webgpu';
   const launches = o.quick ? 5 : LAUNCHES;
@@ -146,7 +146,7 @@ export async function runElementwiseBench(o: { quick: boolean; log: Log }): Prom
     }
   };
 
-  for (const n of sizesFromEnv([o.quick ? 2 ** 20 : 2 ** 26])) {
+  for (const n of pickSizes([o.quick ? 2 ** 20 : 2 ** 26], o.sizes)) {
     const N = n >= 2 * D ? 2 : 1;
     const T = Math.max(1, Math.floor(n / (N * D)));
     const m3 = N * T * D; // [N, T, D] ops use the largest such size ≤ n
