@@ -28,6 +28,23 @@ export const SECTIONS = [
 ] as const;
 
 export type BenchName = (typeof SECTIONS)[number]['name'];
+
+/** The fields that name one PyTorch baseline row (bench/merge-baselines.mjs keeps the same list). */
+export const BASELINE_KEYS = [
+  'op',
+  'impl',
+  'name',
+  'pass',
+  'L',
+  'chunkSize',
+  'heads',
+  'tokens',
+  'headDim',
+  'M',
+  'N',
+  'K',
+  'elements',
+] as const;
 export const BENCHES: readonly BenchName[] = SECTIONS.map((s) => s.name);
 const ROW_KEYS: Record<string, readonly string[]> = Object.fromEntries(SECTIONS.map((s) => [s.name, s.keys]));
 
