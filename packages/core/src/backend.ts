@@ -1,13 +1,6 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type AdapterList,
-  type AdapterSummary,
-  adapterName,
-  listAdaptersInChild,
-  listAdaptersOf,
-  summarize,
-} from './adapters.js';
+import { type AdapterList, type AdapterSummary, adapterName, listAdaptersInChild, listAdaptersOf, summarize } from './adapters.js';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
@@ -281,7 +274,8 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       reason = `auto took the hardware WebGPU adapter ${adapterName(result.adapter ?? { vendor: '', architecture: '', description: '' })}.`;
     }
   } else {
-    result = want === 'webgpu' ? await useWebGPU(true, opts.dawnFlags ?? []) : want === 'wasm' ? await useWasm(opts.wasmPaths) : await useCpu();
+    result =
+      want === 'webgpu' ? await useWebGPU(true, opts.dawnFlags ?? []) : want === 'wasm' ? await useWasm(opts.wasmPaths) : await useCpu();
     reason = `${want} was asked for${from === 'T2MD_BACKEND' ? ' by T2MD_BACKEND' : ''}.`;
   }
   if (typeof result === 'string') {

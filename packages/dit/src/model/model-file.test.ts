@@ -90,7 +90,7 @@ describe('model files', () => {
     expect(() => loadTrainedModel(bytes, fakeEncoder, { where: 'x.safetensors' })).toThrow(
       /x\.safetensors's 't2md\.text_encoder' metadata is missing/,
     );
-    expect(() => loadTrainedModel(new Uint8Array([1, 2, 3]), fakeEncoder)).toThrow(/the model file could not be read/);
+    expect(() => loadTrainedModel(new Uint8Array([1, 2, 3]), fakeEncoder)).toThrow(/the model file is not a model or checkpoint file/);
     enc.dispose();
     model.dispose();
   });
