@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole benchmark on the GPU machine in one call, in this order so that nothing else runs beside a
 # timing: the kernels (each variant in one process), the PyTorch baselines of the same computations,
-# then the scaling curve with the fastest matmul variant the kernel bench found.
+# then the scaling curve with the library's defaults (its rows record the GEMM setting in force).
 #
-#   bash ../shared/device/pack.sh bench/gpu.ts            # here, once per commit
+#   bash bench/pack.sh                                    # here, once per commit: bundle + source stamp
 #   # device (carry .gpu):
-#   T2MD_COMMIT=<sha> bash .gpu/run.sh bash bench/gpu-suite.sh
+#   bash .gpu/run.sh bash bench/gpu-suite.sh
 # or split over two calls (each has 10 minutes): BENCHES="matmul elementwise scan attention", then
 #   BENCHES=scaling TORCH=0 RESULTS_IN=<the first call's results.json, carried>
+# Every row records the commit the bundle was packed from; a bundle packed from a dirty tree is refused
+# unless ALLOW_DIRTY=1 (the rows then say dirty: true). Copy results.json into bench/results/ unedited.
 #
 # Everything lands in $OUT (the device tool returns at most 8 files): results.json (the merged results
 # file, baselines included), suite.log, and logs.tgz (each step's stdout/stderr).
@@ -16,6 +18,8 @@ OUT=${OUT:?set OUT to the output folder}
 T2MD=${T2MD:-node .gpu/gpu.mjs}
 BENCHES=${BENCHES:-matmul elementwise scan attention scaling}
 TORCH=${TORCH:-1}
+DIRTY=()
+[ "${ALLOW_DIRTY:-0}" = 1 ] && DIRTY=(--allow-dirty)
 R=$OUT/results.json
 # A suite split over calls (one call has 10 minutes) continues the file an earlier call returned.
 [ -n "${RESULTS_IN:-}" ] && cp "$RESULTS_IN" "$R"
@@ -36,38 +40,14 @@ step() { # step NAME CMD... : runs CMD with stdout/stderr to $L/NAME.{out,err}, 
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
 for b in $BENCHES; do
   [ "$b" = scaling ] && continue
-  if [ "$b" = scan ]; then T2MD_SSD_PROFILE=1 step scan $T2MD bench scan --out "$R"; else step "$b" $T2MD bench "$b" --out "$R"; fi
-  # the GEMM's inner-loop unrolling is a second knob: its rows merge beside the default's (key: unroll)
-  [ "$b" = matmul ] && T2MD_MATMUL_UNROLL=4 T2MD_BENCH_SIZES=16384 step matmul-unroll4 $T2MD bench matmul --out "$R"
+  step "$b" $T2MD bench "$b" --out "$R" ${DIRTY[@]+"${DIRTY[@]}"}
 done
 if [ "$TORCH" = 1 ]; then
   step torch_kernels python3 bench/torch_kernels.py --json "$L/torch_kernels.json"
   step torch_ssd python3 packages/ssm/bench/torch_ssd.py --json "$L/torch_ssd.json"
   step torch_attention python3 packages/dit/bench/torch_attention.py --json "$L/torch_attention.json"
 fi
-if [[ " $BENCHES " == *" scaling "* ]]; then
-  if [ -z "${T2MD_MATMUL:-}" ] && [ -f "$R" ]; then
-    # The fastest of tfjs, t64, t128 and auto (each row's autoPick) by total ms over the bench's shapes
-    # (a failed row counts as ∞); the table of every variant stays in results.json.
-    T2MD_MATMUL=$(node -e '
-      const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-      const rows = d.matmul ?? [];
-      const ms = (r) => (r.ms == null ? Infinity : r.ms);
-      const tot = {};
-      for (const r of rows) {
-        tot[`${r.variant} ${r.unroll}`] = (tot[`${r.variant} ${r.unroll}`] ?? 0) + ms(r);
-        if (r.variant === r.autoPick) tot[`auto ${r.unroll}`] = (tot[`auto ${r.unroll}`] ?? 0) + ms(r);
-      }
-      const best = Object.entries(tot).sort((a, b) => a[1] - b[1])[0];
-      process.stderr.write(JSON.stringify(tot) + "\n");
-      process.stdout.write(best ? best[0] : "auto 16");' "$R" 2>>"$OUT/suite.log")
-    T2MD_MATMUL_UNROLL=${T2MD_MATMUL#* }
-    T2MD_MATMUL=${T2MD_MATMUL% *}
-    export T2MD_MATMUL T2MD_MATMUL_UNROLL
-  fi
-  log "scaling with T2MD_MATMUL=${T2MD_MATMUL:-default} T2MD_MATMUL_UNROLL=${T2MD_MATMUL_UNROLL:-default}"
-  step scaling $T2MD bench scaling --out "$R"
-fi
+[[ " $BENCHES " == *" scaling "* ]] && step scaling $T2MD bench scaling --out "$R" ${DIRTY[@]+"${DIRTY[@]}"}
 [ "$TORCH" = 1 ] && node bench/merge-baselines.mjs "$R" "$L"/torch_*.json >>"$OUT/suite.log" 2>&1
 tar -czf "$OUT/logs.tgz" -C "$L" .
 log "done"

@@ -3,7 +3,7 @@
 # SIGINT after its budget (the trainer then saves a checkpoint), is finished at the step it reached
 # with `--resume --steps <reached>` (which writes model.safetensors), and is evaluated.
 #
-#   bash ../shared/device/pack.sh bench/gpu.ts
+#   bash bench/pack.sh   (the bundle of bench/gpu.ts with its source stamp)
 #   # device (carry .gpu, and the teacher for `distill`):
 #   SECS=420 bash .gpu/run.sh bash bench/gpu-train.sh teacher "b128:--batch-size 128 --lr 1e-3" ...
 #   SECS=300 TEACHER=path bash .gpu/run.sh bash bench/gpu-train.sh distill "mixer:--stage distill" \

@@ -8,6 +8,9 @@
  *   node bench/merge-baselines.mjs bench/results/<date>-<card>.json torch_ssd.json torch_attention.json ...
  *
  * A baseline row replaces an older one that names the same measurement; the file is written atomically.
+ * Each row gets `run`, like the bench's own rows: the commit (and dirty flag) the results file's runs
+ * name, since the baselines are measured in the same call from the same tree, the date, the card's name
+ * and torch's version.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
@@ -16,10 +19,24 @@ if (target == null || sources.length === 0) {
   process.stderr.write('usage: node bench/merge-baselines.mjs RESULTS.json BASELINE.json...\n');
   process.exit(2);
 }
+// the same list as BASELINE_KEYS in packages/cli/src/bench/results.ts (this script runs on the GPU
+// machine, which has no node_modules, so it cannot import it)
 const KEYS = ['op', 'impl', 'name', 'pass', 'L', 'chunkSize', 'heads', 'tokens', 'headDim', 'M', 'N', 'K', 'elements'];
 const key = (r) => JSON.stringify(KEYS.map((k) => r[k] ?? null));
 
 const doc = JSON.parse(readFileSync(target, 'utf8'));
+const runs = Object.values(doc.runs ?? {});
+if (doc.commit == null || runs.length === 0) {
+  process.stderr.write(`${target} names no commit: merge baselines into a file written by t2md bench in the same call.\n`);
+  process.exit(2);
+}
+const dirty = runs.some((r) => r.dirty === true);
+// the card the bench rows of this file were measured on (the baselines ran on it in the same call)
+const card = Object.values(doc)
+  .filter(Array.isArray)
+  .flat()
+  .find((r) => typeof r?.run?.card === 'string')?.run.card;
+const date = new Date().toISOString();
 const rows = new Map((doc.baselines ?? []).map((r) => [key(r), r]));
 // bench/torch_train.py writes rows of `t2md bench train`'s shape under `train`: they join that section
 const TRAIN_KEYS = ['step', 'batch', 'impl', 'preset'];
@@ -35,7 +52,9 @@ for (const src of sources) {
   const fresh = b.baselines ?? (b.attention ?? []).map((r) => ({ op: 'attention', impl: b.impl ?? 'torch-sdpa', ...r }));
   const device = b.device === 'cuda' ? b.adapter?.description : b.device;
   const torch = b.torch ?? b.adapter?.torch;
-  for (const r of fresh) rows.set(key(r), { ...r, device, torch });
+  for (const r of fresh) {
+    rows.set(key(r), { ...r, device, torch, run: { commit: doc.commit, ...(dirty ? { dirty: true } : {}), date, card, device, torch } });
+  }
 }
 doc.baselines = [...rows.values()];
 if (train.size > 0) doc.train = [...train.values()];

@@ -9,6 +9,7 @@
 """
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -39,6 +40,11 @@ def bench(fn, reps=10, warm=3, inner=1):
     return sorted(runs)[len(runs) // 2], runs
 
 
+def like_ours(flops):
+    """The samples and calls per sync `t2md bench matmul` uses for a GEMM of `flops` (~2e11 FLOPs queued per sync)."""
+    return dict(reps=5 if flops > 1e11 else 10, warm=2, inner=int(min(50, max(1, math.ceil(2e11 / flops)))))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--json')
@@ -51,12 +57,12 @@ def main():
         for name, k, n in LINEARS:
             x = torch.randn(T, k, device=dev)
             w = torch.randn(n, k, device=dev)
-            ms, runs = bench(lambda: F.linear(x, w))
+            ms, runs = bench(lambda: F.linear(x, w), **like_ours(2 * T * n * k))
             rows.append(dict(op='matmul', impl='torch', name=name, M=T, N=n, K=k, ms=ms, tflops=2 * T * n * k / ms / 1e9, runs=runs))
             print(rows[-1]['name'], T, round(ms, 3), 'ms', round(rows[-1]['tflops'], 1), 'TFLOP/s', flush=True)
     a = torch.randn(4096, 4096, device=dev)
     b = torch.randn(4096, 4096, device=dev)
-    ms, runs = bench(lambda: a @ b)
+    ms, runs = bench(lambda: a @ b, **like_ours(2 * 4096**3))
     rows.append(dict(op='matmul', impl='torch', name='square', M=4096, N=4096, K=4096, ms=ms, tflops=2 * 4096**3 / ms / 1e9, runs=runs))
     del a, b
     n = 64 * 2**20

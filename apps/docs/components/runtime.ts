@@ -1,10 +1,10 @@
 // Everything the playground runs in the browser. Loaded only by dynamic import from onMounted, so the
 // server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
 // (never @t2md/distill, which reads files through node:fs).
-import { type BackendInfo, backendReport, initBackend, isInputError, loadSafetensors } from '@t2md/core';
-import { attention, type DiT, loadDiT } from '@t2md/dit';
+import { type BackendInfo, backendReport, initBackend, isInputError } from '@t2md/core';
+import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
-import { type CaptionEncoder, captionEncoderFromTensors, generate, parseCaption } from '@t2md/shapes';
+import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption } from '@t2md/shapes';
 import { ssdScan } from '@t2md/ssm';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -27,8 +27,6 @@ export interface LoadedModel {
   encoder: CaptionEncoder;
   dispose(): void;
 }
-
-const ENCODER_SPEC_KEY = 't2md.text_encoder';
 
 function shortLabel(info: BackendInfo): string {
   const a = info.adapter;
@@ -59,30 +57,10 @@ export async function pageBackend(wasmPaths: string): Promise<BackendState> {
   return active ?? startBackend('auto', wasmPaths);
 }
 
-/** Reads a shapes-world model file (bytes of `teacher.safetensors` / `student.safetensors`). */
+/** Reads a shapes-world model file (bytes of `teacher.safetensors` / `student.safetensors`) with @t2md/dit's reader. */
 export function loadModel(name: ModelName, bytes: Uint8Array): LoadedModel {
-  const model = loadDiT(bytes, { prefix: 'model.' });
-  const file = loadSafetensors(bytes);
-  try {
-    const specText = file.metadata[ENCODER_SPEC_KEY];
-    if (specText == null)
-      throw new Error(`${name}.safetensors has no '${ENCODER_SPEC_KEY}' metadata; it was not written by t2md train or distill.`);
-    const encoder = captionEncoderFromTensors(JSON.parse(specText), file.tensors);
-    return {
-      name,
-      model,
-      encoder,
-      dispose: () => {
-        model.dispose();
-        encoder.dispose();
-      },
-    };
-  } catch (err) {
-    model.dispose();
-    throw err;
-  } finally {
-    tf.dispose(Object.values(file.tensors));
-  }
+  const m = loadTrainedModel(bytes, createCaptionEncoder, { where: `${name}.safetensors` });
+  return { name, model: m.model, encoder: m.encoder, dispose: m.dispose };
 }
 
 /** The side a model was trained at (its base grid times the patch). */

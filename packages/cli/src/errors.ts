@@ -33,8 +33,11 @@ export function withFlagAdvice(message: string): string {
   return message;
 }
 
-/** Maps an error to its exit code and the one line printed on stderr (no stack for user mistakes). */
-export function describeError(err: unknown): { code: number; line: string } {
+/**
+ * Maps an error to its exit code and the one line printed on stderr (no stack for user mistakes; the
+ * stack of an unexpected failure with `debug`, the global `--debug` flag).
+ */
+export function describeError(err: unknown, debug = false): { code: number; line: string } {
   if (err instanceof UsageError) return { code: EXIT_USAGE, line: `t2md: ${err.message}` };
   if (isInputError(err)) return { code: EXIT_USAGE, line: `t2md: ${withFlagAdvice(err.message)}` };
   const e = err as { code?: string; message?: string; path?: string };
@@ -43,6 +46,6 @@ export function describeError(err: unknown): { code: number; line: string } {
   if (typeof e?.message === 'string' && e.message.startsWith('Invalid safetensors file')) {
     return { code: EXIT_USAGE, line: `t2md: ${e.message} Pass a file written by t2md or another safetensors writer.` };
   }
-  const detail = process.env.T2MD_DEBUG ? `\n${(err as Error)?.stack ?? String(err)}` : ' (set T2MD_DEBUG=1 for the stack)';
+  const detail = debug ? `\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack)';
   return { code: EXIT_FAILURE, line: `t2md: failed: ${(err as Error)?.message ?? String(err)}${detail}` };
 }

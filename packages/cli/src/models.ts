@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { InputError } from '@t2md/core';
-import { loadTrainedModel, type TrainedModel } from '@t2md/distill';
+import { loadTrainedModel, type TrainedModel } from '@t2md/dit';
 import { createCaptionEncoder } from '@t2md/shapes';
 
 const require = createRequire(import.meta.url);
@@ -23,7 +23,8 @@ export function shippedModelPath(name: (typeof SHIPPED)[number]): string | undef
 
 /**
  * Loads `--model teacher|student|PATH`: a shipped model, a model file, or a training checkpoint
- * (`DIR/latest.safetensors`, EMA weights preferred). A folder means its `model.safetensors`.
+ * (`DIR/latest.safetensors`, EMA weights preferred). A folder means its `model.safetensors`. The
+ * format is @t2md/dit's: sampling needs no trainer code.
  */
 export function loadModel(spec: string): TrainedModel & { source: string } {
   let path = spec;
@@ -42,6 +43,13 @@ export function loadModel(spec: string): TrainedModel & { source: string } {
       `--model ${spec} is neither teacher, student nor an existing file; pass a .safetensors written by t2md train or distill.`,
     );
   }
-  const trained = loadTrainedModel(path, createCaptionEncoder);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new InputError(`--model ${path} could not be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+  }
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const trained = loadTrainedModel(view, createCaptionEncoder, { where: path });
   return Object.assign(trained, { source: path });
 }

@@ -51,6 +51,7 @@ export function buildProgram(): Command {
     .description('Diffusion Transformer-to-Mamba distillation on TensorFlow.js and WebGPU')
     .version(cliVersion(), '-V, --version', 'print the version of t2md')
     .configureHelp(helpConfig)
+    .option('--debug', 'print the stack of an unexpected failure')
     .exitOverride()
     // commander prints its own one-line usage errors; bin.ts only picks the exit code.
     .configureOutput({
@@ -142,11 +143,13 @@ export function buildProgram(): Command {
     .argument('<which>', 'scan, attention, scaling, matmul, elementwise or train')
     .option('--json', 'print one JSON document')
     .option('--quick', 'small sizes (CPU, SwiftShader)')
-    .option('--out <file>', 'results file (default bench/results/<date>-<card>.json)')
+    .option('--out <file>', 'results file (default inside this repository: bench/results/<date>-<card>.json)')
+    .option('--allow-dirty', 'measure a tree that differs from its commit (the rows record dirty: true)')
+    .option('--sizes <list>', "sequence lengths / token counts / elements, comma-separated (default: the bench's sweep)")
     .option('--batches <list>', 'train: batch sizes, comma-separated (default 128,512,1024)')
     .option('--step <name>', 'train: teacher or distill (default both)')
     .option('--steps <n>', 'train: timed steps per block (default 10)', intArg('--steps', 1, 10_000))
-    .option('--no-profile', 'train: skip the per-op GPU profile')
+    .option('--no-profile', 'train, scan: skip the per-op GPU profile')
     .addOption(backendOption())
     .action(benchCommand);
 

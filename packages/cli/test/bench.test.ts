@@ -1,21 +1,34 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type BenchDoc, mergeAndWrite, newDoc } from '../src/bench/results.js';
-import { t2md } from './cli.js';
+import { expectOneLine, t2md } from './cli.js';
 
-// The quick sizes on wasm, cut further with T2MD_BENCH_SIZES where the full quick sweep would take a
-// while on a 2-core machine (wasm's attention and Mamba kernels are plain loops).
+// The quick sizes on wasm, cut further with --sizes where the full quick sweep would take a while on a
+// 2-core machine (wasm's attention and Mamba kernels are plain loops). --allow-dirty: a checkout being
+// edited is dirty; the rows then say so, which the provenance test checks against git.
 const dir = mkdtempSync(join(tmpdir(), 't2md-bench-'));
 const out = join(dir, 'results.json');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Row = Record<string, unknown>;
 
+const git = (args: string[], cwd?: string) => execFileSync('git', args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) }).trim();
+
 function bench(which: string, sizes?: string, quickFlag = true) {
-  const args = ['bench', which, ...(quickFlag ? ['--quick'] : []), '--json', '--out', out];
-  const r = t2md(args, { T2MD_BACKEND: 'wasm', T2MD_BENCH_SIZES: sizes });
+  const args = [
+    'bench',
+    which,
+    ...(quickFlag ? ['--quick'] : []),
+    '--json',
+    '--out',
+    out,
+    '--allow-dirty',
+    ...(sizes ? ['--sizes', sizes] : []),
+  ];
+  const r = t2md(args, { T2MD_BACKEND: 'wasm' });
   expect(r.code, r.stderr).toBe(0);
   const doc = JSON.parse(r.stdout); // stdout is one JSON document and nothing else
   expect(doc).toMatchObject({ backend: 'wasm', adapter: null, file: out });
@@ -30,6 +43,19 @@ function bench(which: string, sizes?: string, quickFlag = true) {
   const rows = doc[which] as Row[];
   expect(rows.length).toBeGreaterThan(0);
   for (const row of rows) expect(row.error, JSON.stringify(row)).toBeUndefined();
+  // every row names the commit git has checked out, and says whether the tree differed from it
+  const dirty = git(['status', '--porcelain']) !== '';
+  for (const row of rows) {
+    expect(row.run).toMatchObject({
+      commit: git(['rev-parse', 'HEAD']),
+      backend: 'wasm',
+      quick: true,
+      card: 'wasm',
+      driver: null,
+      dawn: null,
+    });
+    expect((row.run as Row).dirty).toBe(dirty ? true : undefined);
+  }
   return { rows, stderr: r.stderr };
 }
 
@@ -57,6 +83,7 @@ describe('t2md bench', () => {
   it('matmul --quick and elementwise --quick: off WebGPU they time tfjs only, with positive figures', () => {
     const mm = bench('matmul').rows;
     expect(new Set(mm.map((r) => r.variant))).toEqual(new Set(['tfjs']));
+    for (const r of mm) expect(r.unroll).toBeNull(); // tfjs's matMul has no unroll
     for (const r of mm) expect(positive(r.ms) && positive(r.tflops), JSON.stringify(r)).toBe(true);
     const ew = bench('elementwise').rows;
     expect(ew.length).toBeGreaterThan(3);
@@ -102,13 +129,45 @@ describe('t2md bench', () => {
     const r = t2md(['bench', 'gemv'], { T2MD_BACKEND: 'wasm' });
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^t2md: unknown benchmark 'gemv'; choose one of scan, attention, scaling, matmul, elementwise/);
+    expect(r.stderr).toMatch(/^t2md: unknown benchmark 'gemv'; choose one of scan, attention, scaling, matmul, elementwise, train/);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, 'not json');
     const r2 = t2md(['bench', 'scan', '--quick', '--out', bad], { T2MD_BACKEND: 'wasm' });
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/bad\.json exists but is not JSON/);
     expect(readFileSync(bad, 'utf8')).toBe('not json'); // left alone
+  });
+
+  it('refuses a dirty tree unless --allow-dirty, then stamps the rows dirty; writes no file outside the repository without --out', () => {
+    // a scratch checkout of a repository named like this one, with one commit and then a change
+    const repo = join(dir, 'repo');
+    mkdirSync(repo);
+    writeFileSync(join(repo, 'package.json'), JSON.stringify({ name: 't2md-monorepo', private: true }));
+    git(['init', '-q'], repo);
+    git(['-c', 'user.name=t', '-c', 'user.email=t@t', 'add', '.'], repo);
+    git(['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'one'], repo);
+    const head = git(['rev-parse', 'HEAD'], repo);
+    writeFileSync(join(repo, 'new.txt'), 'changed');
+    const args = ['bench', 'elementwise', '--quick', '--sizes', '4096', '--json'];
+    expectOneLine(
+      t2md(args, { T2MD_BACKEND: 'wasm' }, 300_000, repo),
+      /the tree differs from commit .*git status is not clean.*--allow-dirty/,
+    );
+    const r = t2md([...args, '--allow-dirty'], { T2MD_BACKEND: 'wasm' }, 300_000, repo);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    for (const row of doc.elementwise) expect(row.run).toMatchObject({ commit: head, dirty: true });
+    // inside the repository the file goes to bench/results/<date>-<card>-quick.json
+    expect(doc.file).toMatch(/repo\/bench\/results\/\d{4}-\d\d-\d\d-wasm-quick\.json$/);
+    expect(existsSync(doc.file)).toBe(true);
+    // outside any checkout: printed, not written
+    const away = mkdtempSync(join(tmpdir(), 't2md-away-'));
+    const r2 = t2md(['bench', 'elementwise', '--quick', '--sizes', '4096', '--json'], { T2MD_BACKEND: 'wasm' }, 300_000, away);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stderr).toMatch(/not inside the T2MD repository and no --out given: the results were not written/);
+    expect(JSON.parse(r2.stdout).file).toBeNull();
+    expect(existsSync(join(away, 'bench'))).toBe(false);
+    rmSync(away, { recursive: true, force: true });
   });
 
   it('merges rows of one sweep split over calls, replaces them for another commit, keeps other sections', () => {
@@ -126,16 +185,18 @@ describe('t2md bench', () => {
       ]),
       'scaling',
     );
+    const bare = (rows: Row[]) => rows.map(({ run, ...r }) => r);
     let got = JSON.parse(readFileSync(file, 'utf8'));
-    expect(got.scaling).toEqual([
+    expect(bare(got.scaling)).toEqual([
       { tokens: 1024, batch: 1, teacherMs: 3 },
       { tokens: 4096, batch: 1, teacherMs: 2 },
     ]);
+    for (const row of got.scaling) expect(row.run).toMatchObject({ commit: 'a', card: 'c', device: 'd', backend: 'wasm', quick: false });
     expect(got.baselines).toEqual([{ impl: 'torch-sdpa' }]);
     expect(got.attention).toEqual({ legacy: true });
     mergeAndWrite(file, doc('b', [{ tokens: 256, batch: 2, teacherMs: 4 }]), 'scaling');
     got = JSON.parse(readFileSync(file, 'utf8'));
-    expect(got.scaling).toEqual([{ tokens: 256, batch: 2, teacherMs: 4 }]);
+    expect(bare(got.scaling)).toEqual([{ tokens: 256, batch: 2, teacherMs: 4 }]);
     expect(got.commit).toBe('b');
     expect(got.runs.scaling.commit).toBe('b');
   });

@@ -75,22 +75,14 @@ export async function listAdaptersOf(gpu: GPU): Promise<AdapterList> {
   return { adapters: dedupe(found), log: [], ...(found.length === 0 && problem ? { problem } : {}) };
 }
 
-/** Dawn options from `T2MD_DAWN_FLAGS`, `;`-separated (one option may itself hold a comma list). */
-export function dawnFlags(): string[] {
-  return (process.env.T2MD_DAWN_FLAGS ?? '')
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 /**
  * The child's program: load Dawn, make the same requests, print the adapters as JSON on stdout. It
  * exits explicitly, since Dawn's instance keeps an event loop alive.
  */
-function childSource(webgpuUrl: string): string {
+function childSource(webgpuUrl: string, flags: readonly string[]): string {
   return `
 const { create } = await import(${JSON.stringify(webgpuUrl)});
-const gpu = create(${JSON.stringify(dawnFlags())});
+const gpu = create(${JSON.stringify(flags)});
 const out = [];
 for (const opts of ${JSON.stringify(REQUESTS)}) {
   try {
@@ -106,7 +98,7 @@ process.exit(0);`;
  * Node: lists WebGPU adapters from a child process, so what Dawn and the drivers print lands in `log`
  * instead of the caller's stderr. Resolves (never rejects); a crash or timeout of the child is a `problem`.
  */
-export async function listAdaptersInChild(timeoutMs = 60_000): Promise<AdapterList> {
+export async function listAdaptersInChild(timeoutMs = 60_000, flags: readonly string[] = []): Promise<AdapterList> {
   let webgpuUrl: string;
   let execFile: typeof import('node:child_process').execFile;
   try {
@@ -124,7 +116,7 @@ export async function listAdaptersInChild(timeoutMs = 60_000): Promise<AdapterLi
   return new Promise<AdapterList>((resolve) => {
     execFile(
       process.execPath,
-      ['--input-type=module', '-e', childSource(webgpuUrl)],
+      ['--input-type=module', '-e', childSource(webgpuUrl, flags)],
       { timeout: timeoutMs, maxBuffer: 1 << 20, windowsHide: true },
       (err, stdout, stderr) => {
         const log = String(stderr)

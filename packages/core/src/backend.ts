@@ -1,14 +1,6 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  type AdapterList,
-  type AdapterSummary,
-  adapterName,
-  dawnFlags,
-  listAdaptersInChild,
-  listAdaptersOf,
-  summarize,
-} from './adapters.js';
+import { type AdapterList, type AdapterSummary, adapterName, listAdaptersInChild, listAdaptersOf, summarize } from './adapters.js';
 import { InputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerReduceKernels } from './ops/reduce-webgpu.js';
@@ -29,6 +21,13 @@ export interface InitBackendOptions {
   backend?: 'auto' | BackendName;
   /** Browser only: where the wasm backend's `.wasm` files are served from (a URL prefix ending in `/`). */
   wasmPaths?: string;
+  /**
+   * Node only: flags for Dawn's `create()` when this call installs the `webgpu` package (the first
+   * WebGPU probe of the process, with no `navigator.gpu` yet), e.g.
+   * `['disable-dawn-features=timestamp_quantization']` for unquantised GPU timestamps in profiles, or
+   * `['enable-dawn-features=allow_unsafe_apis,disable_robustness']`. `dawnFlagsInUse()` says which took effect.
+   */
+  dawnFlags?: readonly string[];
 }
 
 const NAMES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;
@@ -58,6 +57,8 @@ let webgpuProbe: Promise<WebGPUProbe | string> | undefined;
 let childList: Promise<AdapterList> | undefined;
 let current: BackendInfo | undefined;
 let report: BackendReport | undefined;
+/** The flags `installNodeWebGPU` created Dawn with; undefined when navigator.gpu came from elsewhere. */
+let installedFlags: readonly string[] | undefined;
 
 function envBackend(): string | undefined {
   const v = isNode ? process.env.T2MD_BACKEND : undefined;
@@ -65,7 +66,7 @@ function envBackend(): string | undefined {
 }
 
 /** Node: the `webgpu` package's globals and `navigator.gpu` must exist before the tfjs backend module loads. */
-async function installNodeWebGPU(): Promise<GPU | string> {
+async function installNodeWebGPU(flags: readonly string[]): Promise<GPU | string> {
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
     const name = 'webgpu'; // a variable keeps browser bundlers from trying to bundle the native module
@@ -74,7 +75,8 @@ async function installNodeWebGPU(): Promise<GPU | string> {
     return `the npm package 'webgpu' could not be loaded (${(err as Error).message})`;
   }
   Object.assign(globalThis, mod.globals);
-  const gpu = mod.create(dawnFlags());
+  const gpu = mod.create([...flags]);
+  installedFlags = [...flags];
   const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
   if (g.navigator == null) {
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
@@ -87,10 +89,10 @@ async function installNodeWebGPU(): Promise<GPU | string> {
 const NO_ADAPTER_NODE =
   "no WebGPU adapter was found (without a GPU, set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json after installing Debian's chromium)";
 
-async function probeWebGPU(): Promise<WebGPUProbe | string> {
+async function probeWebGPU(flags: readonly string[]): Promise<WebGPUProbe | string> {
   let gpu: GPU | undefined = (globalThis as unknown as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (gpu == null && isNode) {
-    const got = await installNodeWebGPU();
+    const got = await installNodeWebGPU(flags);
     if (typeof got === 'string') return got;
     gpu = got;
   }
@@ -111,9 +113,9 @@ async function probeWebGPU(): Promise<WebGPUProbe | string> {
  * adapter exists at all, so a machine without one never loads Dawn here (nor hears from its drivers).
  * Returns undefined when this process should probe itself.
  */
-async function preProbe(): Promise<AdapterList | undefined> {
+async function preProbe(flags: readonly string[]): Promise<AdapterList | undefined> {
   if (!isNode || (globalThis as unknown as { navigator?: { gpu?: GPU } }).navigator?.gpu != null) return undefined;
-  childList ??= listAdaptersInChild();
+  childList ??= listAdaptersInChild(60_000, flags);
   return childList;
 }
 
@@ -170,9 +172,9 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
 /** Adapters and native log lines seen by the current `initBackend` call, for its report. */
 let seen: AdapterList = { adapters: [], log: [] };
 
-async function useWebGPU(required: boolean): Promise<BackendInfo | string> {
+async function useWebGPU(required: boolean, flags: readonly string[]): Promise<BackendInfo | string> {
   if (!required) {
-    const pre = await preProbe();
+    const pre = await preProbe(flags);
     if (pre != null) {
       seen = pre;
       if (!pre.adapters.some((a) => !a.software)) {
@@ -181,7 +183,7 @@ async function useWebGPU(required: boolean): Promise<BackendInfo | string> {
       }
     }
   }
-  webgpuProbe ??= probeWebGPU();
+  webgpuProbe ??= probeWebGPU(flags);
   const probe = await webgpuProbe;
   if (typeof probe === 'string') return probe;
   if (seen.adapters.length === 0) {
@@ -259,7 +261,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   let result: BackendInfo | string;
   let reason: string;
   if (want === 'auto') {
-    result = await useWebGPU(false);
+    result = await useWebGPU(false, opts.dawnFlags ?? []);
     if (typeof result === 'string') {
       const noGpu = result;
       result = await useWasm(opts.wasmPaths);
@@ -274,7 +276,8 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       reason = `auto took the hardware WebGPU adapter ${adapterName(result.adapter ?? { vendor: '', architecture: '', description: '' })}.`;
     }
   } else {
-    result = want === 'webgpu' ? await useWebGPU(true) : want === 'wasm' ? await useWasm(opts.wasmPaths) : await useCpu();
+    result =
+      want === 'webgpu' ? await useWebGPU(true, opts.dawnFlags ?? []) : want === 'wasm' ? await useWasm(opts.wasmPaths) : await useCpu();
     reason = `${want} was asked for${from === 'T2MD_BACKEND' ? ' by T2MD_BACKEND' : ''}.`;
   }
   if (typeof result === 'string') {
@@ -284,6 +287,14 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   current = result;
   report = { requested: want as BackendReport['requested'], from, backend: result.backend, adapters: seen.adapters, reason, log: seen.log };
   return { ...result, adapter: result.adapter && { ...result.adapter } };
+}
+
+/**
+ * The Dawn flags `initBackend` created the `webgpu` package's GPU with (Node), or undefined when it did
+ * not create it (the browser, or an entry point that set `navigator.gpu` itself).
+ */
+export function dawnFlagsInUse(): readonly string[] | undefined {
+  return installedFlags && [...installedFlags];
 }
 
 /** The backend `initBackend` last resolved to, or undefined before the first call. */

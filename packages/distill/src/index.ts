@@ -26,7 +26,6 @@ export {
   TRAIN_PRESETS,
   tinyPreset,
 } from './trainer/config.js';
-export { captionDenoiser } from './trainer/denoiser.js';
 export type { StageOutcome, StageRun, StageStart } from './trainer/loop.js';
 export { CHECKPOINT_FILE, METRICS_FILE, runStageLoop } from './trainer/loop.js';
 export type { TrainedModel } from './trainer/model-file.js';

@@ -5,7 +5,7 @@
  */
 import { attention, attentionRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, normal, relErr, round, sizesFromEnv, timeRuns } from './measure.js';
+import { errorText, median, normal, pickSizes, type RunnerOptions, relErr, round, timeRuns } from './measure.js';
 
 export interface AttentionShape {
   tokens: number[];
@@ -14,10 +14,10 @@ export interface AttentionShape {
   runs: number;
 }
 
-export function attentionShape(quick: boolean): AttentionShape {
+export function attentionShape(quick: boolean, sizes?: readonly number[]): AttentionShape {
   return quick
-    ? { tokens: sizesFromEnv([256, 1024]), heads: 4, headDim: 32, runs: 3 }
-    : { tokens: sizesFromEnv([1024, 4096, 16384, 32400]), heads: 16, headDim: 72, runs: 5 };
+    ? { tokens: pickSizes([256, 1024], sizes), heads: 4, headDim: 32, runs: 3 }
+    : { tokens: pickSizes([1024, 4096, 16384, 32400], sizes), heads: 16, headDim: 72, runs: 5 };
 }
 
 /** One size; the same fields as the committed 2026-11-25 attention results. */
@@ -45,8 +45,8 @@ export interface AttentionRow {
 const NAIVE_FWD_BYTES = 2 ** 31 - 4; // WebGPU's largest storage binding on the H100 (2 GiB - 4)
 const NAIVE_BWD_BYTES = 2 ** 29; // the backward keeps several L×L tensors on its tape
 
-export async function runAttentionBench(opts: { quick: boolean; log: Log }): Promise<AttentionRow[]> {
-  const s = attentionShape(opts.quick);
+export async function runAttentionBench(opts: RunnerOptions): Promise<AttentionRow[]> {
+  const s = attentionShape(opts.quick, opts.sizes);
   const { heads, headDim: dh } = s;
   const rows: AttentionRow[] = [];
   for (const L of s.tokens) {
@@ -69,6 +69,7 @@ export async function runAttentionBench(opts: { quick: boolean; log: Log }): Pro
     const [q, k, v, dy] = [1, 2, 3, 4].map((i) => normal(shape, L + i)) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
     const runs = L >= 16384 ? Math.min(3, s.runs) : s.runs;
     const budgetMs = 60_000;
+    // the kernel and the naive reference are timed alike: the same runs, warm-up and one sync per call
     const grads = (f: typeof attention) => () => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))([q, k, v], dy);
     try {
       row.fwdRuns = await timeRuns(() => attention(q, k, v), { runs, budgetMs });

@@ -1,8 +1,8 @@
 /**
  * `t2md bench elementwise`: effective bandwidth (bytes read + written / time) of our elementwise
  * programs — geluTanh forward and gradient, gatedAdd, adaNorm, and a plain `x·a + b` on the shared
- * helper — at 64M floats, under the old v1 programs and several v2 layouts of `ElementwiseProgram`,
- * against tfjs's own `tf.add(x, 1)`, `tf.add(x, y)` and `tf.relu(x)` in the same process.
+ * helper — at 64M floats, under several layouts (each op's `layout` option), against tfjs's own
+ * `tf.add`, `tf.relu` in the same process, timed the same way (the same launches per sync).
  */
 import {
   type ElementwiseConfig,
@@ -10,14 +10,15 @@ import {
   type ElementwiseSpec,
   GELU_TANH_GRAD,
   geluTanh,
+  layoutOf,
   registerCoreKernels,
   registerKernelsOnce,
+  resolveElementwiseLayout,
   runProgram,
-  setElementwiseConfig,
 } from '@t2md/core';
-import { adaNorm, gatedAdd } from '@t2md/dit';
+import { adaNorm, adaNormRef, gatedAdd, gatedAddRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, relErr, round, sizesFromEnv, timeRuns, uniform } from './measure.js';
+import { errorText, median, pickSizes, type RunnerOptions, relErr, round, timeRuns, uniform } from './measure.js';
 import { formatTable } from './table.js';
 
 /** One measurement. */
@@ -25,8 +26,10 @@ export interface ElementwiseRow {
   op: string;
   /** Elements of the output. */
   elements: number;
-  /** 'tfjs' for tfjs's own kernels, 'js' off WebGPU, else the layout (v1, or v2 items/workgroup/grid). */
+  /** 'tfjs' for tfjs's own kernels, 'js' off WebGPU, else the layout's label (items/workgroup/grid). */
   variant: string;
+  /** The layout passed to the op (WebGPU rows of our ops): every setting that changes the program. */
+  layout?: ElementwiseConfig;
   /** Median ms per launch. */
   ms: number | null;
   /** Bytes read + written per launch (each input once, the output once) / median ms. */
@@ -34,20 +37,19 @@ export interface ElementwiseRow {
   bytes: number;
   /** ms per launch of each timed loop. */
   runs: number[];
-  /** ‖y − y_v1‖ / ‖y_v1‖ over the last 2^20 outputs (v2 rows; the affine row against tfjs ops). */
+  /** ‖y − y_ref‖ / ‖y_ref‖ over the last 2^20 outputs, y_ref made of tfjs-core ops (WebGPU rows of our ops). */
   relErr?: number;
   error?: string;
 }
 
-/** The layouts measured on WebGPU; the first is the old programs. */
-const VARIANTS: { label: string; config: Partial<ElementwiseConfig> }[] = [
-  { label: 'v1', config: { version: 'v1' } },
-  { label: 'v2 i1 w256', config: { version: 'v2', itemsPerThread: 1, workgroupSize: 256, maxWorkgroups: 65535 } },
-  { label: 'v2 i4 w256', config: { version: 'v2', itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 } },
-  { label: 'v2 i8 w256', config: { version: 'v2', itemsPerThread: 8, workgroupSize: 256, maxWorkgroups: 65535 } },
-  { label: 'v2 i4 w128', config: { version: 'v2', itemsPerThread: 4, workgroupSize: 128, maxWorkgroups: 65535 } },
+/** The layouts measured on WebGPU, passed to each op's `layout` option; the first is 'auto'. */
+const VARIANTS: { label: string; layout: Partial<ElementwiseConfig> }[] = [
+  { label: 'i4 w256 (auto)', layout: {} },
+  { label: 'i1 w256', layout: { itemsPerThread: 1 } },
+  { label: 'i8 w256', layout: { itemsPerThread: 8 } },
+  { label: 'i4 w128', layout: { workgroupSize: 128 } },
   // 132 SMs × 8 resident workgroups of 256: one wave of a persistent grid that strides
-  { label: 'v2 i4 w256 g1056', config: { version: 'v2', itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 1056 } },
+  { label: 'i4 w256 g1056', layout: { maxWorkgroups: 1056 } },
 ];
 
 /**
@@ -70,7 +72,7 @@ const affineSpec: ElementwiseSpec = {
 };
 
 /** y = x·a + b on the shared helper (webgpu only): the helper's floor, the same bytes as tf.add(x, 1). */
-function affine(x: tf.Tensor, a: number, b: number): tf.Tensor {
+function affine(x: tf.Tensor, a: number, b: number, layout: ElementwiseConfig): tf.Tensor {
   registerKernelsOnce([
     {
       kernelName: AFFINE,
@@ -80,7 +82,7 @@ function affine(x: tf.Tensor, a: number, b: number): tf.Tensor {
         const at = attrs as unknown as { a: number; b: number };
         return runProgram(
           backend,
-          new ElementwiseProgram(affineSpec, t.shape),
+          new ElementwiseProgram(affineSpec, t.shape, layoutOf(attrs)),
           [t],
           [
             { type: 'float32', data: [at.a] },
@@ -90,7 +92,7 @@ function affine(x: tf.Tensor, a: number, b: number): tf.Tensor {
       },
     },
   ]);
-  return tf.engine().runKernel(AFFINE, { x }, { a, b } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(AFFINE, { x }, { a, b, ...layout } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** The last TAIL elements of `t`, flat (the grid-stride tail is where a layout bug would show). */
@@ -100,12 +102,13 @@ const tail = (t: tf.Tensor): tf.Tensor =>
 interface Case {
   op: string;
   bytes: number;
-  fn: () => tf.Tensor;
-  /** Has a v1 program (all but the bench's affine). */
-  v1: boolean;
+  elements: number;
+  fn: (layout: ElementwiseConfig) => tf.Tensor;
+  /** The same result from tfjs-core ops, for the accuracy check of every layout. */
+  ref: () => tf.Tensor;
 }
 
-export async function runElementwiseBench(o: { quick: boolean; log: Log }): Promise<ElementwiseRow[]> {
+export async function runElementwiseBench(o: RunnerOptions): Promise<ElementwiseRow[]> {
   registerCoreKernels(); // the gradient kernel is launched directly below
   const gpu = tf.getBackend() === 'webgpu';
   const launches = o.quick ? 5 : LAUNCHES;
@@ -117,7 +120,16 @@ export async function runElementwiseBench(o: { quick: boolean; log: Log }): Prom
       `  ${row.op} [${row.variant}]: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(3)} ms, ${row.gbps?.toPrecision(3)} GB/s${err}`}`,
     );
   };
-  const measure = async (op: string, variant: string, elements: number, bytes: number, fn: () => tf.Tensor, ref?: tf.Tensor) => {
+  const measure = async (
+    op: string,
+    variant: string,
+    elements: number,
+    bytes: number,
+    fn: () => tf.Tensor,
+    ref?: tf.Tensor,
+    layout?: ElementwiseConfig,
+  ) => {
+    const set = layout ? { layout } : {};
     try {
       let e: number | undefined;
       if (ref != null) {
@@ -128,13 +140,13 @@ export async function runElementwiseBench(o: { quick: boolean; log: Log }): Prom
       // ms per launch of RUNS loops of `launches` queued launches (after 2 untimed loops that compile and fill the pool)
       const runs = await timeRuns(fn, { runs: RUNS, warmup: 2, reps: launches });
       const ms = median(runs);
-      add({ op, elements, variant, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) });
+      add({ op, elements, variant, ...set, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) });
     } catch (err) {
-      add({ op, elements, variant, ms: null, gbps: null, bytes, runs: [], error: errorText(err) });
+      add({ op, elements, variant, ...set, ms: null, gbps: null, bytes, runs: [], error: errorText(err) });
     }
   };
 
-  for (const n of sizesFromEnv([o.quick ? 2 ** 20 : 2 ** 26])) {
+  for (const n of pickSizes([o.quick ? 2 ** 20 : 2 ** 26], o.sizes)) {
     const N = n >= 2 * D ? 2 : 1;
     const T = Math.max(1, Math.floor(n / (N * D)));
     const m3 = N * T * D; // [N, T, D] ops use the largest such size ≤ n
@@ -146,48 +158,64 @@ export async function runElementwiseBench(o: { quick: boolean; log: Log }): Prom
     const ada = uniform([N, 6, D], -1, 1, 3);
     const f4 = 4;
 
+    // tfjs's own kernels as a user writes them, timed like ours: `tf.add(x, 1)` builds and uploads
+    // the scalar on every call, so the scalar is also given prebuilt (the kernel's own cost)
+    const one = tf.scalar(1);
     await measure('tf.add(x, 1)', 'tfjs', n, 2 * f4 * n, () => tf.tidy(() => tf.add(x, 1)));
+    await measure('tf.add(x, c)', 'tfjs', n, 2 * f4 * n, () => tf.add(x, one));
     await measure('tf.add(x, y)', 'tfjs', n, 3 * f4 * n, () => tf.add(x, y));
     await measure('tf.relu(x)', 'tfjs', n, 2 * f4 * n, () => tf.relu(x));
+    one.dispose();
 
+    const C = Math.sqrt(2 / Math.PI);
+    const geluRef = (v: tf.Tensor) => tf.mul(tf.mul(0.5, v), tf.add(1, tf.tanh(tf.mul(C, tf.add(v, tf.mul(0.044715, tf.pow(v, 3)))))));
     const cases: Case[] = [
-      { op: 'geluTanh', bytes: 2 * f4 * n, fn: () => geluTanh(x), v1: true },
+      { op: 'geluTanh', bytes: 2 * f4 * n, elements: n, fn: (layout) => geluTanh(x, { layout }), ref: () => geluRef(x) },
       {
         op: 'geluTanh grad',
         bytes: 3 * f4 * n,
-        fn: () => tf.engine().runKernel(GELU_TANH_GRAD, { dy: y, x }) as tf.Tensor,
-        v1: true,
+        elements: n,
+        fn: (layout) => tf.engine().runKernel(GELU_TANH_GRAD, { dy: y, x }, { ...layout } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        ref: () => tf.mul(y, tf.grad(geluRef)(x)),
       },
-      { op: 'gatedAdd', bytes: 3 * f4 * m3, fn: () => gatedAdd(x3, y3, ada, 2), v1: true },
-      { op: 'adaNorm', bytes: 2 * f4 * m3, fn: () => adaNorm(x3, ada, 0, 1), v1: true },
+      {
+        op: 'gatedAdd',
+        bytes: 3 * f4 * m3,
+        elements: m3,
+        fn: (layout) => gatedAdd(x3, y3, ada, 2, { layout }),
+        ref: () => gatedAddRef(x3, y3, ada, 2),
+      },
+      {
+        op: 'adaNorm',
+        bytes: 2 * f4 * m3,
+        elements: m3,
+        fn: (layout) => adaNorm(x3, ada, 0, 1, 1e-6, { layout }),
+        ref: () => adaNormRef(x3, ada, 0, 1),
+      },
     ];
-    if (gpu) cases.push({ op: 'affine x*a+b', bytes: 2 * f4 * n, fn: () => affine(x, 0.5, 1), v1: false });
+    if (gpu)
+      cases.push({
+        op: 'affine x*a+b',
+        bytes: 2 * f4 * n,
+        elements: n,
+        fn: (layout) => affine(x, 0.5, 1, layout),
+        ref: () => tf.add(tf.mul(x, 0.5), 1),
+      });
 
     for (const c of cases) {
-      const elements = c.op === 'gatedAdd' || c.op === 'adaNorm' ? m3 : n;
       if (!gpu) {
-        await measure(c.op, 'js', elements, c.bytes, c.fn);
+        await measure(c.op, 'js', c.elements, c.bytes, () => c.fn(resolveElementwiseLayout()));
         continue;
       }
-      // v2 rows are checked against v1's output; the affine against tfjs ops
-      let ref: tf.Tensor | undefined = c.v1 ? undefined : tf.tidy(() => tail(tf.add(tf.mul(x, 0.5), 1)));
+      let ref: tf.Tensor | undefined;
+      try {
+        ref = tf.tidy(() => tail(c.ref()));
+      } catch {
+        ref = undefined; // the reference did not fit: the rows go unchecked (no relErr)
+      }
       for (const v of VARIANTS) {
-        if (v.config.version === 'v1' && !c.v1) continue;
-        const restore = setElementwiseConfig(v.config);
-        try {
-          if (v.config.version === 'v1') {
-            await measure(c.op, v.label, elements, c.bytes, c.fn);
-            try {
-              ref = tf.tidy(() => tail(c.fn()));
-            } catch {
-              ref = undefined; // v1 failed (its row says why): the v2 rows go unchecked
-            }
-          } else {
-            await measure(c.op, v.label, elements, c.bytes, c.fn, ref);
-          }
-        } finally {
-          restore();
-        }
+        const layout = resolveElementwiseLayout(v.layout);
+        await measure(c.op, v.label, c.elements, c.bytes, () => c.fn(layout), ref, layout);
       }
       ref?.dispose();
     }

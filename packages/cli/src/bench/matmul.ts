@@ -1,12 +1,14 @@
 /**
  * `t2md bench matmul`: the GEMMs that dominate a PixArt-XL/2 teacher and a T2MD student forward, at
- * T tokens (rows), for every `T2MD_MATMUL` variant (tfjs's matMul, our 128×128 and 64×64 tilings):
- * median ms, TFLOP/s, and the error against tfjs's result. Plus a 4096³ square matmul, and the two
- * backward GEMMs of one linear (dx: NN, dw: TN), since training runs those as often as the forward.
+ * T tokens (rows), for every GEMM variant (tfjs's matMul, our 128×128 and 64×64 tilings, each at two
+ * inner-loop unrolls): median ms, TFLOP/s, and the error against tfjs's result. Plus a 4096³ square
+ * matmul, and the two backward GEMMs of one linear (dx: NN, dw: TN), since training runs those as often
+ * as the forward. All variants of a shape are timed in one process with their samples interleaved and
+ * the same calls per sync, so tfjs's baseline is measured exactly like ours.
  */
-import { autoTile, gemm, matmulUnrollFromEnv } from '@t2md/core';
+import { autoTile, gemm } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, normal, round, sizesFromEnv, timeRuns } from './measure.js';
+import { errorText, type Log, median, normal, pickSizes, type RunnerOptions, round, timeInterleaved } from './measure.js';
 import { formatTable } from './table.js';
 
 type Layout = 'NT' | 'NN' | 'TN';
@@ -27,8 +29,8 @@ export interface MatmulRow extends MatmulShape {
   variant: MatmulVariantName;
   /** What `T2MD_MATMUL=auto` (the default) picks for this shape today. */
   autoPick: string;
-  /** `T2MD_MATMUL_UNROLL` in effect (k-steps written out per inner-loop iteration; 16 = all). */
-  unroll: number;
+  /** k-steps written out per inner-loop iteration (16 = all); null for tfjs's matMul, which has no such knob. */
+  unroll: number | null;
   /** Calls per timed sample (ms is per call): small GEMMs are queued back to back, synced once. */
   reps: number;
   ms: number | null;
@@ -60,24 +62,61 @@ function shapesAt(T: number, D: number, quick: boolean): MatmulShape[] {
   ];
 }
 
-export function matmulShapes(quick: boolean): MatmulShape[] {
+export function matmulShapes(quick: boolean, sizes?: readonly number[]): MatmulShape[] {
   const square = quick ? 128 : 4096;
-  const tokens = sizesFromEnv(quick ? [64, 200] : [4096, 16384]);
+  const tokens = pickSizes(quick ? [64, 200] : [4096, 16384], sizes);
   return [
     ...tokens.flatMap((T) => shapesAt(T, quick ? 72 : 1152, quick)),
     { op: 'square', layout: 'NN', M: square, N: square, K: square, bias: false },
   ];
 }
 
-export async function runMatmulBench(o: { quick: boolean; log: Log }): Promise<MatmulRow[]> {
-  const saved = process.env.T2MD_MATMUL;
-  const rows: MatmulRow[] = [];
+/**
+ * The GEMM variants measured, each as the switches that select it. The switches are @t2md/core's
+ * `T2MD_MATMUL` / `T2MD_MATMUL_UNROLL` (read by `gemm` on every call) until gemm takes them as options;
+ * `withVariant` is the one place that sets them, and restores them afterwards.
+ */
+interface Variant {
+  variant: MatmulVariantName;
+  unroll: number | null;
+}
+
+function variantsFor(quick: boolean): Variant[] {
+  if (tf.getBackend() !== 'webgpu') return [{ variant: 'tfjs', unroll: null }]; // off webgpu every variant is tfjs's
+  const unrolls = quick ? [16] : [16, 4];
+  return [
+    { variant: 'tfjs', unroll: null },
+    ...(['t128', 't64'] as const).flatMap((variant) => unrolls.map((unroll) => ({ variant, unroll }))),
+  ];
+}
+
+const SWITCHES = ['T2MD_MATMUL', 'T2MD_MATMUL_UNROLL'] as const;
+
+function selectVariant(v: Variant): void {
+  const env = process.env;
+  env.T2MD_MATMUL = v.variant;
+  if (v.unroll == null) delete env.T2MD_MATMUL_UNROLL;
+  else env.T2MD_MATMUL_UNROLL = String(v.unroll);
+}
+
+async function withSwitchesRestored<T>(fn: () => Promise<T>): Promise<T> {
+  const env = process.env;
+  const saved = SWITCHES.map((k) => env[k]);
   try {
-    for (const s of matmulShapes(o.quick)) rows.push(...(await benchShape(s, o)));
+    return await fn();
   } finally {
-    if (saved == null) delete process.env.T2MD_MATMUL;
-    else process.env.T2MD_MATMUL = saved;
+    SWITCHES.forEach((k, i) => {
+      if (saved[i] == null) delete env[k];
+      else env[k] = saved[i];
+    });
   }
+}
+
+export async function runMatmulBench(o: RunnerOptions): Promise<MatmulRow[]> {
+  const rows: MatmulRow[] = [];
+  await withSwitchesRestored(async () => {
+    for (const s of matmulShapes(o.quick, o.sizes)) rows.push(...(await benchShape(s, o)));
+  });
   return rows;
 }
 
@@ -94,50 +133,59 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   // One readback per sample costs ~0.1-1 ms, as much as a whole 4096×1152×1152 GEMM at 20 TFLOP/s:
   // queue enough calls for ~2e11 FLOPs (10 ms at 20 TFLOP/s) per sample and report ms per call.
   const reps = o.quick ? 1 : Math.min(50, Math.max(1, Math.ceil(2e11 / flops)));
-  const rows: MatmulRow[] = [];
-  let ref: Float32Array | undefined;
-  let refMs: number | null = null;
-  // Off webgpu every variant is tfjs's matMul: measure it once.
-  for (const variant of tf.getBackend() === 'webgpu' ? VARIANTS : (['tfjs'] as const)) {
-    process.env.T2MD_MATMUL = variant;
-    const row: MatmulRow = {
-      ...s,
-      variant,
-      autoPick: autoTile(M, N),
-      unroll: matmulUnrollFromEnv() || 16,
-      reps,
-      ms: null,
-      tflops: null,
-      speedup: null,
-      relErr: null,
-      maxErr: null,
-      runs: [],
-    };
+  const call = () => gemm(a, b, { transposeA: tA, transposeB: tB, bias });
+  const rows: MatmulRow[] = variantsFor(o.quick).map((v) => ({
+    ...s,
+    ...v,
+    autoPick: autoTile(M, N),
+    reps,
+    ms: null,
+    tflops: null,
+    speedup: null,
+    relErr: null,
+    maxErr: null,
+    runs: [],
+  }));
+  // each variant's output (the accuracy check, and a first call that compiles it); one that fails is left out of the timing
+  const outputs: (Float32Array | undefined)[] = [];
+  for (const row of rows) {
     try {
-      const run = () => gemm(a, b, { transposeA: tA, transposeB: tB, bias });
-      row.runs = await timeRuns(run, { runs, warmup: 2, budgetMs: 30_000, reps });
-      row.ms = median(row.runs);
-      row.tflops = flops / (row.ms * 1e-3) / 1e12;
-      const c = run();
-      const values = (await c.data()) as Float32Array;
+      selectVariant(row);
+      const c = call();
+      outputs.push((await c.data()) as Float32Array);
       c.dispose();
-      if (variant === 'tfjs') {
-        ref = values;
-        refMs = row.ms;
-      } else if (ref != null) {
-        [row.relErr, row.maxErr] = errors(values, ref);
-      }
-      if (refMs != null) row.speedup = refMs / row.ms;
-      o.log(
-        `  ${variant}: ${row.ms.toFixed(3)} ms, ${row.tflops.toPrecision(3)} TFLOP/s` +
-          (row.relErr == null ? '' : `, rel err ${row.relErr.toExponential(2)}, max err ${row.maxErr!.toExponential(2)}`),
-      );
     } catch (err) {
       row.error = errorText(err);
-      o.log(`  ${variant} failed: ${row.error}`);
+      outputs.push(undefined);
+      o.log(`  ${row.variant}${row.unroll != null ? ` unroll ${row.unroll}` : ''} failed: ${row.error}`);
     }
-    rows.push(row);
   }
+  const live = rows.filter((r) => r.error == null);
+  try {
+    const samples = await timeInterleaved(
+      live.map(() => call),
+      { runs, warmup: 2, budgetMs: 30_000, reps, before: (i) => selectVariant(live[i]!) },
+    );
+    live.forEach((r, i) => {
+      r.runs = samples[i]!;
+      r.ms = median(r.runs);
+      r.tflops = flops / (r.ms * 1e-3) / 1e12;
+    });
+  } catch (err) {
+    for (const r of live) r.error = errorText(err);
+  }
+  const ref = outputs[0];
+  const refMs = rows[0]!.variant === 'tfjs' ? rows[0]!.ms : null;
+  rows.forEach((row, i) => {
+    if (i > 0 && ref != null && outputs[i] != null) [row.relErr, row.maxErr] = errors(outputs[i]!, ref);
+    if (refMs != null && row.ms != null) row.speedup = refMs / row.ms;
+    if (row.ms != null) {
+      o.log(
+        `  ${row.variant}${row.unroll != null ? ` unroll ${row.unroll}` : ''}: ${row.ms.toFixed(3)} ms, ${row.tflops!.toPrecision(3)} TFLOP/s` +
+          (row.relErr == null ? '' : `, rel err ${row.relErr.toExponential(2)}, max err ${row.maxErr!.toExponential(2)}`),
+      );
+    }
+  });
   tf.dispose([a, b, ...(bias ? [bias] : [])]);
   return rows.map((r) => ({
     ...r,
@@ -174,7 +222,10 @@ export function matmulTable(rows: readonly MatmulRow[]): string {
     ['op', (r) => r.op],
     ['layout', (r) => `${r.layout}${r.bias ? '+b' : ''}`],
     ['M×N×K', (r) => `${r.M}×${r.N}×${r.K}`],
-    ['variant', (r) => (r.variant === r.autoPick ? `${r.variant}*` : r.variant)],
+    [
+      'variant',
+      (r) => `${r.variant === r.autoPick ? `${r.variant}*` : r.variant}${r.unroll != null && r.unroll !== 16 ? ` u${r.unroll}` : ''}`,
+    ],
     ['ms', (r) => num(r.ms, 3)],
     ['TFLOP/s', (r) => (r.tflops == null ? '—' : r.tflops.toPrecision(3))],
     ['vs tfjs', (r) => (r.speedup == null ? '—' : `${r.speedup.toFixed(2)}×`)],

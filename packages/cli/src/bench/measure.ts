@@ -69,6 +69,40 @@ export async function timeRuns(fn: () => tf.Tensor | tf.Tensor[], opts: TimeOpti
   return ms;
 }
 
+/**
+ * Like `timeRuns` for several implementations of one computation, their samples interleaved: every
+ * implementation is warmed up, then each round times one sample of each in turn, so a drift of the
+ * GPU's clocks or of the buffer pool over the process touches all of them alike (a baseline timed in
+ * another process, or before ours, can differ by 2-3x: seen for tfjs matMul on the H100, 2026-11-26).
+ * `before(i)` runs ahead of implementation i's calls (e.g. selecting it). Returns ms per call of each.
+ */
+export async function timeInterleaved(
+  fns: readonly (() => tf.Tensor | tf.Tensor[])[],
+  opts: TimeOptions & { before?: (i: number) => void },
+): Promise<number[][]> {
+  const reps = Math.max(1, opts.reps ?? 1);
+  const once = async (i: number): Promise<number> => {
+    opts.before?.(i);
+    const t0 = performance.now();
+    for (let r = 1; r < reps; r++) tf.dispose(fns[i]!());
+    const out = fns[i]!();
+    const outs = Array.isArray(out) ? out : [out];
+    await sync(outs[0]!);
+    const ms = (performance.now() - t0) / reps;
+    tf.dispose(outs);
+    return ms;
+  };
+  for (let i = 0; i < fns.length; i++) for (let w = 0; w < (opts.warmup ?? 1); w++) await once(i);
+  const ms: number[][] = fns.map(() => []);
+  const start = performance.now();
+  const minRuns = Math.min(opts.minRuns ?? 2, opts.runs);
+  for (let round = 0; round < opts.runs; round++) {
+    for (let i = 0; i < fns.length; i++) ms[i]!.push(await once(i));
+    if (opts.budgetMs != null && round + 1 >= minRuns && performance.now() - start > opts.budgetMs) break;
+  }
+  return ms;
+}
+
 /** A float32 tensor of uniforms in [lo, hi) from a seeded generator (the same numbers on every backend). */
 export function uniform(shape: number[], lo: number, hi: number, seed: number): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -106,15 +140,25 @@ export function errorText(err: unknown): string {
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
 /**
- * Sizes from `T2MD_BENCH_SIZES` (comma-separated sequence lengths / token counts), else `dflt`: lets one
- * device call measure a subset when the whole sweep would outlast its time limit.
+ * `--sizes` (comma-separated sequence lengths / token counts / elements) as numbers: lets one device
+ * call measure a subset when the whole sweep would outlast its time limit. An InputError when malformed.
  */
-export function sizesFromEnv(dflt: readonly number[]): number[] {
-  const raw = process.env.T2MD_BENCH_SIZES?.trim();
-  if (!raw) return [...dflt];
+export function parseSizes(raw: string): number[] {
   const sizes = raw.split(',').map((s) => Number(s.trim()));
-  if (!sizes.every((n) => Number.isSafeInteger(n) && n > 0)) {
-    throw new InputError(`T2MD_BENCH_SIZES must be positive integers separated by commas (e.g. 4096,16384), got '${raw}'.`);
+  if (raw.trim() === '' || !sizes.every((n) => Number.isSafeInteger(n) && n > 0)) {
+    throw new InputError(`--sizes must be positive integers separated by commas (e.g. 4096,16384), got '${raw}'.`);
   }
   return sizes;
 }
+
+/** What every benchmark runner gets: the size class, where to log, and `--sizes` when given. */
+export interface RunnerOptions {
+  quick: boolean;
+  log: Log;
+  sizes?: readonly number[];
+  /** Time one more run per row under tf.time for a per-program GPU profile (WebGPU; default true). */
+  profile?: boolean;
+}
+
+/** `sizes` when given, else the bench's default sweep. */
+export const pickSizes = (dflt: readonly number[], sizes?: readonly number[]): number[] => [...(sizes ?? dflt)];

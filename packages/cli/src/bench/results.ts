@@ -1,7 +1,12 @@
 /**
- * The results file: `bench/results/<date>-<card>.json` holding `{device, adapter, commit, scaling, scan,
- * attention, matmul, elementwise, baselines}`. Each `t2md bench X` fills its own section and merges into an existing file
- * (other sections, PyTorch baselines included, are kept), written atomically (temp file + rename).
+ * The results file: `bench/results/<date>-<card>.json` holding `{device, adapter, commit, <one array per
+ * section>, baselines, runs, notes}`. Each `t2md bench X` fills its own section and merges into an
+ * existing file (other sections, PyTorch baselines included, are kept), written atomically (temp file +
+ * rename). Every row carries `run`: the commit it was measured at (from git, or from the bundle on the
+ * GPU machine), whether the tree was dirty, the card, the driver, Dawn's version, the Dawn flags and
+ * every setting that changes the numbers, so a script can trust a row on its own. The file is written
+ * only with `--out` or inside this repository; nothing in it is edited by hand (`bench/results.mjs`
+ * checks and prunes).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -9,8 +14,39 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type BackendInfo, InputError } from '@t2md/core';
 
-export const BENCHES = ['scan', 'attention', 'scaling', 'matmul', 'elementwise', 'train'] as const;
-export type BenchName = (typeof BENCHES)[number];
+/**
+ * The sections of a results file and the fields that name one measurement in each (a new row replaces
+ * an old one with the same key). Adding a benchmark's section is one entry here.
+ */
+export const SECTIONS = [
+  { name: 'scan', keys: ['op', 'impl', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'] },
+  { name: 'attention', keys: ['batch', 'heads', 'tokens', 'headDim'] },
+  { name: 'scaling', keys: ['tokens', 'batch'] },
+  { name: 'matmul', keys: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'] },
+  { name: 'elementwise', keys: ['op', 'elements', 'variant'] },
+  { name: 'train', keys: ['step', 'batch', 'impl', 'preset'] },
+] as const;
+
+export type BenchName = (typeof SECTIONS)[number]['name'];
+
+/** The fields that name one PyTorch baseline row (bench/merge-baselines.mjs keeps the same list). */
+export const BASELINE_KEYS = [
+  'op',
+  'impl',
+  'name',
+  'pass',
+  'L',
+  'chunkSize',
+  'heads',
+  'tokens',
+  'headDim',
+  'M',
+  'N',
+  'K',
+  'elements',
+] as const;
+export const BENCHES: readonly BenchName[] = SECTIONS.map((s) => s.name);
+const ROW_KEYS: Record<string, readonly string[]> = Object.fromEntries(SECTIONS.map((s) => [s.name, s.keys]));
 
 /** What was measured on, named without the host name. */
 export interface DeviceInfo {
@@ -21,6 +57,52 @@ export interface DeviceInfo {
   backend: BackendInfo['backend'];
   adapter: BackendInfo['adapter'] | null;
   software: boolean;
+  /** The GPU driver (nvidia-smi's driver_version on NVIDIA, else the adapter's description); null off WebGPU. */
+  driver?: string | null;
+}
+
+/**
+ * The source a run measured: the commit and whether the tree differed from it. From git in this
+ * repository, or from the stamp a GPU bundle carries (`bench/pack.sh`), since the copy of the tree on
+ * the GPU machine may hold a stale .git (seen on 2026-11-26: every section there was labelled with the
+ * session's first commit).
+ */
+export interface SourceStamp {
+  commit: string | null;
+  dirty: boolean;
+  /** 'git' (this checkout), 'bundle' (stamped when the GPU bundle was packed) or 'none' (no checkout). */
+  from: 'git' | 'bundle' | 'none';
+}
+
+/** What the entry point knows that the CLI cannot see (bench/gpu.ts passes it to `main`). */
+export interface RunContext {
+  /** The source the bundle was built from. */
+  source?: SourceStamp;
+  /** The Dawn flags `navigator.gpu` was created with (the entry created it, not initBackend). */
+  dawnFlags?: readonly string[];
+  /** The `webgpu` npm package (Dawn's Node binding) the bundle carries. */
+  dawn?: string;
+}
+
+/**
+ * Provenance of one run, stored on every row it measured (`row.run`). Everything not fixed by the
+ * commit that changes the numbers is here: backend, sizes class, Dawn and its flags, bench settings.
+ */
+export interface RunStamp {
+  commit: string | null;
+  /** Present (true) only when the tree differed from the commit and `--allow-dirty` said go on. */
+  dirty?: true;
+  date: string;
+  card: string;
+  device: string;
+  driver: string | null;
+  /** `webgpu@<version>`, the npm package that carries Dawn; null off WebGPU. */
+  dawn: string | null;
+  dawnFlags?: readonly string[];
+  backend: string;
+  quick: boolean;
+  /** Settings of the bench that change its numbers (e.g. the GEMM variant the scaling run used). */
+  settings?: Record<string, unknown>;
 }
 
 /** How one section was produced (kept per section, since sections of one file may come from several runs). */
@@ -30,6 +112,10 @@ export interface SectionMeta {
   backend: string;
   quick: boolean;
   note?: string;
+  dirty?: boolean;
+  dawn?: string | null;
+  dawnFlags?: readonly string[];
+  settings?: Record<string, unknown>;
 }
 
 export interface BenchDoc {
@@ -38,17 +124,11 @@ export interface BenchDoc {
   backend: string;
   commit: string | null;
   date: string;
-  scaling: unknown[];
-  scan: unknown[];
-  attention: unknown[];
-  matmul: unknown[];
-  elementwise: unknown[];
-  train?: unknown[];
   baselines: unknown[];
   /** Per section: when, at which commit, on which backend, quick or full sizes. */
   runs: Partial<Record<BenchName, SectionMeta>>;
   notes: string[];
-  [extra: string]: unknown;
+  [section: string]: unknown;
 }
 
 function run(cmd: string, args: string[], cwd?: string): string | null {
@@ -61,27 +141,69 @@ function run(cmd: string, args: string[], cwd?: string): string | null {
 }
 
 /**
- * `T2MD_COMMIT` when set (a copy of the tree on a GPU machine may carry a stale .git: seen on
- * 2026-11-26, every section there was labelled with the session's first commit), else the checked-out
- * commit (with "-dirty" when tracked files changed), else null.
+ * The root of this repository (the T2MD monorepo) when the working directory is inside a checkout of
+ * it, else null: a results file is written by default only there.
  */
-export function gitCommit(): string | null {
-  const env = process.env.T2MD_COMMIT?.trim();
-  if (env) return env;
-  const head = run('git', ['rev-parse', 'HEAD']);
-  if (head == null) return null;
-  const dirty = run('git', ['status', '--porcelain', '--untracked-files=no']);
-  return dirty == null ? head : `${head}-dirty`;
+export function repoRoot(cwd = process.cwd()): string | null {
+  const root = run('git', ['rev-parse', '--show-toplevel'], cwd);
+  if (root == null) return null;
+  try {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name?: string };
+    return pkg.name === 't2md-monorepo' ? root : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The checked-out commit of this repository (full sha), or null outside it. */
+export function gitCommit(cwd = process.cwd()): string | null {
+  const root = repoRoot(cwd);
+  return root == null ? null : run('git', ['rev-parse', 'HEAD'], root);
+}
+
+/** The commit and whether any file differs from it (tracked changes or untracked files git does not ignore). */
+export function gitSource(cwd = process.cwd()): SourceStamp {
+  const root = repoRoot(cwd);
+  const commit = root == null ? null : run('git', ['rev-parse', 'HEAD'], root);
+  if (root == null || commit == null) return { commit: null, dirty: false, from: 'none' };
+  return { commit, dirty: run('git', ['status', '--porcelain'], root) != null, from: 'git' };
+}
+
+/**
+ * The source to stamp rows with: the bundle's when the entry passed one, else git's. A dirty tree is
+ * refused unless `allowDirty` (the rows then say `dirty: true`), and a run outside any checkout has no
+ * commit (allowed only with an explicit --out, which the caller checks).
+ */
+export function resolveSource(ctx: RunContext, allowDirty: boolean): SourceStamp {
+  const source = ctx.source ?? gitSource();
+  if (source.dirty && !allowDirty) {
+    throw new InputError(
+      `the tree differs from commit ${source.commit?.slice(0, 10)} (${source.from === 'bundle' ? 'when the GPU bundle was packed' : 'git status is not clean'}); commit first so the results name what was measured, or pass --allow-dirty (the rows then record dirty: true).`,
+    );
+  }
+  return source;
 }
 
 /** The GPU's marketing name: Dawn's adapter description on NVIDIA is the driver version, so ask nvidia-smi. */
 function gpuName(info: BackendInfo): string | null {
   if (info.backend !== 'webgpu' || info.adapter == null) return null;
-  if (/nvidia/i.test(`${info.adapter.vendor} ${info.adapter.description}`)) {
+  if (isNvidia(info)) {
     const name = run('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader']);
     if (name) return name.split('\n')[0]!.trim();
   }
   return info.adapter.description || [info.adapter.vendor, info.adapter.architecture].filter(Boolean).join(' ') || null;
+}
+
+const isNvidia = (info: BackendInfo) => /nvidia/i.test(`${info.adapter?.vendor} ${info.adapter?.description}`);
+
+/** nvidia-smi's driver_version on NVIDIA, else the adapter's description (Dawn puts the driver there); null off WebGPU. */
+function driverOf(info: BackendInfo): string | null {
+  if (info.backend !== 'webgpu' || info.adapter == null) return null;
+  if (isNvidia(info)) {
+    const v = run('nvidia-smi', ['--query-gpu=driver_version', '--format=csv,noheader']);
+    if (v) return v.split('\n')[0]!.trim();
+  }
+  return info.adapter.description || null;
 }
 
 /** "NVIDIA H100 80GB HBM3" → "h100"; "NVIDIA GeForce RTX 4090" → "rtx-4090"; SwiftShader → "swiftshader". */
@@ -109,33 +231,46 @@ export function describeDevice(info: BackendInfo): DeviceInfo {
   const gpu = gpuName(info);
   const card = gpu != null ? cardSlug(gpu) : info.backend;
   const device = gpu != null ? `${gpu} (${info.backend}${info.software ? ', software' : ''}) · ${cpu}` : `${cpu} (${info.backend})`;
-  return { device, card, backend: info.backend, adapter: info.adapter ?? null, software: info.software };
+  return { device, card, backend: info.backend, adapter: info.adapter ?? null, software: info.software, driver: driverOf(info) };
 }
 
 /**
- * `bench/results/<YYYY-MM-DD>-<card>.json` under the repository root (the working directory outside a
- * checkout); quick runs get `-quick` so they never mix with full-size results.
+ * `bench/results/<YYYY-MM-DD>-<card>.json` under the repository root (`root`, default this checkout's;
+ * the working directory outside one); quick runs get `-quick` so they never mix with full-size results.
  */
-export function defaultResultsPath(card: string, quick: boolean, date = new Date()): string {
-  const root = run('git', ['rev-parse', '--show-toplevel']) ?? process.cwd();
+export function defaultResultsPath(card: string, quick: boolean, date = new Date(), root = repoRoot() ?? process.cwd()): string {
   return join(root, 'bench', 'results', `${date.toISOString().slice(0, 10)}-${card}${quick ? '-quick' : ''}.json`);
 }
 
-/** A fresh document for one run: only `section` filled. */
+/** The stamp every row of one run carries. */
+export function runStamp(dev: DeviceInfo, meta: SectionMeta): RunStamp {
+  return {
+    commit: meta.commit,
+    ...(meta.dirty ? { dirty: true as const } : {}),
+    date: meta.date,
+    card: dev.card,
+    device: dev.device,
+    driver: dev.driver ?? null,
+    dawn: dev.backend === 'webgpu' ? (meta.dawn ?? null) : null,
+    ...(dev.backend === 'webgpu' && meta.dawnFlags ? { dawnFlags: meta.dawnFlags } : {}),
+    backend: meta.backend,
+    quick: meta.quick,
+    ...(meta.settings && Object.keys(meta.settings).length > 0 ? { settings: meta.settings } : {}),
+  };
+}
+
+/** A fresh document for one run: only `section` filled, each of its rows stamped with `run`. */
 export function newDoc(dev: DeviceInfo, section: BenchName, rows: unknown[], meta: SectionMeta, notes: string[]): BenchDoc {
+  const stamp = runStamp(dev, meta);
   return {
     device: dev.device,
     adapter: dev.adapter,
     backend: dev.backend,
     commit: meta.commit,
     date: meta.date,
-    scaling: [],
-    scan: [],
-    attention: [],
-    matmul: [],
-    elementwise: [],
+    ...Object.fromEntries(SECTIONS.map((s) => [s.name, []])),
     baselines: [],
-    [section]: rows,
+    [section]: rows.map((r) => ({ ...(r as Row), run: stamp })),
     runs: { [section]: meta },
     notes,
   };
@@ -143,20 +278,10 @@ export function newDoc(dev: DeviceInfo, section: BenchName, rows: unknown[], met
 
 type Row = Record<string, unknown>;
 
-/** The fields that name one measurement of each section: a new row replaces an old one with the same key. */
-const ROW_KEYS: Record<BenchName, readonly string[]> = {
-  scan: ['op', 'impl', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'],
-  attention: ['batch', 'heads', 'tokens', 'headDim'],
-  scaling: ['tokens', 'batch'],
-  matmul: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'],
-  elementwise: ['op', 'elements', 'variant'],
-  train: ['step', 'batch', 'impl', 'preset'],
-};
-
 /**
  * True when the file's section came from the same commit, device and size class as this run: then the
- * rows merge (a sweep split over several calls, e.g. with T2MD_BENCH_SIZES, fills one section);
- * otherwise the new rows replace the section.
+ * rows merge (a sweep split over several calls, e.g. with --sizes, fills one section); otherwise the
+ * new rows replace the section.
  */
 function sameSweep(prev: Partial<BenchDoc>, doc: BenchDoc, section: BenchName): boolean {
   const a = prev.runs?.[section];
@@ -166,6 +291,7 @@ function sameSweep(prev: Partial<BenchDoc>, doc: BenchDoc, section: BenchName): 
     a != null &&
     b != null &&
     a.commit === b.commit &&
+    (a.dirty ?? false) === (b.dirty ?? false) &&
     a.quick === b.quick &&
     a.backend === b.backend &&
     prev.device === doc.device
@@ -214,6 +340,8 @@ export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): 
       warning = `${path} holds results measured on '${prev.device}'; its ${section} section now comes from '${doc.device}'.`;
     }
     const notes = [...new Set([...(Array.isArray(prev.notes) ? prev.notes : []), ...doc.notes])];
+    // other sections stay as they were, whatever their shape (older files hold objects there)
+    const kept = Object.fromEntries(SECTIONS.filter((s) => prev[s.name] != null).map((s) => [s.name, prev[s.name]]));
     merged = {
       ...prev,
       device: doc.device,
@@ -221,13 +349,8 @@ export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): 
       backend: doc.backend,
       commit: doc.commit,
       date: doc.date,
-      // other sections stay as they were, whatever their shape (older files hold objects there)
-      scaling: prev.scaling ?? [],
-      scan: prev.scan ?? [],
-      attention: prev.attention ?? [],
-      matmul: prev.matmul ?? [],
-      elementwise: prev.elementwise ?? [],
-      ...(prev.train ? { train: prev.train } : {}),
+      ...Object.fromEntries(SECTIONS.map((s) => [s.name, []])),
+      ...kept,
       baselines: prev.baselines ?? [],
       [section]: sameSweep(prev, doc, section) ? mergeRows(prev[section] as Row[], doc[section] as Row[], ROW_KEYS[section]) : doc[section],
       runs: { ...(prev.runs ?? {}), ...doc.runs },

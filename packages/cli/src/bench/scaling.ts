@@ -8,7 +8,7 @@
 import { InputError } from '@t2md/core';
 import { createDiT, type DiT, type DiTConfig, pixartXL2, t2mdXL2 } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, normal, round, sizesFromEnv, sync, timeRuns } from './measure.js';
+import { errorText, median, normal, pickSizes, type RunnerOptions, round, sync, timeRuns } from './measure.js';
 
 /** A 4-block model at width 128 (head dim 32) for CPUs and SwiftShader, laid out like the XL pair. */
 const quickTeacher: DiTConfig = Object.freeze({
@@ -37,18 +37,18 @@ export interface ScalingPlan {
   batches: number[];
 }
 
-export function scalingPlan(quick: boolean): ScalingPlan {
+export function scalingPlan(quick: boolean, sizes?: readonly number[]): ScalingPlan {
   const plan: ScalingPlan = quick
     ? {
         teacher: { name: 'quick teacher (SA×4, 128 wide)', config: quickTeacher },
         student: { name: 'quick student (SA-HM-WM-HM)', config: quickStudent },
-        tokens: sizesFromEnv([256, 1024]),
+        tokens: pickSizes([256, 1024], sizes),
         batches: [1, 2],
       }
     : {
         teacher: { name: 'pixartXL2', config: pixartXL2 },
         student: { name: 't2mdXL2', config: t2mdXL2 },
-        tokens: sizesFromEnv([1024, 4096, 16384, 32400]),
+        tokens: pickSizes([1024, 4096, 16384, 32400], sizes),
         batches: [1, 2],
       };
   for (const T of plan.tokens) {
@@ -183,8 +183,8 @@ async function measureModel(model: DiT, T: number, N: number, seed: number, runs
   }
 }
 
-export async function runScalingBench(opts: { quick: boolean; log: Log }): Promise<ScalingRow[]> {
-  const plan = scalingPlan(opts.quick);
+export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]> {
+  const plan = scalingPlan(opts.quick, opts.sizes);
   opts.log(`scaling: building ${plan.teacher.name} and ${plan.student.name} (random weights)`);
   const t0 = performance.now();
   const teacher = createDiT({ ...plan.teacher.config, seed: 1 });

@@ -7,7 +7,7 @@
 import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, relErr, round, sizesFromEnv, timeRuns, uniform } from './measure.js';
+import { errorText, median, pickSizes, type RunnerOptions, relErr, round, type TimeOptions, timeRuns, uniform } from './measure.js';
 
 export interface ScanShape {
   lengths: number[];
@@ -19,15 +19,15 @@ export interface ScanShape {
   selectiveDstate: number;
   /** Timed runs per row. */
   runs: number;
-  /** ssdScan kernel calls per timed run (queued, synced once; ms is per call). */
+  /** ssdScan calls per timed run, kernel and reference alike (queued, synced once; ms is per call). */
   reps: number;
 }
 
 /** The full sweep (a real GPU) or the quick one (CPU, wasm, SwiftShader: seconds). */
-export function scanShape(quick: boolean): ScanShape {
+export function scanShape(quick: boolean, sizes?: readonly number[]): ScanShape {
   return quick
     ? {
-        lengths: sizesFromEnv([256, 1024]),
+        lengths: pickSizes([256, 1024], sizes),
         heads: 4,
         headdim: 16,
         dstate: 16,
@@ -37,7 +37,7 @@ export function scanShape(quick: boolean): ScanShape {
         reps: 1,
       }
     : {
-        lengths: sizesFromEnv([4096, 16384, 32400]),
+        lengths: pickSizes([4096, 16384, 32400], sizes),
         heads: 36,
         headdim: 64,
         dstate: 256,
@@ -59,7 +59,7 @@ export interface ScanRow {
   headdim: number;
   dstate: number;
   chunkSize: number | null;
-  /** Median wall ms per call (ssdScan kernel rows: over `reps` calls queued back to back and synced once). */
+  /** Median wall ms per call (ssdScan rows: over `reps` calls queued back to back and synced once). */
   ms: number | null;
   reps?: number;
   /** Minimum bytes moved (every input read and output written once) / median time. */
@@ -67,19 +67,20 @@ export interface ScanRow {
   runs: number[];
   /** On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128). */
   relErr?: number;
-  /** With T2MD_SSD_PROFILE=1: GPU ms of one extra run summed over programs (tf.time), and per program. */
+  /** On WebGPU (unless --no-profile): GPU ms of one extra call summed over programs (tf.time), and per program. */
   gpuMs?: number;
   passes?: string;
   error?: string;
 }
 
 /**
- * T2MD_SSD_PROFILE=1: one more run under tf.time, which on WebGPU times every program with timestamp
- * queries (ssdScan names each pass by its shader key); the GPU sum beside the wall median shows how
- * much of a call is CPU overhead or idle GPU.
+ * One more call under tf.time, which on WebGPU times every program with timestamp queries (ssdScan
+ * names each pass by its shader key; the bench creates Dawn with timestamp quantisation off, so short
+ * passes do not read as multiples of 65.536 µs or 0); the GPU sum beside the wall median shows how much
+ * of a call is CPU overhead or idle GPU. Off WebGPU tf.time has no GPU timer: nothing is added.
  */
-async function profile(fn: () => tf.Tensor | tf.Tensor[]): Promise<{ gpuMs: number; passes: string } | undefined> {
-  if (process.env.T2MD_SSD_PROFILE !== '1') return undefined;
+async function profile(fn: () => tf.Tensor | tf.Tensor[], on: boolean): Promise<{ gpuMs: number; passes: string } | undefined> {
+  if (!on || tf.getBackend() !== 'webgpu') return undefined;
   const info = (await tf.time(() => tf.dispose(fn()))) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
   return { gpuMs: round(info.kernelMs as number), passes: info.getExtraProfileInfo?.() ?? '' };
 }
@@ -119,8 +120,9 @@ function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number): tf
   );
 }
 
-export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<ScanRow[]> {
-  const s = scanShape(opts.quick);
+export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
+  const s = scanShape(opts.quick, opts.sizes);
+  const profiled = opts.profile !== false;
   const { heads: H, headdim: P, dstate: N } = s;
   const rows: ScanRow[] = [];
   const add = (row: ScanRow) => {
@@ -138,14 +140,23 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
     const fwdBytes = 4 * (2 * L * H * P + 2 * L * N + L * H); // read x, B, C, dt; write y
     const fbBytes = 2 * fwdBytes; // and read dy; write dx, dB, dC, ddt
     const budgetMs = 60_000;
+    // the kernel and the tfjs-ops reference are timed alike: the same runs, warm-up and calls per sync
+    const timing: TimeOptions = { runs: s.runs, budgetMs, reps: s.reps };
     for (const Q of s.chunkSizes) {
       for (const pass of ['forward', 'forward+backward'] as const) {
         const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q } as const;
         try {
           const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
-          const runs = await timeRuns(fn, { runs: s.runs, budgetMs, reps: s.reps });
+          const runs = await timeRuns(fn, timing);
           const ms = median(runs);
-          add({ ...head, ms, reps: s.reps, gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6, runs, ...(await profile(fn)) });
+          add({
+            ...head,
+            ms,
+            reps: s.reps,
+            gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
+            runs,
+            ...(await profile(fn, profiled)),
+          });
         } catch (err) {
           add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
         }
@@ -160,14 +171,14 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
       try {
         const fn =
           pass === 'forward' ? () => ssdScanRef(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScanRef, inp, dy, Q);
-        // the reference's first run is its warm-up and, for the forward, the kernel's accuracy check
+        // the forward is also the kernel's accuracy check
         let err: number | undefined;
         if (pass === 'forward') {
           const [a, r] = [ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y, fn() as tf.Tensor];
           err = await relErr(a, r);
           tf.dispose([a, r]);
-        } else tf.dispose(fn());
-        const runs = await timeRuns(fn, { runs: Math.min(3, s.runs), warmup: 0, budgetMs });
+        }
+        const runs = await timeRuns(fn, timing);
         const ms = median(runs);
         const row: ScanRow = {
           op: 'ssdScan',
@@ -177,6 +188,7 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
           ...base,
           chunkSize: Q,
           ms,
+          reps: s.reps,
           gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
           runs,
           ...(err != null ? { relErr: err } : {}),
@@ -199,6 +211,8 @@ export async function runScanBench(opts: { quick: boolean; log: Log }): Promise<
 
 /** Mamba-1's selective scan at the same width (dim = heads·headdim), forward and forward+backward. */
 async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => void): Promise<void> {
+  // the kernel and its reference alike: the same runs, warm-up and one sync per call
+  const timing: TimeOptions = { runs: s.runs, budgetMs: 60_000 };
   const dim = s.heads * s.headdim;
   const Ns = s.selectiveDstate;
   const base = { L, heads: s.heads, headdim: s.headdim, dstate: Ns, chunkSize: null };
@@ -224,7 +238,7 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
   for (const pass of ['forward', 'forward+backward'] as const) {
     try {
       const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;
-      const runs = await timeRuns(fn, { runs: s.runs, budgetMs: 60_000 });
+      const runs = await timeRuns(fn, timing);
       const ms = median(runs);
       add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms, gbps: ((pass === 'forward' ? 1 : 2) * bytes) / ms / 1e6, runs });
     } catch (err) {
@@ -235,10 +249,10 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
   if (L <= 256) {
     try {
       const fn = () => selectiveScanRef(si, { deltaSoftplus: true }).y;
-      const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the warm-up, and the accuracy check
+      const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the accuracy check
       const err = await relErr(a, r);
       tf.dispose([a, r]);
-      const runs = await timeRuns(fn, { runs: Math.min(3, s.runs), warmup: 0 });
+      const runs = await timeRuns(fn, timing);
       const ms = median(runs);
       add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms, gbps: bytes / ms / 1e6, runs, relErr: err });
     } catch (err) {

@@ -1,23 +1,27 @@
 import { resolve } from 'node:path';
-import { type BackendName, InputError, initBackend } from '@t2md/core';
+import { type BackendName, dawnFlagsInUse, InputError, initBackend, matmulUnrollFromEnv, matmulVariantFromEnv } from '@t2md/core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
 import { matmulTable, runMatmulBench } from '../bench/matmul.js';
-import type { Log } from '../bench/measure.js';
+import { type Log, parseSizes, type RunnerOptions } from '../bench/measure.js';
 import {
   BENCHES,
   type BenchName,
   defaultResultsPath,
   describeDevice,
-  gitCommit,
   mergeAndWrite,
   newDoc,
   readResults,
+  repoRoot,
+  resolveSource,
+  type SectionMeta,
 } from '../bench/results.js';
 import { runScalingBench } from '../bench/scaling.js';
 import { runScanBench } from '../bench/scan.js';
 import { attentionTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
 import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
+import { runContext } from '../context.js';
+import { packageVersions } from '../versions.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -29,15 +33,26 @@ export interface BenchOptions {
   steps?: number;
   /** train: which step (teacher, distill; default both). */
   step?: TrainStepName;
-  /** train: commander's `--no-profile` (true unless given). */
+  /** train, scan: commander's `--no-profile` (true unless given). */
   profile?: boolean;
+  /** Measure a tree that differs from its commit; the rows record `dirty: true`. */
+  allowDirty?: boolean;
+  /** Sequence lengths / token counts / elements, comma-separated (the bench's sweep otherwise). */
+  sizes?: string;
   backend?: 'auto' | BackendName;
 }
+
+/**
+ * Dawn flags for every bench: GPU timestamps unquantised, so a profile's short passes read their real
+ * time instead of multiples of 65.536 µs (or 0). Applied when initBackend installs Dawn; bench/gpu.ts
+ * creates Dawn itself with the same default.
+ */
+export const BENCH_DAWN_FLAGS: readonly string[] = ['disable-dawn-features=timestamp_quantization'];
 
 /** How each section was measured, stored with its rows so the file explains itself. */
 const NOTES: Record<BenchName, string[]> = {
   scan: [
-    'scan: ms = median wall time of several runs, each ended by reading back one element (includes one readback round trip); f32, batch 1, ngroups 1, dtSoftplus.',
+    'scan: ms = median wall time per call of several runs of `reps` queued calls, each run ended by reading back one element (includes one readback round trip); the kernel and the tfjs-ops reference alike; f32, batch 1, ngroups 1, dtSoftplus. gpuMs/passes: one more call under tf.time (GPU timestamps, quantisation off).',
     'scan: gbps = minimum bytes moved (inputs read and outputs written once; forward+backward counts twice) / median ms.',
   ],
   attention: [
@@ -49,10 +64,10 @@ const NOTES: Record<BenchName, string[]> = {
     "scaling: teacherMB/studentMB (MiB) = model weights + inputs + the high-water of live tfjs tensor bytes during one forward (tf.profile peakBytes; buffers a kernel frees itself are not counted). gpuPoolMB (webgpu) = bytes in tfjs-webgpu's buffer pool afterwards (process-wide, both models).",
   ],
   matmul: [
-    'matmul: ms = median per call of back-to-back calls synced once (small GEMMs are queued until ~2e11 FLOPs); f32; every T2MD_MATMUL variant in one process; errors are against tfjs matMul on the same inputs.',
+    'matmul: ms = median per call of back-to-back calls synced once (small GEMMs are queued until ~2e11 FLOPs); f32; every variant (tfjs, t128, t64; unroll 16 and 4) in one process, samples interleaved, tfjs timed exactly like ours; errors are against tfjs matMul on the same inputs.',
   ],
   elementwise: [
-    'elementwise: ms = median per launch of loops of back-to-back launches synced once; gbps = (bytes of each input read once + output written once) / ms.',
+    'elementwise: ms = median per launch of loops of back-to-back launches synced once, tfjs ops and ours alike; gbps = (bytes of each input read once + output written once) / ms. tf.add(x, 1) builds and uploads the scalar on each call, tf.add(x, c) takes a prebuilt one.',
   ],
   train: [
     'train: msPerStep = median over 3 blocks of (wall ms of `steps` back-to-back training steps, ended by reading the loss back) / steps, after 3 warm-up steps; a step is what t2md train/distill run: dataset batch, noise, forward, backward, global-norm clip, AdamW, EMA. samplesPerSec = batch * 1000 / msPerStep.',
@@ -60,7 +75,7 @@ const NOTES: Record<BenchName, string[]> = {
   ],
 };
 
-type Runner = (o: { quick: boolean; log: Log; opts: BenchOptions }) => Promise<unknown[]>;
+type Runner = (o: RunnerOptions & { opts: BenchOptions }) => Promise<unknown[]>;
 
 const RUNNERS: Record<BenchName, Runner> = {
   train: ({ quick, log, opts }) =>
@@ -79,6 +94,22 @@ const RUNNERS: Record<BenchName, Runner> = {
   elementwise: runElementwiseBench,
 };
 
+/** The GEMM in force for benches that run `linear` without choosing it (the matmul bench records its own per row). */
+const gemmSettings = () => ({ gemm: { variant: matmulVariantFromEnv(), unroll: matmulUnrollFromEnv() || 16 } });
+
+/**
+ * Settings of each bench that change its numbers and that the commit does not fix (what its rows do
+ * not already say), recorded in every row's `run.settings`.
+ */
+const SETTINGS: Record<BenchName, (opts: BenchOptions) => Record<string, unknown>> = {
+  scan: (o) => ({ profile: o.profile !== false }),
+  attention: () => ({}),
+  scaling: () => gemmSettings(),
+  matmul: () => ({}),
+  elementwise: () => ({}),
+  train: (o) => ({ ...gemmSettings(), profile: o.profile !== false }),
+};
+
 const TABLES: Record<BenchName, (rows: never[]) => string> = {
   scan: scanTable,
   attention: attentionTable,
@@ -89,10 +120,12 @@ const TABLES: Record<BenchName, (rows: never[]) => string> = {
 };
 
 /**
- * `t2md bench scan|attention|scaling|matmul|elementwise`: runs one benchmark on the chosen backend, prints a table (or,
- * with --json, one JSON document) on stdout, progress on stderr, and merges its section into the
- * results file (`--out`, default `bench/results/<date>-<card>.json`). Software backends get the quick
- * sizes even without --quick: the full sizes are for a real GPU.
+ * `t2md bench scan|attention|scaling|matmul|elementwise|train`: runs one benchmark on the chosen backend,
+ * prints a table (or, with --json, one JSON document) on stdout, progress on stderr, and merges its
+ * section into the results file: `--out`, else `bench/results/<date>-<card>.json` when run inside this
+ * repository (outside it, without --out, nothing is written). Every row records the commit (a dirty
+ * tree is refused unless --allow-dirty), the card, driver, Dawn version and flags, and the settings.
+ * Software backends get the quick sizes even without --quick: the full sizes are for a real GPU.
  */
 export async function benchCommand(which: string, opts: BenchOptions = {}): Promise<void> {
   if (!(BENCHES as readonly string[]).includes(which)) {
@@ -100,12 +133,16 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   }
   const name = which as BenchName;
   const log: Log = (line) => process.stderr.write(`${line}\n`);
-  if (opts.out != null) readResults(opts.out); // fail now, not after minutes of measuring
+  // every check that can fail does so now, not after minutes of measuring
+  if (opts.out != null) readResults(opts.out);
   if (opts.batches != null) parseBatches(opts.batches);
   if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
     throw new InputError(`--step must be one of ${TRAIN_STEPS.join(', ')}, got '${opts.step}'.`);
   }
-  const info = await initBackend({ backend: opts.backend ?? 'auto' });
+  const sizes = opts.sizes != null ? parseSizes(opts.sizes) : undefined;
+  const ctx = runContext();
+  const source = resolveSource(ctx, opts.allowDirty === true);
+  const info = await initBackend({ backend: opts.backend ?? 'auto', dawnFlags: BENCH_DAWN_FLAGS });
   const dev = describeDevice(info);
   let quick = opts.quick === true;
   let note: string | undefined;
@@ -114,20 +151,38 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     note = `${dev.device} is a software backend: the full sizes need a real GPU, so the --quick sizes were used.`;
     log(`note: ${note}`);
   }
-  const path = opts.out ?? defaultResultsPath(dev.card, quick);
-  readResults(path);
-  log(`bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''}`);
+  const root = repoRoot();
+  const path = opts.out ?? (root != null ? defaultResultsPath(dev.card, quick, new Date(), root) : null);
+  if (path != null) readResults(path);
+  log(
+    `bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''} at ${source.commit?.slice(0, 10) ?? 'no commit'}${source.dirty ? ' (dirty)' : ''}`,
+  );
   const t0 = performance.now();
-  const rows = await RUNNERS[name]({ quick, log, opts });
+  const rows = await RUNNERS[name]({ quick, log, opts, ...(sizes ? { sizes } : {}), profile: opts.profile !== false });
   log(`bench ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const meta = { date: new Date().toISOString(), commit: gitCommit(), backend: info.backend, quick, ...(note ? { note } : {}) };
+  const dawnFlags = dawnFlagsInUse() ?? ctx.dawnFlags;
+  const webgpuVersion = ctx.dawn ?? packageVersions().webgpu;
+  const meta: SectionMeta = {
+    date: new Date().toISOString(),
+    commit: source.commit,
+    ...(source.dirty ? { dirty: true } : {}),
+    backend: info.backend,
+    quick,
+    ...(note ? { note } : {}),
+    ...(info.backend === 'webgpu' ? { dawn: webgpuVersion ? `webgpu@${webgpuVersion}` : null, ...(dawnFlags ? { dawnFlags } : {}) } : {}),
+    settings: SETTINGS[name](opts),
+  };
   const doc = newDoc(dev, name, rows, meta, NOTES[name]);
-  const { warning } = mergeAndWrite(path, doc, name);
-  if (warning) log(`warning: ${warning}`);
-  log(`wrote ${path}`);
-  if (opts.json) process.stdout.write(`${JSON.stringify({ ...doc, file: resolve(path) }, null, 2)}\n`);
+  if (path != null) {
+    const { warning } = mergeAndWrite(path, doc, name);
+    if (warning) log(`warning: ${warning}`);
+    log(`wrote ${path}`);
+  } else {
+    log('not inside the T2MD repository and no --out given: the results were not written (pass --out FILE to keep them).');
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...doc, file: path == null ? null : resolve(path) }, null, 2)}\n`);
   else process.stdout.write(`${TABLES[name](rows as never[])}\n`);
   if (rows.length > 0 && rows.every((r) => (r as { error?: string }).error != null)) {
-    throw new Error(`every ${name} measurement failed (see ${path}).`);
+    throw new Error(`every ${name} measurement failed${path != null ? ` (see ${path})` : ''}.`);
   }
 }

@@ -3,7 +3,6 @@ import { dirname, resolve } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
 import type { SamplerName } from '@t2md/sampler';
 import { generate, parseCaption } from '@t2md/shapes';
-import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from '../models.js';
 import { encodeGridPng, writeFileAtomic } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
@@ -62,6 +61,5 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
     firstStep.done(false);
     bar.stop();
     trained.dispose();
-    if (tf.memory().numTensors > 0 && process.env.T2MD_DEBUG) process.stderr.write(`t2md: ${tf.memory().numTensors} tensors alive\n`);
   }
 }

@@ -1,78 +1,64 @@
 import { InputError } from '../errors.js';
 
 /**
- * How the flat elementwise programs (and adaNorm's row program) are laid out. Read from the
- * environment on every kernel launch, so a benchmark can A/B them in one process through
- * `setElementwiseConfig`, and the lead can choose defaults from one GPU run.
+ * How the flat elementwise programs (`ElementwiseProgram`, and adaNorm's row program) are laid out on
+ * WebGPU. Each op that runs one takes it as an explicit option (`{layout}`), 'auto' by default: a
+ * benchmark passes the layouts it compares, nothing is read from the environment or a global.
  */
 export interface ElementwiseConfig {
-  /**
-   * 'v2' (default): the programs of `ElementwiseProgram` (flat indexing, vec4, several elements per
-   * thread, grid-stride). 'v1': the earlier one-element-per-thread programs, kept for A/B.
-   * Env `T2MD_ELEMENTWISE`.
-   */
-  version: 'v1' | 'v2';
-  /** Vectors (vec4 or f32) each thread moves per block, unrolled. Env `T2MD_ELEMENTWISE_ITEMS`, 1..16, default 4. */
+  /** Vectors (vec4 or f32) each thread moves per block, unrolled: 1..16, default 4. */
   itemsPerThread: number;
-  /** Threads per workgroup. Env `T2MD_ELEMENTWISE_WG`, a power of two in 32..1024, default 256. */
+  /** Threads per workgroup: a power of two in 32..1024, default 256. */
   workgroupSize: number;
   /**
    * Most workgroups launched along x; past it the grid strides (so any size fits the device's 65,535
-   * workgroups per dimension). Env `T2MD_ELEMENTWISE_MAX_WG`, 1..65535, default 65535.
+   * workgroups per dimension): 1..65535, default 65535.
    */
   maxWorkgroups: number;
 }
 
-const DEFAULTS: ElementwiseConfig = { version: 'v2', itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 };
+/** An op's `layout` option: 'auto' (the defaults), or some fields of `ElementwiseConfig` over them. */
+export type ElementwiseLayout = 'auto' | Partial<ElementwiseConfig>;
 
-let override: Partial<ElementwiseConfig> = {};
+/**
+ * The defaults: on the H100 (bench/results of 2026-11-26, superseded since, see bench/README.md) four
+ * vec4 per thread in workgroups of 256 over the full grid were within a few % of the best layout of
+ * every op measured.
+ */
+export const ELEMENTWISE_DEFAULTS: Readonly<ElementwiseConfig> = Object.freeze({
+  itemsPerThread: 4,
+  workgroupSize: 256,
+  maxWorkgroups: 65535,
+});
 
-const env = (name: string): string | undefined =>
-  typeof process !== 'undefined' && process.env != null ? process.env[name]?.trim() || undefined : undefined;
-
-function intFromEnv(name: string, lo: number, hi: number, dflt: number, pow2 = false): number {
-  const raw = env(name);
-  if (raw == null) return dflt;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < lo || v > hi || (pow2 && (v & (v - 1)) !== 0)) {
-    throw new InputError(`${name} must be ${pow2 ? 'a power of two' : 'an integer'} in ${lo}..${hi}, got '${raw}'.`);
+/**
+ * The layout `layout` asks for, with the defaults filled in; an InputError naming the field when a
+ * value is out of range, so a bad option never reaches a shader.
+ */
+export function resolveElementwiseLayout(layout: ElementwiseLayout = 'auto'): ElementwiseConfig {
+  if (layout === 'auto') return { ...ELEMENTWISE_DEFAULTS };
+  if (layout == null || typeof layout !== 'object') {
+    throw new InputError(`layout must be 'auto' or {itemsPerThread?, workgroupSize?, maxWorkgroups?}, got ${String(layout)}.`);
   }
-  return v;
-}
-
-/** The layout in force: `setElementwiseConfig` overrides, then the environment, then the defaults. */
-export function elementwiseConfig(): ElementwiseConfig {
-  const version = env('T2MD_ELEMENTWISE') ?? DEFAULTS.version;
-  if (version !== 'v1' && version !== 'v2') throw new InputError(`T2MD_ELEMENTWISE must be v1 or v2, got '${version}'.`);
-  return {
-    version,
-    itemsPerThread: intFromEnv('T2MD_ELEMENTWISE_ITEMS', 1, 16, DEFAULTS.itemsPerThread),
-    workgroupSize: intFromEnv('T2MD_ELEMENTWISE_WG', 32, 1024, DEFAULTS.workgroupSize, true),
-    maxWorkgroups: intFromEnv('T2MD_ELEMENTWISE_MAX_WG', 1, 65535, DEFAULTS.maxWorkgroups),
-    ...override,
-  };
+  const c = { ...ELEMENTWISE_DEFAULTS, ...layout };
+  const bad = (v: number, lo: number, hi: number) => !Number.isInteger(v) || v < lo || v > hi;
+  if (bad(c.itemsPerThread, 1, 16)) throw new InputError(`layout.itemsPerThread must be an integer in 1..16, got ${c.itemsPerThread}.`);
+  if (bad(c.workgroupSize, 32, 1024) || (c.workgroupSize & (c.workgroupSize - 1)) !== 0) {
+    throw new InputError(`layout.workgroupSize must be a power of two in 32..1024, got ${c.workgroupSize}.`);
+  }
+  if (bad(c.maxWorkgroups, 1, 65535)) throw new InputError(`layout.maxWorkgroups must be an integer in 1..65535, got ${c.maxWorkgroups}.`);
+  return { itemsPerThread: c.itemsPerThread, workgroupSize: c.workgroupSize, maxWorkgroups: c.maxWorkgroups };
 }
 
 /**
- * Overrides parts of the layout for this process (benchmarks sweep variants; tests force a tiny grid
- * so the grid-stride path runs on small shapes). Returns a function that restores the previous one.
+ * The layout carried in a kernel's attributes (an op spreads its resolved layout into them, so the
+ * gradient's kernel gets the same one): the three fields, whatever else the attributes hold.
  */
-export function setElementwiseConfig(c: Partial<ElementwiseConfig>): () => void {
-  const ok = (v: number | undefined, lo: number, hi: number) => v == null || (Number.isInteger(v) && v >= lo && v <= hi);
-  if (
-    !ok(c.itemsPerThread, 1, 16) ||
-    !ok(c.workgroupSize, 32, 1024) ||
-    (c.workgroupSize != null && (c.workgroupSize & (c.workgroupSize - 1)) !== 0) ||
-    !ok(c.maxWorkgroups, 1, 65535) ||
-    (c.version != null && c.version !== 'v1' && c.version !== 'v2')
-  ) {
-    throw new InputError(
-      `setElementwiseConfig: out of range ${JSON.stringify(c)} (items 1..16, workgroup a power of two in 32..1024, grid 1..65535).`,
-    );
-  }
-  const prev = override;
-  override = { ...override, ...c };
-  return () => {
-    override = prev;
+export function layoutOf(attrs: unknown): ElementwiseConfig {
+  const a = attrs as Partial<ElementwiseConfig> | undefined;
+  return {
+    itemsPerThread: a?.itemsPerThread ?? ELEMENTWISE_DEFAULTS.itemsPerThread,
+    workgroupSize: a?.workgroupSize ?? ELEMENTWISE_DEFAULTS.workgroupSize,
+    maxWorkgroups: a?.maxWorkgroups ?? ELEMENTWISE_DEFAULTS.maxWorkgroups,
   };
 }

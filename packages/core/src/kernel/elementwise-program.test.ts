@@ -1,42 +1,30 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { elementwiseConfig, setElementwiseConfig } from './elementwise-config.js';
+import { describe, expect, it } from 'vitest';
+import { ELEMENTWISE_DEFAULTS, layoutOf, resolveElementwiseLayout } from './elementwise-config.js';
 import { ElementwiseProgram, type ElementwiseSpec } from './elementwise-program.js';
 
 const spec: ElementwiseSpec = { name: 'copy', inputs: ['x'], code: 'fn elementwise(e : i32, v : T) -> T { return v; }' };
-const ENV = ['T2MD_ELEMENTWISE', 'T2MD_ELEMENTWISE_ITEMS', 'T2MD_ELEMENTWISE_WG', 'T2MD_ELEMENTWISE_MAX_WG'];
 
 describe('elementwise layout', () => {
-  const saved = ENV.map((k) => process.env[k]);
-  afterEach(() => {
-    ENV.forEach((k, i) => {
-      if (saved[i] == null) delete process.env[k];
-      else process.env[k] = saved[i];
-    });
+  it("resolves 'auto' and partial layouts over the defaults, and reads them back from kernel attributes", () => {
+    expect(resolveElementwiseLayout()).toEqual({ itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 });
+    expect(resolveElementwiseLayout('auto')).toEqual(ELEMENTWISE_DEFAULTS);
+    const c = resolveElementwiseLayout({ itemsPerThread: 8, maxWorkgroups: 3 });
+    expect(c).toEqual({ itemsPerThread: 8, workgroupSize: 256, maxWorkgroups: 3 });
+    expect(layoutOf({ gateIdx: 2, ...c })).toEqual(c);
+    expect(layoutOf(undefined)).toEqual(ELEMENTWISE_DEFAULTS);
   });
 
-  it('reads the environment, lets an override win, and restores it', () => {
-    for (const k of ENV) delete process.env[k];
-    expect(elementwiseConfig()).toEqual({ version: 'v2', itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 });
-    process.env.T2MD_ELEMENTWISE = 'v1';
-    process.env.T2MD_ELEMENTWISE_ITEMS = '8';
-    expect(elementwiseConfig()).toMatchObject({ version: 'v1', itemsPerThread: 8 });
-    const restore = setElementwiseConfig({ version: 'v2', maxWorkgroups: 3 });
-    expect(elementwiseConfig()).toMatchObject({ version: 'v2', itemsPerThread: 8, maxWorkgroups: 3 });
-    restore();
-    expect(elementwiseConfig().version).toBe('v1');
-  });
-
-  it('rejects bad values with a message naming the variable', () => {
-    process.env.T2MD_ELEMENTWISE = 'v3';
-    expect(() => elementwiseConfig()).toThrow(/T2MD_ELEMENTWISE must be v1 or v2, got 'v3'/);
-    delete process.env.T2MD_ELEMENTWISE;
-    process.env.T2MD_ELEMENTWISE_WG = '100';
-    expect(() => elementwiseConfig()).toThrow(/T2MD_ELEMENTWISE_WG must be a power of two in 32..1024, got '100'/);
-    expect(() => setElementwiseConfig({ itemsPerThread: 0 })).toThrow(/out of range/);
+  it('rejects bad values with a message naming the field', () => {
+    expect(() => resolveElementwiseLayout({ itemsPerThread: 0 })).toThrow(/layout.itemsPerThread must be an integer in 1..16, got 0/);
+    expect(() => resolveElementwiseLayout({ workgroupSize: 100 })).toThrow(
+      /layout.workgroupSize must be a power of two in 32..1024, got 100/,
+    );
+    expect(() => resolveElementwiseLayout({ maxWorkgroups: 70000 })).toThrow(/layout.maxWorkgroups must be an integer in 1..65535/);
+    expect(() => resolveElementwiseLayout('fast' as 'auto')).toThrow(/layout must be 'auto' or/);
   });
 
   it('uses vec4 only on multiples of 4 and keeps any size within 65,535 workgroups', () => {
-    const c = { version: 'v2', itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 } as const;
+    const c = { itemsPerThread: 4, workgroupSize: 256, maxWorkgroups: 65535 };
     const big = new ElementwiseProgram(spec, [2 ** 28], c); // 256M floats: 64M vec4 / (256 · 4) per block
     expect(big.outputComponent).toBe(4);
     expect(big.dispatch).toEqual([65535, 1, 1]); // 65,536 blocks: the grid strides once more

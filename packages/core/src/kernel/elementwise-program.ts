@@ -1,4 +1,4 @@
-import { type ElementwiseConfig, elementwiseConfig } from './elementwise-config.js';
+import { ELEMENTWISE_DEFAULTS, type ElementwiseConfig } from './elementwise-config.js';
 import type { WebGPUProgramSpec } from './webgpu-program.js';
 
 /**
@@ -66,7 +66,7 @@ export class ElementwiseProgram implements WebGPUProgramSpec {
   constructor(
     private readonly spec: ElementwiseSpec,
     outputShape: number[],
-    config: ElementwiseConfig = elementwiseConfig(),
+    config: ElementwiseConfig = ELEMENTWISE_DEFAULTS,
   ) {
     const n = outputShape.reduce((a, b) => a * b, 1);
     this.vec = n % 4 === 0 && spec.vec4 !== false ? 4 : 1;

@@ -1,9 +1,9 @@
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
-import { elementwiseConfig } from '../kernel/elementwise-config.js';
+import { layoutOf } from '../kernel/elementwise-config.js';
 import { ElementwiseProgram } from '../kernel/elementwise-program.js';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
-import { GeluTanhGradProgram, GeluTanhProgram, geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
+import { geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
 
 export const GELU_TANH = 'T2mdGeluTanh';
 export const GELU_TANH_GRAD = 'T2mdGeluTanhGrad';
@@ -40,16 +40,14 @@ export function geluTanhGradValues(dy: Float32Array, x: Float32Array): Float32Ar
 const jsForward = typedArrayKernel(['x'], (i) => ({ shape: i.x!.shape, values: geluTanhValues(i.x!.values) }));
 const jsGrad = typedArrayKernel(['dy', 'x'], (i) => ({ shape: i.x!.shape, values: geluTanhGradValues(i.dy!.values, i.x!.values) }));
 
-const gpuForward: KernelFunc = ({ inputs, backend }) => {
+// the elementwise layout travels in the attributes (geluTanh's `layout` option), to the gradient too
+const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const x = inputs.x as TensorInfo;
-  const c = elementwiseConfig();
-  return runProgram(backend, c.version === 'v1' ? new GeluTanhProgram(x.shape) : new ElementwiseProgram(geluTanhSpec, x.shape, c), [x]);
+  return runProgram(backend, new ElementwiseProgram(geluTanhSpec, x.shape, layoutOf(attrs)), [x]);
 };
-const gpuGrad: KernelFunc = ({ inputs, backend }) => {
+const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
-  const c = elementwiseConfig();
-  const program = c.version === 'v1' ? new GeluTanhGradProgram(x.shape) : new ElementwiseProgram(geluTanhGradSpec, x.shape, c);
-  return runProgram(backend, program, [dy, x]);
+  return runProgram(backend, new ElementwiseProgram(geluTanhGradSpec, x.shape, layoutOf(attrs)), [dy, x]);
 };
 
 export const geluTanhKernels: KernelConfig[] = [
@@ -64,8 +62,8 @@ export const geluTanhKernels: KernelConfig[] = [
 export const geluTanhGrad: GradConfig = {
   kernelName: GELU_TANH,
   inputsToSave: ['x'],
-  gradFunc: (dy, saved) => {
+  gradFunc: (dy, saved, attrs) => {
     const [x] = saved;
-    return { x: () => engine().runKernel(GELU_TANH_GRAD, { dy: dy as Tensor, x }) as Tensor };
+    return { x: () => engine().runKernel(GELU_TANH_GRAD, { dy: dy as Tensor, x }, attrs) as Tensor };
   },
 };

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { type ElementwiseConfig, setElementwiseConfig } from '../kernel/elementwise-config.js';
+import type { ElementwiseLayout } from '../kernel/elementwise-config.js';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../testing/index.js';
 import { geluTanh } from './gelu-tanh.js';
 
@@ -92,45 +92,44 @@ describe.each(testBackends())('geluTanh on %s', (name) => {
     expect(grad).toBeLessThan(4e-7);
   });
 
-  it('rejects a non-float input with a message naming it', async (ctx) => {
+  it('rejects a non-float input or a bad layout with a message naming it', async (ctx) => {
     await useBackend(name, ctx);
     const x = tf.tensor([1, 2], [2], 'int32');
     expect(() => geluTanh(x)).toThrow(/x must be float32, got int32/);
-    x.dispose();
+    const f = tf.tensor([1, 2], [2]);
+    expect(() => geluTanh(f, { layout: { workgroupSize: 100 } })).toThrow(
+      /layout.workgroupSize must be a power of two in 32..1024, got 100/,
+    );
+    tf.dispose([x, f]);
   });
 });
 
-/** The WebGPU layouts to cover: the old programs, the default, and a tiny grid that has to stride. */
-const LAYOUTS: Partial<ElementwiseConfig>[] = [
-  { version: 'v1' },
-  { version: 'v2' },
-  { version: 'v2', itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
+/** The WebGPU layouts to cover: the default, one vector per thread, and a tiny grid that has to stride. */
+const LAYOUTS: ElementwiseLayout[] = [
+  'auto',
+  { itemsPerThread: 1, workgroupSize: 64 },
+  { itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
 ];
 
 describe.each(LAYOUTS)('geluTanh on webgpu with layout %o', (layout) => {
   it('matches the reference on vec4 and scalar sizes, including a strided grid', async (ctx) => {
     await useBackend('webgpu', ctx);
-    const restore = setElementwiseConfig(layout);
-    try {
-      const seed = freshSeed();
-      // 600 and 4096 take the vec4 path, 7 and 1030 the scalar one; with 2 workgroups of 32 threads
-      // × 3 items, 1030 and 4096 need several grid strides
-      for (const shape of [[7], [2, 300], [1030], [4, 1024]]) {
-        const n = shape.reduce((a, b) => a * b, 1);
-        const x = tf.tensor(randomArray(n, seed + n, -6, 6), shape);
-        const dy = tf.tensor(randomArray(n, seed + 3 * n), shape);
-        await withNoLeaks(async () => {
-          const [y, yRef] = [geluTanh(x), geluTanhRef(x)];
-          expect(relErr(await y.data(), await yRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-5);
-          const g = tf.grad((v: tf.Tensor) => geluTanh(v))(x, dy);
-          const gRef = tf.grad((v: tf.Tensor) => geluTanhRef(v))(x, dy);
-          expect(relErr(await g.data(), await gRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-4);
-          tf.dispose([y, yRef, g, gRef]);
-        });
-        tf.dispose([x, dy]);
-      }
-    } finally {
-      restore();
+    const seed = freshSeed();
+    // 600 and 4096 take the vec4 path, 7 and 1030 the scalar one; with 2 workgroups of 32 threads
+    // × 3 items, 1030 and 4096 need several grid strides
+    for (const shape of [[7], [2, 300], [1030], [4, 1024]]) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor(randomArray(n, seed + n, -6, 6), shape);
+      const dy = tf.tensor(randomArray(n, seed + 3 * n), shape);
+      await withNoLeaks(async () => {
+        const [y, yRef] = [geluTanh(x, { layout }), geluTanhRef(x)];
+        expect(relErr(await y.data(), await yRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-5);
+        const g = tf.grad((v: tf.Tensor) => geluTanh(v, { layout }))(x, dy);
+        const gRef = tf.grad((v: tf.Tensor) => geluTanhRef(v))(x, dy);
+        expect(relErr(await g.data(), await gRef.data()), `seed ${seed} n ${n}`).toBeLessThan(1e-4);
+        tf.dispose([y, yRef, g, gRef]);
+      });
+      tf.dispose([x, dy]);
     }
   });
 });

@@ -5,46 +5,83 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendInfo, type BackendName, initBackend, takeWebGPUErrors } from '../backend.js';
 
-const cache = new Map<BackendName, Promise<BackendInfo | undefined>>();
+const ALL: readonly BackendName[] = ['cpu', 'wasm', 'webgpu'];
+const cache = new Map<BackendName, Promise<BackendInfo | string>>();
 
 /**
- * Starts `name` and returns its info, or undefined when it is not available here. For webgpu, a
- * missing adapter is a failure (not a skip) when `T2MD_REQUIRE_WEBGPU=1`.
+ * Whether a backend that does not start fails the tests that need it instead of skipping them. cpu and
+ * wasm always: both ship as npm dependencies, so one that does not start is a broken install, never a
+ * property of the machine. webgpu under `T2MD_REQUIRE_WEBGPU=1` (set by CI, .ci/run), since a machine
+ * without a GPU driver or SwiftShader has none.
+ */
+export function backendRequired(name: BackendName): boolean {
+  return name !== 'webgpu' || process.env.T2MD_REQUIRE_WEBGPU === '1';
+}
+
+/**
+ * Why the tests of `name` do not run in this process, or undefined when they do: `T2MD_TEST_BACKENDS`
+ * (a comma list) narrows a local run to some backends; the others are skipped with this reason.
+ */
+export function excludedReason(name: BackendName): string | undefined {
+  const raw = process.env.T2MD_TEST_BACKENDS;
+  if (raw == null || raw.trim() === '') return undefined;
+  const only = raw.split(',').map((s) => s.trim());
+  const unknown = only.filter((b) => !(ALL as readonly string[]).includes(b));
+  if (unknown.length > 0) throw new Error(`T2MD_TEST_BACKENDS names unknown backends (${unknown.join(', ')}); use ${ALL.join(', ')}.`);
+  return only.includes(name) ? undefined : `T2MD_TEST_BACKENDS=${raw} leaves ${name} out`;
+}
+
+/**
+ * Starts `name` and returns its info, or undefined when it is not available here and not required
+ * (`backendRequired`); a required backend that does not start throws, failing the test.
  */
 export async function tryBackend(name: BackendName): Promise<BackendInfo | undefined> {
   let p = cache.get(name);
   if (p == null) {
-    p = initBackend({ backend: name }).catch((err: Error) => {
-      if (name === 'webgpu' && process.env.T2MD_REQUIRE_WEBGPU === '1') {
-        throw new Error(`T2MD_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${err.message}`);
-      }
-      return undefined;
-    });
+    p = initBackend({ backend: name }).catch((err: Error) => err.message);
     cache.set(name, p);
   }
   const info = await p;
-  if (info != null) await initBackend({ backend: name }); // switch to it (cheap once started)
+  if (typeof info === 'string') {
+    if (backendRequired(name)) {
+      const why = name === 'webgpu' ? 'T2MD_REQUIRE_WEBGPU=1 but WebGPU' : `the ${name} backend (a dependency, required on every machine)`;
+      throw new Error(`${why} is unavailable: ${info}`);
+    }
+    return undefined;
+  }
+  await initBackend({ backend: name }); // switch to it (cheap once started)
   return info;
 }
 
+const told = new Set<string>();
+
 /**
- * Starts `name` for a test, or skips the test (through vitest's context) when it is not available.
- * Under `T2MD_REQUIRE_WEBGPU=1` a missing WebGPU adapter throws instead, failing the test.
+ * Starts `name` for a test, or skips the test (through vitest's context) with the reason, which is
+ * also printed once per process so that a run's log says what did not run and why. Only a backend
+ * left out by `T2MD_TEST_BACKENDS`, or an unavailable webgpu without `T2MD_REQUIRE_WEBGPU=1`, skips;
+ * any other failure to start fails the test.
  */
 export async function useBackend(name: BackendName, ctx: { skip: (note?: string) => void }): Promise<BackendInfo> {
-  const info = await tryBackend(name);
+  const excluded = excludedReason(name);
+  const info = excluded == null ? await tryBackend(name) : undefined;
   if (info == null) {
-    ctx.skip(`${name} is not available here`);
+    const reason = excluded ?? `${name} is not available here (set T2MD_REQUIRE_WEBGPU=1 to make that a failure)`;
+    if (!told.has(reason)) {
+      told.add(reason);
+      process.stderr.write(`skipped: ${reason}\n`);
+    }
+    ctx.skip(reason);
     throw new Error('unreachable: skipped');
   }
   return info;
 }
 
-/** The backends every op test runs on. `T2MD_TEST_BACKENDS=cpu,wasm` narrows the list. */
+/**
+ * The backends every op test runs on: all three, always, so each appears in the report as run or as
+ * skipped with its reason (`useBackend`); `T2MD_TEST_BACKENDS` skips some, it never drops them.
+ */
 export function testBackends(): BackendName[] {
-  const all: BackendName[] = ['cpu', 'wasm', 'webgpu'];
-  const only = process.env.T2MD_TEST_BACKENDS?.split(',').map((s) => s.trim());
-  return only ? all.filter((b) => only.includes(b)) : all;
+  return [...ALL];
 }
 
 /** A one-line label naming the adapter, printed by tests so the log says where WebGPU ran. */

@@ -1,5 +1,5 @@
 /** AdamW's hyper-parameters, validated once and shared by the flat optimiser and its per-weight reference. */
-import { assertInt, check, fmtShape, InputError } from '@t2md/core';
+import { assertInt, check, fmtShape } from '@t2md/core';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export interface AdamWConfig {
@@ -81,7 +81,7 @@ export function checkNamedShapes(
   }
 }
 
-/** Checks a saved optimiser state {t, m, v} against the trained variables (both implementations load it). */
+/** Checks a saved optimiser state {t, m, v} against the trained variables (the optimiser and its test reference load it). */
 export function checkOptimizerState(
   params: Record<string, tf.Variable>,
   state: { t: number; m: Record<string, tf.Tensor>; v: Record<string, tf.Tensor> },
@@ -97,7 +97,7 @@ export function checkOptimizerState(
   }
 }
 
-/** Checks saved EMA weights against the averaged variables (both implementations load them). */
+/** Checks saved EMA weights against the averaged variables (the EMA and its test reference load them). */
 export function checkEmaState(like: Record<string, { shape: number[] }>, tensors: Record<string, tf.Tensor>): void {
   checkNamedShapes(
     like,
@@ -105,16 +105,4 @@ export function checkEmaState(like: Record<string, { shape: number[] }>, tensors
     (n) => `the checkpoint has no EMA weight for '${n}'.`,
     (n, got, want) => `the checkpoint's EMA weight '${n}' has shape ${got}, not ${want}.`,
   );
-}
-
-/**
- * Which implementation the optimiser, the EMA and `clipByGlobalNorm` use: 'flat' (default; one vector
- * of all weights, a few dozen ops per step) or 'ref' (per weight, ~20 ops per weight; kept for A/B and
- * as the tests' reference). Env `T2MD_OPTIM`, read when an optimiser or EMA is made.
- */
-export function optimImpl(): 'flat' | 'ref' {
-  const raw = typeof process !== 'undefined' && process.env != null ? process.env.T2MD_OPTIM?.trim() || undefined : undefined;
-  const impl = raw ?? 'flat';
-  if (impl !== 'flat' && impl !== 'ref') throw new InputError(`T2MD_OPTIM must be flat or ref, got '${impl}'.`);
-  return impl;
 }

@@ -2,7 +2,7 @@
  * AdamW and global-norm clipping on one flat vector of all trained weights (`flat.ts`): per step one
  * concat of the gradients, ~25 ops on `[P]`, and one split back into the variables — instead of ~20 ops
  * per weight (the shapes teacher: ~5,000 optimiser ops per step → a few dozen plus the 2 × 163 free
- * reshapes and 163 slices of the split). The ops and their order per element are those of `AdamWRef`,
+ * reshapes and 163 slices of the split). The ops and their order per element are those of `AdamWRef` (reference.ts),
  * so with the same gradients the weights and moments are bit-identical to it; the clipped gradients
  * differ by float rounding only (the norm sums the squares in one reduction instead of per weight).
  */

@@ -8,15 +8,14 @@
  *
  * The learning rate is passed to every `step` (the schedule lives outside, in `learningRate`).
  *
- * By default the moments live in one flat vector over all weights (`adamw-flat.ts`: a few dozen tfjs
- * ops per step instead of ~20 per weight); `T2MD_OPTIM=ref` selects the per-weight reference
- * (`adamw-ref.ts`). Both store and load the same per-weight state.
+ * The moments live in one flat vector over all weights (`adamw-flat.ts`: a few dozen tfjs ops per step
+ * instead of ~20 per weight); the state is stored and loaded per weight. The tests hold it to a
+ * per-weight reference (`reference.ts`).
  */
 import { check } from '@t2md/core';
 import type * as tf from '@tensorflow/tfjs-core';
-import { type AdamWConfig, optimImpl, type ResolvedAdamWConfig } from './adamw-config.js';
+import type { AdamWConfig, ResolvedAdamWConfig } from './adamw-config.js';
 import { AdamWFlat, clipByGlobalNormFlat } from './adamw-flat.js';
-import { AdamWRef, clipByGlobalNormRef } from './adamw-ref.js';
 
 export type { AdamWConfig, ResolvedAdamWConfig } from './adamw-config.js';
 
@@ -28,14 +27,11 @@ export interface AdamWState {
 }
 
 export class AdamW {
-  /** 'flat' or 'ref' (env `T2MD_OPTIM` when made). */
-  readonly impl: 'flat' | 'ref';
-  private readonly inner: AdamWFlat | AdamWRef;
+  private readonly inner: AdamWFlat;
 
   /** @param params the trainable variables by name (updated in place by `step`) */
   constructor(params: Record<string, tf.Variable>, config: AdamWConfig = {}) {
-    this.impl = optimImpl();
-    this.inner = this.impl === 'flat' ? new AdamWFlat(params, config) : new AdamWRef(params, config);
+    this.inner = new AdamWFlat(params, config);
   }
 
   get config(): ResolvedAdamWConfig {
@@ -71,9 +67,8 @@ export class AdamW {
   }
 
   /**
-   * The state by name: live variables, read, do not dispose. With the flat optimiser they are
-   * per-weight copies that this call brings up to date (a later step shows in them only at the next
-   * `state()`).
+   * The state by name: live variables, read, do not dispose. They are per-weight copies of the flat
+   * moments that this call brings up to date (a later step shows in them only at the next `state()`).
    */
   state(): AdamWState {
     return this.inner.state();
@@ -97,5 +92,5 @@ export class AdamW {
  */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: tf.Scalar } {
   check(Object.keys(grads).length > 0, 'clipByGlobalNorm needs at least one gradient.');
-  return optimImpl() === 'flat' ? clipByGlobalNormFlat(grads, maxNorm) : clipByGlobalNormRef(grads, maxNorm);
+  return clipByGlobalNormFlat(grads, maxNorm);
 }

@@ -7,21 +7,20 @@
  * TensorFlow's `ExponentialMovingAverage(num_updates=...)`; the paper states only the decay.
  *
  * The shadow is one flat vector `[P]` (3 ops per update; right after an `AdamW` step the weights are
- * read from the optimiser's flat copy, no concat); `T2MD_OPTIM=ref` keeps it per weight (`ema-ref.ts`).
+ * read from the optimiser's flat copy, no concat); the tests hold it to a per-weight reference
+ * (`reference.ts`).
  */
 import { check } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkEmaState, optimImpl } from './adamw-config.js';
-import { EmaRef } from './ema-ref.js';
+import { checkEmaState } from './adamw-config.js';
 import { FlatLayout, FlatViews, flatVariables } from './flat.js';
 
 export class Ema {
   readonly decay: number;
-  private readonly ref: EmaRef | null = null;
   private readonly params: Record<string, tf.Variable>;
   private readonly layout: FlatLayout;
   private readonly vars: tf.Variable[];
-  /** `[P]` the averaged weights (flat implementation). */
+  /** `[P]` the averaged weights. */
   private shadow: tf.Tensor1D | null = null;
   /** Per-weight copies for `weights()`, refreshed when read. */
   private views: FlatViews | null = null;
@@ -33,8 +32,7 @@ export class Ema {
     this.params = { ...params };
     this.layout = new FlatLayout(Object.fromEntries(Object.entries(params).map(([n, p]) => [n, p.shape])));
     this.vars = this.layout.names.map((n) => params[n]);
-    if (optimImpl() === 'ref') this.ref = new EmaRef(params);
-    else if (this.layout.names.length > 0) {
+    if (this.layout.names.length > 0) {
       this.shadow = this.layout.flatten(params);
       this.views = new FlatViews(this.layout, this.shadow);
     }
@@ -48,10 +46,6 @@ export class Ema {
   /** Folds the current weights in; `t` = optimiser steps taken so far (≥ 1 after the first step). */
   update(t: number): void {
     const d = this.decayAt(t);
-    if (this.ref != null) {
-      this.ref.update(d);
-      return;
-    }
     if (this.shadow == null) return;
     this.staleViews();
     const { flat: w, owned } = flatVariables(this.layout, this.vars);
@@ -65,20 +59,15 @@ export class Ema {
   }
 
   /**
-   * The averaged weights by name: live variables, read, do not dispose. With the flat shadow they are
-   * per-weight copies that this call brings up to date (a later update shows only at the next call).
+   * The averaged weights by name: live variables, read, do not dispose. They are per-weight copies of
+   * the flat shadow that this call brings up to date (a later update shows only at the next call).
    */
   weights(): Record<string, tf.Variable> {
-    if (this.ref != null) return this.ref.weights();
     return this.shadow != null && this.views != null ? this.views.read(this.shadow) : {};
   }
 
   /** Restores the averages (copied; every name and shape checked). */
   load(tensors: Record<string, tf.Tensor>): void {
-    if (this.ref != null) {
-      this.ref.load(tensors);
-      return;
-    }
     checkEmaState(this.params, tensors);
     if (this.shadow == null) return;
     this.staleViews();
@@ -88,10 +77,6 @@ export class Ema {
   }
 
   dispose(): void {
-    if (this.ref != null) {
-      this.ref.dispose();
-      return;
-    }
     this.views?.dispose();
     this.shadow?.dispose();
     this.shadow = null;

@@ -1,12 +1,11 @@
 import { initBackend } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import { AdamWFlat, clipByGlobalNormFlat } from './adamw-flat.js';
-import { AdamWRef, clipByGlobalNormRef } from './adamw-ref.js';
 import { Ema } from './ema.js';
-import { EmaRef } from './ema-ref.js';
+import { AdamWRef, clipByGlobalNormRef, EmaRef } from './reference.js';
 import { learningRate } from './schedule.js';
 
 /** PyTorch's AdamW, one element at a time, in float64. */
@@ -165,10 +164,6 @@ const PLAN = [
 ];
 
 describe.each(testBackends())('flat optimiser on %s', (name) => {
-  afterEach(() => {
-    delete process.env.T2MD_OPTIM;
-  });
-
   it('AdamW + clipping + EMA on one flat vector match the per-weight reference; tensor count stays flat', async (ctx) => {
     const info = await useBackend(name, ctx);
     console.log(`flat optimiser: running on ${describeInfo(info)}`);
@@ -270,32 +265,5 @@ describe.each(testBackends())('flat optimiser on %s', (name) => {
     for (const o of [a, b, c, ema, ema2]) o.dispose();
     tf.dispose([...Object.values(g), ...Object.values(saved.m), ...Object.values(saved.v), ...Object.values(savedEma)]);
     tf.dispose([...Object.values(aW), ...Object.values(bW), ...Object.values(cW)]);
-  });
-});
-
-describe('T2MD_OPTIM', () => {
-  beforeAll(async () => {
-    await initBackend({ backend: 'cpu' });
-  });
-  afterEach(() => {
-    delete process.env.T2MD_OPTIM;
-  });
-
-  it('selects the flat (default) or per-weight implementation and refuses anything else', () => {
-    const p = { w: tf.variable(tf.zeros([2, 2])) };
-    const flat = new AdamW(p);
-    expect(flat.impl).toBe('flat');
-    process.env.T2MD_OPTIM = 'ref';
-    const ref = new AdamW(p);
-    expect(ref.impl).toBe('ref');
-    const g = { w: tf.ones([2, 2]) };
-    const clipped = clipByGlobalNorm(g, 1);
-    expect(Object.keys(clipped.grads)).toEqual(['w']);
-    process.env.T2MD_OPTIM = 'fast';
-    expect(() => new AdamW(p)).toThrow(/T2MD_OPTIM must be flat or ref, got 'fast'/);
-    expect(() => new Ema(p, 0.9)).toThrow(/T2MD_OPTIM must be flat or ref/);
-    flat.dispose();
-    ref.dispose();
-    tf.dispose([p.w, g.w, clipped.norm, ...Object.values(clipped.grads)]);
   });
 });

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertInt, check, InputError, Rng, type RngState } from '@t2md/core';
-import { CONFIG_METADATA_KEY, createDiT, type DiT, type DiTConfig, loadWeightsInto, transferFromTeacher } from '@t2md/dit';
+import { CONFIG_METADATA_KEY, createDiT, type DiT, type DiTConfig, loadWeightsInto, MODEL_PREFIX, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import type * as tf from '@tensorflow/tfjs-core';
 import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.js';
@@ -40,7 +40,7 @@ import {
   withOverrides,
   withStudent,
 } from './run-options.js';
-import { MODEL_PREFIX, needsTeacher, type StageModels } from './stage-step.js';
+import { needsTeacher, type StageModels } from './stage-step.js';
 import type { DataFactory, TextEncoderFactory, TextEncoderLike, TextEncoderSpec, TrainProgress, TrainResult } from './types.js';
 
 export const MODEL_FILE = 'model.safetensors';

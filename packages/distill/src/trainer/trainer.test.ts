@@ -2,14 +2,13 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, Rng } from '@t2md/core';
-import { createDiT, transferFromTeacher } from '@t2md/dit';
+import { captionedDenoiser, createDiT, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod, sample } from '@t2md/sampler';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { readMetrics } from '../checkpoint/metrics.js';
 import { forcingLoss } from '../losses/losses.js';
-import { captionDenoiser } from './denoiser.js';
 import { loadTrainedModel } from './model-file.js';
 import { distillStudent, trainTeacher } from './pipeline.js';
 import { disposeNoised, noiseBatch, stageLoss } from './stage-step.js';
@@ -203,7 +202,9 @@ describe('staged trainer (cpu)', () => {
     expect(m.model.config.posEmbed).toBe('centered');
     const tokens = tf.tensor2d([[1, 2, 3, 0, 0, 0]], [1, 6], 'int32');
     const mask = tf.tensor2d([[1, 1, 1, 0, 0, 0]], [1, 6], 'bool');
-    const den = captionDenoiser(m, tokens, mask, true);
+    const feats = m.encoder.encode(tokens, mask); // [1, 6, Dc]
+    const den = captionedDenoiser(m.model, feats, mask, true);
+    feats.dispose();
     const img = await sample({ model: den.model, sampler: 'ddim', steps: 3, shape: [1, 3, 12, 12], seed: 1, guidance: { scale: 3 } });
     expect(img.shape).toEqual([1, 3, 12, 12]);
     expect(Array.from(await img.data()).every(Number.isFinite)).toBe(true);

@@ -36,27 +36,7 @@ export type DataFactory<S = unknown> = (opts: {
   state?: S;
 }) => DataSource<S>;
 
-/** The caption encoder's settings the trainer chooses (shapes's `CaptionEncoderConfig`). */
-export interface TextEncoderSpec {
-  readonly vocabSize: number;
-  readonly maxLength: number;
-  readonly dim: number;
-  readonly layers: number;
-  readonly heads: number;
-  readonly mlpRatio: number;
-  readonly seed: number;
-}
-
-/** A caption encoder: weights by state-dict name (`text_encoder.*`) and `encode(tokens, mask) → [B, Lc, Dc]`. */
-export interface TextEncoderLike {
-  readonly config: object;
-  weights(): Record<string, tf.Variable>;
-  encode(tokens: tf.Tensor, mask: tf.Tensor): tf.Tensor;
-  dispose(): void;
-}
-
-/** Builds an encoder: fresh weights from the spec, or the given `text_encoder.*` tensors (copied). */
-export type TextEncoderFactory = (spec: TextEncoderSpec, tensors?: Record<string, tf.Tensor>) => TextEncoderLike;
+export type { TextEncoderFactory, TextEncoderLike, TextEncoderSpec } from '@t2md/dit';
 
 /** Reported after every step (the CLI draws the bar). */
 export interface TrainProgress {

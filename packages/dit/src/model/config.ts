@@ -80,7 +80,7 @@ export const MAMBA_DEFAULTS: Required<MambaSettings> = {
   ngroups: 1,
   dConv: 4,
   // 128, not mamba_ssm's 256: ssdScan's forward measured fastest there on the H100 (L = 16384: 3.4 ms
-  // of GPU time at chunk 128 against 3.9 at 64 and 3.8 at 256; bench/results/2026-11-26-h100.json).
+  // of GPU time at chunk 128 against 3.9 at 64 and 3.8 at 256; bench/results/2026-11-26-h100.json at 887adff).
   chunkSize: 128,
   merge: 'concat',
   bidirectional: true,

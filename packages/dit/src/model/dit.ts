@@ -48,6 +48,16 @@ const POS_CACHE_SIZE = 4;
 const MIXER_WEIGHT = /^blocks\.\d+\.(attn|mixer)\./;
 
 /**
+ * Which token mixer a weight belongs to, by its state-dict name: 'attention' for `blocks.N.attn.*`
+ * (SA), 'mamba' for `blocks.N.mixer.*` (HM/WM), null for every other weight. The one place that reads
+ * mixer names (the trainer's `trainable` sets use it too).
+ */
+export function mixerWeightKind(name: string): 'attention' | 'mamba' | null {
+  const m = MIXER_WEIGHT.exec(name);
+  return m == null ? null : m[1] === 'attn' ? 'attention' : 'mamba';
+}
+
+/**
  * A PixArt-style DiT whose blocks each have a self-attention or (bi- or uni-directional) Mamba-2 token mixer
  * (the teacher is all SA, the T2MD student mostly Mamba). Weights are `tf.Variable`s under PixArt's
  * state-dict names (mamba_ssm's under `blocks.N.mixer.`), in PyTorch layouts. Shapes: N batch, C
@@ -198,12 +208,13 @@ export class DiT {
 
   /** The token-mixer weights (`blocks.N.attn.*` and `blocks.N.mixer.*`): what distillation trains. */
   mixerWeights(): Params {
-    return Object.fromEntries(Object.entries(this.weights()).filter(([name]) => MIXER_WEIGHT.test(name)));
+    return Object.fromEntries(Object.entries(this.weights()).filter(([name]) => mixerWeightKind(name) != null));
   }
 
-  /** True for the name of a token-mixer weight. */
-  isMixerWeight(name: string): boolean {
-    return MIXER_WEIGHT.test(name);
+  /** True for the name of a token-mixer weight (of `kind` when given). */
+  isMixerWeight(name: string, kind?: 'attention' | 'mamba'): boolean {
+    const k = mixerWeightKind(name);
+    return k != null && (kind == null || k === kind);
   }
 
   /** Frees every weight and cached embedding; the model cannot be used afterwards. */

@@ -9,12 +9,38 @@ export { MAMBA_DEFAULTS, resolveConfig } from './config.js';
 export type { DenoiserFn } from './denoiser.js';
 export { captionedDenoiser } from './denoiser.js';
 export type { ForwardCapture, ForwardOptions, MixerTap } from './dit.js';
-export { createDiT, DiT } from './dit.js';
+export { createDiT, DiT, mixerWeightKind } from './dit.js';
 export { CaptionEmbedder, PatchEmbed, TimestepEmbedder } from './embedders.js';
 export { FinalLayer } from './final-layer.js';
 export type { MixerKind } from './layout.js';
 export { formatLayout, MIXER_KINDS, parseLayout } from './layout.js';
 export { MambaMixer, resolveGrid } from './mamba-mixer.js';
+export type {
+  CheckpointTensors,
+  LoadedCheckpoint,
+  LoadTrainedOptions,
+  TextEncoderFactory,
+  TextEncoderLike,
+  TextEncoderSpec,
+  TrainedModel,
+} from './model-file.js';
+export {
+  decodeCheckpoint,
+  disposeCheckpoint,
+  EMA,
+  encodeCheckpoint,
+  encodeTrainedModel,
+  fromCheckpoint,
+  loadTrainedModel,
+  MODEL_PREFIX,
+  OPT_M,
+  OPT_V,
+  PRESET_KEY,
+  parseMetadataJson,
+  TEXT_ENCODER_KEY,
+  TEXT_ENCODER_PREFIX,
+  TRAIN_KEY,
+} from './model-file.js';
 export type { Params, WeightInit } from './nn.js';
 export { Linear, layerNorm, modulate } from './nn.js';
 export { adaNorm, adaNormRef, affineLayerNorm } from './ops/ada-norm.js';

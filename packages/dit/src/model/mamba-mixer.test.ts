@@ -93,23 +93,55 @@ describe('unidirectional Mamba mixer (cpu)', () => {
     }
   });
 
-  it('is differentiable in its input and every weight', async () => {
+  it('is differentiable in its input and every weight: each gradient is nonzero and matches central differences', async () => {
+    const seed = freshSeed();
     const m = createDiT(uni);
+    perturb(m, seed, 0.2); // no zero-initialised weight left to block a path
     const mixer = mambaMixers(m)[0];
-    const h = tf.randomNormal([1, 12, m.config.hiddenSize], 0, 1, 'float32', freshSeed());
+    const h = tf.randomNormal([1, 12, m.config.hiddenSize], 0, 1, 'float32', seed);
+    const loss = () => tf.sum(tf.square(mixer.apply(h, [3, 4]))) as tf.Scalar;
+    const w = mixer.weights() as Record<string, tf.Variable>;
+    const names = Object.keys(w);
+    expect(names.length).toBeGreaterThanOrEqual(8); // in_proj, conv1d (weight, bias), dt_bias, A_log, D, norm, out_proj
     await withNoLeaks(async () => {
-      const w = mixer.weights();
-      const names = Object.keys(w);
-      const { value, grads } = tf.variableGrads(
-        () => tf.sum(tf.square(mixer.apply(h, [3, 4]))) as tf.Scalar,
-        Object.values(w) as tf.Variable[],
-      );
+      const { value, grads } = tf.variableGrads(loss, Object.values(w));
       const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.square(mixer.apply(x, [3, 4]))))(h);
-      expect(Number.isFinite((await value.data())[0])).toBe(true);
+      const loss0 = (await value.data())[0];
+      expect(Number.isFinite(loss0)).toBe(true);
       expect(Array.from(await dx.data()).some((v) => v !== 0)).toBe(true);
-      let nonzero = 0;
-      for (const g of Object.values(grads)) if (Array.from(await g.data()).some((v) => v !== 0)) nonzero++;
-      expect(nonzero, names.join(',')).toBeGreaterThan(names.length / 2);
+      // Along a random direction v of each weight: <grad, v> against (L(w + εv) − L(w − εv)) / 2ε.
+      const rng = new Rng(seed + 1);
+      for (const name of names) {
+        const g = grads[w[name].name];
+        expect(g, name).toBeDefined();
+        const gv = await g.data();
+        expect(
+          gv.some((v) => v !== 0),
+          `${name} has a zero gradient (seed ${seed})`,
+        ).toBe(true);
+        const v = rng.randn(w[name].shape);
+        const orig = w[name].clone();
+        const eps = 3e-3;
+        const at = async (sign: number) => {
+          tf.tidy(() => w[name].assign(tf.add(orig, tf.mul(v, sign * eps))));
+          const l = tf.tidy(loss);
+          const out = (await l.data())[0];
+          l.dispose();
+          return out;
+        };
+        const fd = ((await at(1)) - (await at(-1))) / (2 * eps);
+        w[name].assign(orig);
+        const vv = await v.data();
+        let an = 0;
+        for (let i = 0; i < gv.length; i++) an += gv[i] * vv[i];
+        // float32 rounding of the loss (~1e-7 of it per op, summed) over 2ε, plus the difference's O(ε²) term
+        const tol = 3e-2 * Math.abs(fd) + (1e-6 * loss0) / eps;
+        console.log(
+          `mixer d${name}: <g, v> ${an.toPrecision(6)}, central difference ${fd.toPrecision(6)} (tolerance ${tol.toPrecision(2)})`,
+        );
+        expect(Math.abs(an - fd), `${name} (seed ${seed})`).toBeLessThan(tol);
+        tf.dispose([v, orig]);
+      }
       tf.dispose([value, dx, ...Object.values(grads)]);
     });
     tf.dispose(h);

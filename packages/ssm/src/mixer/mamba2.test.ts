@@ -2,8 +2,9 @@ import { InputError, Rng } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { setSsdBindingLimitForTests } from '../ssd/limit.js';
 import { type Mamba2Config, mamba2WeightShapes, resolveMamba2Config } from './config.js';
-import { Mamba2Mixer, mamba2Forward, ssdSequencesPerCall } from './mamba2.js';
+import { Mamba2Mixer, mamba2Forward } from './mamba2.js';
 import { mamba2Reference } from './reference.js';
 
 const NAMES = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'dt_bias', 'A_log', 'D', 'norm.weight', 'out_proj.weight'];
@@ -184,30 +185,31 @@ describe('Mamba2Mixer forward and gradients', () => {
     await compareWithReference({ dModel: 6, dState: 5, expand: 1, headdim: 2, chunkSize: 16, dtLimit: [0.01, 0.3] }, [3, 5], seed + 20);
   });
 
-  it('splits the batch over several ssdScan calls when the chunk states would pass 2 GiB, with the same result', async (ctx) => {
+  it('splits the batch over several ssdScan calls when the chunk states would pass the binding limit, with the same result', async (ctx) => {
     await useBackend('cpu', ctx);
-    const xl = resolveMamba2Config({ dModel: 1152 }); // 36 heads x 64, d_state 256, 64-token chunks
-    expect(ssdSequencesPerCall(32400, xl)).toBe(1); // 508 chunk states x 36 x 64 x 256 x 4 B = 1.2 GB a sequence
-    expect(ssdSequencesPerCall(16384, xl)).toBe(3);
-    expect(ssdSequencesPerCall(4096, xl)).toBe(12);
     const seed = freshSeed();
     const m = new Mamba2Mixer({ dModel: 8, dState: 4, headdim: 4, chunkSize: 4 }, new Rng(seed));
     const x = tf.tensor(randomArray(5 * 7 * 8, seed + 1, -2, 2), [5, 7, 8]);
     const w = m.weights();
+    // one sequence's chunk states: (ceil(L / Q) + 1) · H · P · N floats
     const perSeq = (Math.ceil(7 / 4) + 1) * 4 * 4 * 4 * 4;
-    await withNoLeaks(async () => {
-      const whole = tf.tidy(() => mamba2Forward(w, x, m.config));
-      for (const budget of [perSeq, 2 * perSeq]) {
-        expect(ssdSequencesPerCall(7, m.config, budget)).toBe(budget / perSeq);
-        const split = tf.tidy(() => mamba2Forward(w, x, m.config, { ssdBudgetBytes: budget }));
-        expect(relErr(await split.data(), await whole.data()), `seed ${seed}`).toBeLessThan(1e-6);
-        const g = tf.grad((t: tf.Tensor) => mamba2Forward(w, t, m.config, { ssdBudgetBytes: budget }))(x);
+    try {
+      await withNoLeaks(async () => {
+        const whole = tf.tidy(() => mamba2Forward(w, x, m.config));
         const gw = tf.grad((t: tf.Tensor) => mamba2Forward(w, t, m.config))(x);
-        expect(relErr(await g.data(), await gw.data()), `seed ${seed}`).toBeLessThan(1e-6);
-        tf.dispose([split, g, gw]);
-      }
-      whole.dispose();
-    });
+        for (const per of [1, 2]) {
+          setSsdBindingLimitForTests(per * perSeq + 4);
+          const split = tf.tidy(() => mamba2Forward(w, x, m.config));
+          expect(relErr(await split.data(), await whole.data()), `seed ${seed}`).toBeLessThan(1e-6);
+          const g = tf.grad((t: tf.Tensor) => mamba2Forward(w, t, m.config))(x);
+          expect(relErr(await g.data(), await gw.data()), `seed ${seed}`).toBeLessThan(1e-6);
+          tf.dispose([split, g]);
+        }
+        tf.dispose([whole, gw]);
+      });
+    } finally {
+      setSsdBindingLimitForTests(null);
+    }
     x.dispose();
     m.dispose();
   });

@@ -77,34 +77,14 @@ export function checkMixerInput(name: string, x: tf.Tensor, dModel: number): voi
   );
 }
 
-/** Bytes one ssdScan call may spend on per-chunk states (below WebGPU's 2 GiB per-binding limit). */
-export const SSD_STATE_BUDGET_BYTES = 1.75 * 2 ** 30;
-
-/**
- * How many sequences one ssdScan call takes: its chunked algorithm keeps the states entering every
- * chunk, `[B, ceil(L / Q) + 1, H, P, N]` floats, in one storage buffer, and WebGPU binds at most
- * 2 GiB (`maxStorageBufferBindingSize`) — two XL sequences of 32,400 tokens in 64-token chunks need
- * 2.4 GB. At least 1 (a single sequence that does not fit is ssdScan's to refuse).
- */
-export function ssdSequencesPerCall(L: number, c: Required<Mamba2Config>, budgetBytes = SSD_STATE_BUDGET_BYTES): number {
-  const { nheads } = mamba2Dims(c);
-  const perSeq = (Math.ceil(L / c.chunkSize) + 1) * nheads * c.headdim * c.dState * 4;
-  return Math.max(1, Math.floor(budgetBytes / perSeq));
-}
-
 /**
  * The mixer as a function of its weights (any tensors with the state-dict names and shapes), for
- * wrappers that batch several calls into one. Call inside `tf.tidy`.
+ * wrappers that batch several calls into one. Call inside `tf.tidy`. A batch whose chunk states
+ * would pass WebGPU's per-binding limit is split by `ssdScan` itself.
  * @param x `[B, L, D]`
- * @param opts.ssdBudgetBytes state bytes per ssdScan call (default SSD_STATE_BUDGET_BYTES; tests lower it)
  * @returns `[B, L, D]`
  */
-export function mamba2Forward(
-  w: Record<string, tf.Tensor>,
-  x: tf.Tensor,
-  c: Required<Mamba2Config>,
-  opts: { ssdBudgetBytes?: number } = {},
-): tf.Tensor {
+export function mamba2Forward(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): tf.Tensor {
   const [B, L] = x.shape as number[];
   const { dInner, nheads, convDim } = mamba2Dims(c);
   const P = c.headdim;
@@ -118,29 +98,13 @@ export function mamba2Forward(
   const xBC = causalConv1dSilu(xBCpre, w['conv1d.weight'], w['conv1d.bias']); // [B, L, convDim]
   const A = tf.neg(tf.exp(w.A_log)); // [H]
   const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
-  const scan = (xbc: tf.Tensor, dtPart: tf.Tensor): tf.Tensor => {
-    const b = xbc.shape[0];
-    const xs = tf.reshape(tf.slice(xbc, [0, 0, 0], [b, L, dInner]), [b, L, nheads, P]); // [b, L, H, P]
-    const Bm = tf.reshape(tf.slice(xbc, [0, 0, dInner], [b, L, G * N]), [b, L, G, N]); // [b, L, G, N]
-    const Cm = tf.reshape(tf.slice(xbc, [0, 0, dInner + G * N], [b, L, G * N]), [b, L, G, N]); // [b, L, G, N]
-    return ssdScan(
-      { x: xs, dt: dtPart, A, B: Bm, C: Cm, D: w.D, dtBias: w.dt_bias },
-      { chunkSize: c.chunkSize, dtSoftplus: true, ...(noLimit ? {} : { dtLimit: c.dtLimit }) },
-    ).y; // [b, L, H, P]
-  };
-  const per = ssdSequencesPerCall(L, c, opts.ssdBudgetBytes);
-  let y: tf.Tensor;
-  if (B <= per) {
-    y = scan(xBC, dt); // [B, L, H, P]
-  } else {
-    const sizes = Array.from({ length: Math.ceil(B / per) }, (_, i) => Math.min(per, B - i * per));
-    const xParts = tf.split(xBC, sizes, 0);
-    const dtParts = tf.split(dt, sizes, 0);
-    y = tf.concat(
-      xParts.map((xp, i) => scan(xp, dtParts[i])),
-      0,
-    ); // [B, L, H, P]
-  }
+  const xs = tf.reshape(tf.slice(xBC, [0, 0, 0], [B, L, dInner]), [B, L, nheads, P]); // [B, L, H, P]
+  const Bm = tf.reshape(tf.slice(xBC, [0, 0, dInner], [B, L, G * N]), [B, L, G, N]); // [B, L, G, N]
+  const Cm = tf.reshape(tf.slice(xBC, [0, 0, dInner + G * N], [B, L, G * N]), [B, L, G, N]); // [B, L, G, N]
+  const y = ssdScan(
+    { x: xs, dt, A, B: Bm, C: Cm, D: w.D, dtBias: w.dt_bias },
+    { chunkSize: c.chunkSize, dtSoftplus: true, ...(noLimit ? {} : { dtLimit: c.dtLimit }) },
+  ).y; // [B, L, H, P]
   const yn = gatedRmsNormFused(tf.reshape(y, [B, L, dInner]), z, dInner / G, c.normEps); // [B, L, dInner], one fused kernel
   // norm.weight scales out_proj's input columns: folding it into the (small) weight saves a pass over yn.
   return linear(yn, tf.mul(w['out_proj.weight'], w['norm.weight'])); // [B, L, D]

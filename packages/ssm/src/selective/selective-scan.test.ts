@@ -1,6 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError } from '@t2md/core';
 import {
   describeInfo,
@@ -15,6 +12,7 @@ import {
 } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { goldenCases } from '../golden-files.js';
 import { selectiveScanRef } from './reference.js';
 import { type ForwardArrays, selectiveScanForward } from './scan-js.js';
 import { type SelectiveScanInputs, type SelectiveScanOptions, selectiveScan } from './selective-scan.js';
@@ -24,24 +22,6 @@ const TOL = { out: 1e-4, grad: 1e-3 };
 const NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'deltaBias'] as const;
 type Name = (typeof NAMES)[number];
 type Arrays = Partial<Record<Name, { shape: number[]; data: Float32Array }>>;
-
-// Golden vectors live in ../shared/golden beside the repository (CI checks out shared/ there too).
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
-const goldenDir = path.resolve(repoRoot, '../shared/golden');
-
-interface Golden {
-  name: string;
-  options: SelectiveScanOptions;
-  inputs: Record<string, { shape: number[]; data: number[] }>;
-  outputs: Record<string, { shape: number[]; data: number[] }>;
-  upstream: Record<string, { shape: number[]; data: number[] }>;
-  grads: Record<string, { shape: number[]; data: number[] }>;
-}
-
-function goldens(): Golden[] {
-  const files = readdirSync(goldenDir).filter((f) => f.startsWith('sscan-') && f.endsWith('.json'));
-  return files.map((f) => JSON.parse(readFileSync(path.join(goldenDir, f), 'utf8')) as Golden);
-}
 
 function toTensors(a: Arrays): SelectiveScanInputs {
   const t: Record<string, tf.Tensor> = {};
@@ -145,7 +125,7 @@ describe.each(testBackends())('selectiveScan on %s', (backend) => {
   it('matches the golden vectors (outputs and gradients)', async (ctx) => {
     const info = await useBackend(backend, ctx);
     console.log(`selectiveScan: running on ${describeInfo(info)}`);
-    const cases = goldens();
+    const cases = goldenCases<SelectiveScanOptions>('selectiveScan');
     expect(cases.length).toBeGreaterThanOrEqual(2);
     for (const g of cases) {
       const arrays: Arrays = {};
@@ -300,6 +280,7 @@ describe('selectiveScan input checks', () => {
     await tryBackend('cpu');
     const t = (shape: number[], dtype: 'float32' | 'int32' = 'float32') => tf.zeros(shape, dtype);
     const base = () => ({ u: t([2, 4, 5]), delta: t([2, 4, 5]), A: t([4, 3]), B: t([2, 2, 3, 5]), C: t([2, 2, 3, 5]) });
+    const before = tf.memory().numTensors;
     const bad: [string, Partial<SelectiveScanInputs>, RegExp][] = [
       ['u of rank 2', { u: t([4, 5]) }, /u must have rank 3 .*got shape \[4, 5\]/],
       ['delta of another seqlen', { delta: t([2, 4, 6]) }, /delta must have the shape of u \[2, 4, 5\].*got \[2, 4, 6\]/],
@@ -323,9 +304,9 @@ describe('selectiveScan input checks', () => {
       ['int32 u', { u: t([2, 4, 5], 'int32') }, /u must be float32, got int32/],
       ['int32 D', { D: t([4], 'int32') }, /D must be float32, got int32/],
     ];
-    const before = tf.memory().numTensors;
     for (const [what, change, message] of bad) {
-      const inputs = { ...base(), ...change } as SelectiveScanInputs;
+      const defaults = base();
+      const inputs = { ...defaults, ...change } as SelectiveScanInputs;
       let err: unknown;
       try {
         selectiveScan(inputs);
@@ -334,10 +315,13 @@ describe('selectiveScan input checks', () => {
       }
       expect(err, what).toBeInstanceOf(InputError);
       expect((err as Error).message, what).toMatch(message);
-      tf.dispose(Object.values(inputs) as tf.Tensor[]);
+      tf.dispose([...Object.values(defaults), ...(Object.values(change) as tf.Tensor[])]);
     }
-    expect(() => selectiveScan(base() as SelectiveScanInputs, { chunkSize: 0 })).toThrow(/chunkSize must be an integer/);
-    expect(tf.memory().numTensors).toBeGreaterThanOrEqual(before);
+    const good = base() as SelectiveScanInputs;
+    expect(() => selectiveScan(good, { chunkSize: 0 })).toThrow(/chunkSize must be an integer/);
+    tf.dispose(Object.values(good) as tf.Tensor[]);
+    // a rejected call builds nothing that outlives it
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('returns only y unless returnLastState, and leaks nothing', async () => {

@@ -1,39 +1,23 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { describeInfo, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { GOLDEN_DIR, goldenCases } from '../golden-files.js';
 import { ssdScan } from './index.js';
 import { ssdScanRef } from './reference.js';
 import type { SsdScanInputs, SsdScanOptions } from './types.js';
 
-// golden vectors live in ../shared/golden beside the repository (CI checks shared/ out beside the clone)
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
-const goldenDir = path.resolve(repoRoot, '../shared/golden');
-
-interface Golden {
-  name: string;
-  options: SsdScanOptions;
-  inputs: Record<string, { shape: number[]; data: number[] }>;
-  outputs: Record<string, { shape: number[]; data: number[] }>;
-  upstream: Record<string, { shape: number[]; data: number[] }>;
-  grads: Record<string, { shape: number[]; data: number[] }>;
-}
-
-const files = existsSync(goldenDir)
-  ? readdirSync(goldenDir)
-      .filter((f) => /^ssd-.*\.json$/.test(f))
-      .sort()
-  : [];
-const cases: Golden[] = files.map((f) => JSON.parse(readFileSync(path.join(goldenDir, f), 'utf8')));
+const cases = goldenCases<SsdScanOptions>('ssdScan');
 
 const OUT_TOL = 1e-4;
 const GRAD_TOL = 1e-3;
 
-describe('golden vectors are present', () => {
-  it(`finds ssd-*.json in ${goldenDir}`, () => {
+describe('golden vectors', () => {
+  it('are the files golden/generate.mjs makes, from a float64 recurrence whose adjoint matches central differences', () => {
     expect(cases.length).toBeGreaterThanOrEqual(3);
+    // exits non-zero (and execFileSync throws) when a file differs or the adjoint check fails
+    const out = execFileSync(process.execPath, [`${GOLDEN_DIR}generate.mjs`, '--check'], { encoding: 'utf8' });
+    expect(out.match(/up to date/g)?.length).toBe(5);
   });
 });
 

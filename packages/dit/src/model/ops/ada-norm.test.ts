@@ -1,4 +1,4 @@
-import { type ElementwiseConfig, setElementwiseConfig } from '@t2md/core';
+import type { ElementwiseLayout } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
@@ -42,38 +42,33 @@ describe.each(testBackends())('adaNorm on %s', (name) => {
   });
 });
 
-/** The old program, the default layout, and a tiny grid (2 workgroups striding over the rows). */
-const LAYOUTS: Partial<ElementwiseConfig>[] = [
-  { version: 'v1' },
-  { version: 'v2' },
-  { version: 'v2', itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
+/** The default layout, one vector per thread, and a tiny grid (2 workgroups striding over the rows). */
+const LAYOUTS: ElementwiseLayout[] = [
+  'auto',
+  { itemsPerThread: 1, workgroupSize: 64 },
+  { itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
 ];
 
 describe.each(LAYOUTS)('adaNorm on webgpu with layout %o', (layout) => {
   it('matches the reference on vec4 and scalar rows, one or several vectors per thread', async (ctx) => {
     await useBackend('webgpu', ctx);
-    const restore = setElementwiseConfig(layout);
-    try {
-      const seed = freshSeed();
-      // D = 7: scalar rows; D = 12: vec4, 3 vectors in a row of 32 threads; D = 300 (75 vec4) and
-      // D = 1030 (scalar, 1030 > 32 · 8 under the tiny layout: falls back to v1) over 5-7 rows
-      for (const [N, T, D, K, sh, sc] of [
-        [2, 5, 7, 6, 0, 1],
-        [3, 2, 12, 6, 3, 4],
-        [1, 5, 300, 2, 1, 0],
-        [1, 2, 1030, 6, 2, 5],
-      ]) {
-        const x = tf.tensor(randomArray(N * T * D, seed + D, -3, 5), [N, T, D]);
-        const ada = tf.tensor(randomArray(N * K * D, seed + 2 * D, -1, 1), [N, K, D]);
-        await withNoLeaks(async () => {
-          const [y, yRef] = [adaNorm(x, ada, sh, sc), adaNormRef(x, ada, sh, sc)];
-          expect(relErr(await y.data(), await yRef.data()), `seed ${seed} D ${D}`).toBeLessThan(1e-5);
-          tf.dispose([y, yRef]);
-        });
-        tf.dispose([x, ada]);
-      }
-    } finally {
-      restore();
+    const seed = freshSeed();
+    // D = 7: scalar rows; D = 12: vec4, 3 vectors in a row of 32 threads; D = 300 (75 vec4) and
+    // D = 1030 (scalar, 1030 > 32 · 8 under the tiny layout: falls back to v1) over 5-7 rows
+    for (const [N, T, D, K, sh, sc] of [
+      [2, 5, 7, 6, 0, 1],
+      [3, 2, 12, 6, 3, 4],
+      [1, 5, 300, 2, 1, 0],
+      [1, 2, 1030, 6, 2, 5],
+    ]) {
+      const x = tf.tensor(randomArray(N * T * D, seed + D, -3, 5), [N, T, D]);
+      const ada = tf.tensor(randomArray(N * K * D, seed + 2 * D, -1, 1), [N, K, D]);
+      await withNoLeaks(async () => {
+        const [y, yRef] = [adaNorm(x, ada, sh, sc, 1e-6, { layout }), adaNormRef(x, ada, sh, sc)];
+        expect(relErr(await y.data(), await yRef.data()), `seed ${seed} D ${D}`).toBeLessThan(1e-5);
+        tf.dispose([y, yRef]);
+      });
+      tf.dispose([x, ada]);
     }
   });
 });

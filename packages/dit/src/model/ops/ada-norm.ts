@@ -1,4 +1,14 @@
-import { assertFloat, check, elementwiseConfig, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import {
+  assertFloat,
+  check,
+  type ElementwiseLayout,
+  fmtShape,
+  layoutOf,
+  registerKernelsOnce,
+  resolveElementwiseLayout,
+  runProgram,
+  typedArrayKernel,
+} from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
 import { AdaNormProgram, AdaNormRowProgram } from './ada-norm-webgpu.js';
@@ -20,9 +30,17 @@ export interface AdaNormAttrs {
  * x; differentiable in x and ada (the gradient is made of tfjs ops).
  * @param x `[N, T, D]` float32
  * @param ada `[N, K, D]` float32 (PixArt's `scale_shift_table + t0`, K = 6 in a block, 2 in the final layer)
+ * @param opts.layout the WebGPU row program's layout ('auto' = the measured defaults; for benchmarks)
  * @returns `[N, T, D]`
  */
-export function adaNorm(x: Tensor, ada: Tensor, shiftIdx: number, scaleIdx: number, eps = 1e-6): Tensor {
+export function adaNorm(
+  x: Tensor,
+  ada: Tensor,
+  shiftIdx: number,
+  scaleIdx: number,
+  eps = 1e-6,
+  opts: { layout?: ElementwiseLayout } = {},
+): Tensor {
   assertFloat('x', x);
   assertFloat('ada', ada);
   check(x.rank === 3, () => `x must have shape [N, T, D], got ${fmtShape(x.shape)}.`);
@@ -42,8 +60,9 @@ export function adaNorm(x: Tensor, ada: Tensor, shiftIdx: number, scaleIdx: numb
       shiftIdx !== scaleIdx,
     () => `shiftIdx (${shiftIdx}) and scaleIdx (${scaleIdx}) must be distinct rows of ada ${fmtShape(ada.shape)}.`,
   );
+  const layout = resolveElementwiseLayout(opts.layout);
   registerKernelsOnce(adaNormKernels, [adaNormGrad]);
-  const attrs: AdaNormAttrs = { shiftIdx, scaleIdx, eps };
+  const attrs: AdaNormAttrs = { shiftIdx, scaleIdx, eps, ...layout };
   return engine().runKernel(ADA_NORM, { x, ada }, attrs as unknown as tf.NamedAttrMap) as Tensor;
 }
 
@@ -96,8 +115,9 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };
   const a = attrs as unknown as AdaNormAttrs;
   const [N, T, D] = x.shape;
-  const c = elementwiseConfig();
-  if (c.version === 'v2' && AdaNormRowProgram.fits(D, c)) {
+  const c = layoutOf(attrs);
+  // one workgroup per row while a row fits its registers; wider rows take the three-pass program
+  if (AdaNormRowProgram.fits(D, c)) {
     const program = new AdaNormRowProgram(x.shape, c);
     return runProgram(backend, program, [x, ada], program.programUniforms(ada.shape[1]!, a));
   }

@@ -1,4 +1,4 @@
-import { type ElementwiseConfig, setElementwiseConfig } from '@t2md/core';
+import type { ElementwiseLayout } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
@@ -41,39 +41,34 @@ describe.each(testBackends())('gatedAdd on %s', (name) => {
   });
 });
 
-/** The old programs, the default layout, and a tiny grid that has to stride over the blocks. */
-const LAYOUTS: Partial<ElementwiseConfig>[] = [
-  { version: 'v1' },
-  { version: 'v2' },
-  { version: 'v2', itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
+/** The default layout, one vector per thread, and a tiny grid that has to stride over the blocks. */
+const LAYOUTS: ElementwiseLayout[] = [
+  'auto',
+  { itemsPerThread: 1, workgroupSize: 64 },
+  { itemsPerThread: 3, workgroupSize: 32, maxWorkgroups: 2 },
 ];
 
 describe.each(LAYOUTS)('gatedAdd on webgpu with layout %o', (layout) => {
   it('matches the reference with the gate broadcast over tokens, vec4 or not', async (ctx) => {
     await useBackend('webgpu', ctx);
-    const restore = setElementwiseConfig(layout);
-    try {
-      const seed = freshSeed();
-      // D = 7: scalar; D = 6: size a multiple of 4 but rows are not, so scalar; D = 12 and 300: vec4
-      // with the gate row read per vector; 3 × 37 × 12 needs several strides of the tiny grid
-      for (const [N, T, D, K, gi] of [
-        [2, 5, 7, 6, 2],
-        [2, 2, 6, 6, 1],
-        [3, 37, 12, 6, 4],
-        [2, 3, 300, 2, 1],
-      ]) {
-        const x = tf.tensor(randomArray(N * T * D, seed + D), [N, T, D]);
-        const m = tf.tensor(randomArray(N * T * D, seed + 5 * D, -2, 2), [N, T, D]);
-        const ada = tf.tensor(randomArray(N * K * D, seed + 2 * D), [N, K, D]);
-        await withNoLeaks(async () => {
-          const [y, yRef] = [gatedAdd(x, m, ada, gi), gatedAddRef(x, m, ada, gi)];
-          expect(relErr(await y.data(), await yRef.data()), `seed ${seed} D ${D}`).toBeLessThan(1e-6);
-          tf.dispose([y, yRef]);
-        });
-        tf.dispose([x, m, ada]);
-      }
-    } finally {
-      restore();
+    const seed = freshSeed();
+    // D = 7: scalar; D = 6: size a multiple of 4 but rows are not, so scalar; D = 12 and 300: vec4
+    // with the gate row read per vector; 3 × 37 × 12 needs several strides of the tiny grid
+    for (const [N, T, D, K, gi] of [
+      [2, 5, 7, 6, 2],
+      [2, 2, 6, 6, 1],
+      [3, 37, 12, 6, 4],
+      [2, 3, 300, 2, 1],
+    ]) {
+      const x = tf.tensor(randomArray(N * T * D, seed + D), [N, T, D]);
+      const m = tf.tensor(randomArray(N * T * D, seed + 5 * D, -2, 2), [N, T, D]);
+      const ada = tf.tensor(randomArray(N * K * D, seed + 2 * D), [N, K, D]);
+      await withNoLeaks(async () => {
+        const [y, yRef] = [gatedAdd(x, m, ada, gi, { layout }), gatedAddRef(x, m, ada, gi)];
+        expect(relErr(await y.data(), await yRef.data()), `seed ${seed} D ${D}`).toBeLessThan(1e-6);
+        tf.dispose([y, yRef]);
+      });
+      tf.dispose([x, m, ada]);
     }
   });
 });

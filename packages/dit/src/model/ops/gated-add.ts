@@ -1,16 +1,18 @@
 import {
   assertFloat,
   check,
+  type ElementwiseLayout,
   ElementwiseProgram,
-  elementwiseConfig,
   fmtShape,
+  layoutOf,
   registerKernelsOnce,
+  resolveElementwiseLayout,
   runProgram,
   typedArrayKernel,
 } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
-import { GatedAddProgram, gatedAddSpec } from './gated-add-webgpu.js';
+import { gatedAddSpec } from './gated-add-webgpu.js';
 import { fusedModGrad, gatedMul, modGradAda } from './mod-grad.js';
 
 export const GATED_ADD = 'T2mdGatedAdd';
@@ -25,9 +27,10 @@ interface GatedAddAttrs {
  * @param x `[N, T, D]` residual stream
  * @param m `[N, T, D]` branch output
  * @param ada `[N, K, D]` modulation rows
+ * @param opts.layout the WebGPU program's layout ('auto' = the measured defaults; for benchmarks)
  * @returns `[N, T, D]`
  */
-export function gatedAdd(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number): Tensor {
+export function gatedAdd(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number, opts: { layout?: ElementwiseLayout } = {}): Tensor {
   assertFloat('x', x);
   assertFloat('m', m);
   assertFloat('ada', ada);
@@ -44,8 +47,9 @@ export function gatedAdd(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number): Te
     Number.isInteger(gateIdx) && gateIdx >= 0 && gateIdx < ada.shape[1]!,
     () => `gateIdx (${gateIdx}) must be a row of ada ${fmtShape(ada.shape)}.`,
   );
+  const layout = resolveElementwiseLayout(opts.layout);
   registerKernelsOnce(gatedAddKernels, [gatedAddGrad]);
-  return engine().runKernel(GATED_ADD, { x, m, ada }, { gateIdx } as unknown as tf.NamedAttrMap) as Tensor;
+  return engine().runKernel(GATED_ADD, { x, m, ada }, { gateIdx, ...layout } as unknown as tf.NamedAttrMap) as Tensor;
 }
 
 /** The same from tfjs-core ops (the reference for tests). */
@@ -73,11 +77,9 @@ const jsForward = typedArrayKernel<GatedAddAttrs>(['x', 'm', 'ada'], (i, { gateI
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };
   const [, T, D] = x.shape;
-  const c = elementwiseConfig();
-  const program = c.version === 'v1' ? new GatedAddProgram(x.shape) : new ElementwiseProgram(gatedAddSpec(D), x.shape, c);
   return runProgram(
     backend,
-    program,
+    new ElementwiseProgram(gatedAddSpec(D), x.shape, layoutOf(attrs)),
     [x, m, ada],
     [
       { type: 'int32', data: [T * D] },

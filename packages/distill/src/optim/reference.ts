@@ -1,12 +1,14 @@
 /**
- * The per-weight AdamW and gradient clipping: ~20 small tfjs ops per weight and step, written to be read.
- * The reference the flat optimiser (`adamw-flat.ts`) is tested against, and the path `T2MD_OPTIM=ref`
- * selects (so a GPU run can A/B the two). Maths and state layout in `adamw.ts`.
+ * Test-only references of the flat optimiser (not exported from the package): the per-weight AdamW
+ * and gradient clipping (~20 small tfjs ops per weight and step, written to be read) and the per-weight
+ * EMA. The flat implementations (`adamw-flat.ts`, `ema.ts`) are tested against them; maths and state
+ * layout in `adamw.ts` and `ema.ts`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sumAll } from '../losses/losses.js';
 import {
   type AdamWConfig,
+  checkEmaState,
   checkOptimizerState,
   checkStep,
   decayedNames,
@@ -108,4 +110,37 @@ export function clipByGlobalNormRef(
     for (const n of names) out[n] = tf.mul(grads[n], coef);
     return { grads: out, norm };
   });
+}
+
+/** The per-weight EMA: 3 small ops per weight and update. */
+export class EmaRef {
+  private readonly params: Record<string, tf.Variable>;
+  private readonly avg: Record<string, tf.Variable> = {};
+
+  constructor(params: Record<string, tf.Variable>) {
+    this.params = { ...params };
+    for (const [name, p] of Object.entries(params)) this.avg[name] = tf.tidy(() => tf.variable(tf.clone(p), false));
+  }
+
+  /** shadow ← d·shadow + (1 − d)·param */
+  update(d: number): void {
+    tf.tidy(() => {
+      for (const [name, p] of Object.entries(this.params)) {
+        this.avg[name].assign(tf.add(tf.mul(this.avg[name], d), tf.mul(p, 1 - d)));
+      }
+    });
+  }
+
+  weights(): Record<string, tf.Variable> {
+    return { ...this.avg };
+  }
+
+  load(tensors: Record<string, tf.Tensor>): void {
+    checkEmaState(this.avg, tensors);
+    for (const [name, a] of Object.entries(this.avg)) a.assign(tensors[name]);
+  }
+
+  dispose(): void {
+    for (const a of Object.values(this.avg)) a.dispose();
+  }
 }
