@@ -3,6 +3,7 @@ export { listAdapters } from './adapters.js';
 export { assertFloat, assertInt, assertOneOf, assertRank, assertShape, check, fmtShape } from './assert.js';
 export type { BackendInfo, BackendName, BackendReport, InitBackendOptions } from './backend.js';
 export { backendReport, currentBackend, dawnFlagsInUse, initBackend, takeWebGPUErrors, webgpuDetails } from './backend.js';
+export { releaseFreeBuffers } from './webgpu-backend.js';
 export { InputError, isInputError } from './errors.js';
 export { gradientsRegistered } from './gradients.js';
 export type { ElementwiseConfig, ElementwiseLayout } from './kernel/elementwise-config.js';

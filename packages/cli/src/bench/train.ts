@@ -8,7 +8,7 @@
  * the whole step), the GPU dispatches per step, and on WebGPU a per-op GPU-time profile of one step
  * from timestamp queries (tf.profile), whose top ops say where the step's time goes.
  */
-import { InputError, Rng } from '@t2md/core';
+import { InputError, releaseFreeBuffers, Rng, takeWebGPUErrors } from '@t2md/core';
 import {
   createTrainStep,
   disposeStepResult,
@@ -220,6 +220,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           point = makePoint(step, preset, batch, teacher, encoder);
           const rng = new Rng(0);
           // Warm-up: the first steps compile every pipeline and fill tfjs's buffer pool.
+          takeWebGPUErrors();
           for (let i = 0; i < 2; i++) await point.run(rng);
           await point.sync();
           const p = point;
@@ -241,6 +242,10 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           row.hostMsPerStep = round((point.host.stepMs - h0.stepMs) / n);
           row.dataMsPerStep = round((point.host.dataMs - h0.dataMs) / n);
           row.samplesPerSec = round((1000 * batch) / row.msPerStep, 1);
+          // A failed allocation or an invalid shader leaves its kernels undone (and the step "fast"): such
+          // a point is an error, not a measurement.
+          const errors = takeWebGPUErrors();
+          if (errors.length > 0) throw new Error(`WebGPU reported ${errors.length} error(s): ${errors[0]}`);
           if (profile) {
             const prof = await profileStep(point, rng);
             row.gpuMsPerStep = prof.total;
@@ -255,6 +260,10 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           o.log(`train ${step} batch ${batch}: ${row.error}`);
         } finally {
           point?.dispose();
+          // the next point's tensors have other sizes: free this point's pooled buffers (after a readback)
+          await tf.ready();
+          releaseFreeBuffers();
+          takeWebGPUErrors();
         }
         rows.push(row);
       }

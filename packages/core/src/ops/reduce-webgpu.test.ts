@@ -19,6 +19,7 @@ describe('sum and mean on webgpu', () => {
     // a long row set, short rows (tfjs's own path), a reduction over a size-1 axis
     const cases: [number[], number[], boolean][] = [
       [[3000, 12], [0], false],
+      [[40_001, 8], [0], true],
       [[7, 40, 2, 5], [2], false],
       [[6, 33, 10], [1], true],
       [[4, 5000], [0, 1], false],

@@ -15,45 +15,68 @@ import * as tf from '@tensorflow/tfjs-core';
 import { disposeIntermediate, runProgram, type WebGPUProgramSpec } from '../kernel/webgpu-program.js';
 
 /** Threads the first pass aims for, and the fewest elements one thread (column) or workgroup (row) sums. */
-const TARGET_THREADS = 65_536;
-const MIN_COLUMN_RUN = 16;
+const TARGET_THREADS = 131_072;
+const MIN_COLUMN_RUN = 8;
 const ROW_CHUNK = 8192;
 /** Innermost reductions go to tfjs unless a row is at least this long and rows are few. */
 const MIN_ROW_LENGTH = 4096;
 const MAX_ROWS = 1024;
 
-/** Σ over the middle axis of x viewed as [O, R, I]: out [S, O, I] partial sums of R-slices. */
+/**
+ * Σ over the middle axis of x viewed as [O, R, I]: out [S, O, I] partial sums of R-slices (S = 1: the
+ * sums). A thread takes one (slice, o, vector of I) and walks its rows four at a time, the four loads
+ * issued together: a column sum is bound by how many loads are in flight, not by the adds.
+ */
 class ColumnPartialProgram implements WebGPUProgramSpec {
   outputShape: number[];
-  shaderKey = 't2md_reduce_columns';
+  shaderKey: string;
   dispatchLayout = { x: [0, 1, 2] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [256, 1, 1];
   variableNames = ['x'];
-  uniforms = 'O : i32, R : i32, I : i32, per : i32, scale : f32,';
+  uniforms = 'O : i32, R : i32, Iv : i32, per : i32, scale : f32,';
   size = true;
+  variableComponents: number[];
+  outputComponent: number;
 
   constructor(S: number, O: number, I: number) {
+    const vec = I % 4 === 0 ? 4 : 1;
     this.outputShape = [S, O, I];
-    this.dispatch = [Math.ceil((S * O * I) / 256), 1, 1];
+    this.variableComponents = [vec];
+    this.outputComponent = vec;
+    this.dispatch = [Math.ceil((S * O * I) / vec / 256), 1, 1];
+    this.shaderKey = `t2md_reduce_columns_v${vec}`;
   }
 
   getUserCode(): string {
+    const T = this.outputComponent === 4 ? 'vec4<f32>' : 'f32';
     return `
 fn main(index : i32) {
   if (index >= uniforms.size) { return; }
-  let i = index % uniforms.I;
-  let o = (index / uniforms.I) % uniforms.O;
-  let s = index / (uniforms.I * uniforms.O);
+  let Iv = uniforms.Iv;
+  let i = index % Iv;
+  let o = (index / Iv) % uniforms.O;
+  let s = index / (Iv * uniforms.O);
   let r0 = s * uniforms.per;
   let r1 = min(r0 + uniforms.per, uniforms.R);
-  var acc = 0.0;
-  var at = (o * uniforms.R + r0) * uniforms.I + i;
-  for (var r = r0; r < r1; r = r + 1) {
-    acc = acc + x[at];
-    at = at + uniforms.I;
+  var a0 = ${T}(0.0);
+  var a1 = ${T}(0.0);
+  var a2 = ${T}(0.0);
+  var a3 = ${T}(0.0);
+  var at = (o * uniforms.R + r0) * Iv + i;
+  var r = r0;
+  for (; r + 3 < r1; r = r + 4) {
+    a0 = a0 + x[at];
+    a1 = a1 + x[at + Iv];
+    a2 = a2 + x[at + 2 * Iv];
+    a3 = a3 + x[at + 3 * Iv];
+    at = at + 4 * Iv;
   }
-  result[index] = acc * uniforms.scale;
+  for (; r < r1; r = r + 1) {
+    a0 = a0 + x[at];
+    at = at + Iv;
+  }
+  result[index] = ((a0 + a1) + (a2 + a3)) * uniforms.scale;
 }`;
   }
 }
@@ -98,29 +121,38 @@ fn main(index : i32) {
   }
 }
 
-/** out [M] = scale · Σ_s P[s, :] (P [S, M]). */
+/** out [M] = scale · Σ_s P[s, :] (P [S, M]): one workgroup per output, its threads striding over s. */
 class SumLayersProgram implements WebGPUProgramSpec {
   outputShape: number[];
   shaderKey = 't2md_reduce_layers';
   dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
+  workgroupSize: [number, number, number] = [64, 1, 1];
   variableNames = ['P'];
-  uniforms = 'S : i32, scale : f32,';
-  size = true;
+  uniforms = 'S : i32, M : i32, scale : f32,';
 
   constructor(M: number) {
     this.outputShape = [M];
-    this.dispatch = [Math.ceil(M / 256), 1, 1];
+    this.dispatch = [M, 1, 1];
   }
 
   getUserCode(): string {
     return `
+var<workgroup> red : array<f32, 64>;
 fn main(index : i32) {
-  if (index >= uniforms.size) { return; }
+  let lid = i32(localIndex);
+  // tfjs folds a dispatch of more than 65,535 workgroups into 2-D: linearise and mask the padding
+  let wid = i32(workgroupId.x + workgroupId.y * numWorkgroups.x);
+  let m = min(wid, uniforms.M - 1);
   var acc = 0.0;
-  for (var s = 0; s < uniforms.S; s = s + 1) { acc = acc + P[s * uniforms.size + index]; }
-  result[index] = acc * uniforms.scale;
+  for (var s = lid; s < uniforms.S; s = s + 64) { acc = acc + P[s * uniforms.M + m]; }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var k = 32; k > 0; k = k >> 1u) {
+    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0 && wid < uniforms.M) { result[m] = red[0] * uniforms.scale; }
 }`;
   }
 }
@@ -146,21 +178,23 @@ export function reduceOnGpu(backend: object, x: tf.TensorInfo, axes: number[], m
   const f32 = (x: number) => ({ type: 'float32' as const, data: [x] });
   const i32 = (x: number) => ({ type: 'int32' as const, data: [x] });
   if (I > 1) {
-    const S = Math.max(1, Math.min(Math.ceil(TARGET_THREADS / (O * I)), Math.ceil(R / MIN_COLUMN_RUN)));
+    const vec = I % 4 === 0 ? 4 : 1;
+    const S = Math.max(1, Math.min(Math.ceil((TARGET_THREADS * vec) / (O * I)), Math.ceil(R / MIN_COLUMN_RUN)));
     const per = Math.ceil(R / S);
     const slices = Math.ceil(R / per);
+    const Iv = I / vec;
     if (slices === 1) {
-      return runProgram(backend, new ColumnPartialProgram(1, O, I), [x], [i32(O), i32(R), i32(I), i32(per), f32(scale)]);
+      return runProgram(backend, new ColumnPartialProgram(1, O, I), [x], [i32(O), i32(R), i32(Iv), i32(per), f32(scale)]);
     }
-    const P = runProgram(backend, new ColumnPartialProgram(slices, O, I), [x], [i32(O), i32(R), i32(I), i32(per), f32(1)]);
-    const out = runProgram(backend, new SumLayersProgram(O * I), [P], [i32(slices), f32(scale)]);
+    const P = runProgram(backend, new ColumnPartialProgram(slices, O, I), [x], [i32(O), i32(R), i32(Iv), i32(per), f32(1)]);
+    const out = runProgram(backend, new SumLayersProgram(O * I), [P], [i32(slices), i32(O * I), f32(scale)]);
     disposeIntermediate(backend, P);
     return out;
   }
   if (R < MIN_ROW_LENGTH || O > MAX_ROWS) return null; // many short rows: tfjs's one-workgroup-per-row is right
   const slices = Math.ceil(R / ROW_CHUNK);
   const P = runProgram(backend, new RowPartialProgram(slices, O), [x], [i32(O), i32(R), i32(ROW_CHUNK), i32(slices * O)]);
-  const out = runProgram(backend, new SumLayersProgram(O), [P], [i32(slices), f32(scale)]);
+  const out = runProgram(backend, new SumLayersProgram(O), [P], [i32(slices), i32(O), f32(scale)]);
   disposeIntermediate(backend, P);
   return out;
 }
