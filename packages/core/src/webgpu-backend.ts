@@ -196,8 +196,11 @@ export function tuneWebGPUFlags(): void {
  */
 export function releaseFreeBuffers(): number {
   if (tf.getBackend() !== 'webgpu') return 0;
-  const bm = (tf.backend() as unknown as { bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number } })
-    .bufferManager;
+  const bm = (
+    tf.backend() as unknown as {
+      bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
+    }
+  ).bufferManager;
   if (bm?.freeBuffers == null) return 0;
   let bytes = 0;
   for (const list of bm.freeBuffers.values()) {

@@ -28,7 +28,14 @@ export interface ProgramUniform {
 }
 
 interface WebGPULike {
-  runWebGPUProgram(program: WebGPUProgramSpec, inputs: TensorInfo[], dtype: 'float32' | 'int32', uniforms?: ProgramUniform[]): TensorInfo;
+  runWebGPUProgram(
+    program: WebGPUProgramSpec,
+    inputs: TensorInfo[],
+    dtype: 'float32' | 'int32',
+    uniforms?: ProgramUniform[],
+    output?: TensorInfo,
+  ): TensorInfo;
+  makeTensorInfo(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
   disposeData(dataId: object): boolean;
 }
 
@@ -39,8 +46,17 @@ export function runProgram(
   inputs: TensorInfo[],
   uniforms?: ProgramUniform[],
   dtype: 'float32' | 'int32' = 'float32',
+  output?: TensorInfo,
 ): TensorInfo {
-  return (backend as unknown as WebGPULike).runWebGPUProgram(program, inputs, dtype, uniforms);
+  return (backend as unknown as WebGPULike).runWebGPUProgram(program, inputs, dtype, uniforms, output);
+}
+
+/**
+ * A new, unwritten float32 tensor for programs to fill through `runProgram(..., output)`: several
+ * programs can then each write their own part of one result (instead of a concat of their outputs).
+ */
+export function emptyOutput(backend: object, shape: number[]): TensorInfo {
+  return (backend as unknown as WebGPULike).makeTensorInfo(shape, 'float32');
 }
 
 /** Frees intermediate tensors made inside a kernel. */

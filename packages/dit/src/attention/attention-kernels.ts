@@ -5,7 +5,7 @@
  * Backward follows FlashAttention-2 (Dao 2023, Alg. 2): nothing of size Lq x Lk is kept; P is
  * recomputed from S and L as exp(S - L), with D_i = rowsum(dO ∘ O) and dS = P ∘ (dP - D).
  */
-import { disposeIntermediate, runProgram, typedArrayKernel } from '@t2md/core';
+import { disposeIntermediate, emptyOutput, runProgram, typedArrayKernel } from '@t2md/core';
 import { getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import {
   AttentionForwardProgram,
@@ -47,6 +47,12 @@ export interface AttentionAttrs {
   hasMask: boolean;
   /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
   packed?: PackedHeads;
+  /**
+   * Packed only: write the gradients straight into the layout of the inputs. 'qkv' (q, k and v are
+   * blocks of one matrix whose columns they fill): one output, the gradient of that matrix; 'kv' (k and
+   * v fill the columns of theirs): dq, then one gradient of the kv matrix. Saves the concat.
+   */
+  gradInto?: 'qkv' | 'kv';
 }
 
 interface Dims {
@@ -247,9 +253,25 @@ const gpuForward: KernelFunc = ({ inputs, backend: be, attrs }) => {
 const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const backend = be as KernelBackend;
   const { q, k, v, keyMask, out, lse, dy } = inputs as Record<string, TensorInfo>;
-  const { scale, hasMask, packed } = attrs as unknown as AttentionAttrs;
+  const { scale, hasMask, packed, gradInto } = attrs as unknown as AttentionAttrs;
   const { B, H, Lq, Lk, Dh, ls, outShape, kShape } = webgpuCall(q, k, packed);
-  const w4 = vec4Layouts(Dh, ls);
+  // where each gradient goes: its own dense tensor, or its block of the input matrix's gradient
+  let dqL = ls.g;
+  let dkL = ls.gk;
+  let dvL = ls.gk;
+  let shared: TensorInfo | undefined;
+  let sharedKv: TensorInfo | undefined;
+  if (packed != null && gradInto === 'qkv') {
+    const C = q.shape[1]!;
+    shared = emptyOutput(backend, [B * Lq, C]);
+    [dqL, dkL, dvL] = [packed.q, packed.k, packed.v];
+  } else if (packed != null && gradInto === 'kv') {
+    const C = k.shape[1]!;
+    sharedKv = emptyOutput(backend, [B * Lk, C]);
+    [dkL, dvL] = [packed.k, packed.v];
+  }
+  const all = [dqL, dkL, dvL, ls.q, ls.k, ls.v, ls.o];
+  const w4 = Dh % 4 === 0 && all.every((l) => l.every((x) => x % 4 === 0));
   const w = w4 ? 4 : 1;
   const t = tilesFor(Dh, maxWorkgroupStorage(backend)).bwd;
   const rd = new RowDotProgram([B, H, Lq], Dh, w4);
@@ -259,14 +281,33 @@ const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const k4 = [B, H, Lk, Dh];
   const dq = runProgram(
     backend,
-    new AttentionGradQProgram(qShape, hasMask, t, w4, outShape),
+    new AttentionGradQProgram(qShape, hasMask, t, w4, shared?.shape ?? outShape),
     [q, k, v, dy, lse, D, ...m],
-    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows, ls, w, 'q'),
+    attentionUniforms(Lq, Lk, H, B * H, Lq, scale, t.rows, { ...ls, g: dqL }, w, 'q'),
+    'float32',
+    shared,
   );
-  const kvUniforms = attentionUniforms(Lq, Lk, H, B * H, Lk, scale, t.rows, ls, w, 'k');
-  const dk = runProgram(backend, new AttentionGradKVProgram(k4, 'dk', hasMask, t, w4, kShape), [q, k, v, dy, lse, D, ...m], kvUniforms);
-  const dv = runProgram(backend, new AttentionGradKVProgram(k4, 'dv', hasMask, t, w4, kShape), [q, k, dy, lse, ...m], kvUniforms);
+  const kvOut = shared ?? sharedKv;
+  const kvShape = kvOut?.shape ?? kShape;
+  const dk = runProgram(
+    backend,
+    new AttentionGradKVProgram(k4, 'dk', hasMask, t, w4, kvShape),
+    [q, k, v, dy, lse, D, ...m],
+    attentionUniforms(Lq, Lk, H, B * H, Lk, scale, t.rows, { ...ls, gk: dkL }, w, 'k'),
+    'float32',
+    kvOut,
+  );
+  const dv = runProgram(
+    backend,
+    new AttentionGradKVProgram(k4, 'dv', hasMask, t, w4, kvShape),
+    [q, k, dy, lse, ...m],
+    attentionUniforms(Lq, Lk, H, B * H, Lk, scale, t.rows, { ...ls, gk: dvL }, w, 'k'),
+    'float32',
+    kvOut,
+  );
   disposeIntermediate(backend, D);
+  if (shared != null) return [dq];
+  if (sharedKv != null) return [dq, dk];
   return [dq, dk, dv];
 };
 

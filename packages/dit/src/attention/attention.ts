@@ -184,8 +184,12 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
     k: [Lk * ckv, Dh, ckv, kOffset],
     v: [Lk * ckv, Dh, ckv, vOffset],
   };
-  const attrs = { scale, hasMask, packed } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   const same = q === kv;
+  // The gradient kernels can write straight into the inputs' layout when the blocks fill their matrix
+  // (a fused qkv, a k-then-v projection): no concat of the three gradients.
+  const fills = (C: number, offs: number[]) => offs.length * D === C && [...offs].sort((a, b) => a - b).every((off, i) => off === i * D);
+  const gradInto = same && fills(cq, [qOffset, kOffset, vOffset]) ? 'qkv' : !same && fills(ckv, [kOffset, vOffset]) ? 'kv' : undefined;
+  const attrs = { scale, hasMask, packed, ...(gradInto ? { gradInto } : {}) } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // The gradient of a packed input: its used column blocks, in column order, zeros between them.
   const assemble = (rows: number, cols: number, parts: [number, tf.Tensor][]): tf.Tensor => {
     const sorted = [...parts].sort((a, b) => a[0] - b[0]);
@@ -210,22 +214,17 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, skv, sMask, sOut, sLse] = saved;
         const inputs = { q: sq, k: skv, v: skv, keyMask: sMask, out: sOut, lse: sLse, dy };
-        const [dq, dk, dv] = tf.engine().runKernel(ATTENTION_GRAD, inputs, attrs) as tf.Tensor[];
-        if (same)
-          return [
-            assemble(B * Lq, cq, [
-              [qOffset, dq],
-              [kOffset, dk],
-              [vOffset, dv],
-            ]),
-          ];
-        return [
-          assemble(B * Lq, cq, [[qOffset, dq]]),
-          assemble(B * Lk, ckv, [
-            [kOffset, dk],
-            [vOffset, dv],
-          ]),
+        const grads = tf.engine().runKernel(ATTENTION_GRAD, inputs, attrs) as tf.Tensor[];
+        if (gradInto === 'qkv') return [grads[0]!];
+        if (gradInto === 'kv') return [assemble(B * Lq, cq, [[qOffset, grads[0]!]]), grads[1]!];
+        const [dq, dk, dv] = grads as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const qkvParts: [number, tf.Tensor][] = [
+          [qOffset, dq],
+          [kOffset, dk],
+          [vOffset, dv],
         ];
+        if (same) return [assemble(B * Lq, cq, qkvParts)];
+        return [assemble(B * Lq, cq, [[qOffset, dq]]), assemble(B * Lk, ckv, qkvParts.slice(1))];
       },
     };
   });

@@ -198,7 +198,8 @@ export function affineLayerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1
   const D = x.shape[x.rank - 1]!;
   check(
     weight.rank === 1 && weight.shape[0] === D && bias.rank === 1 && bias.shape[0] === D,
-    () => `weight and bias must have shape [${D}] to normalise x ${fmtShape(x.shape)}, got ${fmtShape(weight.shape)} and ${fmtShape(bias.shape)}.`,
+    () =>
+      `weight and bias must have shape [${D}] to normalise x ${fmtShape(x.shape)}, got ${fmtShape(weight.shape)} and ${fmtShape(bias.shape)}.`,
   );
   return tf.tidy(() => {
     const ada = tf.reshape(tf.stack([bias, tf.sub(weight, 1)]), [1, 2, D]); // [1, 2, D]: shift, scale
