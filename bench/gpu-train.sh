@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Training on the GPU machine within one device call (at most 10 minutes), time-bounded: each run gets
-# SIGINT after its budget (the trainer then saves a checkpoint), is finished at the step it reached
-# with `--resume --steps <reached>` (which writes model.safetensors), and is evaluated.
+# Training on the GPU machine within one device call (at most 10 minutes), time-bounded by the trainer's
+# own --time-limit (at the limit it finishes the step and writes latest.safetensors and
+# model.safetensors; --resume continues later), then evaluated.
 #
 #   bash bench/pack.sh   (the bundle of bench/gpu.ts with its source stamp)
 #   # device (carry .gpu, and the teacher for `distill`):
@@ -29,20 +29,18 @@ reached() { # the step in DIR/latest.safetensors' metadata
     process.stdout.write(String(JSON.parse(m["t2md.train"]).step));' "$1/latest.safetensors"
 }
 
-phase() { # phase DIR SECS ARGS... : a time-bounded run, finished at the step it reached; prints the step
+phase() { # phase DIR SECS ARGS... : a run bounded by the trainer's own --time-limit; prints the step reached
   local dir=$1 secs=$2; shift 2
+  local minutes
+  minutes=$(awk "BEGIN{print $secs/60}")
   # shellcheck disable=SC2068
-  timeout -s INT "$secs" $T2MD $@ --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
-  if [ ! -f "$dir/latest.safetensors" ]; then # interrupted before its first step (start-up and compiles)
-    echo "no step within $secs s" >>"$dir/run.err"
+  $T2MD $@ --time-limit "$minutes" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
+  if [ ! -f "$dir/latest.safetensors" ]; then
+    echo "no checkpoint after $secs s" >>"$dir/run.err"
     echo 0
     return
   fi
-  local step
-  step=$(reached "$dir")
-  # shellcheck disable=SC2068
-  $T2MD $@ --resume --steps "$step" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
-  echo "$step"
+  reached "$dir"
 }
 
 one() { # one NAME FLAGS
@@ -56,6 +54,9 @@ one() { # one NAME FLAGS
     # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder
     local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25}
     f=$(phase "$dir" "$(awk "BEGIN{print int($SECS*$share)}")" distill --teacher "${TEACHER:?}" --stage forcing $rest)
+    # a stage stopped early is recorded complete at the step it reached, so the next one can chain from it
+    # shellcheck disable=SC2086
+    $T2MD distill --teacher "$TEACHER" --stage forcing $rest --resume --steps "$f" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
     d=$(phase "$dir" "$(awk "BEGIN{print int($SECS*(1-$share))}")" distill --teacher "$TEACHER" --stage distill $rest)
     cmd="t2md distill --teacher teacher.safetensors --stage forcing $rest --steps $f && t2md distill --teacher teacher.safetensors --stage distill $rest --steps $d"
   else
