@@ -125,6 +125,21 @@ describe('t2md bench', () => {
     expect(Object.keys(file.runs).sort()).toEqual(['attention', 'elementwise', 'matmul', 'scaling', 'scan']);
   });
 
+  it('train --quick: both training steps with ms, samples/s and host time; bad batch lists exit 2', () => {
+    const { rows, stderr } = bench('train');
+    expect(rows.map((r) => `${r.step} ${r.batch}`)).toEqual(['teacher 4', 'distill 4']);
+    for (const r of rows) {
+      expect(r).toMatchObject({ impl: 't2md', preset: 'tiny', kernelsPerStep: null });
+      expect(r.msPerStep as number).toBeGreaterThan(0);
+      expect(r.samplesPerSec as number).toBeCloseTo((1000 * 4) / (r.msPerStep as number), 0);
+      expect(r.hostMsPerStep as number).toBeGreaterThan(0);
+      expect(r.blocksMs as number[]).toHaveLength(3);
+      expect(r.profile).toBeUndefined(); // profiles are WebGPU's (timestamp queries)
+    }
+    expect(stderr).toMatch(/train teacher batch 4: [\d.]+ ms\/step/);
+    expectOneLine(t2md(['bench', 'train', '--batches', '4,x']), /--batches must be batch sizes separated by commas/);
+  });
+
   it('exits 2 with one line on an unknown benchmark or a results file it cannot merge into', () => {
     const r = t2md(['bench', 'gemv'], { T2MD_BACKEND: 'wasm' });
     expect(r.code).toBe(2);
