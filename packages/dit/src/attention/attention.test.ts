@@ -42,6 +42,11 @@ function makeMask(c: Case, seed: number): tf.Tensor | undefined {
   return tf.tensor(keep, [c.B, c.Lk], 'bool');
 }
 
+/** Keys of the webgpu backend's compiled pipelines (each starts with a program's shaderKey). */
+function compiledShaderKeys(): string[] {
+  return Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+}
+
 describe.each(testBackends())('attention on %s', (name) => {
   it('matches softmax(q kᵀ scale + mask) v and its gradients on fresh random inputs, without leaking', async (ctx) => {
     const info = await useBackend(name, ctx);
@@ -92,6 +97,16 @@ describe.each(testBackends())('attention on %s', (name) => {
           errs.push(relErr(a, b));
           expect(relErr(a, b), `d${'qkv'[i]} ${label}`).toBeLessThan(1e-3);
           expect(Array.from(a).every(Number.isFinite), `finite d${'qkv'[i]} ${label}`).toBe(true);
+        }
+        if (name === 'webgpu' && c.tiles) {
+          // the option reached the kernels: programs keyed by their rows_tile_group were compiled
+          const { rows, tile, group, bwdRows, bwdGroup } = { ...ATTENTION_TILES, ...c.tiles };
+          for (const key of [`_${rows}_${tile}_${group}_`, `_${bwdRows}_${tile}_${bwdGroup}_`]) {
+            expect(
+              compiledShaderKeys().some((k) => k.includes(key)),
+              `a program keyed ${key}, ${label}`,
+            ).toBe(true);
+          }
         }
         console.log(
           `attention ${name} ${JSON.stringify(c)}: out ${e.toExponential(2)}, dq/dk/dv ${errs.map((x) => x.toExponential(2)).join(' ')}`,

@@ -55,6 +55,11 @@ describe.each(testBackends())('headsAttention on %s', (name) => {
         const gcr = tf.grads(cr)([q, kv], dyS);
         for (let i = 0; i < 2; i++)
           expect(relErr(await gc[i]!.data(), await gcr[i]!.data()), `cross grad ${i} ${label}`).toBeLessThan(1e-4);
+        if (name === 'webgpu' && tiles) {
+          // the option reached the packed kernels: their programs are keyed rows_tile_group (8_4_4 forward and backward)
+          const compiled = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+          expect(compiled.filter((k) => k.startsWith('t2md_attn_') && k.includes('_8_4_4_')).length, label).toBeGreaterThanOrEqual(4);
+        }
         tf.dispose([y, yr, g!, gr!, z, zr, ...gc, ...gcr]);
       });
       tf.dispose([qkv, q, kv, mask, dyS]);

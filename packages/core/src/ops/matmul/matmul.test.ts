@@ -94,6 +94,14 @@ describe.each(testBackends())('gemm on %s', (name) => {
         });
         tf.dispose([a, b, bias, dy]);
       }
+      if (variant === 't128') {
+        // the gradient ran the variant asked for: dA = dC·B is an NN GEMM, compiled on the 128-tile only here
+        const compiled = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+        expect(
+          compiled.some((k) => k.startsWith('t2md_matmul_t128_t00')),
+          `t128 NN program, seed ${seed}`,
+        ).toBe(true);
+      }
     }
     // linear (variant auto): x [M, K], w [N, K] (PyTorch layout), b [N]; reference in plain tfjs ops.
     const x = rand([M, K], seed + 5);
