@@ -84,6 +84,7 @@ describe('t2md bench', () => {
     const mm = bench('matmul').rows;
     expect(new Set(mm.map((r) => r.variant))).toEqual(new Set(['tfjs']));
     for (const r of mm) expect(r.unroll).toBeNull(); // tfjs's matMul has no unroll
+    for (const r of mm) expect((r.run as Row).settings).toBeUndefined(); // each row names its own variant
     for (const r of mm) expect(positive(r.ms) && positive(r.tflops), JSON.stringify(r)).toBe(true);
     const ew = bench('elementwise').rows;
     expect(ew.length).toBeGreaterThan(3);
@@ -114,6 +115,8 @@ describe('t2md bench', () => {
       expect(r.latent).toBe(16); // 8×8 tokens at patch 2
       expect(r.teacherMB as number).toBeGreaterThan(r.teacherWeightsMB as number); // weights plus activations
       expect(Number.isFinite(r.teacherRestMs)).toBe(true);
+      // linear runs gemm's defaults, and the rows say so
+      expect((r.run as Row).settings).toEqual({ gemm: { variant: 'auto', unroll: 16 } });
     }
     // the five runs merged into one file, each section kept
     const file = JSON.parse(readFileSync(out, 'utf8'));

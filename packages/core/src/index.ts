@@ -18,16 +18,8 @@ export { GAUSSIAN_NOISE, gaussianNoise, gaussianNoiseValues } from './ops/gaussi
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
 export { GELU_TANH, GELU_TANH_GRAD } from './ops/gelu-tanh-kernels.js';
 export { linear } from './ops/linear.js';
-export type { GemmOptions, MatMulVariant } from './ops/matmul/matmul.js';
-export {
-  autoTile,
-  gemm,
-  gemmRef,
-  matmulUnrollFromEnv,
-  matmulVariantFromEnv,
-  registerMatmulKernels,
-  resolveMatmulVariant,
-} from './ops/matmul/matmul.js';
+export type { GemmOptions, MatMulUnroll, MatMulVariant } from './ops/matmul/matmul.js';
+export { autoTile, GEMM_DEFAULTS, gemm, gemmRef, registerMatmulKernels, resolveMatmulVariant } from './ops/matmul/matmul.js';
 export type { MatMulTileName } from './ops/matmul/matmul-webgpu.js';
 export type { RngState } from './rng.js';
 export { Rng } from './rng.js';

@@ -6,7 +6,7 @@
  * as the forward. All variants of a shape are timed in one process with their samples interleaved and
  * the same calls per sync, so tfjs's baseline is measured exactly like ours.
  */
-import { autoTile, gemm } from '@t2md/core';
+import { autoTile, gemm, type MatMulUnroll } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { errorText, type Log, median, normal, pickSizes, type RunnerOptions, round, timeInterleaved } from './measure.js';
 import { formatTable } from './table.js';
@@ -27,10 +27,10 @@ interface MatmulShape {
 
 export interface MatmulRow extends MatmulShape {
   variant: MatmulVariantName;
-  /** What `T2MD_MATMUL=auto` (the default) picks for this shape today. */
+  /** What gemm's variant auto (the default) picks for this shape today. */
   autoPick: string;
   /** k-steps written out per inner-loop iteration (16 = all); null for tfjs's matMul, which has no such knob. */
-  unroll: number | null;
+  unroll: MatMulUnroll | null;
   /** Calls per timed sample (ms is per call): small GEMMs are queued back to back, synced once. */
   reps: number;
   ms: number | null;
@@ -71,52 +71,24 @@ export function matmulShapes(quick: boolean, sizes?: readonly number[]): MatmulS
   ];
 }
 
-/**
- * The GEMM variants measured, each as the switches that select it. The switches are @t2md/core's
- * `T2MD_MATMUL` / `T2MD_MATMUL_UNROLL` (read by `gemm` on every call) until gemm takes them as options;
- * `withVariant` is the one place that sets them, and restores them afterwards.
- */
+/** The GEMM variants measured, each as the `gemm` options that select it (tfjs's matMul has no unroll). */
 interface Variant {
   variant: MatmulVariantName;
-  unroll: number | null;
+  unroll: MatMulUnroll | null;
 }
 
 function variantsFor(quick: boolean): Variant[] {
   if (tf.getBackend() !== 'webgpu') return [{ variant: 'tfjs', unroll: null }]; // off webgpu every variant is tfjs's
-  const unrolls = quick ? [16] : [16, 4];
+  const unrolls: MatMulUnroll[] = quick ? [16] : [16, 4];
   return [
     { variant: 'tfjs', unroll: null },
     ...(['t128', 't64'] as const).flatMap((variant) => unrolls.map((unroll) => ({ variant, unroll }))),
   ];
 }
 
-const SWITCHES = ['T2MD_MATMUL', 'T2MD_MATMUL_UNROLL'] as const;
-
-function selectVariant(v: Variant): void {
-  const env = process.env;
-  env.T2MD_MATMUL = v.variant;
-  if (v.unroll == null) delete env.T2MD_MATMUL_UNROLL;
-  else env.T2MD_MATMUL_UNROLL = String(v.unroll);
-}
-
-async function withSwitchesRestored<T>(fn: () => Promise<T>): Promise<T> {
-  const env = process.env;
-  const saved = SWITCHES.map((k) => env[k]);
-  try {
-    return await fn();
-  } finally {
-    SWITCHES.forEach((k, i) => {
-      if (saved[i] == null) delete env[k];
-      else env[k] = saved[i];
-    });
-  }
-}
-
 export async function runMatmulBench(o: RunnerOptions): Promise<MatmulRow[]> {
   const rows: MatmulRow[] = [];
-  await withSwitchesRestored(async () => {
-    for (const s of matmulShapes(o.quick, o.sizes)) rows.push(...(await benchShape(s, o)));
-  });
+  for (const s of matmulShapes(o.quick, o.sizes)) rows.push(...(await benchShape(s, o)));
   return rows;
 }
 
@@ -133,7 +105,10 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   // One readback per sample costs ~0.1-1 ms, as much as a whole 4096×1152×1152 GEMM at 20 TFLOP/s:
   // queue enough calls for ~2e11 FLOPs (10 ms at 20 TFLOP/s) per sample and report ms per call.
   const reps = o.quick ? 1 : Math.min(50, Math.max(1, Math.ceil(2e11 / flops)));
-  const call = () => gemm(a, b, { transposeA: tA, transposeB: tB, bias });
+  const call =
+    ({ variant, unroll }: Variant) =>
+    () =>
+      gemm(a, b, { transposeA: tA, transposeB: tB, bias, variant, ...(unroll != null ? { unroll } : {}) });
   const rows: MatmulRow[] = variantsFor(o.quick).map((v) => ({
     ...s,
     ...v,
@@ -150,8 +125,7 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   const outputs: (Float32Array | undefined)[] = [];
   for (const row of rows) {
     try {
-      selectVariant(row);
-      const c = call();
+      const c = call(row)();
       outputs.push((await c.data()) as Float32Array);
       c.dispose();
     } catch (err) {
@@ -163,8 +137,8 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   const live = rows.filter((r) => r.error == null);
   try {
     const samples = await timeInterleaved(
-      live.map(() => call),
-      { runs, warmup: 2, budgetMs: 30_000, reps, before: (i) => selectVariant(live[i]!) },
+      live.map((r) => call(r)),
+      { runs, warmup: 2, budgetMs: 30_000, reps },
     );
     live.forEach((r, i) => {
       r.runs = samples[i]!;

@@ -74,15 +74,11 @@ export async function timeRuns(fn: () => tf.Tensor | tf.Tensor[], opts: TimeOpti
  * implementation is warmed up, then each round times one sample of each in turn, so a drift of the
  * GPU's clocks or of the buffer pool over the process touches all of them alike (a baseline timed in
  * another process, or before ours, can differ by 2-3x: seen for tfjs matMul on the H100, 2026-11-26).
- * `before(i)` runs ahead of implementation i's calls (e.g. selecting it). Returns ms per call of each.
+ * Returns ms per call of each.
  */
-export async function timeInterleaved(
-  fns: readonly (() => tf.Tensor | tf.Tensor[])[],
-  opts: TimeOptions & { before?: (i: number) => void },
-): Promise<number[][]> {
+export async function timeInterleaved(fns: readonly (() => tf.Tensor | tf.Tensor[])[], opts: TimeOptions): Promise<number[][]> {
   const reps = Math.max(1, opts.reps ?? 1);
   const once = async (i: number): Promise<number> => {
-    opts.before?.(i);
     const t0 = performance.now();
     for (let r = 1; r < reps; r++) tf.dispose(fns[i]!());
     const out = fns[i]!();

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { type BackendName, dawnFlagsInUse, InputError, initBackend, matmulUnrollFromEnv, matmulVariantFromEnv } from '@t2md/core';
+import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend } from '@t2md/core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
 import { matmulTable, runMatmulBench } from '../bench/matmul.js';
@@ -94,8 +94,11 @@ const RUNNERS: Record<BenchName, Runner> = {
   elementwise: runElementwiseBench,
 };
 
-/** The GEMM in force for benches that run `linear` without choosing it (the matmul bench records its own per row). */
-const gemmSettings = () => ({ gemm: { variant: matmulVariantFromEnv(), unroll: matmulUnrollFromEnv() || 16 } });
+/**
+ * The GEMM that benches running `linear` use: gemm's defaults (variant auto, full unroll), since
+ * `linear` takes no GEMM options (the matmul bench records its own per row).
+ */
+const gemmSettings = () => ({ gemm: { ...GEMM_DEFAULTS } });
 
 /**
  * Settings of each bench that change its numbers and that the commit does not fix (what its rows do

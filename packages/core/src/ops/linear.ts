@@ -3,9 +3,9 @@ import { gemm, resolveMatmulVariant } from './matmul/matmul.js';
 
 /**
  * A PyTorch-layout linear layer: x `[N, in]`, w `[out, in]`, b `[out]` → `[N, out]`, as one fused
- * matmul + bias with transposeB (no copy of w). On webgpu it is our tiled GEMM (`gemm`, variant by
- * `T2MD_MATMUL`; `T2MD_MATMUL=tfjs` restores tfjs's fused matMul), which also runs its gradient
- * (dx = dy·w, dw = dyᵀ·x, db = Σ dy). On wasm the bias is added separately:
+ * matmul + bias with transposeB (no copy of w). On webgpu it is our tiled GEMM (`gemm` with variant
+ * auto: the tiling picked by shape; `gemm` with variant 'tfjs' is tfjs's fused matMul), which also
+ * runs its gradient (dx = dy·w, dw = dyᵀ·x, db = Σ dy). On wasm the bias is added separately:
  * tfjs-backend-wasm 4.22's `_FusedMatMul` with `transposeB` and a bias returns wrong values (seen
  * here: relative error 0.86 against cpu, while the same call without the bias, or without transposeB,
  * is exact), and its matmul with a transposed operand is ~10× slower than transposing first (seen

@@ -6,16 +6,11 @@
  * `text_encoder.<name>`, the namespace of checkpoints and of the optimiser state.
  */
 import { gaussianNoise, type Rng } from '@t2md/core';
-import type { DiT, MixerTap } from '@t2md/dit';
+import { type DiT, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
 import { denoiseLoss, forcingLoss, mixerLoss, pseudoLoss, totalLoss } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
 import type { DataBatch, TextEncoderLike } from './types.js';
-
-export const MODEL_PREFIX = 'model.';
-
-/** Mamba token-mixer weights (`blocks.N.mixer.*`): what teacher forcing trains. */
-const MAMBA_WEIGHT = /^blocks\.\d+\.mixer\./;
 
 /** The models of a stage: `model` trains (the teacher in stage `teacher`, the student otherwise). */
 export interface StageModels {
@@ -33,10 +28,11 @@ export function savedWeights(m: StageModels): Record<string, tf.Variable> {
 /** The weights a stage trains, by namespaced name. */
 export function trainableWeights(stage: StageName, cfg: StageConfig, m: StageModels): Record<string, tf.Variable> {
   const w = m.model.trainableWeights();
+  // 'mamba': the Mamba token mixers (`blocks.N.mixer.*`), what teacher forcing trains
   if (cfg.trainable === 'mamba')
     return prefixed(
       MODEL_PREFIX,
-      filter(w, (n) => MAMBA_WEIGHT.test(n)),
+      filter(w, (n) => m.model.isMixerWeight(n, 'mamba')),
     );
   if (cfg.trainable === 'mixers')
     return prefixed(

@@ -12,6 +12,7 @@ import {
   AttentionGradKVProgram,
   AttentionGradQProgram,
   type AttentionLayouts,
+  type AttentionTiles,
   attentionUniforms,
   columnPacked,
   headMajor,
@@ -45,6 +46,8 @@ export interface PackedHeads {
 export interface AttentionAttrs {
   scale: number;
   hasMask: boolean;
+  /** Tile sizes of the webgpu programs (checked by `resolveAttentionTiles`); cpu and wasm ignore them. */
+  tiles: AttentionTiles;
   /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
   packed?: PackedHeads;
   /**
@@ -233,10 +236,10 @@ function piece(backend: KernelBackend, flat: TensorInfo, begin: number, n: numbe
 const gpuForward: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const backend = be as KernelBackend;
   const { q, k, v, keyMask } = inputs as Record<string, TensorInfo>;
-  const { scale, hasMask, packed } = attrs as unknown as AttentionAttrs;
+  const { scale, hasMask, packed, tiles } = attrs as unknown as AttentionAttrs;
   const { B, H, Lq, Lk, Dh, ls, outShape } = webgpuCall(q, k, packed);
   const w4 = vec4Layouts(Dh, ls);
-  const t = tilesFor(Dh, maxWorkgroupStorage(backend)).fwd;
+  const t = tilesFor(Dh, maxWorkgroupStorage(backend), tiles).fwd;
   const both = runProgram(
     backend,
     new AttentionForwardProgram([B, H, Lq, Dh], hasMask, t, w4),
@@ -253,7 +256,7 @@ const gpuForward: KernelFunc = ({ inputs, backend: be, attrs }) => {
 const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const backend = be as KernelBackend;
   const { q, k, v, keyMask, out, lse, dy } = inputs as Record<string, TensorInfo>;
-  const { scale, hasMask, packed, gradInto } = attrs as unknown as AttentionAttrs;
+  const { scale, hasMask, packed, gradInto, tiles } = attrs as unknown as AttentionAttrs;
   const { B, H, Lq, Lk, Dh, ls, outShape, kShape } = webgpuCall(q, k, packed);
   // where each gradient goes: its own dense tensor, or its block of the input matrix's gradient
   let dqL = ls.g;
@@ -273,7 +276,7 @@ const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
   const all = [dqL, dkL, dvL, ls.q, ls.k, ls.v, ls.o];
   const w4 = Dh % 4 === 0 && all.every((l) => l.every((x) => x % 4 === 0));
   const w = w4 ? 4 : 1;
-  const t = tilesFor(Dh, maxWorkgroupStorage(backend)).bwd;
+  const t = tilesFor(Dh, maxWorkgroupStorage(backend), tiles).bwd;
   const rd = new RowDotProgram([B, H, Lq], Dh, w4);
   const D = runProgram(backend, rd, [dy, out], rd.programUniforms(B * H * Lq, Lq, H, ls.o));
   const m = hasMask ? [keyMask] : [];

@@ -11,7 +11,7 @@
  * than arrays: a dynamically indexed array would live in local memory. Everything baked into the WGSL
  * (head dim, tile sizes, vector width, mask on/off) is in `shaderKey`; lengths travel as uniforms.
  */
-import type { WebGPUProgramSpec } from '@t2md/core';
+import { check, type WebGPUProgramSpec } from '@t2md/core';
 
 /** Tile sizes of one webgpu program. */
 export interface ProgramTiles {
@@ -23,7 +23,7 @@ export interface ProgramTiles {
   group: number;
 }
 
-/** Tile sizes of the forward and the backward programs (tunable through `setAttentionTiles`). */
+/** Tile sizes of the forward and the backward programs (the `tiles` option of `attention` overrides them). */
 export interface AttentionTiles extends ProgramTiles {
   /** Own rows per workgroup of the backward programs. */
   bwdRows: number;
@@ -31,29 +31,44 @@ export interface AttentionTiles extends ProgramTiles {
   bwdGroup: number;
 }
 
-// Chosen on an H100 (bench/attention.ts, 16 heads x 72, f32, one process; bench/results/2026-11-25-h100-attention.json):
-// forward at 16384 tokens, rows x tile x group: 128x32x4 54.8 ms, 128x32x8 62.4, 256x32x8 66.2, 128x16x8 65.3,
-// 64x32x4 77.9, 64x32x8 ~102, 64x64x8 200, 32x32x8 246 (bigger groups hold more live scores: spills).
+// Chosen on an H100 (bench/attention.ts, 16 heads x 72, f32, one process; bench/results/2026-11-25-h100-attention.json@5f2fd4c,
+// since removed from the tree): forward at 16384 tokens, rows x tile x group: 128x32x4 54.8 ms, 128x32x8 62.4, 256x32x8 66.2,
+// 128x16x8 65.3, 64x32x4 77.9, 64x32x8 ~102, 64x64x8 200, 32x32x8 246 (bigger groups hold more live scores: spills).
 // Forward+backward at 4096 tokens, bwdRows x bwdGroup: 128x1 22.4 ms, 128x2 46.3, 64x2 47.7, 128x4 89.3,
 // 128x8 111 — the backward holds three row vectors per thread, so even two live keys spill registers.
-const tiles: AttentionTiles = { rows: 128, tile: 32, group: 4, bwdRows: 128, bwdGroup: 1 };
+export const ATTENTION_TILES: Readonly<AttentionTiles> = { rows: 128, tile: 32, group: 4, bwdRows: 128, bwdGroup: 1 };
 
-/** Overrides the tile sizes (benchmarks and tests); returns the previous ones. */
-export function setAttentionTiles(next: Partial<AttentionTiles>): AttentionTiles {
-  const prev = { ...tiles };
-  Object.assign(tiles, next);
-  const t = tiles;
-  if (t.tile % t.group !== 0 || t.tile % t.bwdGroup !== 0 || t.tile > t.rows || t.tile > t.bwdRows) {
-    Object.assign(tiles, prev);
-    throw new Error(
-      `setAttentionTiles: ${JSON.stringify(next)}: tile must be a multiple of group and bwdGroup and at most rows and bwdRows.`,
+const TILE_KEYS = Object.keys(ATTENTION_TILES) as (keyof AttentionTiles)[];
+
+/**
+ * The defaults with `over` applied (benchmarks, and tests that cross tile edges on small shapes),
+ * checked: positive integers, tile a multiple of group and bwdGroup and at most rows and bwdRows
+ * (each workgroup loads a streamed tile with one row per thread). InputError otherwise.
+ */
+export function resolveAttentionTiles(over: Partial<AttentionTiles> = {}): AttentionTiles {
+  check(
+    over != null && typeof over === 'object',
+    () => `attention option tiles must be an object of tile sizes, got ${String(over)}; leave it out for the defaults.`,
+  );
+  const given = JSON.stringify(over);
+  const unknown = Object.keys(over).filter((k) => !(TILE_KEYS as string[]).includes(k));
+  check(
+    unknown.length === 0,
+    () => `attention option tiles ${given}: unknown ${unknown.join(', ')}; the sizes are ${TILE_KEYS.join(', ')}.`,
+  );
+  const t: AttentionTiles = { ...ATTENTION_TILES, ...over };
+  for (const k of TILE_KEYS) {
+    check(
+      Number.isInteger(t[k]) && t[k] >= 1,
+      () => `attention option tiles ${given}: ${k} must be a positive integer, got ${String(t[k])}.`,
     );
   }
-  return prev;
-}
-
-export function currentAttentionTiles(): AttentionTiles {
-  return { ...tiles };
+  check(
+    t.tile % t.group === 0 && t.tile % t.bwdGroup === 0 && t.tile <= t.rows && t.tile <= t.bwdRows,
+    () =>
+      `attention option tiles ${given} gives ${JSON.stringify(t)}: tile must be a multiple of group and bwdGroup and at most rows and bwdRows.`,
+  );
+  return t;
 }
 
 /**
@@ -61,7 +76,7 @@ export function currentAttentionTiles(): AttentionTiles {
  * `[tile, dh]` f32 arrays (plus two per-row scalars) fit the adapter's workgroup memory. Throws when
  * even 1 row does not fit.
  */
-export function tilesFor(dh: number, maxShared: number): { fwd: ProgramTiles; bwd: ProgramTiles } {
+export function tilesFor(dh: number, maxShared: number, tiles: AttentionTiles = ATTENTION_TILES): { fwd: ProgramTiles; bwd: ProgramTiles } {
   let tile = tiles.tile;
   const bytes = (n: number) => 2 * n * dh * 4 + 2 * n * 4;
   while (bytes(tile) > maxShared && tile > 1) tile = Math.max(1, tile >> 1);

@@ -2,12 +2,11 @@ import { InputError } from '@t2md/core';
 import { describeInfo, freshSeed, hostBuiltSizes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { setAttentionTiles } from './attention-webgpu.js';
-import { attention, attentionRef } from './index.js';
+import { ATTENTION_TILES, type AttentionTiles, attention, attentionRef, headsAttention } from './index.js';
 
 interface Case {
-  /** Smaller webgpu tiles for this case, so small shapes still cross several query and key tiles. */
-  tiles?: Parameters<typeof setAttentionTiles>[0];
+  /** Smaller webgpu tiles for this case (the `tiles` option), so small shapes still cross several query and key tiles. */
+  tiles?: Partial<AttentionTiles>;
   B: number;
   H: number;
   Lq: number;
@@ -43,6 +42,11 @@ function makeMask(c: Case, seed: number): tf.Tensor | undefined {
   return tf.tensor(keep, [c.B, c.Lk], 'bool');
 }
 
+/** Keys of the webgpu backend's compiled pipelines (each starts with a program's shaderKey). */
+function compiledShaderKeys(): string[] {
+  return Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+}
+
 describe.each(testBackends())('attention on %s', (name) => {
   it('matches softmax(q kᵀ scale + mask) v and its gradients on fresh random inputs, without leaking', async (ctx) => {
     const info = await useBackend(name, ctx);
@@ -61,9 +65,9 @@ describe.each(testBackends())('attention on %s', (name) => {
       const dy = tf.tensor(randomArray(nq, seed + 4), qShape);
       const keyMask = makeMask(c, seed + 5);
       const opts = { keyMask, scale: c.scale };
-      const prevTiles = c.tiles ? setAttentionTiles(c.tiles) : undefined;
+      const kernelOpts = { ...opts, ...(c.tiles ? { tiles: c.tiles } : {}) };
       await withNoLeaks(async () => {
-        const y = attention(q, k, v, opts);
+        const y = attention(q, k, v, kernelOpts);
         const yRef = attentionRef(q, k, v, opts);
         const [yv, yr] = [await y.data(), await yRef.data()];
         const e = relErr(yv, yr);
@@ -76,7 +80,7 @@ describe.each(testBackends())('attention on %s', (name) => {
             `fully masked rows are zero, ${label}`,
           ).toBe(true);
         }
-        const f = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => attention(a, b, d, opts);
+        const f = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => attention(a, b, d, kernelOpts);
         const fRef = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => attentionRef(a, b, d, opts);
         let g: tf.Tensor[] = [];
         const hostSizes = await hostBuiltSizes(async () => {
@@ -94,11 +98,21 @@ describe.each(testBackends())('attention on %s', (name) => {
           expect(relErr(a, b), `d${'qkv'[i]} ${label}`).toBeLessThan(1e-3);
           expect(Array.from(a).every(Number.isFinite), `finite d${'qkv'[i]} ${label}`).toBe(true);
         }
+        if (name === 'webgpu' && c.tiles) {
+          // the option reached the kernels: programs keyed by their rows_tile_group were compiled
+          const { rows, tile, group, bwdRows, bwdGroup } = { ...ATTENTION_TILES, ...c.tiles };
+          for (const key of [`_${rows}_${tile}_${group}_`, `_${bwdRows}_${tile}_${bwdGroup}_`]) {
+            expect(
+              compiledShaderKeys().some((k) => k.includes(key)),
+              `a program keyed ${key}, ${label}`,
+            ).toBe(true);
+          }
+        }
         console.log(
           `attention ${name} ${JSON.stringify(c)}: out ${e.toExponential(2)}, dq/dk/dv ${errs.map((x) => x.toExponential(2)).join(' ')}`,
         );
         tf.dispose([y, yRef, ...g, ...gRef]);
-      }).finally(() => prevTiles && setAttentionTiles(prevTiles));
+      });
       tf.dispose([q, k, v, dy]);
       keyMask?.dispose();
     }
@@ -137,6 +151,23 @@ describe('attention input checks', () => {
       [() => attention(q, k, k, { keyMask: tf.ones([2, 5], 'int32') }), /keyMask must be bool .* got int32 of shape \[2, 5\]/],
       [() => attention(tf.zeros([2, 3, 4, 8], 'int32'), k, k), /q must be float32, got int32/],
       [() => attention(q, k, k, { scale: Number.NaN }), /scale must be a finite number/],
+      [() => attention(q, k, k, { tiles: { tile: 30 } }), /tiles \{"tile":30\} gives .*: tile must be a multiple of group and bwdGroup/],
+      [() => attention(q, k, k, { tiles: { rows: 16 } }), /tile must be .* at most rows and bwdRows/],
+      [() => attention(q, k, k, { tiles: { bwdGroup: 3 } }), /tile must be a multiple of group and bwdGroup/],
+      [() => attention(q, k, k, { tiles: { group: 0 } }), /tiles \{"group":0\}: group must be a positive integer, got 0/],
+      [() => attention(q, k, k, { tiles: { tyle: 16 } as Partial<AttentionTiles> }), /unknown tyle; the sizes are rows, tile, group/],
+      [
+        () =>
+          headsAttention(tf.zeros([8, 24]), tf.zeros([8, 24]), {
+            batch: 2,
+            heads: 1,
+            headDim: 8,
+            kOffset: 8,
+            vOffset: 16,
+            tiles: { tile: 6 },
+          }),
+        /attention option tiles \{"tile":6\}.*multiple of group/,
+      ],
     ];
     for (const [f, re] of bad) {
       let err: unknown;
@@ -150,6 +181,8 @@ describe('attention input checks', () => {
       expect(err, String(re)).toBeInstanceOf(InputError);
       expect((err as Error).message).toMatch(re);
     }
+    // the defaults pass their own check
+    expect(() => attention(q, k, k, { tiles: { ...ATTENTION_TILES } }).dispose()).not.toThrow();
     tf.dispose([q, k]);
   });
 });

@@ -1,6 +1,7 @@
 import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels, type PackedHeads } from './attention-kernels.js';
+import { type AttentionTiles, resolveAttentionTiles } from './attention-webgpu.js';
 
 /** Options of `attention`. */
 export interface AttentionOptions {
@@ -8,6 +9,11 @@ export interface AttentionOptions {
   scale?: number;
   /** `[B, Lk]` bool: false drops that key for every head and query of its batch entry. */
   keyMask?: tf.Tensor;
+  /**
+   * Tile sizes of the webgpu kernels over `ATTENTION_TILES` (benchmarks; tests that cross tile edges
+   * on small shapes): the numbers do not change, only the speed. Checked on every backend.
+   */
+  tiles?: Partial<AttentionTiles>;
 }
 
 /**
@@ -36,11 +42,12 @@ export function registerAttentionKernels(): void {
 export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
   const { Dh } = checkAttentionInputs(q, k, v, options);
   const scale = options.scale ?? 1 / Math.sqrt(Dh);
+  const tiles = resolveAttentionTiles(options.tiles);
   registerAttentionKernels();
   const hasMask = options.keyMask != null;
   // The kernels always take a mask input; unmasked runs pass a [1, 1] placeholder that no kernel reads.
   const keyMask = options.keyMask ?? tf.zeros([1, 1], 'bool');
-  const attrs = { scale, hasMask } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const attrs = { scale, hasMask, tiles } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // A custom gradient, so the tape sees a single output. All three gradients come from one backward
   // kernel, run eagerly. With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
   // the CPU and upload it on every backward.
@@ -113,6 +120,8 @@ export interface HeadsAttentionOptions {
   keyMask?: tf.Tensor;
   /** Defaults to 1 / sqrt(headDim). */
   scale?: number;
+  /** Tile sizes of the webgpu kernels, as `attention`'s option. */
+  tiles?: Partial<AttentionTiles>;
 }
 
 /**
@@ -152,12 +161,14 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
   const Lq = q.shape[0]! / B;
   const Lk = kv.shape[0]! / B;
   const scale = o.scale ?? 1 / Math.sqrt(Dh);
+  const tiles = resolveAttentionTiles(o.tiles);
   if (tf.getBackend() !== 'webgpu') {
     return tf.tidy(() => {
       const heads = (t: tf.Tensor, off: number, L: number) =>
         tf.transpose(tf.reshape(tf.slice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
       const out = attention(heads(q, qOffset, Lq), heads(kv, kOffset, Lk), heads(kv, vOffset, Lk), {
         scale,
+        tiles,
         ...(o.keyMask ? { keyMask: o.keyMask } : {}),
       });
       return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, D]); // [B·Lq, D]
@@ -189,7 +200,7 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
   // (a fused qkv, a k-then-v projection): no concat of the three gradients.
   const fills = (C: number, offs: number[]) => offs.length * D === C && [...offs].sort((a, b) => a - b).every((off, i) => off === i * D);
   const gradInto = same && fills(cq, [qOffset, kOffset, vOffset]) ? 'qkv' : !same && fills(ckv, [kOffset, vOffset]) ? 'kv' : undefined;
-  const attrs = { scale, hasMask, packed, ...(gradInto ? { gradInto } : {}) } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const attrs = { scale, hasMask, packed, tiles, ...(gradInto ? { gradInto } : {}) } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // The gradient of a packed input: its used column blocks, in column order, zeros between them.
   const assemble = (rows: number, cols: number, parts: [number, tf.Tensor][]): tf.Tensor => {
     const sorted = [...parts].sort((a, b) => a[0] - b[0]);

@@ -26,6 +26,8 @@ describe.each(testBackends())('headsAttention on %s', (name) => {
       [1, 3, 5, 6, 11],
     ]) {
       const D = H * Dh;
+      // the vec4 case on small webgpu tiles (the tiles option): 3 query row blocks, 2 key tiles, 5 query tiles
+      const tiles = Dh === 8 ? { rows: 8, tile: 4, group: 4, bwdRows: 8, bwdGroup: 4 } : undefined;
       const qkv = tf.tensor(randomArray(B * Lq * 3 * D, seed + Dh), [B * Lq, 3 * D]);
       const q = tf.tensor(randomArray(B * Lq * D, seed + 2 * Dh), [B * Lq, D]);
       const kv = tf.tensor(randomArray(B * Lk * 2 * D, seed + 3 * Dh), [B * Lk, 2 * D]);
@@ -33,9 +35,9 @@ describe.each(testBackends())('headsAttention on %s', (name) => {
       const mask = tf.tensor(maskVals, [B, Lk], 'bool');
       const dyS = tf.tensor(randomArray(B * Lq * D, seed + 4 * Dh), [B * Lq, D]);
       await withNoLeaks(async () => {
-        const label = `B${B} H${H} Dh${Dh} seed ${seed}`;
+        const label = `B${B} H${H} Dh${Dh} tiles ${JSON.stringify(tiles)} seed ${seed}`;
         // self-attention on one fused projection: gradient into all three column blocks
-        const f = (t: tf.Tensor) => headsAttention(t, t, { batch: B, heads: H, headDim: Dh, kOffset: D, vOffset: 2 * D });
+        const f = (t: tf.Tensor) => headsAttention(t, t, { batch: B, heads: H, headDim: Dh, kOffset: D, vOffset: 2 * D, tiles });
         const fr = (t: tf.Tensor) => reference(t, t, B, H, Dh, [0, D, 2 * D]);
         const [y, yr] = [f(qkv), fr(qkv)];
         expect(y.shape).toEqual([B * Lq, D]);
@@ -45,7 +47,7 @@ describe.each(testBackends())('headsAttention on %s', (name) => {
         expect(relErr(await g!.data(), await gr!.data()), `self grad ${label}`).toBeLessThan(1e-4);
         // cross-attention: q alone, k then v in one matrix, a key mask
         const c = (a: tf.Tensor, b: tf.Tensor) =>
-          headsAttention(a, b, { batch: B, heads: H, headDim: Dh, kOffset: 0, vOffset: D, keyMask: mask });
+          headsAttention(a, b, { batch: B, heads: H, headDim: Dh, kOffset: 0, vOffset: D, keyMask: mask, tiles });
         const cr = (a: tf.Tensor, b: tf.Tensor) => reference(a, b, B, H, Dh, [0, 0, D], mask);
         const [z, zr] = [c(q, kv), cr(q, kv)];
         expect(relErr(await z.data(), await zr.data()), `cross ${label}`).toBeLessThan(1e-5);
@@ -62,6 +64,11 @@ describe.each(testBackends())('headsAttention on %s', (name) => {
         const gwr = tf.grads(cwr)([q, wide], dyS);
         for (let i = 0; i < 2; i++)
           expect(relErr(await gw[i]!.data(), await gwr[i]!.data()), `gapped grad ${i} ${label}`).toBeLessThan(1e-4);
+        if (name === 'webgpu' && tiles) {
+          // the option reached the packed kernels: their programs are keyed rows_tile_group (8_4_4 forward and backward)
+          const compiled = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+          expect(compiled.filter((k) => k.startsWith('t2md_attn_') && k.includes('_8_4_4_')).length, label).toBeGreaterThanOrEqual(4);
+        }
         tf.dispose([y, yr, g!, gr!, z, zr, ...gc, ...gcr, wide, ...gw, ...gwr]);
       });
       tf.dispose([qkv, q, kv, mask, dyS]);

@@ -12,7 +12,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
 
 /**
  * PyTorch's `Linear` without bias on the last axis: `x @ weight^T`, weight `[out, in]` (PyTorch layout),
- * through core's `linear` (the tiled WGSL GEMM on webgpu, `T2MD_MATMUL`).
+ * through core's `linear` (the tiled WGSL GEMM on webgpu, tiling picked by shape).
  * @param x `[..., in]`
  * @returns `[..., out]`
  */

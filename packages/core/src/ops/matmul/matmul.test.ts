@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError } from '../../errors.js';
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../../testing/index.js';
 import { linear } from '../linear.js';
-import { autoSplitK, autoTile, gemm, gemmRef, matmulVariantFromEnv, resolveMatmulVariant } from './matmul.js';
+import { autoSplitK, autoTile, GEMM_DEFAULTS, gemm, gemmRef, type MatMulVariant, resolveMatmulVariant } from './matmul.js';
 
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],
@@ -35,18 +35,12 @@ const CASES: (Case & { t128?: boolean })[] = [
   { M: 1, K: 8, N: 5, tA: false, tB: true, bias: false },
 ];
 
-const savedEnv = process.env.T2MD_MATMUL;
-afterEach(() => {
-  if (savedEnv == null) delete process.env.T2MD_MATMUL;
-  else process.env.T2MD_MATMUL = savedEnv;
-});
-
 function rand(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(randomArray(shape[0]! * shape[1]!, seed), shape);
 }
 
 /** The variants to compare on a backend: every tiling on webgpu; elsewhere gemm is tfjs's matMul. */
-function variantsFor(name: string): string[] {
+function variantsFor(name: string): MatMulVariant[] {
   return name === 'webgpu' ? ['t64', 't128'] : ['auto'];
 }
 
@@ -56,14 +50,13 @@ describe.each(testBackends())('gemm on %s', (name) => {
     console.log(`gemm: running on ${describeInfo(info)}`);
     const seed = freshSeed();
     for (const variant of variantsFor(name)) {
-      process.env.T2MD_MATMUL = variant;
       for (const { M, K, N, tA, tB, bias: withBias, t128 } of CASES) {
         if (variant === 't128' && !t128) continue;
         const a = rand(tA ? [K, M] : [M, K], seed + M);
         const b = rand(tB ? [N, K] : [K, N], seed + N);
         const bias = tf.tensor(randomArray(N, seed + 7), [N]);
         await withNoLeaks(async () => {
-          const opts = { transposeA: tA, transposeB: tB, bias: withBias ? bias : undefined };
+          const opts = { transposeA: tA, transposeB: tB, bias: withBias ? bias : undefined, variant };
           const [c, cRef] = [gemm(a, b, opts), gemmRef(a, b, opts)];
           expect(c.shape).toEqual([M, N]);
           const label = `${variant} ${M}x${K}x${N} tA=${tA} tB=${tB} bias=${withBias} seed ${seed}`;
@@ -80,16 +73,16 @@ describe.each(testBackends())('gemm on %s', (name) => {
     const seed = freshSeed();
     const [M, K, N] = [37, 21, 13];
     for (const variant of variantsFor(name)) {
-      process.env.T2MD_MATMUL = variant;
-      // every transpose's gradient on the 64-tile (and cpu); the 128-tile runs linear's below.
-      for (const [tA, tB] of variant === 't128' ? [] : TRANSPOSES) {
+      // every transpose's gradient on the 64-tile (and cpu); on the 128-tile only linear's layout (NT
+      // forward, NN and TN gradients: the variant option reaches the gradient's GEMMs).
+      for (const [tA, tB] of variant === 't128' ? [[false, true] as const] : TRANSPOSES) {
         const a = rand(tA ? [K, M] : [M, K], seed + 1);
         const b = rand(tB ? [N, K] : [K, N], seed + 2);
         const bias = tf.tensor(randomArray(N, seed + 3), [N]);
         const dy = rand([M, N], seed + 4);
         await withNoLeaks(async () => {
           const f = (ref: boolean) => (x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
-            (ref ? gemmRef : gemm)(x, w, { transposeA: tA, transposeB: tB, bias: c });
+            (ref ? gemmRef : gemm)(x, w, { transposeA: tA, transposeB: tB, bias: c, variant });
           const g = tf.grads(f(false))([a, b, bias], dy);
           const gRef = tf.grads(f(true))([a, b, bias], dy);
           for (let i = 0; i < 3; i++) {
@@ -101,24 +94,32 @@ describe.each(testBackends())('gemm on %s', (name) => {
         });
         tf.dispose([a, b, bias, dy]);
       }
-      // linear: x [M, K], w [N, K] (PyTorch layout), b [N]; reference in plain tfjs ops.
-      const x = rand([M, K], seed + 5);
-      const w = rand([N, K], seed + 6);
-      const b = tf.tensor(randomArray(N, seed + 7), [N]);
-      const dy = rand([M, N], seed + 8);
-      await withNoLeaks(async () => {
-        const y = linear(x, w, b);
-        const yRef = tf.tidy(() => tf.add(tf.matMul(x, tf.transpose(w)), b));
-        expect(relErr(await y.data(), await yRef.data()), `${variant} linear seed ${seed}`).toBeLessThan(1e-5);
-        const g = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => linear(p, q, r))([x, w, b], dy);
-        const gRef = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.add(tf.matMul(p, tf.transpose(q)), r))([x, w, b], dy);
-        for (let i = 0; i < 3; i++) {
-          expect(relErr(await g[i]!.data(), await gRef[i]!.data()), `${variant} linear d${'xwb'[i]} seed ${seed}`).toBeLessThan(1e-4);
-        }
-        tf.dispose([y, yRef, ...g, ...gRef]);
-      });
-      tf.dispose([x, w, b, dy]);
+      if (variant === 't128') {
+        // the gradient ran the variant asked for: dA = dC·B is an NN GEMM, compiled on the 128-tile only here
+        const compiled = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+        expect(
+          compiled.some((k) => k.startsWith('t2md_matmul_t128_t00')),
+          `t128 NN program, seed ${seed}`,
+        ).toBe(true);
+      }
     }
+    // linear (variant auto): x [M, K], w [N, K] (PyTorch layout), b [N]; reference in plain tfjs ops.
+    const x = rand([M, K], seed + 5);
+    const w = rand([N, K], seed + 6);
+    const b = tf.tensor(randomArray(N, seed + 7), [N]);
+    const dy = rand([M, N], seed + 8);
+    await withNoLeaks(async () => {
+      const y = linear(x, w, b);
+      const yRef = tf.tidy(() => tf.add(tf.matMul(x, tf.transpose(w)), b));
+      expect(relErr(await y.data(), await yRef.data()), `linear seed ${seed}`).toBeLessThan(1e-5);
+      const g = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => linear(p, q, r))([x, w, b], dy);
+      const gRef = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.add(tf.matMul(p, tf.transpose(q)), r))([x, w, b], dy);
+      for (let i = 0; i < 3; i++) {
+        expect(relErr(await g[i]!.data(), await gRef[i]!.data()), `linear d${'xwb'[i]} seed ${seed}`).toBeLessThan(1e-4);
+      }
+      tf.dispose([y, yRef, ...g, ...gRef]);
+    });
+    tf.dispose([x, w, b, dy]);
   }, 600_000);
 
   it('splits a long K over workgroup layers with the same result (and gradient) as one pass', async (ctx) => {
@@ -172,7 +173,7 @@ describe.each(testBackends())('gemm on %s', (name) => {
     tf.dispose([x, w, dy]);
   }, 600_000);
 
-  it('rejects bad shapes with an InputError naming both', async (ctx) => {
+  it('rejects bad shapes with an InputError naming both; resolves the variant that runs here', async (ctx) => {
     await useBackend(name, ctx);
     const a = tf.zeros([3, 4]);
     const b = tf.zeros([5, 6]);
@@ -183,21 +184,46 @@ describe.each(testBackends())('gemm on %s', (name) => {
     const b3 = tf.zeros([3, 6]);
     expect(() => gemm(a, b3, { transposeA: true, bias: v })).toThrow(/bias must have shape \[6\].*got \[4\]/);
     tf.dispose([a, b, b3, v]);
+    // what runs: on webgpu auto's pick or the tiling asked for; elsewhere always tfjs's matMul
+    expect(resolveMatmulVariant(8192, 1152)).toBe(name === 'webgpu' ? 't128' : 'tfjs');
+    expect(resolveMatmulVariant(2048, 1152, 't128')).toBe(name === 'webgpu' ? 't128' : 'tfjs');
+    expect(resolveMatmulVariant(8192, 1152, 'tfjs')).toBe('tfjs');
   });
 });
 
-describe('T2MD_MATMUL', () => {
-  it('selects a variant, defaults to auto and rejects unknown values', async (ctx) => {
-    delete process.env.T2MD_MATMUL;
-    expect(matmulVariantFromEnv()).toBe('auto');
-    process.env.T2MD_MATMUL = 't64';
-    expect(matmulVariantFromEnv()).toBe('t64');
-    process.env.T2MD_MATMUL = 'fast';
-    expect(() => matmulVariantFromEnv()).toThrow(/T2MD_MATMUL must be one of tfjs, t128, t64, auto, got 'fast'/);
-    expect(autoTile(8192, 1152)).toBe('t128');
-    expect(autoTile(1024, 1152)).toBe('t64');
+describe('gemm options', () => {
+  it('rejects an unknown variant or unroll with an InputError naming the option, on every backend path', async (ctx) => {
     await useBackend('cpu', ctx);
-    process.env.T2MD_MATMUL = 't128';
-    expect(resolveMatmulVariant(4096, 4096)).toBe('tfjs'); // only webgpu has the kernel
+    const a = tf.zeros([3, 4]);
+    const b = tf.zeros([4, 5]);
+    const before = tf.memory().numTensors;
+    expect(() => gemm(a, b, { variant: 'fast' as MatMulVariant })).toThrow(InputError);
+    expect(() => gemm(a, b, { variant: 'fast' as MatMulVariant })).toThrow(
+      /gemm option variant must be one of tfjs, t128, t64, auto, got "fast"; leave it out for the default \(auto\)/,
+    );
+    expect(() => gemm(a, b, { unroll: 3 as 4 })).toThrow(InputError);
+    expect(() => gemm(a, b, { unroll: 3 as 4 })).toThrow(/gemm option unroll must be one of 1, 2, 4, 8, 16, got 3/);
+    expect(() => resolveMatmulVariant(64, 64, 'T64' as MatMulVariant)).toThrow(/gemm option variant .* got "T64"/);
+    expect(tf.memory().numTensors).toBe(before);
+    // valid options off webgpu: tfjs's matMul whatever the variant
+    for (const variant of ['auto', 'tfjs', 't128', 't64'] as const) {
+      const c = gemm(a, b, { variant, unroll: 4 });
+      expect(c.shape).toEqual([3, 5]);
+      c.dispose();
+    }
+    tf.dispose([a, b]);
+  });
+
+  it('auto picks t128 only when its tiles fill the GPU; off webgpu every variant resolves to tfjs', async (ctx) => {
+    expect(GEMM_DEFAULTS).toEqual({ variant: 'auto', unroll: 16 });
+    expect(autoTile(8192, 1152)).toBe('t128'); // 64·9 = 576 tiles of 128
+    expect(autoTile(2048, 1152)).toBe('t64'); // 16·9 = 144
+    expect(autoTile(4096, 2048)).toBe('t128'); // 32·16 = 512, the threshold
+    expect(autoTile(4096, 1920)).toBe('t64'); // 32·15 = 480
+    await useBackend('cpu', ctx);
+    for (const variant of ['auto', 'tfjs', 't128', 't64'] as const) {
+      expect(resolveMatmulVariant(4096, 4096, variant)).toBe('tfjs'); // only webgpu has the kernel
+    }
+    expect(resolveMatmulVariant(4096, 4096)).toBe('tfjs');
   });
 });

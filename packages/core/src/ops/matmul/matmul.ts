@@ -8,52 +8,56 @@ import { MATMUL_TILES, type MatMulTileName } from './matmul-webgpu.js';
 export type MatMulVariant = 'tfjs' | MatMulTileName | 'auto';
 const VARIANTS: readonly MatMulVariant[] = ['tfjs', 't128', 't64', 'auto'];
 
+/** k-steps of the inner loop written out in WGSL per iteration (16 = the whole K-tile). */
+export type MatMulUnroll = 1 | 2 | 4 | 8 | 16;
+const UNROLLS: readonly MatMulUnroll[] = [1, 2, 4, 8, 16];
+
+/** What `gemm` and `linear` run with when no option says otherwise (the bench records these). */
+export const GEMM_DEFAULTS: { readonly variant: MatMulVariant; readonly unroll: MatMulUnroll } = { variant: 'auto', unroll: 16 };
+
 export interface GemmOptions {
   transposeA?: boolean;
   transposeB?: boolean;
   /** `[N]`, added to every row. */
   bias?: tf.Tensor;
-  /** Layers to split K over on webgpu (default: `autoSplitK`; 1 = never). */
+  /** Layers to split K over on webgpu (default: `autoSplitK`; 1 = never). A split runs the t64 tiling. */
   splitK?: number;
+  /**
+   * The GEMM on webgpu (default auto, see `autoTile`); elsewhere it is always tfjs's matMul. An A/B
+   * knob for benchmarks: the gradient's GEMMs run the same variant.
+   */
+  variant?: MatMulVariant;
+  /**
+   * k-steps of the inner loop written out in WGSL (default 16, the whole K-tile): full unrolling
+   * removes the loop's index arithmetic (a few integer ops per 64 FMAs, ~5%) but makes the shader ~4×
+   * longer. Another benchmark knob, shared with the gradient like `variant`.
+   */
+  unroll?: MatMulUnroll;
 }
 
-/**
- * `T2MD_MATMUL` (tfjs | t128 | t64 | auto, default auto), read on every call (a property lookup) so
- * that one process can A/B the variants. An unknown value is an InputError, not a silent fallback.
- */
-export function matmulVariantFromEnv(): MatMulVariant {
-  const raw = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.T2MD_MATMUL?.trim();
-  if (raw == null || raw === '') return 'auto';
+/** InputErrors for an unknown variant or unroll, naming the option. */
+function checkVariant(variant: unknown): asserts variant is MatMulVariant {
   check(
-    (VARIANTS as readonly string[]).includes(raw),
-    () => `T2MD_MATMUL must be one of ${VARIANTS.join(', ')}, got '${raw}'; unset it for the default (auto).`,
+    (VARIANTS as readonly unknown[]).includes(variant),
+    () => `gemm option variant must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(variant)}; leave it out for the default (auto).`,
   );
-  return raw as MatMulVariant;
 }
 
-/**
- * `T2MD_MATMUL_UNROLL` (1, 2, 4, 8 or 16; default 16 = the whole K-tile): how many k-steps of the inner
- * loop are written out in WGSL. An A/B knob for the GPU run: full unrolling removes the loop's index
- * arithmetic (a few integer ops per 64 FMAs, ~5%) but makes the shader ~4× longer.
- */
-export function matmulUnrollFromEnv(): number {
-  const raw = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.T2MD_MATMUL_UNROLL?.trim();
-  if (raw == null || raw === '') return 0;
+function checkUnroll(unroll: unknown): asserts unroll is MatMulUnroll {
   check(
-    ['1', '2', '4', '8', '16'].includes(raw),
-    () => `T2MD_MATMUL_UNROLL must be 1, 2, 4, 8 or 16, got '${raw}'; unset it for the default (16).`,
+    (UNROLLS as readonly unknown[]).includes(unroll),
+    () => `gemm option unroll must be one of ${UNROLLS.join(', ')}, got ${JSON.stringify(unroll)}; leave it out for the default (16).`,
   );
-  return Number(raw);
 }
 
 /**
  * The tiling `auto` picks for C [M, N]: 128×128 tiles once they fill the GPU's ~132 SMs about four
  * times over (so the last, partial wave costs little), else 64×64 tiles (4× the workgroups). Measured
- * on the H100 (2026-11-26, bench/results/2026-11-26-h100.json): t128 reaches 28-33 TFLOP/s on the XL
- * linears at 16384 rows (tfjs: 12-13); at 4096 rows with N = 1152 (288 tiles) t64 and t128 are within
- * 5% of each other; summed over the bench's shapes `auto` ties the best fixed tiling (52.79 against
- * 52.81 ms). E.g. M = 8192, N = 1152: 64·9 = 576 tiles of 128 → t128;
- * M = 2048, N = 1152: 144 → t64.
+ * on the H100 (2026-11-26, bench/results/2026-11-26-h100.json@887adff, since removed from the tree):
+ * t128 reaches 28-33 TFLOP/s on the XL linears at 16384 rows (tfjs: 12-13); at 4096 rows with
+ * N = 1152 (288 tiles) t64 and t128 are within 5% of each other; summed over the bench's shapes `auto`
+ * ties the best fixed tiling (52.79 against 52.81 ms). E.g. M = 8192, N = 1152: 64·9 = 576 tiles of
+ * 128 → t128; M = 2048, N = 1152: 144 → t64.
  */
 export function autoTile(M: number, N: number): MatMulTileName {
   const tiles128 = Math.ceil(M / 128) * Math.ceil(N / 128);
@@ -76,34 +80,41 @@ export function autoSplitK(M: number, N: number, K: number, tile: MatMulTileName
   return Math.max(1, Math.min(Math.floor(SPLIT_TARGET_WORKGROUPS / tiles), Math.floor(K / SPLIT_MIN_K)));
 }
 
-/** The variant that will run for C [M, N] on the current backend and `T2MD_MATMUL`. */
-export function resolveMatmulVariant(M: number, N: number): 'tfjs' | MatMulTileName {
+/** The variant that will run for C [M, N] on the current backend when `variant` is asked for. */
+export function resolveMatmulVariant(M: number, N: number, variant: MatMulVariant = GEMM_DEFAULTS.variant): 'tfjs' | MatMulTileName {
+  checkVariant(variant);
   if (tf.getBackend() !== 'webgpu') return 'tfjs';
-  const v = matmulVariantFromEnv();
-  return v === 'auto' ? autoTile(M, N) : v;
+  return variant === 'auto' ? autoTile(M, N) : variant;
 }
 
 /** Registers `T2mdMatMul` (webgpu) and its gradient (idempotent). */
 export function registerMatmulKernels(): void {
-  registerKernelsOnce(matMulKernels, [matMulGrad((a, b, tA, tB) => gemm(a, b, { transposeA: tA, transposeB: tB }))]);
+  registerKernelsOnce(matMulKernels, [
+    matMulGrad((a, b, tA, tB, { variant, unroll }) =>
+      gemm(a, b, { transposeA: tA, transposeB: tB, variant, unroll: unroll as MatMulUnroll }),
+    ),
+  ]);
 }
 
 /**
- * C = op(A)·op(B) (+ bias), float32, 2-D. On webgpu our tiled WGSL GEMM (`T2mdMatMul`, variant by
- * `T2MD_MATMUL`), elsewhere (or with `T2MD_MATMUL=tfjs`) tfjs's matMul. Differentiable in a, b, bias.
+ * C = op(A)·op(B) (+ bias), float32, 2-D. On webgpu our tiled WGSL GEMM (`T2mdMatMul`, tiling by
+ * `opts.variant`, default auto), elsewhere (or with variant 'tfjs') tfjs's matMul. Differentiable in
+ * a, b, bias.
  * @param a `[M, K]`, or `[K, M]` with transposeA
  * @param b `[K, N]`, or `[N, K]` with transposeB
  * @returns `[M, N]`
  */
 export function gemm(a: tf.Tensor, b: tf.Tensor, opts: GemmOptions = {}): tf.Tensor {
-  const { transposeA = false, transposeB = false, bias } = opts;
+  const { transposeA = false, transposeB = false, bias, variant: asked = GEMM_DEFAULTS.variant, unroll = GEMM_DEFAULTS.unroll } = opts;
   const { M, N, K } = checkGemm(a, b, transposeA, transposeB, bias);
-  const variant = resolveMatmulVariant(M, N);
+  checkUnroll(unroll);
+  const variant = resolveMatmulVariant(M, N, asked);
   if (variant === 'tfjs') return gemmRef(a, b, opts);
   registerMatmulKernels();
   const splitK = Math.max(1, Math.floor(opts.splitK ?? autoSplitK(M, N, K, variant)));
-  // a split runs 64×64 tiles (see MatMulProgram)
-  const attrs: MatMulAttrs = { transposeA, transposeB, tile: splitK > 1 ? 't64' : variant, unroll: matmulUnrollFromEnv(), splitK };
+  // a split runs 64×64 tiles (see MatMulProgram); the gradient reruns the variant asked for (auto picks by its own shapes)
+  const tile = splitK > 1 ? 't64' : variant;
+  const attrs: MatMulAttrs = { transposeA, transposeB, tile, variant: asked as 'auto' | MatMulTileName, unroll, splitK };
   const inputs: tf.NamedTensorMap = bias == null ? { a, b } : { a, b, bias };
   return tf.engine().runKernel(T2MD_MATMUL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
