@@ -425,12 +425,12 @@ fn main(index : i32) {
 }
 
 /**
- * The first pass of a reduction too long for one workgroup per output: out[s·M + m] = Σ over r in
- * slice s (gTn rows each) Σ_k f(base + (r M + m) K + k); `ReduceProgram` then sums the S slices.
- * One workgroup per (m, s). A dt-bias or D gradient sums B·L·P products into a handful of outputs:
- * with one workgroup each, a handful of SMs did all of it (~30 ms of a batch-512 backward on the H200).
+ * out[s·M + m] = Σ over r in slice s (gTn rows each) Σ_k f(base + (r M + m) K + k), one workgroup per
+ * (m, s): with S = 1 the whole reduction; with S > 1 its first pass, a second one (S = 1 over the slices)
+ * adding them. A dt-bias or D gradient sums B·L·P products into a handful of outputs: with one workgroup
+ * each, a handful of SMs did all of it (~30 ms of a batch-512 backward on the H200).
  */
-export class ReduceSliceProgram implements WebGPUProgramSpec {
+export class ReduceProgram implements WebGPUProgramSpec {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: { x: number[] };
@@ -440,10 +440,11 @@ export class ReduceSliceProgram implements WebGPUProgramSpec {
   variableNames: string[];
 
   /** Uniform reuse: gM = M, gN = K, gTm = R, gTn = rows per slice, gTot = S, aux = base offset. */
-  constructor(vars: string[], M: number, S: number) {
+  /** @param outShape the output's shape: S·M elements (S = 1: the reduction's own shape) */
+  constructor(vars: string[], outShape: number[], M: number, S: number) {
     this.variableNames = vars;
-    this.shaderKey = `t2md_ssd_reduce_slice_${vars.length}`;
-    this.outputShape = [S * M];
+    this.shaderKey = `t2md_ssd_reduce_${vars.length}`;
+    this.outputShape = outShape;
     this.dispatchLayout = { x: [0] };
     this.dispatch = [S * M, 1, 1];
   }
@@ -482,52 +483,3 @@ fn main(index : i32) {
   }
 }
 
-/** out[m] = Σ_r Σ_k f(base + (r M + m) K + k): one workgroup per output element. */
-export class ReduceProgram implements WebGPUProgramSpec {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize = BASE.workgroupSize;
-  uniforms = SSD_UNIFORMS;
-  variableNames: string[];
-
-  /** Uniform reuse: gM = M, gN = K, gTm = R, aux = base offset. */
-  constructor(vars: string[], outputShape: number[], M: number) {
-    this.variableNames = vars;
-    this.shaderKey = `t2md_ssd_reduce_${vars.length}`;
-    this.outputShape = outputShape;
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [M, 1, 1];
-  }
-
-  getUserCode(): string {
-    const [a, b] = this.variableNames;
-    const term = b ? `${a}[i] * ${b}[i]` : `${a}[i]`;
-    return `${INDEX}
-var<workgroup> red : array<f32, 256>;
-fn main(index : i32) {
-  ${touch(this.variableNames)}
-  let lid = i32(localIndex);
-  let m = ${WID};
-  let M = uniforms.gM;
-  let K = uniforms.gN;
-  let total = uniforms.gTm * K;
-  var acc = 0.0;
-  if (m < M) {
-    for (var j = lid; j < total; j += 256) {
-      let r = j / K;
-      let i = uniforms.aux + (r * M + m) * K + (j - r * K);
-      acc += ${term};
-    }
-  }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var k = 128; k > 0; k = k >> 1u) {
-    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
-    workgroupBarrier();
-  }
-  if (lid == 0 && m < M) { result[m] = red[0]; }
-}`;
-  }
-}

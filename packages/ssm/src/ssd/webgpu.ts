@@ -30,7 +30,6 @@ import {
   GemmProgram,
   MapProgram,
   ReduceProgram,
-  ReduceSliceProgram,
   type SsdGeom,
   ssdUniforms,
 } from './webgpu-programs.js';
@@ -61,7 +60,7 @@ const REDUCE_MIN_TERMS = 4096;
 function run(
   backend: KernelBackend,
   g: SsdGeom,
-  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram | ReduceSliceProgram,
+  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram,
   inputs: TensorInfo[],
   extra?: { gemm?: GemmProgram['tiles']; aux?: number },
 ): TensorInfo {
@@ -476,11 +475,14 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
   const names = (srcs: TensorInfo[]) => (srcs.length === 1 ? ['src'] : ['src', 'src2']);
   const reduce = (srcs: TensorInfo[], outShape: number[], M: number, K: number, R: number, base: number) => {
     // few outputs over long sums: slices over several workgroups per output, then one more sum
-    const S = Math.min(Math.ceil(REDUCE_WORKGROUPS / M), Math.ceil((R * K) / REDUCE_MIN_TERMS));
-    if (S <= 1) return run(be, g, new ReduceProgram(names(srcs), outShape, M), srcs, { gemm: { M, N: K, Tm: R, Tn: 0, Tot: 0 }, aux: base });
+    const S = Math.max(1, Math.min(Math.ceil(REDUCE_WORKGROUPS / M), Math.ceil((R * K) / REDUCE_MIN_TERMS)));
     const per = Math.ceil(R / S);
-    const parts = run(be, g, new ReduceSliceProgram(names(srcs), M, S), srcs, { gemm: { M, N: K, Tm: R, Tn: per, Tot: S }, aux: base });
-    const out = run(be, g, new ReduceProgram(['src'], outShape, M), [parts], { gemm: { M, N: 1, Tm: S, Tn: 0, Tot: 0 }, aux: 0 });
+    const slices = Math.ceil(R / per);
+    const pass = (inputs: TensorInfo[], shape: number[], k: number, r: number, rows: number, n: number, b: number) =>
+      run(be, g, new ReduceProgram(names(inputs), shape, M, n), inputs, { gemm: { M, N: k, Tm: r, Tn: rows, Tot: n }, aux: b });
+    if (slices === 1) return pass(srcs, outShape, K, R, R, 1, base);
+    const parts = pass(srcs, [slices * M], K, R, per, slices, base);
+    const out = pass([parts], outShape, 1, slices, slices, 1, 0);
     disposeIntermediate(be, parts);
     return out;
   };

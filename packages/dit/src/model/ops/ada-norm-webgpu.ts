@@ -6,7 +6,7 @@ const WG = 128;
 const WID = 'i32(workgroupId.x + workgroupId.y * numWorkgroups.x + workgroupId.z * numWorkgroups.x * numWorkgroups.y)';
 
 /** WGSL: `reduceSum(lid, v)`, the sum of v over a workgroup of `wg` threads (a power of 2), for every thread. */
-function reduceSumWgsl(wg: number): string {
+export function reduceSumWgsl(wg: number): string {
   return `var<workgroup> red : array<f32, ${wg}>;
 fn reduceSum(lid : i32, v : f32) -> f32 {
   red[lid] = v;

@@ -9,6 +9,7 @@
  * Shapes: x, dy, m `[N, T, D]`, ada `[N, K, D]`; D % 4 == 0 runs vec4.
  */
 import { type ProgramUniform, vectorPrelude, type WebGPUProgramSpec } from '@t2md/core';
+import { reduceSumWgsl } from './ada-norm-webgpu.js';
 
 /** Threads that share one token row: one warp's worth at least, each holding ≤ ITEMS vectors. */
 const ITEMS = 8;
@@ -20,22 +21,6 @@ export function gradRowLayout(D: number): { vec: 1 | 4; wg: number; items: numbe
   const wg = Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(Dv / ITEMS)))));
   const items = Math.ceil(Dv / wg);
   return items <= ITEMS ? { vec, wg, items } : null;
-}
-
-/** `reduceSum(lid, v)`: the sum of v over the workgroup, returned to every thread. */
-function reduceSumWgsl(wg: number): string {
-  return `var<workgroup> red : array<f32, ${wg}>;
-fn reduceSum(lid : i32, v : f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var k = ${wg / 2}; k > 0; k = k >> 1u) {
-    if (lid < k) { red[lid] = red[lid] + red[lid + k]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}`;
 }
 
 /** WGSL statements loading row `row` of buffer `buf` into `name0..` (zeros past the row's end). */
