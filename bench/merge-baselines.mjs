@@ -48,7 +48,8 @@ for (const src of sources) {
     // the twin ran in the same call, on the same card, at the same commit as our rows: it shares their
     // run stamp (the source it was run from), adding its own torch version
     const ours = (doc.train ?? []).find((r) => r.impl === 't2md' && r.run != null)?.run;
-    for (const r of b.train) train.set(trainKey(r), { ...r, device: b.device, torch: b.torch, ...(ours ? { run: { ...ours, torch: b.torch } } : {}) });
+    for (const r of b.train)
+      train.set(trainKey(r), { ...r, device: b.device, torch: b.torch, ...(ours ? { run: { ...ours, torch: b.torch } } : {}) });
     continue;
   }
   // torch_attention.py writes its rows under `attention` (the format of `t2md bench attention`)

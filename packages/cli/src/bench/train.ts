@@ -8,7 +8,7 @@
  * the whole step), the GPU dispatches per step, and on WebGPU a per-op GPU-time profile of one step
  * from timestamp queries (tf.profile), whose top ops say where the step's time goes.
  */
-import { InputError, releaseFreeBuffers, Rng, takeWebGPUErrors } from '@t2md/core';
+import { InputError, Rng, releaseFreeBuffers, takeWebGPUErrors } from '@t2md/core';
 import {
   createTrainStep,
   disposeStepResult,

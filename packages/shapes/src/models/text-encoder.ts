@@ -8,8 +8,8 @@
  * Weights are a state dict under `text_encoder.` (PyTorch layouts: Linear `[out, in]`).
  */
 import { assertInt, check, fmtShape, geluTanh, linear as linear2d, Rng } from '@t2md/core';
-import * as tf from '@tensorflow/tfjs-core';
 import { affineLayerNorm } from '@t2md/dit';
+import * as tf from '@tensorflow/tfjs-core';
 
 export interface CaptionEncoderConfig {
   /** Vocabulary size V (token ids are 0..V-1). */

@@ -109,7 +109,7 @@ describe('renderBatch on webgpu', () => {
         expect(t.shape).toEqual([24, 3, res, res]);
         const got = await t.data();
         const want = new Float32Array(24 * 3 * res * res);
-        scenes.forEach((s, b) => want.set(renderScene(s, res), b * 3 * res * res));
+        for (const [b, s] of scenes.entries()) want.set(renderScene(s, res), b * 3 * res * res);
         let off = 0;
         let worst = 0;
         for (let i = 0; i < want.length; i++) {
