@@ -2,5 +2,6 @@
 
 export { causalConv1dSiluGradValues, causalConv1dSiluValues, causalConv1dValues } from './mixer/conv1d.js';
 export { causalConv1dShifted, causalConv1dSiluRef } from './mixer/layers.js';
+export { bidirectionalReference, mamba2Reference } from './mixer/reference.js';
 export * from './selective/reference.js';
 export * from './ssd/reference.js';

@@ -158,6 +158,49 @@ export async function hostBuiltSizes(fn: () => Promise<void> | void): Promise<nu
   return sizes;
 }
 
+/**
+ * The most bytes of distinct tensor data the cpu backend holds at once while `fn` runs, above what it
+ * held when `fn` started. Unlike `tf.profile`'s peakBytes, views (reshapes) share their data and count
+ * once, so this is the memory an activation schedule really needs.
+ */
+export async function peakDataBytes(fn: () => Promise<void> | void): Promise<number> {
+  if (tf.getBackend() !== 'cpu') throw new Error(`peakDataBytes watches the cpu backend; the backend is ${tf.getBackend()}.`);
+  type Cpu = {
+    write(values: ArrayBufferView, shape: number[], dtype: string): object;
+    disposeData(dataId: object, force?: boolean): boolean;
+    data: { has(dataId: object): boolean };
+  };
+  const be = tf.backend() as unknown as Cpu;
+  const { write, disposeData } = be;
+  const bytes = new Map<object, number>();
+  let live = 0;
+  let peak = 0;
+  be.write = function (this: Cpu, values, shape, dtype) {
+    const id = write.call(this, values, shape, dtype);
+    const n = values?.byteLength ?? 0;
+    bytes.set(id, n);
+    live += n;
+    peak = Math.max(peak, live);
+    return id;
+  };
+  be.disposeData = function (this: Cpu, dataId, force) {
+    const r = disposeData.call(this, dataId, force);
+    const n = bytes.get(dataId);
+    if (n != null && !this.data.has(dataId)) {
+      live -= n;
+      bytes.delete(dataId);
+    }
+    return r;
+  };
+  try {
+    await fn();
+  } finally {
+    be.write = write;
+    be.disposeData = disposeData;
+  }
+  return peak;
+}
+
 function countTensors(v: unknown): number {
   if (v instanceof tf.Tensor) return v.isDisposed ? 0 : 1;
   if (Array.isArray(v)) return v.reduce((n: number, x) => n + countTensors(x), 0);

@@ -107,7 +107,7 @@ describe('DiT on cpu', () => {
     model.dispose();
   });
 
-  it('forward leaks no tensors (after the positional embedding of the grid is cached)', async () => {
+  it("forward leaks no tensors (after the grid's positional embedding and the mixers' fused weights are cached)", async () => {
     const model = createDiT(tinyStudent);
     const inp = randomInputs(model, 1, 16, 16, freshSeed());
     tf.dispose(model.forward(inp.x, inp.t, inp.y)); // caches pos_embed for 8×8
@@ -118,9 +118,11 @@ describe('DiT on cpu', () => {
     });
     inp.dispose();
     const before = tf.memory().numTensors;
-    const n = Object.keys(model.weights()).length;
+    const names = Object.keys(model.weights());
+    const fused = names.filter((k) => k.endsWith('.merge.weight')).length; // each concat mixer keeps its fused output weight
     model.dispose();
-    expect(before - tf.memory().numTensors).toBe(n + 1); // every weight and the cached embedding
+    expect(fused).toBe(3);
+    expect(before - tf.memory().numTensors).toBe(names.length + 1 + fused); // every weight and the cached embedding and weights
   });
 
   it('gradients reach every token-mixer weight, and only mixer weights are named as such', async () => {

@@ -1,10 +1,10 @@
 import { InputError, Rng } from '@t2md/core';
-import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, peakDataBytes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { scanPermutation } from '../scan-order/scan-order.js';
 import { BidirectionalMamba, type BidirectionalMambaConfig } from './bidirectional.js';
-import { mamba2Reference } from './reference.js';
+import { bidirectionalReference, mamba2Reference } from './reference.js';
 
 const BASE = { dModel: 8, dState: 4, headdim: 4, chunkSize: 4 };
 const MAMBA_NAMES = ['in_proj.weight', 'conv1d.weight', 'conv1d.bias', 'dt_bias', 'A_log', 'D', 'norm.weight', 'out_proj.weight'];
@@ -33,6 +33,7 @@ describe('BidirectionalMamba', () => {
         expect(w['merge.bias'].shape).toEqual([8]);
       }
       expect(m.config).toMatchObject({ order: 'HM', merge, snake: false, dModel: 8, dState: 4 });
+      m.apply(x, [3, 4]).dispose(); // the first call makes the kept output weight (concat), later ones reuse it
       await withNoLeaks(async () => {
         const y = m.apply(x, [3, 4]);
         expect(y.shape).toEqual([2, 12, 8]);
@@ -58,6 +59,7 @@ describe('BidirectionalMamba', () => {
     ] as Omit<BidirectionalMambaConfig, 'dModel'>[]) {
       const m = new BidirectionalMamba({ ...BASE, ...cfg }, new Rng(seed));
       const x = tf.tensor(randomArray(B * L * 8, seed + 1, -2, 2), [B, L, 8]);
+      m.apply(x, [H, W]).dispose(); // makes the kept output weight (concat)
       await withNoLeaks(async () => {
         const y = m.apply(x, [H, W]);
         const want = tf.tidy(() => {
@@ -156,6 +158,7 @@ describe('BidirectionalMamba', () => {
     console.log(`BidirectionalMamba: running on ${describeInfo(info)}`);
     const mg = new BidirectionalMamba({ ...BASE, order: 'HM' }, new Rng(seed));
     const xg = tf.tensor(xv, [1, 6, 8]);
+    mg.apply(xg, [2, 3]).dispose(); // makes the kept output weight (concat)
     await withNoLeaks(async () => {
       const y = mg.apply(xg, [2, 3]);
       const err = relErr(await y.data(), yc);
@@ -165,6 +168,23 @@ describe('BidirectionalMamba', () => {
     });
     xg.dispose();
     mg.dispose();
+  });
+
+  it('outside a gradient tape frees each activation once used: peak under 2× the in_proj of both directions', async (ctx) => {
+    await useBackend('cpu', ctx);
+    const [B, H, W, dModel] = [2, 8, 8, 16];
+    const m = new BidirectionalMamba({ ...BASE, dModel, order: 'HM', merge: 'concat' }, new Rng(3));
+    const x = tf.tensor(randomArray(B * H * W * dModel, 4), [B, H * W, dModel]);
+    m.apply(x, [H, W]).dispose(); // keeps the fused output weight: not an activation
+    const ours = await peakDataBytes(() => m.apply(x, [H, W]).dispose());
+    // the in_proj output over both directions: 2B·L·(2·dInner + 2·dState + heads) floats. The busiest
+    // stage holds z, dt, the conv output and its x, B, C copies: ≈1.5× that. One tidy around the whole
+    // mixer (as before) held every activation to the end: 3.2× here.
+    const projBoth = 2 * B * H * W * (4 * dModel + 2 * BASE.dState + (2 * dModel) / BASE.headdim) * 4;
+    console.log(`mixer peak: ${ours} bytes, ${(ours / projBoth).toFixed(2)}× the in_proj of both directions`);
+    expect(ours).toBeLessThan(2 * projBoth);
+    tf.dispose(x);
+    m.dispose();
   });
 
   it('rejects bad input with an InputError naming the argument', async (ctx) => {
@@ -187,5 +207,61 @@ describe('BidirectionalMamba', () => {
     }
     expect(tf.memory().numTensors).toBe(before);
     m.dispose();
+  });
+});
+
+describe.each(testBackends())('BidirectionalMamba (shared in_proj, fused output) on %s', (name) => {
+  it('equals the whole mixer on both directions then the merge, forward and every gradient, without leaking', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    console.log(`BidirectionalMamba vs its reference: running on ${describeInfo(info)}`);
+    const seed = freshSeed();
+    // HM and WM, concat and sum, an odd grid, a snake order, vec4 and scalar widths
+    for (const [cfg, [B, H, W], dModel] of [
+      [{ order: 'HM', merge: 'concat' }, [2, 3, 5], 8],
+      [{ order: 'WM', merge: 'concat' }, [1, 5, 3], 12],
+      [{ order: 'WM', merge: 'sum' }, [2, 3, 5], 8],
+      [{ order: 'HM', merge: 'sum', snake: true }, [1, 4, 3], 6],
+    ] as [Omit<BidirectionalMambaConfig, 'dModel'>, [number, number, number], number][]) {
+      const m = new BidirectionalMamba({ ...BASE, dModel, ...cfg }, new Rng(seed));
+      // off the init, so every weight matters (merge halves differ, D and norm are not constants)
+      for (const v of Object.values(m.weights())) {
+        tf.tidy(() => v.assign(tf.add(v, tf.tensor(randomArray(v.size, seed + v.size, -0.3, 0.3), v.shape))));
+      }
+      const L = H * W;
+      const x = tf.tensor(randomArray(B * L * dModel, seed + 1, -2, 2), [B, L, dModel]);
+      const dy = tf.tensor(randomArray(B * L * dModel, seed + 2), [B, L, dModel]);
+      const label = `${name} ${JSON.stringify(cfg)} grid ${H}x${W} seed ${seed}`;
+      m.apply(x, [H, W]).dispose(); // the fused output weight is kept between calls outside a tape
+      await withNoLeaks(async () => {
+        const [y, want] = [m.apply(x, [H, W]), bidirectionalReference(m, x, [H, W])];
+        expect(relErr(await y.data(), await want.data()), label).toBeLessThan(1e-5);
+        const names = Object.keys(m.weights());
+        const vars = names.map((n) => m.weights()[n]!);
+        const grads = (f: () => tf.Tensor) => {
+          const { grads: g, value } = tf.variableGrads(() => tf.sum(tf.mul(f(), dy)) as tf.Scalar, vars);
+          value.dispose();
+          return names.map((n) => g[m.weights()[n]!.name]!);
+        };
+        const g = grads(() => m.apply(x, [H, W]));
+        const gr = grads(() => bidirectionalReference(m, x, [H, W]));
+        for (const [i, n] of names.entries()) {
+          expect(relErr(await g[i]!.data(), await gr[i]!.data()), `${label} d${n}`).toBeLessThan(1e-5);
+        }
+        const [gx] = tf.grads((t: tf.Tensor) => m.apply(t, [H, W]))([x], dy);
+        const [gxr] = tf.grads((t: tf.Tensor) => bidirectionalReference(m, t, [H, W]))([x], dy);
+        expect(relErr(await gx!.data(), await gxr!.data()), `${label} dx`).toBeLessThan(1e-5);
+        tf.dispose([y, want, ...g, ...gr, gx!, gxr!]);
+      });
+      if (cfg.merge === 'concat') {
+        // the kept weight follows an assignment to any of the three weights it is made from
+        const nw = m.weights()['norm.weight']!;
+        tf.tidy(() => nw.assign(tf.mul(nw, 1.5)));
+        const [y, want] = [m.apply(x, [H, W]), bidirectionalReference(m, x, [H, W])];
+        expect(relErr(await y.data(), await want.data()), `${label} after assign`).toBeLessThan(1e-5);
+        tf.dispose([y, want]);
+      }
+      tf.dispose([x, dy]);
+      m.dispose();
+    }
   });
 });

@@ -1,9 +1,9 @@
-import { assertInt, assertOneOf, check, fmtShape, linear, type Rng } from '@t2md/core';
+import { assertInt, assertOneOf, check, fmtShape, gemm, linear, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BothDirections, bothDirections, fromBothDirections, toBothDirections } from '../scan-order/gather.js';
 import { SCAN_ORDERS, type ScanOrder, scanPermutation } from '../scan-order/scan-order.js';
-import type { Mamba2Config } from './config.js';
-import { checkMixerInput, Mamba2Mixer, mamba2Forward } from './mamba2.js';
+import { type Mamba2Config, mamba2Dims } from './config.js';
+import { checkMixerInput, Mamba2Mixer, mamba2Core, mamba2InProj, mamba2OutWeight, recordingGradients, releaser } from './mamba2.js';
 
 /** A bidirectional Mamba-2 mixer over a 2D token grid. */
 export interface BidirectionalMambaConfig extends Mamba2Config {
@@ -22,9 +22,12 @@ const MERGES = ['concat', 'sum'] as const;
 
 /**
  * T2MD's token mixer: one Mamba-2 mixer whose weights scan the grid in `order` and again in the
- * reversed order; both outputs are put back in grid order and merged. The two directions run as one
- * batch of 2B sequences through the mixer (one set of dispatches instead of two), reordered by one
- * gather on the way in and one on the way out (which also lays out the concat for the merge).
+ * reversed order; both outputs are put back in grid order and merged. in_proj runs once on the grid
+ * (it is per token and both directions share it), its outputs are gathered into both scan orders, and
+ * the conv, scan and norm run on the two directions as one batch of 2B sequences; one gather brings
+ * them back into grid order, laid out as the concat the merge reads, and one linear (out_proj and the
+ * merge folded together) maps it to D. The same weights give the same outputs as running the whole
+ * mixer on both directions and merging (`bidirectionalReference` in `@t2md/ssm/testing`).
  *
  * Weights: the Mamba-2 names (shared by both directions) and, for `'concat'`, `merge.weight` `[D, 2D]`
  * (columns: forward then backward) and `merge.bias` `[D]` (PyTorch Linear layout and default init).
@@ -35,6 +38,8 @@ export class BidirectionalMamba {
   readonly mixer: Mamba2Mixer;
   private readonly mergeVars: Record<string, tf.Variable>;
   private readonly scans = new Map<string, BothDirections>(); // index tables per grid
+  /** The fused output weight and the weights (data ids) it was made from, outside a gradient tape. */
+  private merged: { key: object[]; w: tf.Tensor } | null = null;
   private disposed = false;
 
   constructor(config: BidirectionalMambaConfig, rng: Rng) {
@@ -82,22 +87,72 @@ export class BidirectionalMamba {
     const w = this.weights();
     return tf.tidy(() => {
       const [B, L] = x.shape as number[];
-      const D = this.config.dModel;
-      // Both directions as one batch of 2B sequences (one set of dispatches): entry 2b scans sequence b
-      // in order, entry 2b + 1 in the reversed order; the same weights serve both.
-      const xs = toBothDirections(x, tables); // [2B, L, D]
-      const ys = mamba2Forward(w, xs, this.mixer.config); // [2B, L, D]
-      const cat = fromBothDirections(ys, tables); // [B, L, 2D], grid order: forward channels, then reversed
-      if (this.config.merge === 'sum') return tf.sum(tf.reshape(cat, [B, L, 2, D]), 2); // [B, L, D]
-      const out = linear(tf.reshape(cat, [B * L, 2 * D]), w['merge.weight'], w['merge.bias']);
-      return tf.reshape(out, [B, L, D]);
+      const c = this.mixer.config;
+      const { dInner } = mamba2Dims(c);
+      // in_proj is per token and both directions share its weights: project the B sequences once in
+      // grid order, then gather the projections into both scan orders (2B sequences: entry 2b scans
+      // sequence b in order, 2b + 1 in the reversed order), where the conv, scan and norm run.
+      // Outside a gradient tape each activation is freed as soon as the next one exists (a tidy would
+      // keep all of them to its end): the peak is two stages, not the whole mixer.
+      const free = releaser();
+      const p = mamba2InProj(w, x, c);
+      // (each stage in its own tidy, so that the tensor it returns is the only one holding its data)
+      const both = (t: tf.Tensor) => {
+        const r = tf.tidy(() => toBothDirections(t, tables)); // [2B, L, ·]
+        free(t);
+        return r;
+      };
+      const q = { z: both(p.z), xBC: both(p.xBC), dt: both(p.dt) };
+      const yn = mamba2Core(w, q, c, free); // [2B, L, dInner]
+      const cat = tf.tidy(() => fromBothDirections(yn, tables)); // [B, L, 2·dInner], grid order: forward channels, then reversed
+      free(yn);
+      let out: tf.Tensor;
+      if (this.config.merge === 'sum') {
+        // out_proj(y_f) + out_proj(y_b) = out_proj(y_f + y_b): one projection
+        const sum = tf.tidy(() => tf.sum(tf.reshape(cat, [B, L, 2, dInner]), 2)); // [B, L, dInner]
+        free(cat);
+        out = linear(tf.reshape(sum, [B * L, dInner]), mamba2OutWeight(w));
+        free(sum);
+      } else {
+        // merge(concat(out_proj(y_f), out_proj(y_b))) is two linear maps in a row: one linear with
+        // W' = [W_m1·W_out | W_m2·W_out] over concat(y_f, y_b) replaces three (see mergedOutWeight).
+        out = linear(tf.reshape(cat, [B * L, 2 * dInner]), this.mergedOutWeight(w), w['merge.bias']);
+        free(cat);
+      }
+      return tf.reshape(out, [B, L, this.config.dModel]);
     });
+  }
+
+  /**
+   * W' `[D, 2·dInner]` = [W_m1·W_out | W_m2·W_out], W_out = out_proj.weight ⊙ norm.weight and W_m1,
+   * W_m2 the forward and backward halves of merge.weight: a small GEMM (D·D·dInner). Made on every
+   * call under a gradient tape (so its gradient reaches the three weights); otherwise kept until one
+   * of the weights is assigned anew (sampling calls the mixer with the same weights at every step).
+   */
+  private mergedOutWeight(w: Record<string, tf.Tensor>): tf.Tensor {
+    const make = () =>
+      tf.tidy(() => {
+        const D = this.config.dModel;
+        const Wout = mamba2OutWeight(w); // [D, dInner]
+        const half = (i: number) => gemm(tf.slice(w['merge.weight'], [0, i * D], [D, D]), Wout); // [D, dInner]
+        return tf.concat([half(0), half(1)], 1); // [D, 2·dInner]
+      });
+    if (recordingGradients()) return make();
+    const key = ['merge.weight', 'out_proj.weight', 'norm.weight'].map((n) => w[n]!.dataId);
+    const hit = this.merged != null && !this.merged.w.isDisposed && this.merged.key.every((id, i) => id === key[i]);
+    if (!hit) {
+      this.merged?.w.dispose();
+      this.merged = { key, w: tf.keep(make()) };
+    }
+    return this.merged!.w;
   }
 
   /** Frees every weight; the module cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.merged?.w.dispose();
+    this.merged = null;
     this.mixer.dispose();
     for (const v of Object.values(this.mergeVars)) v.dispose();
   }

@@ -77,35 +77,103 @@ export function checkMixerInput(name: string, x: tf.Tensor, dModel: number): voi
   );
 }
 
+/** What in_proj makes of the tokens: the gate z, the conv input xBC and dt, each `[B, L, ·]`. */
+export interface Mamba2Projections {
+  /** `[B, L, dInner]` */
+  z: tf.Tensor;
+  /** `[B, L, convDim]` (x, B and C before the conv) */
+  xBC: tf.Tensor;
+  /** `[B, L, H]` */
+  dt: tf.Tensor;
+}
+
+/**
+ * in_proj, per token: `[B, L, D]` → z, xBC, dt. Slicing the weight rows (small) rather than the
+ * activation columns (B·L wide) keeps each output contiguous. Call inside `tf.tidy`.
+ */
+export function mamba2InProj(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): Mamba2Projections {
+  const { dInner, nheads, convDim } = mamba2Dims(c);
+  const Win = w['in_proj.weight']; // [dInProj, D]
+  // each in its own tidy, so that no intermediate view holds the output's data once a caller frees it
+  const rows = (at: number, n: number) => tf.tidy(() => linear(x, tf.slice(Win, [at, 0], [n, c.dModel])));
+  return {
+    z: rows(0, dInner), // [B, L, dInner]
+    xBC: rows(dInner, convDim), // [B, L, convDim]
+    dt: rows(dInner + convDim, nheads), // [B, L, H]
+  };
+}
+
+/**
+ * Everything between in_proj and out_proj: the causal conv with SiLU, the SSD scan and the gated
+ * RMSNorm (without its weight, which `mamba2OutWeight` folds into out_proj). A batch whose chunk
+ * states would pass WebGPU's per-binding limit is split by `ssdScan` itself. Call inside `tf.tidy`.
+ * @param free called on each of `p`'s tensors and each intermediate once nothing later reads it:
+ *   a caller outside a gradient tape passes `tf.dispose` to hold fewer activations at once (the
+ *   default leaves them all to the enclosing tidy).
+ * @returns `[B, L, dInner]`
+ */
+export function mamba2Core(
+  w: Record<string, tf.Tensor>,
+  p: Mamba2Projections,
+  c: Required<Mamba2Config>,
+  free: (...ts: tf.Tensor[]) => void = () => {},
+): tf.Tensor {
+  const [B, L] = p.z.shape as number[];
+  const { dInner, nheads } = mamba2Dims(c);
+  const P = c.headdim;
+  const G = c.ngroups;
+  const N = c.dState;
+  // Each stage in its own tidy: only its output then holds data, so `free` really releases it.
+  const xBC = tf.tidy(() => causalConv1dSilu(p.xBC, w['conv1d.weight'], w['conv1d.bias'])); // [B, L, convDim]
+  free(p.xBC);
+  const A = tf.neg(tf.exp(w.A_log)); // [H]
+  const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
+  const part = (at: number, n: number, shape: number[]) => tf.tidy(() => tf.reshape(tf.slice(xBC, [0, 0, at], [B, L, n]), shape));
+  const xs = part(0, dInner, [B, L, nheads, P]); // [B, L, H, P]
+  const Bm = part(dInner, G * N, [B, L, G, N]); // [B, L, G, N]
+  const Cm = part(dInner + G * N, G * N, [B, L, G, N]); // [B, L, G, N]
+  free(xBC);
+  const y = tf.tidy(
+    () =>
+      ssdScan(
+        { x: xs, dt: p.dt, A, B: Bm, C: Cm, D: w.D, dtBias: w.dt_bias },
+        { chunkSize: c.chunkSize, dtSoftplus: true, ...(noLimit ? {} : { dtLimit: c.dtLimit }) },
+      ).y,
+  ); // [B, L, H, P]
+  free(xs, Bm, Cm, p.dt);
+  const out = tf.tidy(() => gatedRmsNormFused(tf.reshape(y, [B, L, dInner]), p.z, dInner / G, c.normEps)); // [B, L, dInner], one fused kernel
+  free(y, p.z);
+  return out;
+}
+
+/** out_proj's weight with norm.weight folded into its columns `[D, dInner]`: saves a pass over the activations. */
+export function mamba2OutWeight(w: Record<string, tf.Tensor>): tf.Tensor {
+  return tf.mul(w['out_proj.weight'], w['norm.weight']);
+}
+
 /**
  * The mixer as a function of its weights (any tensors with the state-dict names and shapes), for
- * wrappers that batch several calls into one. Call inside `tf.tidy`. A batch whose chunk states
- * would pass WebGPU's per-binding limit is split by `ssdScan` itself.
+ * wrappers that batch several calls into one. Call inside `tf.tidy`.
  * @param x `[B, L, D]`
  * @returns `[B, L, D]`
  */
 export function mamba2Forward(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): tf.Tensor {
-  const [B, L] = x.shape as number[];
-  const { dInner, nheads, convDim } = mamba2Dims(c);
-  const P = c.headdim;
-  const G = c.ngroups;
-  const N = c.dState;
-  // Slicing the weight rows (small) rather than the activation columns (B*L wide) keeps each output contiguous.
-  const Win = w['in_proj.weight']; // [dInProj, D]
-  const z = linear(x, tf.slice(Win, [0, 0], [dInner, c.dModel])); // [B, L, dInner]
-  const xBCpre = linear(x, tf.slice(Win, [dInner, 0], [convDim, c.dModel])); // [B, L, convDim]
-  const dt = linear(x, tf.slice(Win, [dInner + convDim, 0], [nheads, c.dModel])); // [B, L, H]
-  const xBC = causalConv1dSilu(xBCpre, w['conv1d.weight'], w['conv1d.bias']); // [B, L, convDim]
-  const A = tf.neg(tf.exp(w.A_log)); // [H]
-  const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
-  const xs = tf.reshape(tf.slice(xBC, [0, 0, 0], [B, L, dInner]), [B, L, nheads, P]); // [B, L, H, P]
-  const Bm = tf.reshape(tf.slice(xBC, [0, 0, dInner], [B, L, G * N]), [B, L, G, N]); // [B, L, G, N]
-  const Cm = tf.reshape(tf.slice(xBC, [0, 0, dInner + G * N], [B, L, G * N]), [B, L, G, N]); // [B, L, G, N]
-  const y = ssdScan(
-    { x: xs, dt, A, B: Bm, C: Cm, D: w.D, dtBias: w.dt_bias },
-    { chunkSize: c.chunkSize, dtSoftplus: true, ...(noLimit ? {} : { dtLimit: c.dtLimit }) },
-  ).y; // [B, L, H, P]
-  const yn = gatedRmsNormFused(tf.reshape(y, [B, L, dInner]), z, dInner / G, c.normEps); // [B, L, dInner], one fused kernel
-  // norm.weight scales out_proj's input columns: folding it into the (small) weight saves a pass over yn.
-  return linear(yn, tf.mul(w['out_proj.weight'], w['norm.weight'])); // [B, L, D]
+  const free = releaser();
+  const yn = mamba2Core(w, mamba2InProj(w, x, c), c, free); // [B, L, dInner]
+  const out = linear(yn, mamba2OutWeight(w)); // [B, L, D]
+  free(yn);
+  return out;
+}
+
+/** Whether tfjs is recording a gradient tape now (inside `tf.grads` / `variableGrads`). */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+/**
+ * `mamba2Core`'s `free`: disposes activations as soon as they are used when no gradient tape records
+ * (inference: a tidy would keep every one to its end), keeps them when one does (the backward reads them).
+ */
+export function releaser(): (...ts: tf.Tensor[]) => void {
+  return recordingGradients() ? () => {} : (...ts) => tf.dispose(ts);
 }

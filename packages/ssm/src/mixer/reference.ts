@@ -4,8 +4,13 @@
  * `state_t = exp(dt_t A) state_{t-1} + dt_t x_t B_t^T`, `y_t = state_t C_t + D x_t`.
  * Slow (a few ops per token): small shapes only. Differentiable, so gradients can be compared too.
  */
+import { linear } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { bothDirections, fromBothDirections, toBothDirections } from '../scan-order/gather.js';
+import { scanPermutation } from '../scan-order/scan-order.js';
+import type { BidirectionalMamba } from './bidirectional.js';
 import { type Mamba2Config, mamba2Dims } from './config.js';
+import { mamba2Forward } from './mamba2.js';
 
 /**
  * @param w weights by state-dict name (PyTorch layouts)
@@ -67,5 +72,25 @@ export function mamba2Reference(w: Record<string, tf.Tensor>, x: tf.Tensor, c: R
     const rms = tf.sqrt(tf.add(tf.mean(tf.mul(gg, gg), 3, true), c.normEps));
     const normed = tf.mul(tf.reshape(tf.div(gg, rms), [Bsz, L, dInner]), w['norm.weight']);
     return tf.reshape(tf.matMul(tf.reshape(normed, [Bsz * L, dInner]), tf.transpose(w['out_proj.weight'])), [Bsz, L, Dm]);
+  });
+}
+
+/**
+ * `BidirectionalMamba`'s first implementation, kept as the reference of the current one: the whole
+ * Mamba-2 mixer (in_proj to out_proj) on both scan orders as 2B sequences, back into grid order, then
+ * the merge (concat → Linear(2D → D), or sum). Same weights, same numbers up to float rounding.
+ * @param x `[B, L, D]` tokens of the row-major grid `[H, W]`
+ * @returns `[B, L, D]`
+ */
+export function bidirectionalReference(m: BidirectionalMamba, x: tf.Tensor, grid: [number, number]): tf.Tensor {
+  return tf.tidy(() => {
+    const [B, L, D] = x.shape as number[];
+    const w = m.weights();
+    const { perm, inv } = scanPermutation(m.config.order, grid[0], grid[1], { snake: m.config.snake });
+    const t = bothDirections(perm, inv);
+    const ys = mamba2Forward(w, toBothDirections(x, t), m.mixer.config); // [2B, L, D]
+    const cat = fromBothDirections(ys, t); // [B, L, 2D]
+    if (m.config.merge === 'sum') return tf.sum(tf.reshape(cat, [B, L, 2, D]), 2);
+    return tf.reshape(linear(tf.reshape(cat, [B * L, 2 * D]), w['merge.weight']!, w['merge.bias']), [B, L, D]);
   });
 }
