@@ -24,6 +24,19 @@ const timeLimitOption = () =>
     'stop after this many minutes (the step in flight finishes; checkpoint and model are saved; exit 0; --resume continues)',
   ).argParser(posNumArg('--time-limit'));
 
+/** `t2md train` / `t2md distill`: the loss weighting and the quick GenEval-style check during training (quick-eval.ts). */
+function addRecipeOptions(c: Command): Command {
+  return c
+    .option('--min-snr <gamma>', 'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off, the default)', numArg('--min-snr', 0, 1e6))
+    .option(
+      '--eval-every <steps>',
+      'score the EMA weights every this many steps (and at the end) into metrics.jsonl',
+      intArg('--eval-every', 1),
+    )
+    .option('--eval-prompts <n>', 'prompts of that score (balanced over the six categories)', intArg('--eval-prompts', 6, 10_000), 48)
+    .option('--eval-steps <n>', 'DPM-Solver++ steps per image of that score', intArg('--eval-steps', 1, 1000), 10);
+}
+
 const backendOption = () =>
   new Option('--backend <name>', 'backend: auto, webgpu, wasm or cpu (default auto, or T2MD_BACKEND)').argParser(
     choiceArg('--backend', BACKENDS),
@@ -86,7 +99,7 @@ export function buildProgram(): Command {
     .addOption(backendOption())
     .action(sampleCommand);
 
-  program
+  const train = program
     .command('train')
     .description('train the teacher DiT on the shapes world')
     .requiredOption('--out <dir>', 'folder for latest.safetensors, metrics.jsonl and model.safetensors')
@@ -96,10 +109,10 @@ export function buildProgram(): Command {
     .addOption(lrOption())
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
-    .addOption(backendOption())
-    .action(trainCommand);
+    .addOption(backendOption());
+  addRecipeOptions(train).action(trainCommand);
 
-  program
+  const distill = program
     .command('distill')
     .description('distill a hybrid SA/Mamba student from a teacher (forcing → distill → adapt → finetune)')
     .requiredOption('--teacher <path>', "the teacher's model.safetensors (or the t2md train --out folder holding it)")
@@ -117,8 +130,8 @@ export function buildProgram(): Command {
     .option('--scan <dir>', 'Mamba mixers scan both directions (bi, default) or one (uni)', choiceArg('--scan', SCANS))
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
-    .addOption(backendOption())
-    .action(distillCommand);
+    .addOption(backendOption());
+  addRecipeOptions(distill).action(distillCommand);
 
   program
     .command('eval')

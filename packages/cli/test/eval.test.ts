@@ -1,4 +1,10 @@
-/** `t2md eval --json`: one JSON document on stdout, progress lines on stderr (not a terminal here). */
+/**
+ * `t2md eval --json`: one JSON document on stdout, progress lines on stderr (not a terminal here).
+ * `t2md train --eval-every`: the same score of the EMA weights, in metrics.jsonl as training goes.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { t2md } from './cli.js';
 
@@ -16,5 +22,34 @@ describe('t2md eval', () => {
       expect.stringMatching(/^eval 3\/4 steps \| batch 2\/2 \| /),
       expect.stringMatching(/^eval 4\/4 steps \| batch 2\/2 \| \d+\.\d\d s\/step$/),
     ]);
+  });
+});
+
+describe('t2md train --eval-every', () => {
+  it('writes the eval score of the EMA weights every N steps and at the end; the last equals t2md eval of the model file', () => {
+    const out = mkdtempSync(join(tmpdir(), 't2md-quick-eval-'));
+    try {
+      const env = { T2MD_BACKEND: 'cpu' };
+      const flags = ['--eval-prompts', '6', '--eval-steps', '2'];
+      const r = t2md(['train', '--out', out, '--preset', 'tiny', '--steps', '5', '--eval-every', '2', ...flags], env);
+      expect(r.code, r.stderr).toBe(0);
+      const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, number | string>);
+      const evals = lines.filter((l) => l.eval === 'geneval');
+      expect(evals.map((l) => l.step)).toEqual([2, 4, 5]);
+      for (const l of evals) expect(Object.keys(l)).toEqual(expect.arrayContaining(['overall', 'counting', 'colorAttribution']));
+      const e = t2md(['eval', '--model', join(out, 'model.safetensors'), '--prompts', '6', '--steps', '2', '--json'], env);
+      expect(e.code, e.stderr).toBe(0);
+      const report = JSON.parse(e.stdout) as { overall: number; categories: Record<string, number> };
+      expect(evals[2]).toMatchObject({ overall: report.overall, ...report.categories });
+      const bad = t2md(['train', '--out', join(out, 'bad'), '--preset', 'tiny', '--eval-every', '0'], env);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toContain('--eval-every must be an integer');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });

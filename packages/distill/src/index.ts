@@ -40,6 +40,7 @@ export type {
   DataBatch,
   DataFactory,
   DataSource,
+  StageEvaluator,
   TextEncoderFactory,
   TextEncoderLike,
   TextEncoderSpec,

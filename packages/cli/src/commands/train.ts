@@ -2,8 +2,9 @@ import { type BackendName, initBackend } from '@t2md/core';
 import { type DistillOptions, distillStudent, type StageConfig, type TrainResult, trainTeacher } from '@t2md/distill';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import { interruptSignal, trainingBar } from '../progress.js';
+import { type QuickEvalOptions, quickEval } from './quick-eval.js';
 
-export interface TrainOptions {
+export interface TrainOptions extends QuickEvalOptions {
   out: string;
   preset?: string;
   steps?: number;
@@ -13,6 +14,8 @@ export interface TrainOptions {
   backend?: 'auto' | BackendName;
   /** Minutes from the start of the command after which the run stops cleanly (see RunOptions.deadline). */
   timeLimit?: number;
+  /** `--min-snr γ`: min-SNR-γ weighting of L_mse (StageConfig.minSnrGamma; 0 = off). */
+  minSnr?: number;
 }
 
 export interface DistillCliOptions extends TrainOptions {
@@ -35,6 +38,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
   const c: Partial<Record<keyof StageConfig, unknown>> = {
     batchSize: o.batchSize,
     lr: o.lr,
+    minSnrGamma: o.minSnr,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
     trainable: d.trainable,
@@ -61,6 +65,12 @@ export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions,
     // Only an explicit --no-teacher-init is passed: a chained run then inherits the checkpoint's choice.
     ...(opts.teacherInit === false ? { teacherInit: false } : {}),
   };
+}
+
+/** The in-training evaluation the flags ask for, as a spread-in option. */
+function evaluator(opts: QuickEvalOptions) {
+  const e = quickEval(opts);
+  return e ? { evaluate: e } : {};
 }
 
 /** The shapes world plugged into the generic trainer. */
@@ -122,6 +132,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
         ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
         ...world,
         ...control,
+        ...evaluator(opts),
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,
@@ -144,6 +155,7 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
         ...distillRunOptions(opts),
         ...world,
         ...control,
+        ...evaluator(opts),
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,

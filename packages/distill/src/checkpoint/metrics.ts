@@ -1,6 +1,7 @@
 /**
- * `DIR/metrics.jsonl`: one JSON object per logged step, `{"step": n, "stage": s, "loss": x, ...}`,
- * appended as training goes. Only deterministic values go in (no wall-clock times), so a resumed run's
+ * `DIR/metrics.jsonl`: one JSON object per logged step, `{"step": n, "stage": s, "loss": x, ...}`, and
+ * one per in-training evaluation, `{"step": n, "stage": s, "eval": name, ...scores}`, appended as
+ * training goes. Only deterministic values go in (no wall-clock times), so a resumed run's
  * file is byte-identical to an uninterrupted one's: on resume, the lines logged after the checkpoint
  * (by a run that died before its next checkpoint) are dropped first.
  */
@@ -10,7 +11,9 @@ import { atomicWriteFile } from './atomic.js';
 export interface MetricsRecord {
   step: number;
   stage?: string;
-  loss: number;
+  /** The training loss (absent on the lines of an in-training evaluation, which name it in `eval`). */
+  loss?: number;
+  eval?: string;
   [key: string]: number | string | undefined;
 }
 

@@ -33,6 +33,44 @@ export function denoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor): tf.Scalar {
 }
 
 /**
+ * Min-SNR-γ loss weights (Hang et al. 2023) for ε-prediction: w_t = min(SNR_t, γ) / SNR_t with
+ * SNR_t = ᾱ_t / (1 − ᾱ_t). Low-noise steps (SNR > γ), whose ε is nearly unpredictable and whose
+ * gradients fight the rest, count less; the others count fully.
+ * @param ts timesteps `[N]`, indices into `alphasCumprod`
+ */
+export function minSnrWeights(ts: ArrayLike<number>, alphasCumprod: ArrayLike<number>, gamma: number): Float32Array {
+  check(Number.isFinite(gamma) && gamma > 0, () => `gamma must be a finite number > 0, got ${String(gamma)}.`);
+  const w = new Float32Array(ts.length);
+  for (let i = 0; i < ts.length; i++) {
+    const ab = alphasCumprod[ts[i]!]!;
+    const snr = ab / (1 - ab);
+    w[i] = Math.min(snr, gamma) / snr;
+  }
+  return w;
+}
+
+/**
+ * L_mse with a weight per sample: mean_n(w_n · mean((ε_n − ε̂_n)²)) (min-SNR-γ).
+ * @param weight `[N]`
+ */
+export function weightedDenoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor, weight: tf.Tensor): tf.Scalar {
+  assertFloat('eps', eps);
+  assertFloat('epsHat', epsHat);
+  check(
+    eps.shape.length === epsHat.shape.length && eps.shape.every((d, i) => d === epsHat.shape[i]),
+    () => `eps and epsHat must have the same shape, got ${fmtShape(eps.shape)} and ${fmtShape(epsHat.shape)}.`,
+  );
+  check(
+    weight.rank === 1 && weight.shape[0] === eps.shape[0],
+    () => `weight must be [N] = [${eps.shape[0]}], got ${fmtShape(weight.shape)}.`,
+  );
+  return tf.tidy(() => {
+    const per = tf.mean(tf.reshape(tf.squaredDifference(eps, epsHat), [eps.shape[0]!, -1]), 1); // [N]
+    return tf.mean(tf.mul(per, weight)) as tf.Scalar;
+  });
+}
+
+/**
  * L_pseudo = mean((ε_teacher − ε_student)²): the teacher's prediction as a soft label.
  * @param epsTeacher `[N, C, H, W]` (a constant: the teacher is frozen)
  * @param epsStudent `[N, C, H, W]`

@@ -54,6 +54,11 @@ export interface StageConfig {
   readonly lambdaMixer: number;
   /** Probability of replacing a caption by the null caption (classifier-free guidance training). */
   readonly captionDropout: number;
+  /**
+   * Min-SNR-γ weighting of L_mse (`minSnrWeights`): γ > 0 weights each sample by min(SNR_t, γ)/SNR_t;
+   * 0 or absent leaves it unweighted (presets saved before the field read as 0).
+   */
+  readonly minSnrGamma?: number;
   /** Student positional embedding from this stage on (`centered` from adapt on). */
   readonly posEmbed: 'sincos' | 'centered';
   /** Checkpoint every N steps (and at the end, and on abort). */
@@ -175,6 +180,8 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
   for (const k of ['lr', 'minLr', 'weightDecay', 'gradClip', 'lambdaPseudo', 'lambdaMixer'] as const) {
     check(Number.isFinite(c[k]) && c[k] >= 0, () => `${at} ${k} must be a finite number >= 0, got ${String(c[k])}.`);
   }
+  const g = c.minSnrGamma ?? 0;
+  check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {
     check(c[k] >= 0 && c[k] < 1, () => `${at} ${k} must be in [0, 1), got ${String(c[k])}.`);
   }

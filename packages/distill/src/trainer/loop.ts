@@ -7,13 +7,14 @@
 import { join } from 'node:path';
 import type { Rng } from '@t2md/core';
 import type * as tf from '@tensorflow/tfjs-core';
+import * as tfCore from '@tensorflow/tfjs-core';
 import { saveCheckpoint } from '../checkpoint/checkpoint.js';
 import { appendMetrics } from '../checkpoint/metrics.js';
 import { learningRate } from '../optim/schedule.js';
 import { resolutions, type StageConfig, type StageName } from './config.js';
 import { type StageModels, savedWeights } from './stage-step.js';
 import { createTrainStep, disposeStepResult } from './step.js';
-import type { DataSource, TrainProgress } from './types.js';
+import type { DataSource, StageEvaluator, TrainProgress } from './types.js';
 
 export const CHECKPOINT_FILE = 'latest.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -49,6 +50,8 @@ export interface StageRun {
   readonly onStopping?: (reason: 'signal' | 'time-limit') => void;
   /** Called once the start state is copied in (its tensors may then be freed). */
   readonly onLoaded?: () => void;
+  /** A quick quality check every few steps, on the EMA weights (metrics.jsonl). */
+  readonly evaluate?: StageEvaluator;
 }
 
 export interface StageOutcome {
@@ -81,7 +84,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
 
   let step = run.start.step;
   let lastLoss = Number.NaN;
-  const t0 = performance.now();
+  let t0 = performance.now();
   const firstStep = step;
 
   const checkpoint = async () => {
@@ -149,6 +152,14 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
       } finally {
         disposeStepResult(res);
       }
+      const ev = run.evaluate;
+      if (ev != null && (step % ev.every === 0 || step === cfg.steps)) {
+        // before the checkpoint: a run that dies between the two redoes both from the previous one
+        const e0 = performance.now();
+        const scores = await withEmaWeights(models, ema.weights(), () => ev.run(models, { stage, step }));
+        appendMetrics(metricsPath, { step, stage, eval: ev.name, ...scores });
+        t0 += performance.now() - e0; // the step rate counts training only
+      }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) await checkpoint();
       const secondsPerStep = (performance.now() - t0) / 1000 / (step - firstStep);
       run.onProgress?.({
@@ -167,5 +178,28 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
   } catch (err) {
     stepper.dispose();
     throw err;
+  }
+}
+
+/**
+ * Runs `fn` with the averaged weights in the model (EMA names are the checkpoint's namespaced names),
+ * then puts the trained weights back, also when `fn` throws.
+ */
+async function withEmaWeights<T>(models: StageModels, averaged: Record<string, tf.Variable>, fn: () => Promise<T>): Promise<T> {
+  const live = savedWeights(models);
+  const saved: [tf.Variable, tf.Tensor][] = [];
+  try {
+    for (const [name, a] of Object.entries(averaged)) {
+      const v = live[name];
+      if (v == null) continue;
+      saved.push([v, tfCore.clone(v)]);
+      v.assign(a);
+    }
+    return await fn();
+  } finally {
+    for (const [v, t] of saved) {
+      v.assign(t);
+      t.dispose();
+    }
   }
 }

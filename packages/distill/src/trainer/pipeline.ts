@@ -41,7 +41,15 @@ import {
   withStudent,
 } from './run-options.js';
 import { needsTeacher, type StageModels } from './stage-step.js';
-import type { DataFactory, TextEncoderFactory, TextEncoderLike, TextEncoderSpec, TrainProgress, TrainResult } from './types.js';
+import type {
+  DataFactory,
+  StageEvaluator,
+  TextEncoderFactory,
+  TextEncoderLike,
+  TextEncoderSpec,
+  TrainProgress,
+  TrainResult,
+} from './types.js';
 
 export const MODEL_FILE = 'model.safetensors';
 
@@ -101,6 +109,8 @@ export interface RunOptions<S = unknown> {
   deadline?: number;
   /** Called when the run stops early, just before it saves. */
   onStopping?: (reason: 'signal' | 'time-limit') => void;
+  /** A quick quality check every few steps of every stage, on the EMA weights (metrics.jsonl). */
+  evaluate?: StageEvaluator;
 }
 
 /** Trains the teacher DiT and the caption encoder with the plain denoising loss (stage `teacher`). */
@@ -278,6 +288,10 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
   check(typeof opts.out === 'string' && opts.out !== '', 'out must be a directory path.');
   if (opts.steps != null) assertInt('steps', opts.steps, 1);
   assertInt('vocabSize', opts.vocabSize, 1);
+  if (opts.evaluate != null) {
+    assertInt('evaluate.every', opts.evaluate.every, 1);
+    check(typeof opts.evaluate.run === 'function', 'evaluate.run must be a function scoring the model.');
+  }
   check(typeof opts.data === 'function', 'data must be a function creating the data source (e.g. createDataset).');
   check(typeof opts.createEncoder === 'function', 'createEncoder must be a function (e.g. createCaptionEncoder).');
   mkdirSync(opts.out, { recursive: true });
@@ -381,6 +395,7 @@ async function runStage<S>(
     signal: opts.signal,
     ...(opts.deadline != null ? { deadline: opts.deadline } : {}),
     ...(opts.onStopping != null ? { onStopping: opts.onStopping } : {}),
+    ...(opts.evaluate != null ? { evaluate: opts.evaluate } : {}),
     onLoaded: () => ctx.dropCheckpoint(),
     metadata: ({ step, rng, data: dataPos, optimizerStep }) => {
       const state: TrainState = {

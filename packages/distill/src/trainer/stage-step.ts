@@ -8,7 +8,7 @@
 import { gaussianNoise, type Rng } from '@t2md/core';
 import { type DiT, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { denoiseLoss, forcingLoss, mixerLoss, pseudoLoss, totalLoss } from '../losses/losses.js';
+import { denoiseLoss, forcingLoss, minSnrWeights, mixerLoss, pseudoLoss, totalLoss, weightedDenoiseLoss } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
 import type { DataBatch, TextEncoderLike } from './types.js';
 
@@ -65,6 +65,8 @@ export interface NoisedBatch {
   readonly drop: tf.Tensor;
   /** token grid [H/p, W/p] */
   readonly grid: [number, number];
+  /** `[B]` min-SNR-γ weights of the denoising loss (absent: unweighted) */
+  readonly weight?: tf.Tensor;
 }
 
 /**
@@ -79,6 +81,7 @@ export function noiseBatch(
   alphasCumprod: Float64Array,
   captionDropout: number,
   patchSize: number,
+  minSnrGamma = 0,
 ): NoisedBatch {
   const [B, C, H, W] = batch.images.shape;
   const T = alphasCumprod.length;
@@ -108,11 +111,18 @@ export function noiseBatch(
     mask,
     drop: tf.tensor1d(drop, 'bool'),
     grid: [H / patchSize, W / patchSize],
+    // from the drawn t only: the RNG stream is the same with and without the weighting
+    ...(minSnrGamma > 0 ? { weight: tf.tensor1d(minSnrWeights(ts, alphasCumprod, minSnrGamma)) } : {}),
   };
 }
 
 export function disposeNoised(n: NoisedBatch): void {
-  tf.dispose([n.xt, n.t, n.noise, n.tokens, n.mask, n.drop]);
+  tf.dispose([n.xt, n.t, n.noise, n.tokens, n.mask, n.drop, ...(n.weight ? [n.weight] : [])]);
+}
+
+/** L_mse of the batch, min-SNR-γ weighted when the batch carries weights. */
+function mseOf(nb: NoisedBatch, epsHat: tf.Tensor): tf.Scalar {
+  return nb.weight ? weightedDenoiseLoss(nb.noise, epsHat, nb.weight) : denoiseLoss(nb.noise, epsHat);
 }
 
 /** The teacher's constants for one step: its ε prediction and its taps. */
@@ -150,7 +160,7 @@ export function stageLoss(
       loss: () => {
         const y = m.encoder.encode(nb.tokens, nb.mask);
         const out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
-        return keepPart('mse', denoiseLoss(nb.noise, epsOf(out, C)));
+        return keepPart('mse', mseOf(nb, epsOf(out, C)));
       },
       parts: () => takeParts(),
       dispose: () => {},
@@ -203,7 +213,7 @@ export function stageLoss(
         out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
       }
       const eps = epsOf(out, C);
-      const mse = keepPart('mse', denoiseLoss(nb.noise, eps));
+      const mse = keepPart('mse', mseOf(nb, eps));
       const pseudo = cfg.lambdaPseudo > 0 && teacher.eps ? keepPart('pseudo', pseudoLoss(teacher.eps, eps)) : undefined;
       const mixer = withTaps
         ? keepPart(

@@ -58,7 +58,7 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStep
   const patch = models.model.config.patchSize;
 
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
-    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch);
+    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
     const sl = stageLoss(stage, cfg, models, nb);
     try {

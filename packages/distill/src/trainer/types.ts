@@ -3,6 +3,8 @@
  * the caption encoder (@t2md/shapes's `createCaptionEncoder`). Both are interfaces so this package does
  * not depend on the shapes world.
  */
+
+import type { DiT, TextEncoderLike } from '@t2md/dit';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { StageName } from './config.js';
 
@@ -37,6 +39,21 @@ export type DataFactory<S = unknown> = (opts: {
 }) => DataSource<S>;
 
 export type { TextEncoderFactory, TextEncoderLike, TextEncoderSpec } from '@t2md/dit';
+
+/**
+ * A quick quality check run during training (`t2md train --eval-every`): every `every` steps and at the
+ * stage's last step, the loop swaps the EMA weights into the model, calls `run`, swaps them back, and
+ * appends `{step, stage, eval: name, ...scores}` to metrics.jsonl. The scores must depend only on the
+ * weights (fixed seeds, no clock), so a resumed run writes the same lines; its time is left out of the
+ * step rate.
+ */
+export interface StageEvaluator {
+  /** Names the lines it writes (`"eval": name`). */
+  readonly name: string;
+  /** Steps between evaluations (≥ 1). */
+  readonly every: number;
+  run(models: { model: DiT; encoder: TextEncoderLike }, at: { stage: StageName; step: number }): Promise<Record<string, number>>;
+}
 
 /** Reported after every step (the CLI draws the bar). */
 export interface TrainProgress {
