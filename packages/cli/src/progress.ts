@@ -110,9 +110,14 @@ export function trainingBar(opts: { backend?: string } = {}): { update(p: TrainP
         stage = p.stage;
         current = progress(p.stage, p.total, { unit: 'steps' });
       }
+      const overall = p.lastEval?.scores.overall;
       current?.update(
         p.step,
-        { loss: p.loss.toFixed(4), 'samples/s': String(Math.round(p.samplesPerSecond)) },
+        {
+          loss: p.loss.toFixed(4),
+          'samples/s': String(Math.round(p.samplesPerSecond)),
+          ...(overall != null ? { geneval: `${overall.toFixed(3)} @${p.lastEval!.step}` } : {}),
+        },
         { secondsPerUnit: p.secondsPerStep, etaSeconds: p.etaSeconds },
       );
     },

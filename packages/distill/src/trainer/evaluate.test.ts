@@ -43,7 +43,9 @@ describe('in-training evaluation (cpu)', () => {
     const seen: number[] = [];
     const withEval = join(root, 'eval');
     const before = tf.memory().numTensors;
-    await trainTeacher({ ...common, overrides, out: withEval, evaluate: probe(3, seen) });
+    const shown: (number | undefined)[] = [];
+    await trainTeacher({ ...common, overrides, out: withEval, evaluate: probe(3, seen), onProgress: (p) => shown.push(p.lastEval?.step) });
+    expect(shown).toEqual([undefined, undefined, 3, 3, 3, 6, 7]); // the progress report carries the latest scores
     expect(tf.memory().numTensors).toBe(before);
     expect(seen).toEqual([3, 6, 7]);
     const lines = readMetrics(join(withEval, 'metrics.jsonl'));

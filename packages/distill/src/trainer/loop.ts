@@ -84,6 +84,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
 
   let step = run.start.step;
   let lastLoss = Number.NaN;
+  let lastEval: TrainProgress['lastEval'];
   let t0 = performance.now();
   const firstStep = step;
 
@@ -158,6 +159,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
         const e0 = performance.now();
         const scores = await withEmaWeights(models, ema.weights(), () => ev.run(models, { stage, step }));
         appendMetrics(metricsPath, { step, stage, eval: ev.name, ...scores });
+        lastEval = { step, scores };
         t0 += performance.now() - e0; // the step rate counts training only
       }
       if (step % cfg.checkpointEvery === 0 || step === cfg.steps) await checkpoint();
@@ -170,6 +172,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
         secondsPerStep,
         samplesPerSecond: cfg.batchSize / secondsPerStep,
         etaSeconds: secondsPerStep * (cfg.steps - step),
+        ...(lastEval ? { lastEval } : {}),
       });
       await nextTask();
     }

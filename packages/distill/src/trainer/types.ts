@@ -68,6 +68,8 @@ export interface TrainProgress {
   /** Training images per second over the same steps (batch size / secondsPerStep). */
   readonly samplesPerSecond: number;
   readonly etaSeconds: number;
+  /** The scores of this stage's latest in-training evaluation (`RunOptions.evaluate`), once there is one. */
+  readonly lastEval?: { readonly step: number; readonly scores: Readonly<Record<string, number>> };
 }
 
 /** What a run returns. */
