@@ -132,10 +132,9 @@ export class BidirectionalMamba {
   private mergedOutWeight(w: Record<string, tf.Tensor>): tf.Tensor {
     const make = () =>
       tf.tidy(() => {
-        const D = this.config.dModel;
         const Wout = mamba2OutWeight(w); // [D, dInner]
-        const half = (i: number) => gemm(tf.slice(w['merge.weight'], [0, i * D], [D, D]), Wout); // [D, dInner]
-        return tf.concat([half(0), half(1)], 1); // [D, 2·dInner]
+        const [m1, m2] = tf.split(w['merge.weight'], 2, 1); // [D, D] each: its gradient is one concat
+        return tf.concat([gemm(m1!, Wout), gemm(m2!, Wout)], 1); // [D, 2·dInner]
       });
     if (recordingGradients()) return make();
     const key = ['merge.weight', 'out_proj.weight', 'norm.weight'].map((n) => w[n]!.dataId);

@@ -94,12 +94,14 @@ export interface Mamba2Projections {
 export function mamba2InProj(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): Mamba2Projections {
   const { dInner, nheads, convDim } = mamba2Dims(c);
   const Win = w['in_proj.weight']; // [dInProj, D]
-  // each in its own tidy, so that no intermediate view holds the output's data once a caller frees it
-  const rows = (at: number, n: number) => tf.tidy(() => linear(x, tf.slice(Win, [at, 0], [n, c.dModel])));
+  // One split (its gradient is one concat; three slices would cost three zero-padded copies and two
+  // adds), then each linear in its own tidy, so that no intermediate view holds the output's data once
+  // a caller frees it.
+  const [Wz, Wx, Wdt] = tf.split(Win, [dInner, convDim, nheads], 0);
   return {
-    z: rows(0, dInner), // [B, L, dInner]
-    xBC: rows(dInner, convDim), // [B, L, convDim]
-    dt: rows(dInner + convDim, nheads), // [B, L, H]
+    z: tf.tidy(() => linear(x, Wz!)), // [B, L, dInner]
+    xBC: tf.tidy(() => linear(x, Wx!)), // [B, L, convDim]
+    dt: tf.tidy(() => linear(x, Wdt!)), // [B, L, H]
   };
 }
 
@@ -128,10 +130,16 @@ export function mamba2Core(
   free(p.xBC);
   const A = tf.neg(tf.exp(w.A_log)); // [H]
   const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
-  const part = (at: number, n: number, shape: number[]) => tf.tidy(() => tf.reshape(tf.slice(xBC, [0, 0, at], [B, L, n]), shape));
-  const xs = part(0, dInner, [B, L, nheads, P]); // [B, L, H, P]
-  const Bm = part(dInner, G * N, [B, L, G, N]); // [B, L, G, N]
-  const Cm = part(dInner + G * N, G * N, [B, L, G, N]); // [B, L, G, N]
+  // one split of the conv output: its gradient is one concat (three column slices cost three
+  // zero-padded full-size copies and two adds in the backward)
+  const [xs, Bm, Cm] = tf.tidy(() => {
+    const [a, b, cc] = tf.split(xBC, [dInner, G * N, G * N], 2);
+    return [
+      tf.reshape(a!, [B, L, nheads, P]), // [B, L, H, P]
+      tf.reshape(b!, [B, L, G, N]), // [B, L, G, N]
+      tf.reshape(cc!, [B, L, G, N]), // [B, L, G, N]
+    ];
+  }) as [tf.Tensor, tf.Tensor, tf.Tensor];
   free(xBC);
   const y = tf.tidy(
     () =>
