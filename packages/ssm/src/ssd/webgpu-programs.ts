@@ -482,3 +482,72 @@ fn main(index : i32) {
 }`;
   }
 }
+
+/** Lanes per row of RowDotsProgram: 16 adjacent lanes read 64 adjacent bytes of a row. */
+const ROW_LANES = 16;
+
+/**
+ * Four dot products over P per (b, t, h) row of `[B·L·H, P]` inputs, for the backward's d log-decay:
+ * r = dyg·ys, ust = x·dxdSt, udg = x·dxdDg, xdy = x·dyg, written as result[k·BLH + row]. 16 lanes
+ * share a row (lane ℓ takes p = ℓ, ℓ + 16, …) and sum in workgroup memory, so a warp's loads are
+ * contiguous: one thread per row, walking its own row, read each 32-byte sector for 4 bytes of it.
+ */
+export class RowDotsProgram implements WebGPUProgramSpec {
+  outputShape: number[];
+  shaderKey = 't2md_ssd_rowdots';
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize = BASE.workgroupSize;
+  uniforms = SSD_UNIFORMS;
+  variableNames = ['dyg', 'ys', 'xIn', 'dxdSt', 'dxdDg'];
+
+  /** @param rows B·L·H */
+  constructor(rows: number) {
+    this.outputShape = [4 * rows];
+    this.dispatch = [Math.max(1, Math.ceil((rows * ROW_LANES) / 256)), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `${INDEX}
+var<workgroup> red : array<f32, 1024>;
+fn main(index : i32) {
+  ${touch(this.variableNames)}
+  let lid = i32(localIndex);
+  let lane = lid % ${ROW_LANES};
+  let rows = uniforms.Bz * uniforms.Lq * uniforms.Hh;
+  let row = ${WID} * ${256 / ROW_LANES} + lid / ${ROW_LANES};
+  var r = 0.0;
+  var ust = 0.0;
+  var udg = 0.0;
+  var xdy = 0.0;
+  if (row < rows) {
+    let base = row * uniforms.Pp;
+    for (var p = lane; p < uniforms.Pp; p += ${ROW_LANES}) {
+      let xv = xIn[base + p];
+      let dy = dyg[base + p];
+      r += dy * ys[base + p];
+      ust += xv * dxdSt[base + p];
+      udg += xv * dxdDg[base + p];
+      xdy += xv * dy;
+    }
+  }
+  red[lid] = r;
+  red[256 + lid] = ust;
+  red[512 + lid] = udg;
+  red[768 + lid] = xdy;
+  workgroupBarrier();
+  for (var k = ${ROW_LANES / 2}; k > 0; k = k >> 1u) {
+    if (lane < k) {
+      for (var j = 0; j < 1024; j += 256) { red[j + lid] = red[j + lid] + red[j + lid + k]; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0 && row < rows) {
+    result[row] = red[lid];
+    result[rows + row] = red[256 + lid];
+    result[2 * rows + row] = red[512 + lid];
+    result[3 * rows + row] = red[768 + lid];
+  }
+}`;
+  }
+}

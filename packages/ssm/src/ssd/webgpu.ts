@@ -30,6 +30,7 @@ import {
   GemmProgram,
   MapProgram,
   ReduceProgram,
+  RowDotsProgram,
   type SsdGeom,
   ssdUniforms,
 } from './webgpu-programs.js';
@@ -60,7 +61,7 @@ const REDUCE_MIN_TERMS = 4096;
 function run(
   backend: KernelBackend,
   g: SsdGeom,
-  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram,
+  prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram | RowDotsProgram,
   inputs: TensorInfo[],
   extra?: { gemm?: GemmProgram['tiles']; aux?: number },
 ): TensorInfo {
@@ -390,34 +391,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
     [dxdSt, dxdDg, dyg, dtc, i.D, cb],
   );
   // per token and head (sums over P): r = dy·y_ssm (no j = i term), ust = x·dXd_state, udg = x·dXd_diag (i > j), xdy = x·dy
-  const ru = run(
-    be,
-    g,
-    new MapProgram(
-      'ru',
-      ['dyg', 'ys', 'xIn', 'dxdSt', 'dxdDg'],
-      [4 * BLH],
-      BLH,
-      `${BLH}`,
-      `let base = index * uniforms.Pp;
-  var r = 0.0;
-  var ust = 0.0;
-  var udg = 0.0;
-  var xdy = 0.0;
-  for (var p = 0; p < uniforms.Pp; p++) {
-    let xv = xIn[base + p];
-    r += dyg[base + p] * ys[base + p];
-    ust += xv * dxdSt[base + p];
-    udg += xv * dxdDg[base + p];
-    xdy += xv * dyg[base + p];
-  }
-  result[index] = r;
-  result[${BLH} + index] = ust;
-  result[${2 * BLH} + index] = udg;
-  result[${3 * BLH} + index] = xdy;`,
-    ),
-    [dyg, ys, i.x, dxdSt, dxdDg],
-  );
+  const ru = run(be, g, new RowDotsProgram(BLH), [dyg, ys, i.x, dxdSt, dxdDg]); // [4·BLH]
   // d log-decay of token k: da_k = K_c + Σ_{j<k} dt'_j ust_j + Σ_{i>=k} (r_i - dt'_i udg_i), with
   // K_c = exp(cs_last) <G_{c+1}, H_c>; then ddt' = da A + x·dXd and dA = Σ da dt'
   const ddtAll = run(
