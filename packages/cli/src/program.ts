@@ -27,6 +27,18 @@ const timeLimitOption = () =>
 /** `t2md train` / `t2md distill`: the loss weighting and the quick GenEval-style check during training (quick-eval.ts). */
 function addRecipeOptions(c: Command): Command {
   return c
+    .option('--warmup <steps>', "linear learning-rate warm-up steps (overrides the stage's)", intArg('--warmup', 0))
+    .option(
+      '--lr-decay <kind>',
+      "after the warm-up: constant or cosine (overrides the stage's)",
+      choiceArg('--lr-decay', ['constant', 'cosine']),
+    )
+    .option('--ema-decay <d>', "EMA decay in [0, 1) (overrides the stage's)", numArg('--ema-decay', 0, 0.999999))
+    .option(
+      '--caption-dropout <p>',
+      "probability of training on the null caption, in [0, 1) (overrides the stage's)",
+      numArg('--caption-dropout', 0, 0.99),
+    )
     .option('--min-snr <gamma>', 'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off, the default)', numArg('--min-snr', 0, 1e6))
     .option(
       '--eval-every <steps>',

@@ -26,10 +26,13 @@ function metadata(file: string, key: string): Record<string, unknown> {
 
 describe('ablation flags and bench/ablation.sh (wasm)', () => {
   beforeAll(() => {
-    const r = t2md(['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001'], env);
+    const recipe = ['--warmup', '3', '--lr-decay', 'cosine', '--ema-decay', '0.5', '--caption-dropout', '0.2', '--min-snr', '5'];
+    const r = t2md(['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001', ...recipe], env);
     expect(r.code, r.stderr).toBe(0);
     expect(metadata(join(teacher, 'model.safetensors'), 't2md.preset')).toMatchObject({
-      stages: { teacher: { batchSize: 2, lr: 0.001 } },
+      stages: {
+        teacher: { batchSize: 2, lr: 0.001, warmupSteps: 3, lrDecay: 'cosine', emaDecay: 0.5, captionDropout: 0.2, minSnrGamma: 5 },
+      },
     });
   });
 
@@ -44,6 +47,9 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expectOneLine(t2md([...d, '--layout', 'SA-XY'], env), /layout 'SA-XY' is malformed at position 4/);
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--lr', 'fast'], env), /--lr must be a number > 0/);
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--batch-size', '2.5'], env), /--batch-size must be an integer/);
+    expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--ema-decay', '1'], env), /--ema-decay must be a number in \[0, /);
+    expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--lr-decay', 'step'], env), /--lr-decay must be one of constant, cosine/);
+    expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--min-snr', '-1'], env), /--min-snr must be a number in \[0, /);
     expectOneLine(t2md(['distill', '--teacher', dir, '--out', join(dir, 'bad')], env), /is a folder without model\.safetensors/);
   });
 

@@ -16,6 +16,11 @@ export interface TrainOptions extends QuickEvalOptions {
   timeLimit?: number;
   /** `--min-snr γ`: min-SNR-γ weighting of L_mse (StageConfig.minSnrGamma; 0 = off). */
   minSnr?: number;
+  /** Recipe overrides of the stage configs: warmupSteps, lrDecay, emaDecay, captionDropout. */
+  warmup?: number;
+  lrDecay?: StageConfig['lrDecay'];
+  emaDecay?: number;
+  captionDropout?: number;
 }
 
 export interface DistillCliOptions extends TrainOptions {
@@ -39,6 +44,10 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     batchSize: o.batchSize,
     lr: o.lr,
     minSnrGamma: o.minSnr,
+    warmupSteps: o.warmup,
+    lrDecay: o.lrDecay,
+    emaDecay: o.emaDecay,
+    captionDropout: o.captionDropout,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
     trainable: d.trainable,
