@@ -10,12 +10,11 @@ export interface ImageCHW {
 }
 
 /**
- * Lays images out in a grid (columns = ceil(sqrt(n))) with a `gap`-pixel border and encodes a PNG.
- * Values are clamped from [-1, 1] to bytes.
+ * Lays images out in a grid, row by row (`cols` columns, by default ceil(sqrt(n))), with a `gap`-pixel
+ * border and encodes a PNG. Values are clamped from [-1, 1] to bytes.
  */
-export function encodeGridPng(images: ImageCHW[], gap = 2): Buffer {
+export function encodeGridPng(images: ImageCHW[], gap = 2, cols = Math.ceil(Math.sqrt(images.length))): Buffer {
   const n = images.length;
-  const cols = Math.ceil(Math.sqrt(n));
   const rows = Math.ceil(n / cols);
   const { height: h, width: w } = images[0];
   const W = cols * w + (cols + 1) * gap;

@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '@t2md/core';
-import { shippedModelPath } from '../models.js';
+import { generate } from '@t2md/shapes';
+import { loadModel, shippedModelPath } from '../models.js';
+import { encodeGridPng, type ImageCHW, writeFileAtomic } from '../png.js';
 import { sampleCommand } from './sample.js';
 import { distillCommand, trainCommand } from './train.js';
 
@@ -9,7 +11,11 @@ export interface DemoOptions {
   out: string;
 }
 
-const PROMPTS = ['a red circle', 'two blue squares', 'a yellow triangle left of a green circle'];
+/** One prompt from each of four categories: colors, counting, position, color attribution. */
+const PROMPTS = ['a red circle', 'two blue squares', 'a yellow triangle left of a green circle', 'a purple square and an orange circle'];
+
+/** `DIR/teacher-vs-student.png`: one image per prompt, the teacher's row above the student's (the README's figure). */
+export const COMPARE_FILE = 'teacher-vs-student.png';
 
 /**
  * `t2md demo`, the main job (`npm run demo`): samples the shipped teacher and student for a few prompts.
@@ -59,5 +65,31 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
       });
     }
   }
+  const rows: ImageCHW[] = [];
+  for (const model of [teacher, student]) rows.push(...(await onePerPrompt(model)));
+  writeFileAtomic(join(out, COMPARE_FILE), encodeGridPng(rows, 2, PROMPTS.length));
+  process.stdout.write(`teacher (top) and student (bottom), one image per prompt: ${join(out, COMPARE_FILE)}\n`);
   process.stdout.write(`done: PNG grids are in ${out}\n`);
+}
+
+/** One image per prompt from `path` (20 DPM-Solver++ steps, cfg 4.5, seed 0, all prompts in one batch). */
+async function onePerPrompt(path: string): Promise<ImageCHW[]> {
+  const trained = loadModel(path);
+  try {
+    const { images } = await generate({
+      model: trained.model,
+      encoder: trained.encoder,
+      prompt: PROMPTS,
+      steps: 20,
+      sampler: 'dpmpp-2m',
+      cfg: 4.5,
+      seed: 0,
+    });
+    const [n, , h, w] = images.shape as [number, number, number, number];
+    const data = (await images.data()) as Float32Array;
+    images.dispose();
+    return Array.from({ length: n }, (_, i) => ({ data: data.slice(i * 3 * h * w, (i + 1) * 3 * h * w), height: h, width: w }));
+  } finally {
+    trained.dispose();
+  }
 }
