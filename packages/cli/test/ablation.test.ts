@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { distillRunOptions } from '../src/commands/train.js';
+import { commandLine, distillRunOptions } from '../src/commands/train.js';
 import { BIN, expectOneLine, t2md } from './cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-ablation-'));
@@ -29,6 +29,9 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     const recipe = ['--warmup', '3', '--lr-decay', 'cosine', '--ema-decay', '0.5', '--caption-dropout', '0.2', '--min-snr', '5'];
     const r = t2md(['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001', ...recipe], env);
     expect(r.code, r.stderr).toBe(0);
+    // the command line, as a shell takes it back, is in the model file
+    const args = ['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001', ...recipe];
+    expect(metadata(join(teacher, 'model.safetensors'), 't2md.train').commands).toEqual([`t2md ${args.join(' ')}`]);
     expect(metadata(join(teacher, 'model.safetensors'), 't2md.preset')).toMatchObject({
       stages: {
         teacher: { batchSize: 2, lr: 0.001, warmupSteps: 3, lrDecay: 'cosine', emaDecay: 0.5, captionDropout: 0.2, minSnrGamma: 5 },
@@ -51,6 +54,11 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--lr-decay', 'step'], env), /--lr-decay must be one of constant, cosine/);
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--min-snr', '-1'], env), /--min-snr must be a number in \[0, /);
     expectOneLine(t2md(['distill', '--teacher', dir, '--out', join(dir, 'bad')], env), /is a folder without model\.safetensors/);
+  });
+
+  it('records the command line quoted as a shell reads it back', () => {
+    expect(commandLine(['train', '--out', 'runs/a b', '--lr', '1e-3'])).toBe("t2md train --out 'runs/a b' --lr 1e-3");
+    expect(commandLine(['sample', "it's"])).toBe("t2md sample 'it'\\''s'");
   });
 
   it('maps the flags to per-stage overrides, student changes and teacherInit', () => {

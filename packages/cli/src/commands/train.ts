@@ -76,6 +76,12 @@ export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions,
   };
 }
 
+/** This process's command line as a shell would take it back (recorded in the checkpoint and model file). */
+export function commandLine(argv: readonly string[] = process.argv.slice(2)): string {
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return ['t2md', ...argv.map(quote)].join(' ');
+}
+
 /** The in-training evaluation the flags ask for, as a spread-in option. */
 function evaluator(opts: QuickEvalOptions) {
   const e = quickEval(opts);
@@ -142,6 +148,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
         ...world,
         ...control,
         ...evaluator(opts),
+        command: commandLine(),
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,
@@ -165,6 +172,7 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
         ...world,
         ...control,
         ...evaluator(opts),
+        command: commandLine(),
         onProgress: (p) => bar.update(p),
       }),
     opts.backend,

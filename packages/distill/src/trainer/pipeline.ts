@@ -71,10 +71,20 @@ export interface TrainState {
   teacher?: string;
   /** Whether the student started from the teacher's shared weights (distill runs; absent means true). */
   teacherInit?: boolean;
+  /** The command lines of this run and of the runs it continues (`RunOptions.command`), oldest first. */
+  commands?: string[];
+  /** A distill run: the commands the teacher file records. */
+  teacherCommands?: string[];
 }
 
 /** What a run records about where its weights came from (in `t2md.train`, checkpoint and model files). */
-type Provenance = Pick<TrainState, 'teacher' | 'teacherInit'>;
+type Provenance = Pick<TrainState, 'teacher' | 'teacherInit' | 'commands' | 'teacherCommands'>;
+
+/** The commands a continued run records: those its checkpoint holds, then this one's. */
+function commandsOf(previous: TrainState | undefined, command: string | undefined): Pick<TrainState, 'commands'> {
+  const all = [...(previous?.commands ?? []), ...(command != null ? [command] : [])];
+  return all.length > 0 ? { commands: all } : {};
+}
 
 /** Options shared by both runs. */
 export interface RunOptions<S = unknown> {
@@ -111,6 +121,11 @@ export interface RunOptions<S = unknown> {
   onStopping?: (reason: 'signal' | 'time-limit') => void;
   /** A quick quality check every few steps of every stage, on the EMA weights (metrics.jsonl). */
   evaluate?: StageEvaluator;
+  /**
+   * The command line that started this run (the CLI passes its own): recorded in `t2md.train`'s
+   * `commands`, after those of the runs it continues, in the checkpoint and the model file.
+   */
+  command?: string;
 }
 
 /** Trains the teacher DiT and the caption encoder with the plain denoising loss (stage `teacher`). */
@@ -140,7 +155,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     try {
       const cfg = stageCfg(preset, 'teacher', opts.steps, ctx.state);
       const models: StageModels = { model, encoder };
-      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, {});
+      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, commandsOf(ctx.state, opts.command));
       return res;
     } finally {
       model.dispose();
@@ -200,7 +215,13 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
       () =>
         `${ctx.ckptPath} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: keep teacherInit as it was, or start a new run in another out folder.`,
     );
-    const provenance: Provenance = { teacher: teacherPath, teacherInit };
+    const teacherState = parseTrainState(teacherFile.metadata);
+    const provenance: Provenance = {
+      teacher: teacherPath,
+      teacherInit,
+      ...commandsOf(ctx.state, opts.command),
+      ...(isStrings(teacherState?.commands) ? { teacherCommands: teacherState.commands } : {}),
+    };
     const spec = teacherFile.spec;
     const encoder = teacherFile.encoder;
     let resumeStage: StageName | undefined;
@@ -521,3 +542,19 @@ function parseMeta<T>(text: string | undefined, where: string): T {
 }
 
 export { MODEL_PREFIX, TEXT_ENCODER_PREFIX };
+
+/** The `t2md.train` record of a model file's metadata, when it has a readable one. */
+function parseTrainState(metadata: Record<string, string>): Partial<TrainState> | undefined {
+  const raw = metadata[TRAIN_KEY];
+  if (raw == null) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return v != null && typeof v === 'object' ? (v as Partial<TrainState>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
