@@ -88,7 +88,7 @@ export interface Mamba2Projections {
 }
 
 /**
- * in_proj, per token: `[B, L, D]` → z, xBC, dt. Slicing the weight rows (small) rather than the
+ * in_proj, per token: `[B, L, D]` → z, xBC, dt. Splitting the weight rows (small) rather than the
  * activation columns (B·L wide) keeps each output contiguous. Call inside `tf.tidy`.
  */
 export function mamba2InProj(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): Mamba2Projections {
