@@ -16,7 +16,7 @@
 import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertInt, check } from '../assert.js';
-import { registerKernelsOnce } from '../kernel/register.js';
+import { onEveryBackend, registerKernelsOnce } from '../kernel/register.js';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram, type WebGPUProgramSpec } from '../kernel/webgpu-program.js';
 
@@ -123,11 +123,7 @@ const gpuKernel: KernelFunc = ({ backend, attrs }) => {
   );
 };
 
-const kernels: KernelConfig[] = [
-  { kernelName: GAUSSIAN_NOISE, backendName: 'cpu', kernelFunc: jsKernel as KernelFunc },
-  { kernelName: GAUSSIAN_NOISE, backendName: 'wasm', kernelFunc: jsKernel as KernelFunc },
-  { kernelName: GAUSSIAN_NOISE, backendName: 'webgpu', kernelFunc: gpuKernel },
-];
+const kernels: KernelConfig[] = [...onEveryBackend(GAUSSIAN_NOISE, jsKernel, gpuKernel)];
 
 /**
  * Standard normal noise of `shape` for the 64-bit key `[k0, k1]` (two uint32s, e.g. two draws of an

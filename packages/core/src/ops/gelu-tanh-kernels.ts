@@ -1,6 +1,7 @@
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
 import { layoutOf } from '../kernel/elementwise-config.js';
 import { ElementwiseProgram } from '../kernel/elementwise-program.js';
+import { onEveryBackend } from '../kernel/register.js';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
 import { geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
@@ -51,12 +52,8 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 export const geluTanhKernels: KernelConfig[] = [
-  { kernelName: GELU_TANH, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
-  { kernelName: GELU_TANH, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
-  { kernelName: GELU_TANH, backendName: 'webgpu', kernelFunc: gpuForward },
-  { kernelName: GELU_TANH_GRAD, backendName: 'cpu', kernelFunc: jsGrad as KernelFunc },
-  { kernelName: GELU_TANH_GRAD, backendName: 'wasm', kernelFunc: jsGrad as KernelFunc },
-  { kernelName: GELU_TANH_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
+  ...onEveryBackend(GELU_TANH, jsForward, gpuForward),
+  ...onEveryBackend(GELU_TANH_GRAD, jsGrad, gpuGrad),
 ];
 
 export const geluTanhGrad: GradConfig = {

@@ -5,7 +5,7 @@
  * Backward follows FlashAttention-2 (Dao 2023, Alg. 2): nothing of size Lq x Lk is kept; P is
  * recomputed from S and L as exp(S - L), with D_i = rowsum(dO ∘ O) and dS = P ∘ (dP - D).
  */
-import { disposeIntermediate, emptyOutput, runProgram, typedArrayKernel } from '@t2md/core';
+import { disposeIntermediate, emptyOutput, onEveryBackend, runProgram, typedArrayKernel } from '@t2md/core';
 import { getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import {
   AttentionForwardProgram,
@@ -315,10 +315,6 @@ const gpuGrad: KernelFunc = ({ inputs, backend: be, attrs }) => {
 };
 
 export const attentionKernels: KernelConfig[] = [
-  { kernelName: ATTENTION, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
-  { kernelName: ATTENTION, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
-  { kernelName: ATTENTION, backendName: 'webgpu', kernelFunc: gpuForward },
-  { kernelName: ATTENTION_GRAD, backendName: 'cpu', kernelFunc: jsGrad as KernelFunc },
-  { kernelName: ATTENTION_GRAD, backendName: 'wasm', kernelFunc: jsGrad as KernelFunc },
-  { kernelName: ATTENTION_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
+  ...onEveryBackend(ATTENTION, jsForward, gpuForward),
+  ...onEveryBackend(ATTENTION_GRAD, jsGrad, gpuGrad),
 ];

@@ -11,6 +11,7 @@ import {
   check,
   disposeIntermediate,
   fmtShape,
+  onEveryBackend,
   registerKernelsOnce,
   runProgram,
   typedArrayKernel,
@@ -170,14 +171,7 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return [dx, dw, db];
 };
 
-const kernels: KernelConfig[] = [
-  { kernelName: CONV_SILU, backendName: 'cpu', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: CONV_SILU, backendName: 'wasm', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: CONV_SILU, backendName: 'webgpu', kernelFunc: gpuForward },
-  { kernelName: CONV_SILU_GRAD, backendName: 'cpu', kernelFunc: jsGrad as unknown as KernelFunc },
-  { kernelName: CONV_SILU_GRAD, backendName: 'wasm', kernelFunc: jsGrad as unknown as KernelFunc },
-  { kernelName: CONV_SILU_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
-];
+const kernels: KernelConfig[] = [...onEveryBackend(CONV_SILU, jsForward, gpuForward), ...onEveryBackend(CONV_SILU_GRAD, jsGrad, gpuGrad)];
 
 const grad: GradConfig = {
   kernelName: CONV_SILU,

@@ -3,7 +3,16 @@
  * as one fused kernel per backend with its gradient: over the tfjs ops it replaces (9 passes forward,
  * about 20 backward, each over a [B, L, d_inner] tensor) it reads y and z once and writes once.
  */
-import { assertFloat, check, fmtShape, type ProgramUniform, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import {
+  assertFloat,
+  check,
+  fmtShape,
+  onEveryBackend,
+  type ProgramUniform,
+  registerKernelsOnce,
+  runProgram,
+  typedArrayKernel,
+} from '@t2md/core';
 import {
   engine,
   type GradConfig,
@@ -117,14 +126,7 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   ];
 };
 
-const kernels: KernelConfig[] = [
-  { kernelName: GATED_NORM, backendName: 'cpu', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: GATED_NORM, backendName: 'wasm', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: GATED_NORM, backendName: 'webgpu', kernelFunc: gpuForward },
-  { kernelName: GATED_NORM_GRAD, backendName: 'cpu', kernelFunc: jsGrad as unknown as KernelFunc },
-  { kernelName: GATED_NORM_GRAD, backendName: 'wasm', kernelFunc: jsGrad as unknown as KernelFunc },
-  { kernelName: GATED_NORM_GRAD, backendName: 'webgpu', kernelFunc: gpuGrad },
-];
+const kernels: KernelConfig[] = [...onEveryBackend(GATED_NORM, jsForward, gpuForward), ...onEveryBackend(GATED_NORM_GRAD, jsGrad, gpuGrad)];
 
 const grad: GradConfig = {
   kernelName: GATED_NORM,

@@ -8,7 +8,7 @@
  * of the un-gated, D-less output), gLast → gdt, gu, ys [B, D, L], gA [D, N], gB, gC [B, G, N, L].
  * The gradient wraps the core backward with the elementwise parts (bias, softplus, D, silu(z)) in tfjs ops.
  */
-import { disposeIntermediate, runProgram, type TypedOutput, typedArrayKernel } from '@t2md/core';
+import { disposeIntermediate, onEveryBackend, runProgram, type TypedOutput, typedArrayKernel } from '@t2md/core';
 import type { GradConfig, KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ScanDims, selectiveScanBackward, selectiveScanForward } from './scan-js.js';
@@ -178,12 +178,8 @@ const gpuBackward: KernelFunc = ({ inputs, backend: b }) => {
 };
 
 export const selectiveScanKernels: KernelConfig[] = [
-  { kernelName: SELECTIVE_SCAN, backendName: 'cpu', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: SELECTIVE_SCAN, backendName: 'wasm', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: SELECTIVE_SCAN, backendName: 'webgpu', kernelFunc: gpuForward },
-  { kernelName: SELECTIVE_SCAN_BACKWARD, backendName: 'cpu', kernelFunc: jsBackward as unknown as KernelFunc },
-  { kernelName: SELECTIVE_SCAN_BACKWARD, backendName: 'wasm', kernelFunc: jsBackward as unknown as KernelFunc },
-  { kernelName: SELECTIVE_SCAN_BACKWARD, backendName: 'webgpu', kernelFunc: gpuBackward },
+  ...onEveryBackend(SELECTIVE_SCAN, jsForward, gpuForward),
+  ...onEveryBackend(SELECTIVE_SCAN_BACKWARD, jsBackward, gpuBackward),
 ];
 
 /**

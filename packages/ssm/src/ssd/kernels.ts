@@ -1,5 +1,5 @@
-import { registerKernelsOnce, type TypedOutput, typedArrayKernel } from '@t2md/core';
-import { engine, fill, type GradConfig, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
+import { onEveryBackend, registerKernelsOnce, type TypedOutput, typedArrayKernel } from '@t2md/core';
+import { engine, fill, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
 import { type SsdArrays, ssdBackwardValues, ssdForwardValues } from './cpu.js';
 import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
 import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
@@ -39,12 +39,8 @@ const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (
 });
 
 export const ssdKernels: KernelConfig[] = [
-  { kernelName: SSD_SCAN, backendName: 'cpu', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: SSD_SCAN, backendName: 'wasm', kernelFunc: jsForward as unknown as KernelFunc },
-  { kernelName: SSD_SCAN, backendName: 'webgpu', kernelFunc: ssdForwardWebGPU },
-  { kernelName: SSD_SCAN_GRAD, backendName: 'cpu', kernelFunc: jsBackward as unknown as KernelFunc },
-  { kernelName: SSD_SCAN_GRAD, backendName: 'wasm', kernelFunc: jsBackward as unknown as KernelFunc },
-  { kernelName: SSD_SCAN_GRAD, backendName: 'webgpu', kernelFunc: ssdBackwardWebGPU },
+  ...onEveryBackend(SSD_SCAN, jsForward, ssdForwardWebGPU),
+  ...onEveryBackend(SSD_SCAN_GRAD, jsBackward, ssdBackwardWebGPU),
 ];
 
 /**

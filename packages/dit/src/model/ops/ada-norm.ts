@@ -4,6 +4,7 @@ import {
   type ElementwiseLayout,
   fmtShape,
   layoutOf,
+  onEveryBackend,
   registerKernelsOnce,
   resolveElementwiseLayout,
   runProgram,
@@ -137,11 +138,7 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-export const adaNormKernels: KernelConfig[] = [
-  { kernelName: ADA_NORM, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
-  { kernelName: ADA_NORM, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
-  { kernelName: ADA_NORM, backendName: 'webgpu', kernelFunc: gpuForward },
-];
+export const adaNormKernels: KernelConfig[] = [...onEveryBackend(ADA_NORM, jsForward, gpuForward)];
 
 /**
  * With x̂ = (x − μ)·rstd and g = dy·(1 + scale):

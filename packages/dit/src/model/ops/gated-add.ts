@@ -5,6 +5,7 @@ import {
   ElementwiseProgram,
   fmtShape,
   layoutOf,
+  onEveryBackend,
   registerKernelsOnce,
   resolveElementwiseLayout,
   runProgram,
@@ -90,11 +91,7 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-export const gatedAddKernels: KernelConfig[] = [
-  { kernelName: GATED_ADD, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
-  { kernelName: GATED_ADD, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
-  { kernelName: GATED_ADD, backendName: 'webgpu', kernelFunc: gpuForward },
-];
+export const gatedAddKernels: KernelConfig[] = [...onEveryBackend(GATED_ADD, jsForward, gpuForward)];
 
 /** dx = dy; dm = dy · gate; dada = Σ_T dy · m in row gateIdx, zeros elsewhere. */
 export const gatedAddGrad: GradConfig = {

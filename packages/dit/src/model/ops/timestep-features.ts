@@ -1,4 +1,4 @@
-import { assertInt, check, fmtShape, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
+import { assertInt, check, fmtShape, onEveryBackend, registerKernelsOnce, runProgram, typedArrayKernel } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
 import { frequencies, TimestepFeaturesProgram } from './timestep-features-webgpu.js';
@@ -61,11 +61,7 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   return runProgram(backend, new TimestepFeaturesProgram(N, dim / 2, maxPeriod), [t], [{ type: 'int32', data: [(N * dim) / 2] }]);
 };
 
-export const timestepFeaturesKernels: KernelConfig[] = [
-  { kernelName: TIMESTEP_FEATURES, backendName: 'cpu', kernelFunc: jsForward as KernelFunc },
-  { kernelName: TIMESTEP_FEATURES, backendName: 'wasm', kernelFunc: jsForward as KernelFunc },
-  { kernelName: TIMESTEP_FEATURES, backendName: 'webgpu', kernelFunc: gpuForward },
-];
+export const timestepFeaturesKernels: KernelConfig[] = [...onEveryBackend(TIMESTEP_FEATURES, jsForward, gpuForward)];
 
 /** dt = Σ_k ω_k (cos(t·ω_k)·dy_sin,k − sin(t·ω_k)·dy_cos,k), from the saved output. */
 export const timestepFeaturesGrad: GradConfig = {
