@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { Tensor } from '@tensorflow/tfjs-core';
 import { PNG } from 'pngjs';
 
 /** An RGB image as CHW floats in [-1, 1] (the models' output convention). */
@@ -7,6 +8,15 @@ export interface ImageCHW {
   data: Float32Array;
   height: number;
   width: number;
+}
+
+/** Reads a batch of images `[n, 3, h, w]` back (and disposes the tensor): one `ImageCHW` each. */
+export async function readImages(images: Tensor): Promise<ImageCHW[]> {
+  const [n, c, h, w] = images.shape as [number, number, number, number];
+  const data = (await images.data()) as Float32Array;
+  images.dispose();
+  const per = c * h * w;
+  return Array.from({ length: n }, (_, i) => ({ data: data.slice(i * per, (i + 1) * per), height: h, width: w }));
 }
 
 /**

@@ -3,6 +3,7 @@ import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
+import { QUICK_EVAL_DEFAULTS } from './commands/quick-eval.js';
 import { sampleCommand } from './commands/sample.js';
 import { distillCommand, trainCommand } from './commands/train.js';
 import { BACKENDS, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
@@ -45,8 +46,13 @@ function addRecipeOptions(c: Command): Command {
       'score the EMA weights every this many steps (and at the end) into metrics.jsonl',
       intArg('--eval-every', 1),
     )
-    .option('--eval-prompts <n>', 'prompts of that score (balanced over the six categories)', intArg('--eval-prompts', 6, 10_000), 48)
-    .option('--eval-steps <n>', 'DPM-Solver++ steps per image of that score', intArg('--eval-steps', 1, 1000), 10);
+    .option(
+      '--eval-prompts <n>',
+      'prompts of that score (balanced over the six categories)',
+      intArg('--eval-prompts', 6, 10_000),
+      QUICK_EVAL_DEFAULTS.prompts,
+    )
+    .option('--eval-steps <n>', 'DPM-Solver++ steps per image of that score', intArg('--eval-steps', 1, 1000), QUICK_EVAL_DEFAULTS.steps);
 }
 
 const backendOption = () =>

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { initBackend } from '@t2md/core';
 import { generate } from '@t2md/shapes';
 import { loadModel, shippedModelPath } from '../models.js';
-import { encodeGridPng, type ImageCHW, writeFileAtomic } from '../png.js';
+import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
 import { sampleCommand } from './sample.js';
 import { distillCommand, trainCommand } from './train.js';
 
@@ -85,10 +85,7 @@ async function onePerPrompt(path: string): Promise<ImageCHW[]> {
       cfg: 4.5,
       seed: 0,
     });
-    const [n, , h, w] = images.shape as [number, number, number, number];
-    const data = (await images.data()) as Float32Array;
-    images.dispose();
-    return Array.from({ length: n }, (_, i) => ({ data: data.slice(i * 3 * h * w, (i + 1) * 3 * h * w), height: h, width: w }));
+    return await readImages(images);
   } finally {
     trained.dispose();
   }

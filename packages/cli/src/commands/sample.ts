@@ -4,7 +4,7 @@ import { type BackendName, initBackend } from '@t2md/core';
 import type { SamplerName } from '@t2md/sampler';
 import { generate, parseCaption } from '@t2md/shapes';
 import { loadModel } from '../models.js';
-import { encodeGridPng, writeFileAtomic } from '../png.js';
+import { encodeGridPng, readImages, writeFileAtomic } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
 
 export interface SampleOptions {
@@ -44,11 +44,10 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
       },
     });
     bar.stop();
-    const [n, , h, w] = images.shape as [number, number, number, number];
-    const data = (await images.data()) as Float32Array;
-    images.dispose();
-    const per = 3 * h * w;
-    const png = encodeGridPng(Array.from({ length: n }, (_, i) => ({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w })));
+    const imgs = await readImages(images);
+    const n = imgs.length;
+    const { height: h, width: w } = imgs[0]!;
+    const png = encodeGridPng(imgs);
     const out = resolve(opts.out);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, png);
