@@ -122,20 +122,24 @@ describe('unidirectional Mamba mixer (cpu)', () => {
         const v = rng.randn(w[name].shape);
         const orig = w[name].clone();
         const eps = 3e-3;
-        const at = async (sign: number) => {
-          tf.tidy(() => w[name].assign(tf.add(orig, tf.mul(v, sign * eps))));
+        const at = async (step: number) => {
+          tf.tidy(() => w[name].assign(tf.add(orig, tf.mul(v, step * eps))));
           const l = tf.tidy(loss);
           const out = (await l.data())[0];
           l.dispose();
           return out;
         };
-        const fd = ((await at(1)) - (await at(-1))) / (2 * eps);
+        // Richardson's extrapolation of two central differences cancels their ε² term: along in_proj
+        // the loss is curved enough (dt's softplus and exp) that ε² alone was 20% on some seeds.
+        const central = async (scale: number) => ((await at(scale)) - (await at(-scale))) / (2 * scale * eps);
+        const fd = (4 * (await central(0.5)) - (await central(1))) / 3;
         w[name].assign(orig);
         const vv = await v.data();
         let an = 0;
         for (let i = 0; i < gv.length; i++) an += gv[i] * vv[i];
-        // float32 rounding of the loss (~1e-7 of it per op, summed) over 2ε, plus the difference's O(ε²) term
-        const tol = 3e-2 * Math.abs(fd) + (1e-6 * loss0) / eps;
+        // float32 rounding of the loss (~1e-7 of it per op, summed), which the extrapolation weighs
+        // 3/ε, plus what is left of the truncation (O(ε⁴))
+        const tol = 3e-2 * Math.abs(fd) + (3e-6 * loss0) / eps;
         console.log(
           `mixer d${name}: <g, v> ${an.toPrecision(6)}, central difference ${fd.toPrecision(6)} (tolerance ${tol.toPrecision(2)})`,
         );
