@@ -8,6 +8,8 @@
 #   SECS=420 bash .gpu/run.sh bash bench/gpu-train.sh teacher "b128:--batch-size 128 --lr 1e-3" ...
 #   SECS=300 TEACHER=path bash .gpu/run.sh bash bench/gpu-train.sh distill "mixer:--stage distill" \
 #     "forcing:--stage forcing+distill" ...   (forcing+distill: FORCING_SHARE of the time, then distill)
+#   A model that needs a second block trains on from its committed file (fresh optimiser and schedule;
+#   `init` in its metadata says so): "more:--init packages/shapes/models/teacher.safetensors --model-dtype f16"
 #
 # Each NAME:FLAGS argument is one run in parallel (own process, own folder); the GPU is far from busy
 # with one small model, so parallel runs cost little. The device tool returns at most 8 files, so:

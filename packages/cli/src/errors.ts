@@ -16,6 +16,9 @@ export class UsageError extends Error {
  */
 const FLAG_ADVICE: [RegExp, (m: RegExpExecArray) => string][] = [
   [/^Backend '\w+' is not available/, () => 'pass --backend webgpu, wasm or cpu, or set T2MD_BACKEND'],
+  [/and init starts a new run/, () => 'pass another --out, or drop --init and pass --resume'],
+  [/init starts a new run from a model file, and resume/, () => 'drop --init or --resume'],
+  [/start a new run without init/, () => 'drop --no-teacher-init, or drop --init'],
   [/already holds a checkpoint/, () => 'pass --resume to continue it, or another --out'],
   [/nothing to resume; start without resume/, () => 'drop --resume'],
   [/resume it at stage (\w+)/, (m) => `pass --stage ${m[1]} or --stage all`],

@@ -14,6 +14,7 @@ const PRESETS = ['tiny', 'shapes'] as const;
 const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
 const SCANS = ['bi', 'uni'] as const;
 const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
+const MODEL_DTYPES = ['f32', 'f16'] as const;
 
 /** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
 const batchSizeOption = () =>
@@ -53,6 +54,17 @@ function addRecipeOptions(c: Command): Command {
       QUICK_EVAL_DEFAULTS.prompts,
     )
     .option('--eval-steps <n>', 'DPM-Solver++ steps per image of that score', intArg('--eval-steps', 1, 1000), QUICK_EVAL_DEFAULTS.steps);
+}
+
+/** `t2md train` / `t2md distill`: where the weights start, and the float type of the model files. */
+function addModelFileOptions(c: Command, init: string): Command {
+  return c
+    .option('--init <file>', init)
+    .option(
+      '--model-dtype <type>',
+      'f32 (default) or f16 (half the size, for models that ship) for model.safetensors; the checkpoint stays f32',
+      choiceArg('--model-dtype', MODEL_DTYPES),
+    );
 }
 
 const backendOption = () =>
@@ -128,7 +140,10 @@ export function buildProgram(): Command {
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption());
-  addRecipeOptions(train).action(trainCommand);
+  addModelFileOptions(
+    addRecipeOptions(train),
+    "start from this teacher model file's weights, with a fresh optimiser and schedule (e.g. a committed model, to train it on; the preset defaults to the file's)",
+  ).action(trainCommand);
 
   const distill = program
     .command('distill')
@@ -149,7 +164,10 @@ export function buildProgram(): Command {
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption());
-  addRecipeOptions(distill).action(distillCommand);
+  addModelFileOptions(
+    addRecipeOptions(distill),
+    "start the student from this student model file instead of the teacher's weights (e.g. a committed model, to run further stages on it)",
+  ).action(distillCommand);
 
   program
     .command('eval')

@@ -21,6 +21,10 @@ export interface TrainOptions extends QuickEvalOptions {
   lrDecay?: StageConfig['lrDecay'];
   emaDecay?: number;
   captionDropout?: number;
+  /** `--init FILE`: start from a model file's weights (RunOptions.init). */
+  init?: string;
+  /** `--model-dtype`: float type of the model files (RunOptions.modelDtype). */
+  modelDtype?: 'f32' | 'f16';
 }
 
 export interface DistillCliOptions extends TrainOptions {
@@ -80,6 +84,14 @@ export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions,
 export function commandLine(argv: readonly string[] = process.argv.slice(2)): string {
   const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
   return ['t2md', ...argv.map(quote)].join(' ');
+}
+
+/** `--init` and `--model-dtype`, as spread-in options (only those given). */
+function modelFileOptions(opts: TrainOptions) {
+  return {
+    ...(opts.init != null ? { init: opts.init } : {}),
+    ...(opts.modelDtype != null ? { modelDtype: opts.modelDtype } : {}),
+  };
 }
 
 /** The in-training evaluation the flags ask for, as a spread-in option. */
@@ -144,6 +156,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
         preset: opts.preset,
         steps: opts.steps,
         resume: opts.resume,
+        ...modelFileOptions(opts),
         ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
         ...world,
         ...control,
@@ -168,6 +181,7 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
         stage: opts.stage,
         steps: opts.steps,
         resume: opts.resume,
+        ...modelFileOptions(opts),
         ...distillRunOptions(opts),
         ...world,
         ...control,

@@ -14,6 +14,7 @@ import {
   type LoadedCheckpoint,
   type LoadTrainedOptions,
   loadTrainedModel as loadTrainedBytes,
+  type ModelFloatDtype,
   PRESET_KEY,
   parseMetadataJson,
   type TextEncoderFactory,
@@ -26,7 +27,10 @@ import type { TrainPreset } from './config.js';
 
 export { PRESET_KEY, TEXT_ENCODER_KEY, TEXT_ENCODER_PREFIX, TRAIN_KEY } from '@t2md/dit';
 
-/** Writes the model (with `ema` weights replacing the live ones they name) atomically to `path`. */
+/**
+ * Writes the model (with `ema` weights replacing the live ones they name) atomically to `path`, float
+ * weights as `floatDtype` (default F32; F16 for files that ship).
+ */
 export async function saveTrainedModel(
   path: string,
   model: DiT,
@@ -34,8 +38,9 @@ export async function saveTrainedModel(
   spec: TextEncoderSpec,
   ema: Record<string, tf.Tensor>,
   metadata: Record<string, string>,
+  floatDtype: ModelFloatDtype = 'F32',
 ): Promise<void> {
-  atomicWriteFile(path, await encodeTrainedModel(model, encoder, spec, ema, metadata));
+  atomicWriteFile(path, await encodeTrainedModel(model, encoder, spec, ema, metadata, floatDtype));
 }
 
 /** A loaded model (see @t2md/dit's `TrainedModel`) and the preset it was trained with, when the file records it. */

@@ -5,8 +5,18 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertInt, check, InputError, Rng, type RngState } from '@t2md/core';
-import { CONFIG_METADATA_KEY, createDiT, type DiT, type DiTConfig, loadWeightsInto, MODEL_PREFIX, transferFromTeacher } from '@t2md/dit';
+import { assertInt, assertOneOf, check, InputError, Rng, type RngState } from '@t2md/core';
+import {
+  CONFIG_METADATA_KEY,
+  createDiT,
+  type DiT,
+  type DiTConfig,
+  loadWeightsInto,
+  MODEL_PREFIX,
+  type ModelFloatDtype,
+  resolveConfig,
+  transferFromTeacher,
+} from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import type * as tf from '@tensorflow/tfjs-core';
 import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.js';
@@ -75,13 +85,28 @@ export interface TrainState {
   commands?: string[];
   /** A distill run: the commands the teacher file records. */
   teacherCommands?: string[];
+  /**
+   * The model file the run started from (`RunOptions.init`) and where that file's run stood; its
+   * commands come first in `commands`.
+   */
+  init?: InitRecord;
+}
+
+/** Where an `init` run's weights came from. */
+export interface InitRecord {
+  file: string;
+  stage?: string;
+  step?: number;
 }
 
 /** What a run records about where its weights came from (in `t2md.train`, checkpoint and model files). */
-type Provenance = Pick<TrainState, 'teacher' | 'teacherInit' | 'commands' | 'teacherCommands'>;
+type Provenance = Pick<TrainState, 'teacher' | 'teacherInit' | 'commands' | 'teacherCommands' | 'init'>;
 
 /** The commands a continued run records: those its checkpoint holds, then this one's. */
-function commandsOf(previous: TrainState | undefined, command: string | undefined): Pick<TrainState, 'commands'> {
+function commandsOf(
+  previous: Pick<Partial<TrainState>, 'commands'> | undefined,
+  command: string | undefined,
+): Pick<TrainState, 'commands'> {
   const all = [...(previous?.commands ?? []), ...(command != null ? [command] : [])];
   return all.length > 0 ? { commands: all } : {};
 }
@@ -96,6 +121,21 @@ export interface RunOptions<S = unknown> {
   steps?: number;
   /** Continue from `out/latest.safetensors` at its step. */
   resume?: boolean;
+  /**
+   * Start a new run from this model file's weights (EMA folded in, as train and distill write them)
+   * instead of a fresh initialisation: `trainTeacher` reads a teacher file, `distillStudent` a student
+   * file in place of the teacher's weights. Optimiser, step count, schedule and data stream start anew.
+   * For continuing a model in another session from the committed file (a checkpoint with optimiser
+   * state is three times larger). Recorded in `t2md.train` (`init`, and the file's `commands` first).
+   * The preset defaults to the file's. Not with `resume`.
+   */
+  init?: string;
+  /**
+   * Float type of the model files (`model.safetensors`, `<stage>.safetensors`): `'f32'` (default) or
+   * `'f16'` (half the bytes, for files that ship; they load back as float32). Checkpoints stay f32, so a
+   * resume is exact.
+   */
+  modelDtype?: 'f32' | 'f16';
   /** The data source factory (the CLI passes @t2md/shapes's `createDataset`). */
   data: DataFactory<S>;
   /** The caption-encoder factory (the CLI passes @t2md/shapes's `createCaptionEncoder`). */
@@ -137,6 +177,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     let encoder: TextEncoderLike;
     let spec: TextEncoderSpec;
     let start: StageStart | undefined;
+    let provenance = commandsOf(ctx.state, opts.command) as Provenance;
     if (ctx.ckpt) {
       const st = ctx.state!;
       check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it as a distillation run.`);
@@ -146,6 +187,19 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
       encoder = loaded.encoder;
       spec = loaded.spec;
       start = startFrom(ctx.ckpt, st);
+      if (st.init != null) provenance = { ...provenance, init: st.init };
+    } else if (opts.init != null) {
+      const from = openInit(opts.createEncoder, opts.init);
+      try {
+        preset = withOverrides(resolvePreset(opts.preset ?? from.model.preset), opts.overrides);
+        checkSameConfig(from.model.model.config, preset.teacher, from.path, `preset '${preset.name}''s teacher`);
+        checkEncoderFits(from.model.spec, preset, opts.vocabSize, from.path);
+      } catch (err) {
+        from.model.dispose();
+        throw err;
+      }
+      ({ model, encoder, spec } = from.model);
+      provenance = { ...commandsOf(from.state, opts.command), init: from.record };
     } else {
       preset = withOverrides(resolvePreset(opts.preset), opts.overrides);
       spec = encoderSpec(preset, opts.vocabSize);
@@ -155,7 +209,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     try {
       const cfg = stageCfg(preset, 'teacher', opts.steps, ctx.state);
       const models: StageModels = { model, encoder };
-      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, commandsOf(ctx.state, opts.command));
+      const res = await runStage(opts, ctx, preset, 'teacher', cfg, models, spec, start, provenance);
       return res;
     } finally {
       model.dispose();
@@ -201,26 +255,43 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
   const teacherPath = resolveModelFile(opts.teacher);
   const ctx = openRun(opts, 'distill', stages);
   let teacherFile: ReturnType<typeof loadTrainedModel> | undefined;
+  let from: InitFile | undefined;
   let student: DiT | undefined;
   try {
     teacherFile = loadTrainedModel(teacherPath, opts.createEncoder, { ema: true });
+    if (opts.init != null) from = openInit(opts.createEncoder, opts.init);
     const preset: TrainPreset = ctx.preset
       ? continuedPreset(ctx.preset, opts.overrides, { resuming: ctx.resuming, stages, where: ctx.ckptPath })
-      : withStudent(withOverrides(resolvePreset(opts.preset ?? teacherFile.preset ?? 'tiny'), opts.overrides), opts.student);
+      : withStudent(
+          withOverrides(resolvePreset(opts.preset ?? from?.model.preset ?? teacherFile.preset ?? 'tiny'), opts.overrides),
+          opts.student,
+        );
     checkTeacherFits(teacherFile.model.config, preset, teacherPath);
-    // A continued run's student was made by the first run: its provenance carries over.
-    const teacherInit = ctx.state ? ctx.state.teacherInit !== false : opts.teacherInit !== false;
+    if (from != null) {
+      // adapt and finetune change the positional embedding: a student file from after them still fits
+      const { posEmbed: _, ...want } = preset.student;
+      checkSameConfig({ ...from.model.model.config, posEmbed: undefined }, want, from.path, `preset '${preset.name}''s student`);
+      check(
+        JSON.stringify(from.model.spec) === JSON.stringify(teacherFile.spec),
+        () => `${from!.path} was distilled with another caption encoder than the teacher ${teacherPath} has; pass its own teacher.`,
+      );
+    }
+    // A continued run's student was made by the first run (or the init file's): its provenance carries over.
+    const made = ctx.state ?? from?.state;
+    const teacherInit = made ? made.teacherInit !== false : opts.teacherInit !== false;
     check(
       opts.teacherInit == null || opts.teacherInit === teacherInit,
       () =>
-        `${ctx.ckptPath} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: keep teacherInit as it was, or start a new run in another out folder.`,
+        `${ctx.state ? ctx.ckptPath : from?.path} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: keep teacherInit as it was, or start a new run${ctx.state ? ' in another out folder' : ' without init'}.`,
     );
     const teacherState = parseTrainState(teacherFile.metadata);
+    const init = ctx.state?.init ?? from?.record;
     const provenance: Provenance = {
       teacher: teacherPath,
       teacherInit,
-      ...commandsOf(ctx.state, opts.command),
+      ...commandsOf(ctx.state ?? from?.state, opts.command),
       ...(isStrings(teacherState?.commands) ? { teacherCommands: teacherState.commands } : {}),
+      ...(init != null ? { init } : {}),
     };
     const spec = teacherFile.spec;
     const encoder = teacherFile.encoder;
@@ -233,6 +304,10 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
       student = loaded.model;
       resumeStage = st.stage;
       checkStudentAgrees(student.config, opts.student, ctx.ckptPath);
+    } else if (from != null) {
+      student = from.model.model;
+      from.model.encoder.dispose(); // the teacher file's encoder is the frozen one
+      from = undefined;
     } else {
       student = createDiT(preset.student);
       if (teacherInit) transferFromTeacher(student, teacherFile.model);
@@ -251,7 +326,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
           [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: st!.step, ...provenance }),
         };
         for (const f of [`${stage}.safetensors`, MODEL_FILE]) {
-          await saveTrainedModel(join(opts.out, f), student, encoder, spec, ctx.ckpt!.ema, meta);
+          await saveTrainedModel(join(opts.out, f), student, encoder, spec, ctx.ckpt!.ema, meta, modelDtype(opts));
         }
         if (st!.steps !== cfg.steps) {
           // `--resume --steps N` ended the stage early (at an interrupted run's step): record it as
@@ -291,6 +366,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
     ctx.dropCheckpoint();
     student?.dispose();
     teacherFile?.dispose();
+    from?.model.dispose();
   }
 }
 
@@ -315,6 +391,14 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
   }
   check(typeof opts.data === 'function', 'data must be a function creating the data source (e.g. createDataset).');
   check(typeof opts.createEncoder === 'function', 'createEncoder must be a function (e.g. createCaptionEncoder).');
+  if (opts.modelDtype != null) assertOneOf('modelDtype', opts.modelDtype, ['f32', 'f16'] as const);
+  if (opts.init != null) {
+    check(typeof opts.init === 'string' && opts.init !== '', 'init must be a model file path.');
+    check(
+      opts.resume !== true,
+      () => `init starts a new run from a model file, and resume continues ${opts.out}'s checkpoint; pass one of them.`,
+    );
+  }
   mkdirSync(opts.out, { recursive: true });
   const ckptPath = join(opts.out, CHECKPOINT_FILE);
   const metricsPath = join(opts.out, METRICS_FILE);
@@ -328,6 +412,10 @@ function openRun<S>(opts: RunOptions<S>, run: 'teacher' | 'distill', stages: Sta
     },
   };
   const exists = existsSync(ckptPath);
+  check(
+    opts.init == null || !exists,
+    () => `${opts.out} already holds a checkpoint, and init starts a new run; choose another out folder (or resume that one).`,
+  );
   if (opts.resume) {
     check(exists, () => `${ckptPath} does not exist, so there is nothing to resume; start without resume.`);
   } else if (!exists) {
@@ -447,7 +535,7 @@ async function runStage<S>(
         [PRESET_KEY]: presetJson,
         [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, steps: cfg.steps, stopped: outcome.stopped, ...provenance }),
       };
-      await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, partial);
+      await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, partial, modelDtype(opts));
       return {
         aborted: true,
         ...(outcome.stopped ? { stopped: outcome.stopped } : {}),
@@ -462,8 +550,9 @@ async function runStage<S>(
       [PRESET_KEY]: presetJson,
       [TRAIN_KEY]: JSON.stringify({ format: 1, stage, step: outcome.step, ...provenance }),
     };
-    await saveTrainedModel(join(opts.out, `${stage}.safetensors`), models.model, models.encoder, spec, outcome.ema, meta);
-    await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, meta);
+    const dtype = modelDtype(opts);
+    await saveTrainedModel(join(opts.out, `${stage}.safetensors`), models.model, models.encoder, spec, outcome.ema, meta, dtype);
+    await saveTrainedModel(modelPath, models.model, models.encoder, spec, outcome.ema, meta, dtype);
     return { aborted: false, stage, step: outcome.step, checkpoint: ctx.ckptPath, model: modelPath, loss: outcome.loss };
   } finally {
     outcome.dispose();
@@ -544,6 +633,53 @@ function parseMeta<T>(text: string | undefined, where: string): T {
 export { MODEL_PREFIX, TEXT_ENCODER_PREFIX };
 
 /** The `t2md.train` record of a model file's metadata, when it has a readable one. */
+function modelDtype(opts: Pick<RunOptions, 'modelDtype'>): ModelFloatDtype {
+  return opts.modelDtype === 'f16' ? 'F16' : 'F32';
+}
+
+/** An `init` model file, loaded (EMA weights folded in), with what its metadata says about its run. */
+interface InitFile {
+  path: string;
+  model: ReturnType<typeof loadTrainedModel>;
+  state: Partial<TrainState> | undefined;
+  record: InitRecord;
+}
+
+function openInit(createEncoder: TextEncoderFactory, init: string): InitFile {
+  const path = resolveModelFile(init, 'init');
+  const model = loadTrainedModel(path, createEncoder, { ema: true });
+  const state = parseTrainState(model.metadata);
+  const record: InitRecord = {
+    file: path,
+    ...(typeof state?.stage === 'string' ? { stage: state.stage } : {}),
+    ...(typeof state?.step === 'number' ? { step: state.step } : {}),
+  };
+  return { path, model, state: state && { ...state, commands: isStrings(state.commands) ? state.commands : undefined }, record };
+}
+
+/** An InputError naming the first field where the file's DiT config differs from the one the run wants. */
+function checkSameConfig(have: DiTConfig, want: DiTConfig, where: string, wantName: string): void {
+  const a = resolveConfig(have as DiTConfig).config as unknown as Record<string, unknown>;
+  const b = resolveConfig(want as DiTConfig).config as unknown as Record<string, unknown>;
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = JSON.stringify(a[k]);
+    const y = JSON.stringify(b[k]);
+    check(
+      x === y,
+      () => `${where} has ${k} ${x ?? 'unset'} but ${wantName} has ${y ?? 'unset'}; pass the preset the file was trained with.`,
+    );
+  }
+}
+
+/** The init file's caption encoder must read the run's captions: same vocabulary and caption length. */
+function checkEncoderFits(spec: TextEncoderSpec, preset: TrainPreset, vocabSize: number, where: string): void {
+  check(
+    spec.vocabSize === vocabSize && spec.maxLength === preset.captionTokens,
+    () =>
+      `${where}'s caption encoder reads ${spec.maxLength} tokens of a ${spec.vocabSize}-word vocabulary, but this run has ${preset.captionTokens} of ${vocabSize}; pass the preset the file was trained with.`,
+  );
+}
+
 function parseTrainState(metadata: Record<string, string>): Partial<TrainState> | undefined {
   const raw = metadata[TRAIN_KEY];
   if (raw == null) return undefined;

@@ -19,6 +19,7 @@ export type {
   CheckpointTensors,
   LoadedCheckpoint,
   LoadTrainedOptions,
+  ModelFloatDtype,
   TextEncoderFactory,
   TextEncoderLike,
   TextEncoderSpec,

@@ -67,8 +67,18 @@ export interface LoadedCheckpoint {
   metadata: Record<string, string>;
 }
 
-/** Safetensors bytes of the groups, all F32. */
-export async function encodeCheckpoint(parts: CheckpointTensors, metadata: Record<string, string>): Promise<Uint8Array> {
+/**
+ * The float type of a file's weights: `F32` (training checkpoints, which resume exactly), or `F16`
+ * for model files that ship (half the bytes; they load back as float32).
+ */
+export type ModelFloatDtype = 'F32' | 'F16';
+
+/** Safetensors bytes of the groups, float weights as `floatDtype` (default F32). */
+export async function encodeCheckpoint(
+  parts: CheckpointTensors,
+  metadata: Record<string, string>,
+  floatDtype: ModelFloatDtype = 'F32',
+): Promise<Uint8Array> {
   const all: Record<string, tf.Tensor> = {};
   for (const [name, t] of Object.entries(parts.weights)) {
     if (name.startsWith(OPT_M) || name.startsWith(OPT_V) || name.startsWith(EMA)) {
@@ -83,7 +93,7 @@ export async function encodeCheckpoint(parts: CheckpointTensors, metadata: Recor
   ] as const) {
     for (const [name, t] of Object.entries(group ?? {})) all[`${prefix}${name}`] = t;
   }
-  return saveSafetensors(all, metadata, { floatDtype: 'F32' });
+  return saveSafetensors(all, metadata, { floatDtype });
 }
 
 /** Splits safetensors bytes into the groups. A malformed file is an InputError naming `where`. */
@@ -114,7 +124,7 @@ export function disposeCheckpoint(ckpt: LoadedCheckpoint): void {
 /**
  * A sampling-ready model file: the DiT under `model.` and the encoder under `text_encoder.`, the `ema`
  * weights (by prefixed name) replacing the live ones they name, and the config and encoder spec added
- * to `metadata`.
+ * to `metadata`; float weights stored as `floatDtype` (default F32).
  */
 export async function encodeTrainedModel(
   model: DiT,
@@ -122,6 +132,7 @@ export async function encodeTrainedModel(
   spec: TextEncoderSpec,
   ema: Record<string, tf.Tensor>,
   metadata: Record<string, string>,
+  floatDtype: ModelFloatDtype = 'F32',
 ): Promise<Uint8Array> {
   const weights: Record<string, tf.Tensor> = {};
   for (const [n, v] of Object.entries(model.weights())) weights[`${MODEL_PREFIX}${n}`] = v;
@@ -130,6 +141,7 @@ export async function encodeTrainedModel(
   return encodeCheckpoint(
     { weights },
     { ...metadata, [CONFIG_METADATA_KEY]: JSON.stringify(model.config), [TEXT_ENCODER_KEY]: JSON.stringify(spec) },
+    floatDtype,
   );
 }
 
