@@ -30,7 +30,7 @@ export type { StageOutcome, StageRun, StageStart } from './trainer/loop.js';
 export { CHECKPOINT_FILE, METRICS_FILE, runStageLoop } from './trainer/loop.js';
 export type { TrainedModel } from './trainer/model-file.js';
 export { fromCheckpoint, loadTrainedModel, PRESET_KEY, saveTrainedModel, TEXT_ENCODER_KEY, TRAIN_KEY } from './trainer/model-file.js';
-export type { DistillOptions, RunOptions, TrainState } from './trainer/pipeline.js';
+export type { DistillOptions, InitRecord, RunOptions, TrainState } from './trainer/pipeline.js';
 export { distillStudent, MODEL_FILE, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from './trainer/pipeline.js';
 export type { NoisedBatch, StageModels } from './trainer/stage-step.js';
 export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights } from './trainer/stage-step.js';

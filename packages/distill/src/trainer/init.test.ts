@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError, initBackend } from '@t2md/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTrainedModel, TRAIN_KEY } from './model-file.js';
+import { loadTrainedModel } from './model-file.js';
 import { distillStudent, trainTeacher } from './pipeline.js';
-import { createEncoder, microPreset, syntheticData, VOCAB } from './test-fixtures.js';
+import { createEncoder, microPreset, syntheticData, trainStateOf, VOCAB } from './test-fixtures.js';
 
 const world = { data: syntheticData, createEncoder, vocabSize: VOCAB };
 const frozen = { lr: 0, emaDecay: 0 };
@@ -41,15 +41,6 @@ function storedDtypes(path: string): Set<string> {
   );
 }
 
-function trainState(path: string): Record<string, unknown> {
-  const m = loadTrainedModel(path, createEncoder);
-  try {
-    return JSON.parse(m.metadata[TRAIN_KEY]!) as Record<string, unknown>;
-  } finally {
-    m.dispose();
-  }
-}
-
 describe('starting a run from a model file, and f16 model files (cpu)', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'cpu' });
@@ -67,11 +58,11 @@ describe('starting a run from a model file, and f16 model files (cpu)', () => {
     const after = await weightsOf(join(out, 'model.safetensors'));
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     for (const [n, v] of before) expect(Array.from(after.get(n)!), n).toEqual(Array.from(v));
-    const st = trainState(join(out, 'model.safetensors'));
+    const st = trainStateOf(join(out, 'model.safetensors'));
     expect(st.init).toEqual({ file: teacherFile, stage: 'teacher', step: 2 });
     expect(st.commands).toEqual(['t2md train --steps 2', 't2md train --init x']);
     await trainTeacher({ ...world, out, steps: 2, resume: true, command: 't2md train --resume' });
-    const resumed = trainState(join(out, 'model.safetensors'));
+    const resumed = trainStateOf(join(out, 'model.safetensors'));
     expect(resumed.init).toEqual(st.init);
     expect(resumed.commands).toEqual(['t2md train --steps 2', 't2md train --init x', 't2md train --resume']);
   });
@@ -110,7 +101,7 @@ describe('starting a run from a model file, and f16 model files (cpu)', () => {
     const before = await weightsOf(studentFile);
     const after = await weightsOf(join(out, 'model.safetensors'));
     for (const [n, v] of before) expect(Array.from(after.get(n)!), n).toEqual(Array.from(v));
-    const st = trainState(join(out, 'model.safetensors'));
+    const st = trainStateOf(join(out, 'model.safetensors'));
     expect(st.init).toEqual({ file: studentFile, stage: 'forcing', step: 1 });
     expect(st.teacherInit).toBe(false); // the file's student was made from scratch: that carries over
     expect(st.commands).toEqual(['a', 'b']);
@@ -119,7 +110,7 @@ describe('starting a run from a model file, and f16 model files (cpu)', () => {
     await distillStudent({ ...world, teacher: teacherFile, out: first, stage: 'adapt', steps: 1 });
     const late = join(root, 'student-late');
     await distillStudent({ ...world, teacher: teacherFile, init: studentFile, out: late, stage: 'finetune', steps: 1 });
-    expect(trainState(join(late, 'model.safetensors')).init).toEqual({ file: studentFile, stage: 'adapt', step: 1 });
+    expect(trainStateOf(join(late, 'model.safetensors')).init).toEqual({ file: studentFile, stage: 'adapt', step: 1 });
   });
 
   it('refuses what cannot be meant, saying how to mend it', async () => {

@@ -102,13 +102,18 @@ export interface InitRecord {
 /** What a run records about where its weights came from (in `t2md.train`, checkpoint and model files). */
 type Provenance = Pick<TrainState, 'teacher' | 'teacherInit' | 'commands' | 'teacherCommands' | 'init'>;
 
-/** The commands a continued run records: those its checkpoint holds, then this one's. */
-function commandsOf(
-  previous: Pick<Partial<TrainState>, 'commands'> | undefined,
+/**
+ * What a run carries over from the run it continues (its checkpoint's state, or an init file's): that
+ * run's commands, then this one's, and where the weights started (`init`, else the previous run's).
+ */
+function lineage(
+  previous: Partial<TrainState> | undefined,
   command: string | undefined,
-): Pick<TrainState, 'commands'> {
+  init?: InitRecord,
+): Pick<TrainState, 'commands' | 'init'> {
   const all = [...(previous?.commands ?? []), ...(command != null ? [command] : [])];
-  return all.length > 0 ? { commands: all } : {};
+  const from = init ?? previous?.init;
+  return { ...(all.length > 0 ? { commands: all } : {}), ...(from != null ? { init: from } : {}) };
 }
 
 /** Options shared by both runs. */
@@ -177,7 +182,7 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
     let encoder: TextEncoderLike;
     let spec: TextEncoderSpec;
     let start: StageStart | undefined;
-    let provenance = commandsOf(ctx.state, opts.command) as Provenance;
+    let provenance: Provenance = lineage(ctx.state, opts.command);
     if (ctx.ckpt) {
       const st = ctx.state!;
       check(st.run === 'teacher', () => `${ctx.ckptPath} is a ${st.run} checkpoint, not a teacher one; resume it as a distillation run.`);
@@ -187,19 +192,18 @@ export async function trainTeacher<S>(opts: RunOptions<S>): Promise<TrainResult>
       encoder = loaded.encoder;
       spec = loaded.spec;
       start = startFrom(ctx.ckpt, st);
-      if (st.init != null) provenance = { ...provenance, init: st.init };
     } else if (opts.init != null) {
       const from = openInit(opts.createEncoder, opts.init);
       try {
         preset = withOverrides(resolvePreset(opts.preset ?? from.model.preset), opts.overrides);
-        checkSameConfig(from.model.model.config, preset.teacher, from.path, `preset '${preset.name}''s teacher`);
+        checkSameConfig(from.model.model.config, preset.teacher, from.path, `preset '${preset.name}''s teacher`, []);
         checkEncoderFits(from.model.spec, preset, opts.vocabSize, from.path);
       } catch (err) {
         from.model.dispose();
         throw err;
       }
       ({ model, encoder, spec } = from.model);
-      provenance = { ...commandsOf(from.state, opts.command), init: from.record };
+      provenance = lineage(from.state, opts.command, from.record);
     } else {
       preset = withOverrides(resolvePreset(opts.preset), opts.overrides);
       spec = encoderSpec(preset, opts.vocabSize);
@@ -269,8 +273,7 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
     checkTeacherFits(teacherFile.model.config, preset, teacherPath);
     if (from != null) {
       // adapt and finetune change the positional embedding: a student file from after them still fits
-      const { posEmbed: _, ...want } = preset.student;
-      checkSameConfig({ ...from.model.model.config, posEmbed: undefined }, want, from.path, `preset '${preset.name}''s student`);
+      checkSameConfig(from.model.model.config, preset.student, from.path, `preset '${preset.name}''s student`, ['posEmbed']);
       check(
         JSON.stringify(from.model.spec) === JSON.stringify(teacherFile.spec),
         () => `${from!.path} was distilled with another caption encoder than the teacher ${teacherPath} has; pass its own teacher.`,
@@ -285,13 +288,12 @@ export async function distillStudent<S>(opts: DistillOptions<S>): Promise<TrainR
         `${ctx.state ? ctx.ckptPath : from?.path} holds a student ${teacherInit ? 'initialised from the teacher' : 'trained from scratch'}; a continued run keeps it: keep teacherInit as it was, or start a new run${ctx.state ? ' in another out folder' : ' without init'}.`,
     );
     const teacherState = parseTrainState(teacherFile.metadata);
-    const init = ctx.state?.init ?? from?.record;
     const provenance: Provenance = {
       teacher: teacherPath,
       teacherInit,
-      ...commandsOf(ctx.state ?? from?.state, opts.command),
+      // an init run has no checkpoint to continue (openRun refuses one)
+      ...(from != null ? lineage(from.state, opts.command, from.record) : lineage(ctx.state, opts.command)),
       ...(isStrings(teacherState?.commands) ? { teacherCommands: teacherState.commands } : {}),
-      ...(init != null ? { init } : {}),
     };
     const spec = teacherFile.spec;
     const encoder = teacherFile.encoder;
@@ -632,7 +634,7 @@ function parseMeta<T>(text: string | undefined, where: string): T {
 
 export { MODEL_PREFIX, TEXT_ENCODER_PREFIX };
 
-/** The `t2md.train` record of a model file's metadata, when it has a readable one. */
+/** RunOptions.modelDtype in @t2md/dit's spelling. */
 function modelDtype(opts: Pick<RunOptions, 'modelDtype'>): ModelFloatDtype {
   return opts.modelDtype === 'f16' ? 'F16' : 'F32';
 }
@@ -657,11 +659,15 @@ function openInit(createEncoder: TextEncoderFactory, init: string): InitFile {
   return { path, model, state: state && { ...state, commands: isStrings(state.commands) ? state.commands : undefined }, record };
 }
 
-/** An InputError naming the first field where the file's DiT config differs from the one the run wants. */
-function checkSameConfig(have: DiTConfig, want: DiTConfig, where: string, wantName: string): void {
-  const a = resolveConfig(have as DiTConfig).config as unknown as Record<string, unknown>;
-  const b = resolveConfig(want as DiTConfig).config as unknown as Record<string, unknown>;
+/**
+ * An InputError naming the first field (other than `ignore`) where the file's DiT config differs from
+ * the one the run wants, both resolved (defaults filled in).
+ */
+function checkSameConfig(have: DiTConfig, want: DiTConfig, where: string, wantName: string, ignore: readonly string[]): void {
+  const a = resolveConfig(have).config as unknown as Record<string, unknown>;
+  const b = resolveConfig(want).config as unknown as Record<string, unknown>;
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (ignore.includes(k)) continue;
     const x = JSON.stringify(a[k]);
     const y = JSON.stringify(b[k]);
     check(
@@ -680,6 +686,7 @@ function checkEncoderFits(spec: TextEncoderSpec, preset: TrainPreset, vocabSize:
   );
 }
 
+/** The `t2md.train` record of a model file's metadata, when it has a readable one. */
 function parseTrainState(metadata: Record<string, string>): Partial<TrainState> | undefined {
   const raw = metadata[TRAIN_KEY];
   if (raw == null) return undefined;

@@ -7,6 +7,7 @@ import type { DiTConfig } from '@t2md/dit';
 import { createCaptionEncoder } from '@t2md/shapes'; // a dev dependency: the CLI passes the encoder in at run time
 import * as tf from '@tensorflow/tfjs-core';
 import { type StageConfig, type StageName, type TrainPreset, tinyPreset } from './config.js';
+import { loadTrainedModel, TRAIN_KEY } from './model-file.js';
 import type { DataFactory, DataSource, TextEncoderFactory } from './types.js';
 
 export const VOCAB = 10;
@@ -118,3 +119,13 @@ export const syntheticData: DataFactory<{ index: number }> = (opts) => {
 };
 
 export const createEncoder: TextEncoderFactory = (spec, tensors) => createCaptionEncoder(spec, tensors);
+
+/** The `t2md.train` record of a model or checkpoint file. */
+export function trainStateOf(path: string): Record<string, unknown> {
+  const m = loadTrainedModel(path, createEncoder);
+  try {
+    return JSON.parse(m.metadata[TRAIN_KEY]!) as Record<string, unknown>;
+  } finally {
+    m.dispose();
+  }
+}
