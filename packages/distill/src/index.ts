@@ -26,14 +26,15 @@ export {
   TRAIN_PRESETS,
   tinyPreset,
 } from './trainer/config.js';
-export type { StageOutcome, StageRun, StageStart } from './trainer/loop.js';
-export { CHECKPOINT_FILE, METRICS_FILE, runStageLoop } from './trainer/loop.js';
-export type { TrainedModel } from './trainer/model-file.js';
+export type { InitRecord, Provenance, TrainedModel, TrainState } from './trainer/model-file.js';
 export { fromCheckpoint, loadTrainedModel, PRESET_KEY, saveTrainedModel, TEXT_ENCODER_KEY, TRAIN_KEY } from './trainer/model-file.js';
-export type { DistillOptions, InitRecord, RunOptions, TrainState } from './trainer/pipeline.js';
-export { distillStudent, MODEL_FILE, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from './trainer/pipeline.js';
+export type { DistillOptions, RunHooks, RunOptions, StageOverrides, StudentChanges } from './trainer/options.js';
+export { distillStudent, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from './trainer/pipeline.js';
+export type { RunPlan, RunStart, StagePlan } from './trainer/plan.js';
+export { CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, planDistill, planTeacher } from './trainer/plan.js';
+export { runPlan, runStageLoop } from './trainer/run.js';
 export type { NoisedBatch, StageModels } from './trainer/stage-step.js';
-export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights } from './trainer/stage-step.js';
+export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights, withPosEmbed } from './trainer/stage-step.js';
 export type { StepResult, TrainStepOptions, TrainStepper } from './trainer/step.js';
 export { createTrainStep, disposeStepResult } from './trainer/step.js';
 export type {
@@ -41,6 +42,9 @@ export type {
   DataFactory,
   DataSource,
   StageEvaluator,
+  StageOutcome,
+  StageRun,
+  StageStart,
   TextEncoderFactory,
   TextEncoderLike,
   TextEncoderSpec,

@@ -1,8 +1,8 @@
 /**
- * Test-only references of the flat optimiser (not exported from the package): the per-weight AdamW
- * and gradient clipping (~20 small tfjs ops per weight and step, written to be read) and the per-weight
- * EMA. The flat implementations (`adamw-flat.ts`, `ema.ts`) are tested against them; maths and state
- * layout in `adamw.ts` and `ema.ts`.
+ * Test-only references of the optimiser (imported by optim.test.ts alone, never by the package): the
+ * per-weight AdamW and gradient clipping (~20 small tfjs ops per weight and step, written to be read)
+ * and the per-weight EMA. `AdamW` and `Ema`, which work on one flat vector, are tested against them;
+ * maths and state layout in `adamw.ts` and `ema.ts`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sumAll } from '../losses/losses.js';

@@ -6,7 +6,7 @@
  * `text_encoder.<name>`, the namespace of checkpoints and of the optimiser state.
  */
 import { gaussianNoise, type Rng } from '@t2md/core';
-import { type DiT, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
+import { createDiT, type DiT, type DiTConfig, loadWeightsInto, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
 import { denoiseLoss, forcingLoss, minSnrWeights, mixerLoss, pseudoLoss, totalLoss, weightedDenoiseLoss } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
@@ -41,6 +41,23 @@ export function trainableWeights(stage: StageName, cfg: StageConfig, m: StageMod
     );
   // 'all': the whole DiT; the caption encoder trains only with the teacher (frozen afterwards, like T5).
   return { ...prefixed(MODEL_PREFIX, w), ...(stage === 'teacher' ? m.encoder.weights() : {}) };
+}
+
+/**
+ * A copy of `model` with another positional embedding (the weights move over; the old model is
+ * disposed): adapt and finetune switch the student to the centred one.
+ */
+export function withPosEmbed(model: DiT, posEmbed: 'sincos' | 'centered', teacher: DiTConfig): DiT {
+  const baseGrid = model.config.baseGrid ?? teacher.baseGrid;
+  const next = createDiT({ ...model.config, posEmbed, ...(baseGrid ? { baseGrid } : {}) });
+  try {
+    loadWeightsInto(next, model.weights() as Record<string, tf.Tensor>);
+  } catch (err) {
+    next.dispose();
+    throw err;
+  }
+  model.dispose();
+  return next;
 }
 
 /** Whether a stage runs the teacher. */

@@ -1,12 +1,14 @@
 /**
  * What the trainer plugs in from outside: the data source (the CLI passes @t2md/shapes's dataset) and
  * the caption encoder (@t2md/shapes's `createCaptionEncoder`). Both are interfaces so this package does
- * not depend on the shapes world.
+ * not depend on the shapes world. Also what a run reports and returns, and one stage loop's shapes.
  */
 
+import type { Rng } from '@t2md/core';
 import type { DiT, TextEncoderLike } from '@t2md/dit';
 import type * as tf from '@tensorflow/tfjs-core';
-import type { StageName } from './config.js';
+import type { StageConfig, StageName } from './config.js';
+import type { StageModels } from './stage-step.js';
 
 /** One batch of captioned images. The trainer disposes the three tensors. */
 export interface DataBatch {
@@ -87,4 +89,53 @@ export interface TrainResult {
   readonly model?: string;
   /** The last logged loss. */
   readonly loss: number;
+}
+
+/** What a stage resumes from (a checkpoint's optimiser, EMA and positions), or nothing for a fresh start. */
+export interface StageStart {
+  step: number;
+  rng: Rng;
+  optimizer?: { t: number; m: Record<string, tf.Tensor>; v: Record<string, tf.Tensor> };
+  ema?: Record<string, tf.Tensor>;
+  /** The data source's saved position. */
+  data?: unknown;
+}
+
+/** One stage's loop (`runStageLoop`): its models, data, start, and the run's hooks. */
+export interface StageRun {
+  readonly dir: string;
+  readonly stage: StageName;
+  readonly cfg: StageConfig;
+  readonly models: StageModels;
+  readonly data: DataSource;
+  readonly alphasCumprod: Float64Array;
+  readonly start: StageStart;
+  /** Metadata of every checkpoint (besides the training state this loop adds). */
+  readonly metadata: (state: { step: number; rng: Rng; data: unknown; optimizerStep: number }) => Record<string, string>;
+  readonly onProgress?: (p: TrainProgress) => void;
+  readonly signal?: AbortSignal;
+  /**
+   * `performance.now()` after which the loop stops (at the end of the step in flight), saving a
+   * checkpoint: `t2md train --time-limit`.
+   */
+  readonly deadline?: number;
+  /** Called when the loop stops early, just before it saves (the CLI then lets a later Ctrl-C quit at once). */
+  readonly onStopping?: (reason: 'signal' | 'time-limit') => void;
+  /** Called once the start state is copied in (its tensors may then be freed). */
+  readonly onLoaded?: () => void;
+  /** A quick quality check every few steps, on the EMA weights (metrics.jsonl). */
+  readonly evaluate?: StageEvaluator;
+}
+
+/** How a stage's loop ended. */
+export interface StageOutcome {
+  /** True when the loop stopped before the stage's last step (a checkpoint was saved first). */
+  aborted: boolean;
+  /** Why it stopped early: the abort signal (Ctrl-C) or the deadline. */
+  stopped?: 'signal' | 'time-limit';
+  step: number;
+  loss: number;
+  /** The EMA weights by namespaced name (live variables; disposed with `dispose`). */
+  ema: Record<string, tf.Variable>;
+  dispose: () => void;
 }
