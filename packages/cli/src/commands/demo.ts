@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { initBackend } from '@t2md/core';
 import { generate } from '@t2md/shapes';
 import { loadModel, shippedModelPath } from '../models.js';
+import { checkOutDir } from '../out-path.js';
 import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
 import { sampleCommand } from './sample.js';
 import { distillCommand, trainCommand } from './train.js';
@@ -23,7 +24,7 @@ export const COMPARE_FILE = 'teacher-vs-student.png';
  * teacher, distill the student (forcing → distill → adapt → finetune) — then samples from both.
  */
 export async function demoCommand(opts: DemoOptions): Promise<void> {
-  const out = resolve(opts.out);
+  const out = checkOutDir('--out', opts.out);
   mkdirSync(out, { recursive: true });
   const info = await initBackend();
   process.stdout.write(`t2md demo: backend ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; writing to ${out}\n`);
