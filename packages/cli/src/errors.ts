@@ -51,6 +51,7 @@ export function describeError(err: unknown, debug = false): { code: number; line
   if (typeof e?.message === 'string' && e.message.startsWith('Invalid safetensors file')) {
     return { code: EXIT_USAGE, line: `t2md: ${e.message} Pass a file written by t2md or another safetensors writer.` };
   }
-  const detail = debug ? `\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack)';
-  return { code: EXIT_FAILURE, line: `t2md: failed: ${(err as Error)?.message ?? String(err)}${detail}` };
+  const message = String((err as Error)?.message ?? err).replace(/\.$/, '');
+  const detail = debug ? `.\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack).';
+  return { code: EXIT_FAILURE, line: `t2md: failed: ${message}${detail}` };
 }
