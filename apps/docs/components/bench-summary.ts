@@ -24,8 +24,26 @@ export interface Headline {
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const rowsOf = (v: unknown): Row[] =>
-  Array.isArray(v) ? v.filter((r): r is Row => r != null && typeof r === 'object' && !Array.isArray(r)) : [];
+
+/**
+ * The fields of a row that hold a timing or a rate made from one: the bench's own pattern
+ * (`TIMING_FIELD` of packages/cli/src/bench/results.ts; the docs tests pin the two together).
+ */
+export const TIMING_FIELD =
+  /^(ms|msPerStep|runs|gbps|tflops|speedup|ratio|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Tflops|PerSec)$/;
+
+/**
+ * A row as the page shows it: one that failed (has an `error`) shows no timing, even where a file
+ * holds one beside the error (`bench/results.mjs check` refuses such a file; older ones may have it).
+ */
+function shown(row: Row): Row {
+  if (row.error == null) return row;
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, TIMING_FIELD.test(k) ? null : v]));
+}
+
+/** The rows of a section (or of a baseline run), each as the page shows it. */
+export const rowsOf = (v: unknown): Row[] =>
+  Array.isArray(v) ? v.filter((r): r is Row => r != null && typeof r === 'object' && !Array.isArray(r)).map(shown) : [];
 const grouped = (n: number) => n.toLocaleString('en-US');
 
 /** The card a file was measured on: its `device` up to the backend or CPU note. */
