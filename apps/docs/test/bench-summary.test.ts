@@ -76,6 +76,7 @@ describe('benchmark headlines', () => {
     const h = headlines([file]);
     expect(h).toEqual([
       {
+        section: 'train',
         what: 'training step (teacher), batch 512',
         ours: '4,100 samples/s',
         peer: 'torch-f32, 8,200 samples/s',
