@@ -14,6 +14,8 @@ export interface ResultFile {
 
 /** One line of the summary: what was measured, our figure, the peer's, and ours relative to it. */
 export interface Headline {
+  /** The results file's section it comes from (`train`, `scaling`, …). */
+  section: string;
   what: string;
   ours: string;
   peer: string;
@@ -24,8 +26,26 @@ export interface Headline {
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const rowsOf = (v: unknown): Row[] =>
-  Array.isArray(v) ? v.filter((r): r is Row => r != null && typeof r === 'object' && !Array.isArray(r)) : [];
+
+/**
+ * The fields of a row that hold a timing or a rate made from one: the bench's own pattern
+ * (`TIMING_FIELD` of packages/cli/src/bench/results.ts; the docs tests pin the two together).
+ */
+export const TIMING_FIELD =
+  /^(ms|msPerStep|runs|gbps|tflops|speedup|ratio|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Tflops|PerSec)$/;
+
+/**
+ * A row as the page shows it: one that failed (has an `error`) shows no timing, even where a file
+ * holds one beside the error (`bench/results.mjs check` refuses such a file; older ones may have it).
+ */
+function shown(row: Row): Row {
+  if (row.error == null) return row;
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, TIMING_FIELD.test(k) ? null : v]));
+}
+
+/** The rows of a section (or of a baseline run), each as the page shows it. */
+export const rowsOf = (v: unknown): Row[] =>
+  Array.isArray(v) ? v.filter((r): r is Row => r != null && typeof r === 'object' && !Array.isArray(r)).map(shown) : [];
 const grouped = (n: number) => n.toLocaleString('en-US');
 
 /** The card a file was measured on: its `device` up to the backend or CPU note. */
@@ -55,7 +75,7 @@ const minBy = (rows: Row[], key: string) =>
   rows.filter((r) => num(r[key]) != null).sort((a, b) => (num(a[key]) as number) - (num(b[key]) as number))[0];
 const ms = (v: number) => `${v >= 1000 ? grouped(Math.round(v)) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ms`;
 
-type Finder = (data: Record<string, unknown>) => Omit<Headline, 'card' | 'file'>[];
+type Finder = (data: Record<string, unknown>) => Omit<Headline, 'section' | 'card' | 'file'>[];
 
 /** The student's speed-up over the teacher (one forward, batch 1), at 4,096 tokens and up. */
 const scaling: Finder = (data) =>
@@ -91,7 +111,7 @@ const attention: Finder = (data) => {
 const scan: Finder = (data) => {
   const rows = rowsOf(data.scan).filter((r) => r.op === 'ssdScan' && r.pass === 'forward');
   const torch = baselineRows(data).filter((b) => b.op === 'ssdScan' && b.pass === 'forward');
-  const out: Omit<Headline, 'card' | 'file'>[] = [];
+  const out: Omit<Headline, 'section' | 'card' | 'file'>[] = [];
   const at = (L: number, impl: (r: Row) => boolean, from: Row[]) =>
     minBy(
       from.filter((r) => r.L === L && impl(r)),
@@ -150,7 +170,7 @@ const matmul: Finder = (data) => {
 const elementwise: Finder = (data) => {
   const torch = baselineRows(data).filter((b) => b.op === 'elementwise' && num(b.gbps) != null);
   const rows = rowsOf(data.elementwise).filter((r) => r.variant !== 'tfjs' && num(r.gbps) != null);
-  const out: Omit<Headline, 'card' | 'file'>[] = [];
+  const out: Omit<Headline, 'section' | 'card' | 'file'>[] = [];
   for (const b of torch) {
     const best = rows
       .filter((r) => r.op === b.name && r.elements === b.elements)
@@ -172,7 +192,7 @@ const elementwise: Finder = (data) => {
  */
 const train: Finder = (data) => {
   const rows = rowsOf(data.train).filter((r) => num(r.samplesPerSec) != null && typeof r.impl === 'string');
-  const out: Omit<Headline, 'card' | 'file'>[] = [];
+  const out: Omit<Headline, 'section' | 'card' | 'file'>[] = [];
   for (const step of [...new Set(rows.map((r) => String(r.step)))]) {
     const ours = rows.filter((r) => String(r.step) === step && r.impl === 't2md');
     for (const impl of [...new Set(rows.filter((r) => r.impl !== 't2md').map((r) => r.impl as string))]) {
@@ -201,14 +221,24 @@ const FINDERS: [string, Finder][] = [
   ['elementwise', elementwise],
 ];
 
+/** What each section measures, in words. */
+const SECTION_NAMES: Record<string, string> = {
+  scaling: 'teacher-vs-student scaling',
+  train: 'training',
+  attention: 'attention',
+  scan: 'scan',
+  matmul: 'GEMM',
+  elementwise: 'elementwise',
+};
+
 /** The headlines, each section from the newest file that has one (files sorted newest first). */
 export function headlines(files: ResultFile[]): Headline[] {
   const out: Headline[] = [];
-  for (const [, find] of FINDERS) {
+  for (const [section, find] of FINDERS) {
     for (const f of files) {
       const found = find(f.data).filter((h) => Number.isFinite(h.ratio) && h.ratio > 0);
       if (found.length === 0) continue;
-      out.push(...found.map((h) => ({ ...h, card: cardOf(f.data), file: f.name })));
+      out.push(...found.map((h) => ({ section, ...h, card: cardOf(f.data), file: f.name })));
       break;
     }
   }
@@ -225,6 +255,30 @@ export function byCard(list: Headline[]): { card: string; files: string[]; headl
     out.set(h.card, g);
   }
   return [...out.values()];
+}
+
+/**
+ * The README's figures: the page's summary as markdown tables, one per card, naming the files, then
+ * the sections no committed file has figures for. The README holds this text between its
+ * `<!-- bench-figures -->` markers, and apps/docs/test/readme.test.ts checks that it still does, so the
+ * README and this page cannot drift apart.
+ */
+export function readmeFigures(files: ResultFile[]): string {
+  const all = headlines(files);
+  const lines: string[] = [];
+  for (const g of byCard(all)) {
+    const where = g.files.map((f) => `[\`bench/results/${f}.json\`](bench/results/${f}.json)`).join(', ');
+    lines.push(`On ${g.card} (${where}):`, '', '| measured | T2MD.js | peer, same card | ours vs peer |', '|---|---|---|---|');
+    for (const h of g.headlines) lines.push(`| ${h.what} | ${h.ours} | ${h.peer} | ${fmtRatio(h.ratio)} |`);
+    lines.push('');
+  }
+  const missing = FINDERS.map(([s]) => s).filter((s) => !all.some((h) => h.section === s));
+  if (missing.length > 0) {
+    const names = missing.map((s) => SECTION_NAMES[s] ?? s);
+    const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0];
+    lines.push(`No committed results file has ${list} figures yet ([bench/README.md](bench/README.md) says how to measure them).`);
+  }
+  return lines.join('\n').trim();
 }
 
 /** `1.50×`, `0.79×`. */

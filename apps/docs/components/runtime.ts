@@ -4,7 +4,7 @@
 import { type BackendInfo, backendReport, initBackend, isInputError } from '@t2md/core';
 import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
-import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption } from '@t2md/shapes';
+import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption, placeholderNotice } from '@t2md/shapes';
 import { ssdScan } from '@t2md/ssm';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -25,6 +25,8 @@ export interface LoadedModel {
   name: ModelName;
   model: DiT;
   encoder: CaptionEncoder;
+  /** The file's metadata (`t2md.preset`, `t2md.train`, …). */
+  metadata: Record<string, string>;
   dispose(): void;
 }
 
@@ -60,7 +62,12 @@ export async function pageBackend(wasmPaths: string): Promise<BackendState> {
 /** Reads a shapes-world model file (bytes of `teacher.safetensors` / `student.safetensors`) with @t2md/dit's reader. */
 export function loadModel(name: ModelName, bytes: Uint8Array): LoadedModel {
   const m = loadTrainedModel(bytes, createCaptionEncoder, { where: `${name}.safetensors` });
-  return { name, model: m.model, encoder: m.encoder, dispose: m.dispose };
+  return { name, model: m.model, encoder: m.encoder, metadata: m.metadata, dispose: m.dispose };
+}
+
+/** One sentence when the loaded models are placeholders (their metadata names a placeholder preset), else ''. */
+export function modelsNotice(models: LoadedModel[]): string {
+  return placeholderNotice(...models.map((m) => m.metadata)) ?? '';
 }
 
 /** The side a model was trained at (its base grid times the patch). */

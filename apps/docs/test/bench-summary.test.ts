@@ -4,7 +4,20 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { byCard, cell, fmtRatio, header, headlines, niceTicks, type ResultFile, tables, trainSeries } from '../components/bench-summary.js';
+import { TIMING_FIELD as BENCH_TIMING_FIELD } from '../../../packages/cli/src/bench/results.js';
+import {
+  byCard,
+  cell,
+  fmtRatio,
+  header,
+  headlines,
+  niceTicks,
+  type ResultFile,
+  type Row,
+  TIMING_FIELD,
+  tables,
+  trainSeries,
+} from '../components/bench-summary.js';
 
 const results = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const files: ResultFile[] = readdirSync(results)
@@ -63,6 +76,7 @@ describe('benchmark headlines', () => {
     const h = headlines([file]);
     expect(h).toEqual([
       {
+        section: 'train',
         what: 'training step (teacher), batch 512',
         ours: '4,100 samples/s',
         peer: 'torch-f32, 8,200 samples/s',
@@ -78,6 +92,48 @@ describe('benchmark headlines', () => {
       [64, 900],
       [512, 4100],
     ]);
+  });
+});
+
+describe('a failed row', () => {
+  const oom = {
+    step: 'distill',
+    batch: 1024,
+    impl: 't2md',
+    samplesPerSec: 10187,
+    msPerStep: 100.5,
+    kernelsPerStep: 930,
+    error: 'WebGPU reported 1 error(s): Out of memory',
+  };
+  const file: ResultFile = {
+    name: 'oom',
+    data: {
+      device: 'NVIDIA H100 (webgpu)',
+      train: [
+        { step: 'distill', batch: 512, impl: 't2md', samplesPerSec: 1600, msPerStep: 320, kernelsPerStep: 930 },
+        oom,
+        { step: 'distill', batch: 512, impl: 'torch-f32', samplesPerSec: 1400, msPerStep: 365 },
+        { step: 'distill', batch: 1024, impl: 'torch-f32', samplesPerSec: 1410, msPerStep: 726 },
+      ],
+    },
+  };
+
+  it('shows its error and no timing, even where the file holds one beside it', () => {
+    // the headline falls back to the largest batch that was measured
+    expect(headlines([file]).map((h) => [h.what, h.ours])).toEqual([['training step (distill), batch 512', '1,600 samples/s']]);
+    const [t] = tables(file.data);
+    const col = (key: string) => t.columns.findIndex((c) => c.key === key);
+    const failed = t.rows[1];
+    expect(failed[col('error')].text).toMatch(/^WebGPU reported 1 error/);
+    expect(failed[col('samplesPerSec')].text).toBe('—');
+    expect(failed[col('msPerStep')].text).toBe('—');
+    expect(failed[col('kernelsPerStep')].text).toBe('930'); // a count, not a timing
+    expect(trainSeries(file.data.train as Row[], 'distill')[0].points).toEqual([[512, 1600]]);
+  });
+
+  it("is judged by the bench's own pattern of timing fields", () => {
+    expect(TIMING_FIELD.source).toBe(BENCH_TIMING_FIELD.source);
+    expect(TIMING_FIELD.flags).toBe(BENCH_TIMING_FIELD.flags);
   });
 });
 

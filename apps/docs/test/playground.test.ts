@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shippedModelsNotice } from './shipped.js';
 import { type StaticServer, serveStatic } from './static-server.js';
 
 const here = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -255,6 +256,9 @@ describe('playground (built site, headless Chromium)', () => {
     console.log(`auto, why: ${why}`);
     expect(why).toMatch(backend === 'webgpu' ? /^auto took the hardware WebGPU adapter / : /^auto took (wasm|cpu): .+/);
     expect(ready.length, ready).toBeLessThanOrEqual(60); // the status stays one short line
+    // placeholders say so above the controls, as long as their metadata names a placeholder preset
+    const modelsNote = page.getByTestId('models-note');
+    expect((await modelsNote.count()) === 0 ? undefined : (await modelsNote.textContent())?.trim()).toBe(shippedModelsNotice());
     const size = await setControls(page, { prompt: 'two green triangles', model: 'both', steps: 3, seed: 1 });
     await page.getByTestId('generate').click();
     const done = await waitForStatus(page, /ms per step|rror|annot|Cancelled/, GENERATE_MS);

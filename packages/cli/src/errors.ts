@@ -1,4 +1,5 @@
 import { isInputError } from '@t2md/core';
+import { BACKENDS } from './options.js';
 
 /** Exit codes of the contract: 0 success, 1 failure while running, 2 bad usage or bad input. */
 export const EXIT_OK = 0;
@@ -15,7 +16,8 @@ export class UsageError extends Error {
  * what to type instead. Each pattern is a phrase of one library message (tests pin them together).
  */
 const FLAG_ADVICE: [RegExp, (m: RegExpExecArray) => string][] = [
-  [/^Backend '\w+' is not available/, () => 'pass --backend webgpu, wasm or cpu, or set T2MD_BACKEND'],
+  // never offers the backend that just failed
+  [/^Backend '(\w+)' is not available/, (m) => `pass --backend ${BACKENDS.filter((b) => b !== 'auto' && b !== m[1]).join(' or ')}`],
   [/and init starts a new run/, () => 'pass another --out, or drop --init and pass --resume'],
   [/init starts a new run from a model file, and resume/, () => 'drop --init or --resume'],
   [/start a new run without init/, () => 'drop --no-teacher-init, or drop --init'],
@@ -49,6 +51,7 @@ export function describeError(err: unknown, debug = false): { code: number; line
   if (typeof e?.message === 'string' && e.message.startsWith('Invalid safetensors file')) {
     return { code: EXIT_USAGE, line: `t2md: ${e.message} Pass a file written by t2md or another safetensors writer.` };
   }
-  const detail = debug ? `\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack)';
-  return { code: EXIT_FAILURE, line: `t2md: failed: ${(err as Error)?.message ?? String(err)}${detail}` };
+  const message = String((err as Error)?.message ?? err).replace(/\.$/, '');
+  const detail = debug ? `.\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack).';
+  return { code: EXIT_FAILURE, line: `t2md: failed: ${message}${detail}` };
 }

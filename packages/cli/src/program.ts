@@ -88,6 +88,19 @@ const helpConfig: Partial<Help> = {
   },
 };
 
+/**
+ * One of commander's error messages as one sentence on one line: `error: unknown command 'evl'\n(Did
+ * you mean eval?)` becomes `unknown command 'evl'; did you mean eval?`, and a full stop ends what has none.
+ */
+export function usageSentence(message: string): string {
+  const text = message
+    .replace(/^error: /, '')
+    .trim()
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\s*\(Did you mean (.+?)\?\)$/, '; did you mean $1?');
+  return /[.?!]$/.test(text) ? text : `${text}.`;
+}
+
 /** Builds the `t2md` command tree. Each command's action resolves when its work is done. */
 export function buildProgram(): Command {
   const program = new Command('t2md')
@@ -96,16 +109,8 @@ export function buildProgram(): Command {
     .configureHelp(helpConfig)
     .option('--debug', 'print the stack of an unexpected failure')
     .exitOverride()
-    // commander prints its own one-line usage errors; bin.ts only picks the exit code.
-    .configureOutput({
-      outputError: (str, write) =>
-        write(
-          `t2md: ${str
-            .replace(/^error: /, '')
-            .trim()
-            .replace(/\s*\n\s*/g, ' ')} See t2md --help.\n`,
-        ),
-    });
+    // commander prints its own usage errors (as one sentence: usageSentence); bin.ts only picks the exit code.
+    .configureOutput({ outputError: (str, write) => write(`t2md: ${usageSentence(str)} See t2md --help.\n`) });
 
   program
     .command('info')

@@ -5,9 +5,17 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { placeholderNotice } from '@t2md/shapes';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { shippedModelPath } from '../src/models.js';
 import { t2md } from './cli.js';
+
+/** A safetensors file's metadata: the `__metadata__` of its JSON header (after an 8-byte little-endian length). */
+function metadataOf(path: string): Record<string, string> {
+  const bytes = readFileSync(path);
+  return JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8')).__metadata__ ?? {};
+}
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,5 +34,9 @@ describe('t2md demo (shipped models, wasm)', () => {
     expect(Number.isInteger(side) && side > 0).toBe(true);
     expect(png.height).toBe(2 * side + 6);
     expect(r.stdout).toContain('teacher (top) and student (bottom)');
+    expect(r.stdout).toMatch(/^done: PNG grids are in .+ \(backend wasm\)$/m);
+    // the shipped models' metadata decides whether they are announced as placeholders
+    const notice = placeholderNotice(...(['teacher', 'student'] as const).map((n) => metadataOf(shippedModelPath(n)!)));
+    expect(r.stdout.includes(`note: ${notice}`)).toBe(notice != null);
   });
 });

@@ -1,8 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { failRow } from '../src/bench/measure.js';
+import { timingsOf } from '../src/bench/results.js';
 import { checkResults, pruneResults } from '../src/bench/results-check.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-results-'));
@@ -59,6 +61,72 @@ describe('bench/results.mjs check and prune', () => {
       /bad\.json: scan\[1\] names commit 0123456789abcdef0123456789abcdef01234567, which is not in the history of HEAD/,
     );
     expect(problems.join('\n')).toMatch(/bad\.json: baselines\[0\] names no commit/);
+  });
+
+  it('check fails on a row that holds an error beside a timing (bench/results.mjs exits 1 and names it)', () => {
+    const { repo, first } = scratchRepo();
+    const res = join(repo, 'bench', 'results');
+    const train = (extra: Record<string, unknown>) => ({
+      step: 'distill',
+      batch: 1024,
+      impl: 't2md',
+      preset: 'shapes',
+      msPerStep: null,
+      samplesPerSec: null,
+      blocksMs: [],
+      run: { commit: first, date: '2026-01-01', card: 'h100' },
+      ...extra,
+    });
+    writeFileSync(
+      join(res, 'oom.json'),
+      JSON.stringify({
+        train: [
+          train({ error: 'WebGPU reported 1 error(s): Out of memory' }), // a failed point, its timings dropped: fine
+          train({
+            msPerStep: 100.5,
+            samplesPerSec: 10187,
+            blocksMs: [100, 101, 100.5],
+            error: 'WebGPU reported 1 error(s): Out of memory',
+          }),
+        ],
+        scan: [{ ...row(first, '2026-01-01', 64, 2), runs: [2, 2, 2], error: 'buffer too large' }],
+      }),
+    );
+    const problems = checkResults(res, repo);
+    expect(problems).toEqual([
+      `${join(res, 'oom.json')}: scan[0] has an error and timings (ms, runs); a failed point holds no timings`,
+      `${join(res, 'oom.json')}: train[1] has an error and timings (msPerStep, samplesPerSec, blocksMs); a failed point holds no timings`,
+    ]);
+    const script = resolve(__dirname, '..', '..', '..', 'bench', 'results.mjs');
+    const r = spawnSync(process.execPath, [script, 'check', res], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/train\[1\] has an error and timings \(msPerStep, samplesPerSec, blocksMs\)/);
+    expect(r.stdout).toMatch(/2 problem\(s\)/);
+  });
+
+  it("a bench marks a failed point's row with its error and drops the timings it took before failing", () => {
+    const point = {
+      step: 'distill',
+      batch: 1024,
+      msPerStep: 100.5,
+      samplesPerSec: 10187,
+      kernelsPerStep: 930,
+      blocksMs: [100, 101, 100.5],
+      hostMsPerStep: 20,
+      relErr: 1e-6,
+    };
+    expect(failRow(point, new Error('WebGPU reported 1 error(s):\n  Out of memory'))).toEqual({
+      step: 'distill',
+      batch: 1024,
+      msPerStep: null,
+      samplesPerSec: null,
+      kernelsPerStep: 930, // a count, not a timing
+      blocksMs: [],
+      hostMsPerStep: null,
+      relErr: 1e-6,
+      error: 'WebGPU reported 1 error(s): Out of memory',
+    });
+    expect(timingsOf(point)).toEqual([]);
   });
 
   it('prune drops rows a later run superseded on the same card, and files left empty', () => {

@@ -109,8 +109,8 @@ async function probeWebGPU(flags: readonly string[]): Promise<WebGPUProbe | stri
 }
 
 /**
- * `auto` in Node before Dawn is loaded: ask a child process (see adapters.ts) whether a hardware
- * adapter exists at all, so a machine without one never loads Dawn here (nor hears from its drivers).
+ * Node, before Dawn is loaded: ask a child process (see adapters.ts) which adapters exist at all, so a
+ * machine without a usable one never loads Dawn here (nor hears from its drivers).
  * Returns undefined when this process should probe itself.
  */
 async function preProbe(flags: readonly string[]): Promise<AdapterList | undefined> {
@@ -173,14 +173,15 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
 let seen: AdapterList = { adapters: [], log: [] };
 
 async function useWebGPU(required: boolean, flags: readonly string[]): Promise<BackendInfo | string> {
-  if (!required) {
-    const pre = await preProbe(flags);
-    if (pre != null) {
-      seen = pre;
-      if (!pre.adapters.some((a) => !a.software)) {
-        const soft = pre.adapters.find((a) => a.software);
-        return soft ? `the only WebGPU adapter is software (${adapterName(soft)})` : (pre.problem ?? NO_ADAPTER_NODE);
-      }
+  // Asked for by name, WebGPU is probed in a child first too: when the child finds no adapter at all,
+  // Dawn's and the drivers' lines stay off stderr and the caller gets one sentence. A software adapter
+  // is loaded here; so is Dawn when the child itself failed (then only this process can tell).
+  const pre = await preProbe(flags);
+  if (pre != null) {
+    seen = pre;
+    if (pre.adapters.length === 0 && (pre.problem == null || !required)) return pre.problem ?? NO_ADAPTER_NODE;
+    if (!required && !pre.adapters.some((a) => !a.software)) {
+      return `the only WebGPU adapter is software (${adapterName(pre.adapters[0]!)})`;
     }
   }
   webgpuProbe ??= probeWebGPU(flags);
@@ -244,9 +245,11 @@ async function useCpu(): Promise<BackendInfo | string> {
  * it or throws: there is never a silent switch. After this resolves every tfjs-core op has its
  * gradient registered. `backendReport()` then says why this backend was chosen.
  *
- * In Node, `auto` first lists the adapters from a short-lived child process, so that the messages
- * Dawn and the Vulkan drivers print while they look for GPUs stay off the caller's stderr (they are in
- * the report's `log`); only when a hardware adapter exists is Dawn loaded into this process.
+ * In Node, `auto` and `webgpu` first list the adapters from a short-lived child process, so that the
+ * messages Dawn and the Vulkan drivers print while they look for GPUs stay off the caller's stderr (they
+ * are in the report's `log`); only when a usable adapter exists (hardware for `auto`, any for `webgpu`)
+ * is Dawn loaded into this process. A backend that is not available is an InputError that offers the
+ * other backends, never the one that failed.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
   gradientsRegistered();
@@ -281,7 +284,8 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     reason = `${want} was asked for${from === 'T2MD_BACKEND' ? ' by T2MD_BACKEND' : ''}.`;
   }
   if (typeof result === 'string') {
-    throw new InputError(`Backend '${want}' is not available: ${result}; choose another backend (webgpu, wasm or cpu).`);
+    const others = NAMES.filter((n) => n !== 'auto' && n !== want);
+    throw new InputError(`Backend '${want}' is not available: ${result}; choose ${others.join(' or ')} instead.`);
   }
   await tf.ready();
   current = result;

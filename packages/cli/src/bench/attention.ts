@@ -5,7 +5,7 @@
  */
 import { attention, attentionRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, median, normal, pickSizes, type RunnerOptions, relErr, round, timeRuns } from './measure.js';
+import { failRow, median, normal, pickSizes, type RunnerOptions, relErr, round, timeRuns } from './measure.js';
 
 export interface AttentionShape {
   tokens: number[];
@@ -93,7 +93,7 @@ export async function runAttentionBench(opts: RunnerOptions): Promise<AttentionR
         opts.log(`  naive forward+backward ${row.naiveFwdBwdMs.toFixed(2)} ms`);
       }
     } catch (err) {
-      row.error = errorText(err);
+      failRow(row, err);
       opts.log(`  failed: ${row.error}`);
     }
     tf.dispose([q, k, v, dy]);

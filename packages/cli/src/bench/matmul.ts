@@ -8,7 +8,7 @@
  */
 import { autoTile, gemm, type MatMulUnroll } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, normal, pickSizes, type RunnerOptions, round, timeInterleaved } from './measure.js';
+import { failRow, type Log, median, normal, pickSizes, type RunnerOptions, round, timeInterleaved } from './measure.js';
 import { formatTable } from './table.js';
 
 type Layout = 'NT' | 'NN' | 'TN';
@@ -129,7 +129,7 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
       outputs.push((await c.data()) as Float32Array);
       c.dispose();
     } catch (err) {
-      row.error = errorText(err);
+      failRow(row, err);
       outputs.push(undefined);
       o.log(`  ${row.variant}${row.unroll != null ? ` unroll ${row.unroll}` : ''} failed: ${row.error}`);
     }
@@ -146,7 +146,7 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
       r.tflops = flops / (r.ms * 1e-3) / 1e12;
     });
   } catch (err) {
-    for (const r of live) r.error = errorText(err);
+    for (const r of live) failRow(r, err);
   }
   const ref = outputs[0];
   const refMs = rows[0]!.variant === 'tfjs' ? rows[0]!.ms : null;

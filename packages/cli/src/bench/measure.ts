@@ -4,6 +4,7 @@
  */
 import { InputError, Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { timingsOf } from './results.js';
 
 /** Where progress lines go (stderr in the CLI, so stdout stays one JSON document with --json). */
 export type Log = (line: string) => void;
@@ -130,6 +131,17 @@ export function errorText(err: unknown): string {
   return String((err as Error)?.message ?? err)
     .replace(/\s+/g, ' ')
     .slice(0, 200);
+}
+
+/**
+ * Marks `row` failed with `err`: its `error` is set and every timing it had taken before the failure
+ * is dropped (lists emptied, values nulled), so that it holds an error or timings, never both.
+ */
+export function failRow<T extends object>(row: T, err: unknown): T {
+  const r = row as Record<string, unknown>;
+  for (const k of timingsOf(r)) r[k] = Array.isArray(r[k]) ? [] : null;
+  r.error = errorText(err);
+  return row;
 }
 
 /** Rounds for tables and JSON: timings to µs, rates to 3 significant digits. */

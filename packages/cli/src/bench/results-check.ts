@@ -2,14 +2,15 @@
  * Checks and prunes the committed results files (`bench/results/*.json`) so that a script can trust
  * them and nobody edits them by hand (`node bench/results.mjs check|prune`):
  * - check: every row of every section (and of `baselines`) carries `run.commit`, a commit of this
- *   repository's history (an ancestor of HEAD); no note says anything was corrected "by hand".
+ *   repository's history (an ancestor of HEAD), and holds timings or an `error`, never both; no note
+ *   says anything was corrected "by hand".
  * - prune: drops each row that a row of a later run supersedes (the same section, key and card, and a
  *   later `run.date`), and each file left without rows.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASELINE_KEYS, SECTIONS } from './results.js';
+import { BASELINE_KEYS, SECTIONS, timingsOf } from './results.js';
 
 type Row = Record<string, unknown> & { run?: { commit?: unknown; date?: unknown; card?: unknown; dirty?: unknown } };
 
@@ -36,8 +37,9 @@ export function resultsFiles(dir: string): string[] {
 
 /**
  * The problems of the files in `dir` (one line each; empty when every row can be trusted): a row
- * without `run.commit`, a commit that is not in the history of HEAD of the repository at `repo`, a
- * note that mentions a correction by hand, or a file that is not a JSON object.
+ * without `run.commit`, a commit that is not in the history of HEAD of the repository at `repo`, a row
+ * with both an `error` and timings, a note that mentions a correction by hand, or a file that is not a
+ * JSON object.
  */
 export function checkResults(dir: string, repo: string): string[] {
   const problems: string[] = [];
@@ -65,6 +67,10 @@ export function checkResults(dir: string, repo: string): string[] {
         const commit = row?.run?.commit;
         if (typeof commit !== 'string') problems.push(`${file}: ${section}[${i}] names no commit (run.commit)`);
         else if (!inHistory(commit)) problems.push(`${file}: ${section}[${i}] names commit ${commit}, which is not in the history of HEAD`);
+        const timed = row != null && row.error != null ? timingsOf(row) : [];
+        if (timed.length > 0) {
+          problems.push(`${file}: ${section}[${i}] has an error and timings (${timed.join(', ')}); a failed point holds no timings`);
+        }
       });
     }
   }

@@ -46,6 +46,23 @@ export const BASELINE_KEYS = [
   'elements',
 ] as const;
 export const BENCHES: readonly BenchName[] = SECTIONS.map((s) => s.name);
+
+/**
+ * The fields of a row (of any section, or a baseline) that hold a timing or a rate made from one: ms and
+ * their runs, samples/s, GB/s, TFLOP/s, speed-ups, GPU profiles. A row holds timings or an `error`,
+ * never both: the times of a point that then failed (out of memory, a WebGPU error) measure nothing.
+ * The docs' benchmarks page keeps the same pattern (apps/docs/components/bench-summary.ts; a test pins them).
+ */
+export const TIMING_FIELD =
+  /^(ms|msPerStep|runs|gbps|tflops|speedup|ratio|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Tflops|PerSec)$/;
+
+/** The timing fields of `row` that hold a value (a number or text, or a non-empty list). */
+export function timingsOf(row: Record<string, unknown>): string[] {
+  return Object.keys(row).filter((k) => {
+    const v = row[k];
+    return TIMING_FIELD.test(k) && v != null && (!Array.isArray(v) || v.length > 0);
+  });
+}
 const ROW_KEYS: Record<string, readonly string[]> = Object.fromEntries(SECTIONS.map((s) => [s.name, s.keys]));
 
 /** What was measured on, named without the host name. */

@@ -8,7 +8,7 @@
 import { InputError } from '@t2md/core';
 import { createDiT, type DiT, type DiTConfig, pixartXL2, t2mdXL2 } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, median, normal, pickSizes, type RunnerOptions, round, sync, timeRuns } from './measure.js';
+import { failRow, median, normal, pickSizes, type RunnerOptions, round, sync, timeRuns } from './measure.js';
 
 /** A 4-block model at width 128 (head dim 32) for CPUs and SwiftShader, laid out like the XL pair. */
 const quickTeacher: DiTConfig = Object.freeze({
@@ -250,7 +250,7 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
             `  student ${sp.ms.toFixed(2)} ms (attention ${sp.attnMs.toFixed(2)}, Mamba ${sp.mambaMs.toFixed(2)}, cross ${sp.crossMs.toFixed(2)}), ${sp.mb.toFixed(0)} MiB; speed-up ${(tp.ms / sp.ms).toFixed(2)}×`,
           );
         } catch (err) {
-          row.error = errorText(err);
+          failRow(row, err);
           opts.log(`  failed: ${row.error}`);
         }
         const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;

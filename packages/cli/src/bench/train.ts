@@ -23,7 +23,7 @@ import { createDiT, type DiT, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, type Log, median, round } from './measure.js';
+import { failRow, type Log, median, round } from './measure.js';
 
 export const TRAIN_STEPS = ['teacher', 'distill'] as const;
 export type TrainStepName = (typeof TRAIN_STEPS)[number];
@@ -256,7 +256,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
             `train ${step} batch ${batch}: ${row.msPerStep.toFixed(1)} ms/step (host ${row.hostMsPerStep.toFixed(1)}, data ${row.dataMsPerStep.toFixed(1)}), ${row.samplesPerSec} samples/s, ${row.kernelsPerStep ?? '—'} dispatches${row.gpuMsPerStep != null ? `, ${row.gpuMsPerStep.toFixed(1)} ms GPU` : ''}`,
           );
         } catch (err) {
-          row.error = errorText(err);
+          failRow(row, err);
           o.log(`train ${step} batch ${batch}: ${row.error}`);
         } finally {
           point?.dispose();

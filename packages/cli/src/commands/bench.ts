@@ -21,6 +21,7 @@ import { runScanBench } from '../bench/scan.js';
 import { attentionTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
 import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 import { runContext } from '../context.js';
+import { checkOutFile } from '../out-path.js';
 import { packageVersions } from '../versions.js';
 
 export interface BenchOptions {
@@ -137,7 +138,10 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   const name = which as BenchName;
   const log: Log = (line) => process.stderr.write(`${line}\n`);
   // every check that can fail does so now, not after minutes of measuring
-  if (opts.out != null) readResults(opts.out);
+  if (opts.out != null) {
+    checkOutFile('--out', opts.out);
+    readResults(opts.out);
+  }
   if (opts.batches != null) parseBatches(opts.batches);
   if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
     throw new InputError(`--step must be one of ${TRAIN_STEPS.join(', ')}, got '${opts.step}'.`);
@@ -156,7 +160,10 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   }
   const root = repoRoot();
   const path = opts.out ?? (root != null ? defaultResultsPath(dev.card, quick, new Date(), root) : null);
-  if (path != null) readResults(path);
+  if (path != null && opts.out == null) {
+    checkOutFile('the results file', path);
+    readResults(path);
+  }
   log(
     `bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''} at ${source.commit?.slice(0, 10) ?? 'no commit'}${source.dirty ? ' (dirty)' : ''}`,
   );

@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { initBackend } from '@t2md/core';
-import { generate } from '@t2md/shapes';
+import { generate, placeholderNotice } from '@t2md/shapes';
 import { loadModel, shippedModelPath } from '../models.js';
+import { checkOutDir } from '../out-path.js';
 import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
 import { sampleCommand } from './sample.js';
 import { distillCommand, trainCommand } from './train.js';
@@ -23,7 +24,7 @@ export const COMPARE_FILE = 'teacher-vs-student.png';
  * teacher, distill the student (forcing → distill → adapt → finetune) — then samples from both.
  */
 export async function demoCommand(opts: DemoOptions): Promise<void> {
-  const out = resolve(opts.out);
+  const out = checkOutDir('--out', opts.out);
   mkdirSync(out, { recursive: true });
   const info = await initBackend();
   process.stdout.write(`t2md demo: backend ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; writing to ${out}\n`);
@@ -66,14 +67,25 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     }
   }
   const rows: ImageCHW[] = [];
-  for (const model of [teacher, student]) rows.push(...(await onePerPrompt(model)));
+  const metadata: Record<string, string>[] = [];
+  for (const model of [teacher, student]) {
+    const got = await onePerPrompt(model);
+    rows.push(...got.images);
+    metadata.push(got.metadata);
+  }
   writeFileAtomic(join(out, COMPARE_FILE), encodeGridPng(rows, 2, PROMPTS.length));
   process.stdout.write(`teacher (top) and student (bottom), one image per prompt: ${join(out, COMPARE_FILE)}\n`);
-  process.stdout.write(`done: PNG grids are in ${out}\n`);
+  process.stdout.write(`done: PNG grids are in ${out} (backend ${info.backend})\n`);
+  // the models' own metadata says whether they are placeholders (trained with the tiny preset)
+  const notice = placeholderNotice(...metadata);
+  if (notice) process.stdout.write(`note: ${notice}\n`);
 }
 
-/** One image per prompt from `path` (20 DPM-Solver++ steps, cfg 4.5, seed 0, all prompts in one batch). */
-async function onePerPrompt(path: string): Promise<ImageCHW[]> {
+/**
+ * One image per prompt from `path` (20 DPM-Solver++ steps, cfg 4.5, seed 0, all prompts in one batch),
+ * and the model file's metadata.
+ */
+async function onePerPrompt(path: string): Promise<{ images: ImageCHW[]; metadata: Record<string, string> }> {
   const trained = loadModel(path);
   try {
     const { images } = await generate({
@@ -85,7 +97,7 @@ async function onePerPrompt(path: string): Promise<ImageCHW[]> {
       cfg: 4.5,
       seed: 0,
     });
-    return await readImages(images);
+    return { images: await readImages(images), metadata: trained.metadata };
   } finally {
     trained.dispose();
   }

@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
 import type { SamplerName } from '@t2md/sampler';
 import { generate, parseCaption } from '@t2md/shapes';
 import { loadModel } from '../models.js';
+import { checkOutFile } from '../out-path.js';
 import { encodeGridPng, readImages, writeFileAtomic } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
 
@@ -22,6 +23,7 @@ export interface SampleOptions {
 /** `t2md sample PROMPT`: prompt → PNG (a grid when --count > 1), printing the time per step. */
 export async function sampleCommand(prompt: string, opts: SampleOptions): Promise<void> {
   parseCaption(prompt); // a prompt outside the grammar is an InputError before anything loads
+  const out = checkOutFile('--out', opts.out); // so is a path the PNG cannot be written to
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const trained = loadModel(opts.model);
   const bar = progress('sample', opts.steps, { unit: 'steps' });
@@ -48,7 +50,6 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
     const n = imgs.length;
     const { height: h, width: w } = imgs[0]!;
     const png = encodeGridPng(imgs);
-    const out = resolve(opts.out);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, png);
     const total = (performance.now() - t0) / 1000;

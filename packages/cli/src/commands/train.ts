@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs';
 import { type BackendName, initBackend } from '@t2md/core';
 import { type DistillOptions, distillStudent, type StageConfig, type TrainResult, trainTeacher } from '@t2md/distill';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
+import { UsageError } from '../errors.js';
+import { checkOutDir } from '../out-path.js';
 import { interruptSignal, trainingBar } from '../progress.js';
 import { type QuickEvalOptions, quickEval } from './quick-eval.js';
 
@@ -103,6 +106,23 @@ function evaluator(opts: QuickEvalOptions) {
 /** The shapes world plugged into the generic trainer. */
 const world = { data: createDataset, createEncoder: createCaptionEncoder, vocabSize: VOCAB_SIZE };
 
+/**
+ * The paths a run writes and reads, checked before the backend starts, so that a bad one is one sentence
+ * and exit 2 at once (the trainer makes `--out` with a recursive mkdir, which must only see a path that
+ * can be made).
+ */
+function checkPaths(opts: TrainOptions & { teacher?: string }): void {
+  checkOutDir('--out', opts.out);
+  for (const [flag, path] of [
+    ['--teacher', opts.teacher],
+    ['--init', opts.init],
+  ] as const) {
+    if (path != null && path !== '' && !existsSync(path)) {
+      throw new UsageError(`${flag} ${path} does not exist; pass a model file that t2md train or distill wrote (or its --out folder).`);
+    }
+  }
+}
+
 type RunControl = { signal: AbortSignal; onStopping: () => void; deadline?: number };
 
 async function run(
@@ -148,6 +168,7 @@ async function run(
 
 /** `t2md train`: train the teacher DiT (and its caption encoder) on the shapes world. */
 export async function trainCommand(opts: TrainOptions): Promise<void> {
+  checkPaths(opts);
   await run(
     'train',
     (control, bar) =>
@@ -171,6 +192,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
 
 /** `t2md distill`: teacher forcing → feature distillation → adaptation → fine-tuning of the hybrid student. */
 export async function distillCommand(opts: DistillCliOptions): Promise<void> {
+  checkPaths(opts);
   await run(
     'distill',
     (control, bar) =>

@@ -1,8 +1,8 @@
 /**
  * One flat float32 vector over many named tensors: the layout the optimiser keeps its moments, its EMA
  * shadow and its weight copy in, so a step is a few dozen ops on [P] instead of ~20 per weight (on
- * WebGPU each tfjs op costs ~100 µs of dispatch overhead whatever its size; see the shapes teacher's
- * ~5,000 optimiser ops per step in /work/shared/design/webgpu.md's numbers).
+ * WebGPU each tfjs op costs ~100 µs of dispatch overhead whatever its size; per weight, the shapes
+ * teacher's step would be ~5,000 optimiser ops).
  *
  * Tensor i occupies [offsets[i], offsets[i] + sizes[i]) of the vector, row-major, in the order given.
  */

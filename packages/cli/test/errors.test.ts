@@ -1,0 +1,134 @@
+// Every bad input the CLI knows of, walked through the built binary: each is refused before any work
+// (nothing on stdout, no backend line, nothing created) with exit 2 and one sentence on stderr, never a
+// stack. The paths under /proc and /sys are Linux's; CI runs on Linux.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN } from './cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 't2md-errors-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = join(dir, 'notes.md');
+writeFileSync(file, 'a file, not a folder\n');
+mkdirSync(join(dir, 'shots.png'));
+const linux = process.platform === 'linux';
+
+/**
+ * Runs the built CLI with a hard deadline: a hang (Node's recursive mkdir under /proc spun at 100% CPU
+ * and ignored SIGTERM) is killed with SIGKILL and fails the test instead of stalling the run.
+ */
+function t2md(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    // cpu unless a case names its backend: refusals come before any backend starts anyway
+    env: { ...process.env, T2MD_BACKEND: 'cpu', ...env },
+    timeout: 30_000,
+    killSignal: 'SIGKILL',
+    cwd: dir,
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Exit 2, nothing on stdout, and exactly one line on stderr: `t2md: ` and one sentence matching `pattern`. */
+function expectRefused(r: ReturnType<typeof t2md>, pattern: RegExp): void {
+  expect(r.signal, `killed (a hang?): ${r.stderr}`).toBeNull();
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  expect(lines, r.stderr).toHaveLength(1);
+  const [line] = lines;
+  expect(line).toMatch(/^t2md: \S/);
+  expect(line).toMatch(/\.$/);
+  expect(line).not.toMatch(/\bat \S+:\d+|^\s+at |Error: /);
+  expect(line).toMatch(pattern);
+}
+
+const png = (name: string) => join(dir, name);
+
+describe('bad output paths are one sentence and exit 2 before any work', () => {
+  it.runIf(linux)('train, distill and demo refuse a folder under /proc at once (a recursive mkdir spun there forever)', () => {
+    expectRefused(
+      t2md(['train', '--out', '/proc/t2md-run', '--preset', 'tiny']),
+      // root hears ENOENT from /proc, other users EACCES
+      /^t2md: --out \/proc\/t2md-run cannot be made: (\/proc takes no new files \(ENOENT\)|you may not write in \/proc \(EACCES\)); pass a folder you can write in\.$/,
+    );
+    expectRefused(t2md(['distill', '--teacher', file, '--out', '/proc/t2md-run']), /--out \/proc\/t2md-run cannot be made/);
+    expectRefused(t2md(['demo', '--out', '/proc/t2md-demo']), /--out \/proc\/t2md-demo cannot be made/);
+  });
+
+  it.runIf(linux)('train refuses a folder below a file, and a file, naming the path as given', () => {
+    expectRefused(
+      t2md(['train', '--out', '/dev/null/x']),
+      /^t2md: --out \/dev\/null\/x cannot be made: \/dev\/null is a file, not a folder;/,
+    );
+    expectRefused(
+      t2md(['train', '--out', 'notes.md']),
+      /^t2md: --out notes\.md is a file, not a folder; pass a folder \(it is made if missing\)\.$/,
+    );
+  });
+
+  it.runIf(linux)('sample refuses a PNG under /proc, in a folder it may not write, below a file, or a folder', () => {
+    expectRefused(
+      t2md(['sample', 'a red circle', '--out', '/proc/x.png']),
+      /^t2md: --out \/proc\/x\.png cannot be written: .*\/proc.*; pass a path in a folder you can write in\.$/,
+    );
+    // /sys refuses new entries to root too (EPERM; EACCES for other users; EROFS where it is mounted read-only)
+    expectRefused(
+      t2md(['sample', 'a red circle', '--out', '/sys/x.png']),
+      /^t2md: --out \/sys\/x\.png cannot be written: (you may not write in \/sys \(E(PERM|ACCES)\)|\/sys is on a read-only file system);/,
+    );
+    expectRefused(t2md(['sample', 'a red circle', '--out', join(file, 'x.png')]), /notes\.md is a file, not a folder/);
+    expectRefused(
+      t2md(['sample', 'a red circle', '--out', 'shots.png']),
+      /^t2md: --out shots\.png is a folder, not a file; pass a file path\.$/,
+    );
+  });
+
+  it.runIf(linux)('bench refuses a results file it cannot write, before measuring', () => {
+    expectRefused(t2md(['bench', 'scan', '--out', '/proc/results.json']), /^t2md: --out \/proc\/results\.json cannot be written:/);
+    expectRefused(t2md(['bench', 'scan', '--out', dir]), /is a folder, not a file; pass a file path\.$/);
+  });
+
+  it('creates nothing on the way', () => {
+    expect(readdirSync(dir).sort()).toEqual(['notes.md', 'shots.png']);
+    expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
+    expect(existsSync('/proc/t2md-run')).toBe(false);
+  });
+});
+
+describe('every other bad input is one sentence and exit 2', () => {
+  it('a WebGPU asked for and missing: no Dawn lines, and no offer of webgpu again', () => {
+    const r = t2md(['sample', 'a red circle', '--backend', 'webgpu', '--out', png('w.png')], {
+      T2MD_BACKEND: undefined,
+      VK_ICD_FILENAMES: '/nonexistent/icd.json',
+    });
+    expectRefused(r, /^t2md: Backend 'webgpu' is not available: .+; choose wasm or cpu instead \(pass --backend wasm or cpu\)\.$/);
+  });
+
+  it.each([
+    [['frobnicate'], /^t2md: unknown command 'frobnicate'\. See t2md --help\.$/],
+    [['evl'], /^t2md: unknown command 'evl'; did you mean eval\? See t2md --help\.$/],
+    [['train'], /required option '--out <dir>' not specified\. See t2md --help\.$/],
+    [['train', '--out', 'r', '--bogus'], /unknown option '--bogus'\. See t2md --help\.$/],
+    [['sample'], /missing required argument 'prompt'\. See t2md --help\.$/],
+    [['info', 'extra'], /too many arguments for 'info'/],
+    [['train', '--out', 'r', '--steps', '-3'], /--steps must be an integer in \[1, /],
+    [['info', '--backend', 'cuda'], /--backend must be one of auto, webgpu, wasm, cpu, got 'cuda'/],
+    [['info'], /T2MD_BACKEND must be one of auto, webgpu, wasm, cpu, got 'cuda'/, { T2MD_BACKEND: 'cuda' }],
+    [['sample', 'a red dragon'], /dragon/],
+    [['sample', 'a red circle', '--out', 'x.jpg'], /--out must name a \.png file/],
+    [
+      ['sample', 'a red circle', '--model', 'missing.safetensors', '--out', 'm.png'],
+      /--model missing\.safetensors is neither teacher, student nor an existing file/,
+    ],
+    [['eval', '--model', 'missing.safetensors'], /--model missing\.safetensors is neither/],
+    [['distill', '--teacher', 'missing.safetensors', '--out', 'r'], /^t2md: --teacher missing\.safetensors does not exist;/],
+    [['train', '--init', 'missing.safetensors', '--out', 'r'], /^t2md: --init missing\.safetensors does not exist;/],
+    [['bench', 'nope'], /unknown benchmark 'nope'; choose one of scan, /],
+    [['bench', 'train', '--batches', '4,x'], /--batches must be batch sizes separated by commas/],
+  ] as [string[], RegExp, Record<string, string>?][])('%j', (args, pattern, env) => {
+    expectRefused(t2md(args, env), pattern);
+  });
+});
