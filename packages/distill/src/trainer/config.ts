@@ -134,12 +134,26 @@ export const tinyPreset: TrainPreset = preset('tiny', tinyTeacher, tinyStudent, 
  * `shapes`: the real default for the shapes world. 32×32 px at patch 2 (16×16 tokens), the dit
  * `shapes` presets (8 blocks 128 wide; student SA-HM-WM-HM-SA-WM-HM-WM, d_state 64), a 2-layer
  * 128-wide caption encoder. Minutes to hours on a GPU.
+ *
+ * The teacher, forcing and distill stages take the batches and teacher recipe measured on an H100
+ * (bench/recipe.md): below batch ~256 a step is bound by the host, not the GPU; batch 512 at 1e-3 with
+ * min-SNR-5 weighting and a cosine decay reached 0.64 in 22 minutes, where decaying early cost most of
+ * the score. 12,000 teacher steps are about 25 H100-minutes.
  */
 export const shapesPreset: TrainPreset = preset('shapes', shapesTeacher, shapesStudent, 128, 2, 16, {
   base: { batchSize: 32, checkpointEvery: 500, logEvery: 10, emaDecay: 0.999, warmupSteps: 500, weightDecay: 0.01 },
-  teacher: { steps: 20000, resolution: 32, lr: 5e-4, trainable: 'all' },
-  forcing: { steps: 3000, resolution: 32, lr: 1e-3, trainable: 'mamba' },
-  distill: { steps: 10000, resolution: 32, lr: 2e-4, trainable: 'mixers' },
+  teacher: {
+    steps: 12000,
+    resolution: 32,
+    lr: 1e-3,
+    trainable: 'all',
+    batchSize: 512,
+    warmupSteps: 200,
+    lrDecay: 'cosine',
+    minSnrGamma: 5,
+  },
+  forcing: { steps: 3000, resolution: 32, lr: 1e-3, trainable: 'mamba', batchSize: 256 },
+  distill: { steps: 10000, resolution: 32, lr: 2e-4, trainable: 'mixers', batchSize: 256 },
   adapt: { steps: 3000, resolution: 48, lr: 1e-4, trainable: 'all', posEmbed: 'centered', lambdaPseudo: 0, lambdaMixer: 0 },
   finetune: {
     steps: 3000,
