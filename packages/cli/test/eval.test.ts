@@ -45,6 +45,14 @@ describe('t2md train --eval-every', () => {
       expect(e.code, e.stderr).toBe(0);
       const report = JSON.parse(e.stdout) as { overall: number; categories: Record<string, number> };
       expect(evals[2]).toMatchObject({ overall: report.overall, ...report.categories });
+      // --eval-every is the command's: a resume without it says that it will not score
+      const note = /note: this run scored itself with --eval-every before; pass --eval-every .* again to keep scoring it\.$/m;
+      const bare = t2md(['train', '--out', out, '--resume', '--steps', '6'], env);
+      expect(bare.code, bare.stderr).toBe(0);
+      expect(bare.stderr).toMatch(note);
+      const kept = t2md(['train', '--out', out, '--resume', '--steps', '7', '--eval-every', '10', ...flags], env);
+      expect(kept.code, kept.stderr).toBe(0);
+      expect(kept.stderr).not.toMatch(note);
       const bad = t2md(['train', '--out', join(out, 'bad'), '--preset', 'tiny', '--eval-every', '0'], env);
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
 import { type DistillOptions, distillStudent, type StageConfig, type TrainResult, trainTeacher } from '@t2md/distill';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
@@ -123,6 +124,19 @@ function checkPaths(opts: TrainOptions & { teacher?: string }): void {
   }
 }
 
+/**
+ * `--eval-every` belongs to the command, not to the run: a `--resume` without it scores nothing. When the
+ * run being resumed did score itself, say so once, so that a resumed block does not lose its curve unseen.
+ */
+function noteQuickEvalOnResume(what: 'train' | 'distill', opts: TrainOptions): void {
+  if (!opts.resume || opts.evalEvery != null) return;
+  const metrics = join(opts.out, 'metrics.jsonl');
+  if (!existsSync(metrics) || !readFileSync(metrics, 'utf8').includes('"eval":"geneval"')) return;
+  process.stderr.write(
+    `t2md ${what}: note: this run scored itself with --eval-every before; pass --eval-every (and --eval-prompts, --eval-steps) again to keep scoring it.\n`,
+  );
+}
+
 type RunControl = { signal: AbortSignal; onStopping: () => void; deadline?: number };
 
 async function run(
@@ -169,6 +183,7 @@ async function run(
 /** `t2md train`: train the teacher DiT (and its caption encoder) on the shapes world. */
 export async function trainCommand(opts: TrainOptions): Promise<void> {
   checkPaths(opts);
+  noteQuickEvalOnResume('train', opts);
   await run(
     'train',
     (control, bar) =>
@@ -193,6 +208,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
 /** `t2md distill`: teacher forcing → feature distillation → adaptation → fine-tuning of the hybrid student. */
 export async function distillCommand(opts: DistillCliOptions): Promise<void> {
   checkPaths(opts);
+  noteQuickEvalOnResume('distill', opts);
   await run(
     'distill',
     (control, bar) =>
