@@ -25,4 +25,6 @@ export type { RngState } from './rng.js';
 export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';
 export { loadSafetensors, saveSafetensors } from './safetensors.js';
+export type { WasmBuildInfo } from './wasm-threads.js';
+export { MAX_WASM_THREADS, wasmBuild } from './wasm-threads.js';
 export { releaseFreeBuffers } from './webgpu-backend.js';
