@@ -9,6 +9,7 @@ export type { ElementwiseConfig, ElementwiseLayout } from './kernel/elementwise-
 export { ELEMENTWISE_DEFAULTS, layoutOf, resolveElementwiseLayout } from './kernel/elementwise-config.js';
 export type { ElementwiseSpec } from './kernel/elementwise-program.js';
 export { ElementwiseProgram, vectorPrelude } from './kernel/elementwise-program.js';
+export { HostOps, hostBackendName } from './kernel/host-ops.js';
 export { onEveryBackend, registerKernelsOnce } from './kernel/register.js';
 export type { TypedOutput } from './kernel/typed-array-kernel.js';
 export { makeOutput, readInput, typedArrayKernel } from './kernel/typed-array-kernel.js';
