@@ -5,7 +5,15 @@
  * it); a row copy runs at memory speed. WebGPU keeps tfjs's gather (gather.ts).
  */
 import { HostOps, registerKernelsOnce } from '@t2md/core';
-import { engine, type KernelConfig, type KernelFunc, type NamedAttrMap, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 export const GATHER_ROWS = 'T2mdGatherRows';
 
@@ -30,7 +38,7 @@ const host: KernelFunc = ({ inputs, backend, attrs }) => {
   const { idx } = attrs as unknown as GatherRowsAttrs;
   const [B, L] = x.shape as [number, number];
   const S = x.shape.slice(2).reduce((a, b) => a * b, 1);
-  const ops = new HostOps(backend);
+  const ops = new HostOps(backend as KernelBackend);
   const out = ops.keep(ops.tensor([B, idx.length, ...x.shape.slice(2)])); // allocated before the views are taken
   gatherRowsValues(ops.values(x), ops.values(out), B, L, S, idx);
   ops.dispose();
