@@ -4,4 +4,5 @@ export { causalConv1dSiluGradValues, causalConv1dSiluValues, causalConv1dValues 
 export { causalConv1dShifted, causalConv1dSiluRef } from './mixer/layers.js';
 export { bidirectionalReference, mamba2Reference } from './mixer/reference.js';
 export * from './selective/reference.js';
+export { ssdBackwardValues, ssdForwardValues } from './ssd/cpu.js';
 export * from './ssd/reference.js';
