@@ -5,3 +5,5 @@
 
 export type { AttentionDims } from './attention/attention-loops.js';
 export { attentionBackwardValues, attentionForwardValues } from './attention/attention-loops.js';
+export { adaNormValues } from './model/ops/ada-norm.js';
+export { gatedAddValues } from './model/ops/gated-add.js';

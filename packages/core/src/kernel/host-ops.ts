@@ -73,6 +73,12 @@ export class HostOps {
     return this.track((this.backend as unknown as CpuLike).makeTensorInfo(shape, 'float32', values ?? new Float32Array(n)));
   }
 
+  /** A new float32 tensor whose values the caller writes in full (not zeroed on wasm). */
+  empty(shape: number[]): TensorInfo {
+    if (this.kind === 'wasm') return this.track((this.backend as unknown as WasmLike).makeOutput(shape, 'float32'));
+    return this.tensor(shape);
+  }
+
   /**
    * The values of `x` in place: a view of the wasm heap (valid until the next allocation, which may
    * grow and move the heap) or the cpu backend's own array. Writing to it writes the tensor.
