@@ -1,5 +1,5 @@
 /**
- * GELU(tanh) on cpu and wasm as a composition of the backend's own kernels: with
+ * GELU(tanh) on wasm as a composition of the backend's own kernels: with
  * 2u = x·(2c + 2ck·x²) (c = √(2/π), k = 0.044715), y = x·σ(2u), the form that avoids the cancellation
  * of 1 + tanh(u) (gelu-tanh-kernels.ts). On wasm each step is one XNNPACK/SIMD pass (Sigmoid runs on
  * every thread): six passes cost about a tenth of the float64 loop, which spends ~25 ns per element

@@ -10,6 +10,7 @@ import {
 import { layoutOf } from '../kernel/elementwise-config.js';
 import { ElementwiseProgram } from '../kernel/elementwise-program.js';
 import { onEveryBackend } from '../kernel/register.js';
+import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
 import { geluTanhGradHost, geluTanhHost } from './gelu-tanh-host.js';
 import { geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
@@ -30,8 +31,8 @@ function sigmoids(v: number): [number, number] {
 }
 
 /**
- * Reference maths on typed arrays (float64 inside): the cpu and wasm kernels until they became
- * compositions of the backends' own kernels (gelu-tanh-host.ts); exported from `@t2md/core/testing`.
+ * Reference maths on typed arrays (float64 inside): the cpu kernel, and the wasm kernel's reference
+ * (exported from `@t2md/core/testing`).
  */
 export function geluTanhValues(x: Float32Array): Float32Array {
   const y = new Float32Array(x.length);
@@ -49,8 +50,12 @@ export function geluTanhGradValues(dy: Float32Array, x: Float32Array): Float32Ar
   return dx;
 }
 
-const jsForward: KernelFunc = ({ inputs, backend }) => geluTanhHost(backend as KernelBackend, inputs.x as TensorInfo);
-const jsGrad: KernelFunc = ({ inputs, backend }) =>
+// cpu runs the loops (its kernels are loops too: one fused pass is its best form); wasm the
+// composition of its XNNPACK kernels (gelu-tanh-host.ts)
+const jsForward = typedArrayKernel(['x'], (i) => ({ shape: i.x!.shape, values: geluTanhValues(i.x!.values) }));
+const jsGrad = typedArrayKernel(['dy', 'x'], (i) => ({ shape: i.x!.shape, values: geluTanhGradValues(i.dy!.values, i.x!.values) }));
+const wasmForward: KernelFunc = ({ inputs, backend }) => geluTanhHost(backend as KernelBackend, inputs.x as TensorInfo);
+const wasmGrad: KernelFunc = ({ inputs, backend }) =>
   geluTanhGradHost(backend as KernelBackend, inputs.dy as TensorInfo, inputs.x as TensorInfo);
 
 // the elementwise layout travels in the attributes (geluTanh's `layout` option), to the gradient too
@@ -64,8 +69,8 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 export const geluTanhKernels: KernelConfig[] = [
-  ...onEveryBackend(GELU_TANH, jsForward, gpuForward),
-  ...onEveryBackend(GELU_TANH_GRAD, jsGrad, gpuGrad),
+  ...onEveryBackend(GELU_TANH, jsForward, gpuForward, wasmForward),
+  ...onEveryBackend(GELU_TANH_GRAD, jsGrad, gpuGrad, wasmGrad),
 ];
 
 export const geluTanhGrad: GradConfig = {
