@@ -18,6 +18,7 @@ export { disposeIntermediate, emptyOutput, flatDispatch, runProgram } from './ke
 export { GAUSSIAN_NOISE, gaussianNoise, gaussianNoiseValues } from './ops/gaussian-noise.js';
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
 export { GELU_TANH, GELU_TANH_GRAD } from './ops/gelu-tanh-kernels.js';
+export { HOST_SLICE, HOST_SPLIT, hostSlice, hostSplit } from './ops/host-slice.js';
 export { linear } from './ops/linear.js';
 export type { GemmOptions, MatMulUnroll, MatMulVariant } from './ops/matmul/matmul.js';
 export { autoTile, GEMM_DEFAULTS, gemm, gemmRef, registerMatmulKernels, resolveMatmulVariant } from './ops/matmul/matmul.js';

@@ -1,4 +1,4 @@
-import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
+import { assertFloat, check, fmtShape, hostSlice, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { SCORE_BLOCK } from './attention-host.js';
 import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels, type PackedHeads } from './attention-kernels.js';
@@ -177,7 +177,7 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
   if (tf.getBackend() !== 'webgpu') {
     return tf.tidy(() => {
       const heads = (t: tf.Tensor, off: number, L: number) =>
-        tf.transpose(tf.reshape(tf.slice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
+        tf.transpose(tf.reshape(hostSlice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
       const out = attention(heads(q, qOffset, Lq), heads(kv, kOffset, Lk), heads(kv, vOffset, Lk), {
         scale,
         tiles,
