@@ -13,8 +13,9 @@
  *
  * α and 1/α stay inside float32 because a chunk ends before the decay after its first token passes
  * `MAX_DECAY` (a chunk may shrink to one token, where α = 1): the heads share one product, so instead
- * of per-head decay masks, each chunk is as long as the decay allows. Decays and states are float64
- * in JavaScript; y gets D·x and the z gate at the end. The plain recurrence (cpu.ts) is the reference,
+ * of per-head decay masks, each chunk is as long as the decay allows. Decays are float64 and states
+ * float64 between chunks, in JavaScript; x, B and C are read in place, and y / α is written into the
+ * output and scaled there (no other x-sized tensor). The plain recurrence (cpu.ts) is the reference,
  * and still the backward.
  */
 import { HostOps } from '@t2md/core';
@@ -36,33 +37,45 @@ export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, Te
     const d = dimsOf(inputs.x!.shape, inputs.B!.shape);
     const { batch: Bz, seqlen: L, nheads: H, headdim: P, ngroups: G, dstate: N } = d;
     const W = (H / G) * P;
-    // copies: the heap may move as the chunks allocate
+    // small inputs copied (the heap may move as the chunks allocate); x, B and C are read in place
     const read = (name: string) => ops.values(inputs[name]!).slice();
-    const [x, Bm, Cm] = [read('x'), read('B'), read('C')];
     const init = a.hasInit ? read('initialStates') : undefined;
     const logE = stepDecays(read('dt'), read('A'), a.hasBias ? read('dtBias') : undefined, a, Bz * L, H);
-    const y = new Float32Array(x.length); // y / α until the end
-    const alpha = new Float64Array(Bz * L * H);
-    const fin = a.returnFinal ? new Float32Array(Bz * H * P * N) : undefined;
-    const states = Array.from({ length: G }, () => new Float64Array(N * W)); // per group [N, W]
+    // chunks, and per token and head α and β (float32, as the products use them)
+    const alpha = new Float32Array(Bz * L * H);
+    const beta = new Float32Array(Bz * L * H);
+    const chunks: { b: number; t0: number; q: number; e0: Float64Array }[] = [];
     for (let b = 0; b < Bz; b++) {
-      for (const [g, st] of states.entries()) {
-        st.fill(0);
-        if (init) {
-          forHeads(g, H / G, P, N, (h, col, n, p) => {
-            st[n * W + col] = init[((b * H + h) * P + p) * N + n]!;
-          });
-        }
-      }
       for (let t0 = 0; t0 < L; ) {
         const q = chunkLength(logE.a, b * L + t0, Math.min(a.chunkSize, L - t0), H);
-        const { beta, e0 } = chunkScales(logE, alpha, b * L + t0, q, H);
-        for (let g = 0; g < G; g++) {
-          chunk(ops, { x, Bm, Cm, y, alpha, beta, e0, st: states[g]! }, { b, t0, q, g, L, H, P, G, N, W });
-        }
+        chunks.push({ b, t0, q, e0: chunkScales(logE, alpha, beta, b * L + t0, q, H) });
         t0 += q;
       }
-      if (fin) {
+    }
+    // y / α goes straight into the output tensor, scaled in place at the end (no other x-sized tensor)
+    let y = ops.empty(inputs.x!.shape);
+    const fin = a.returnFinal ? new Float32Array(Bz * H * P * N) : undefined;
+    const states = Array.from({ length: G }, () => new Float64Array(N * W)); // per group [N, W]
+    for (const c of chunks) {
+      const { b, t0 } = c;
+      if (t0 === 0) {
+        for (const [g, st] of states.entries()) {
+          st.fill(0);
+          if (init) {
+            forHeads(g, H / G, P, N, (h, col, n, p) => {
+              st[n * W + col] = init[((b * H + h) * P + p) * N + n]!;
+            });
+          }
+        }
+      }
+      for (let g = 0; g < G; g++) {
+        chunk(
+          ops,
+          { x: inputs.x!, B: inputs.B!, C: inputs.C!, y, alpha, beta, e0: c.e0, st: states[g]! },
+          { b, t0, q: c.q, g, L, H, P, G, N, W },
+        );
+      }
+      if (fin && t0 + c.q === L) {
         for (const [g, st] of states.entries()) {
           forHeads(g, H / G, P, N, (h, col, n, p) => {
             fin[((b * H + h) * P + p) * N + n] = st[n * W + col]!;
@@ -70,13 +83,12 @@ export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, Te
         }
       }
     }
-    finishOutputs(y, x, alpha, a.hasD ? read('D') : undefined, a.dPerChannel, H, P);
-    let yT = ops.tensor(inputs.x!.shape, y);
+    finishOutputs(ops.values(y), ops.values(inputs.x!), alpha, a.hasD ? read('D') : undefined, a.dPerChannel, H, P);
     if (a.hasZ) {
       const z = inputs.z!;
-      yT = ops.call('Multiply', { a: yT, b: ops.call('Multiply', { a: z, b: ops.call('Sigmoid', { x: z }) }) }); // y·silu(z)
+      y = ops.call('Multiply', { a: y, b: ops.call('Multiply', { a: z, b: ops.call('Sigmoid', { x: z }) }) }); // y·silu(z)
     }
-    const outs = [ops.keep(yT)];
+    const outs = [ops.keep(y)];
     if (fin) outs.push(ops.keep(ops.tensor([Bz, H, P, N], fin)));
     return outs;
   } finally {
@@ -108,9 +120,15 @@ function chunkLength(la: Float64Array, i0: number, most: number, H: number): num
   return most;
 }
 
-/** α (into `alpha`, float64), β = dt'/α, and e^{a_0} per head, for tokens i0..i0+q-1. */
-function chunkScales(logE: { dtp: Float64Array; a: Float64Array }, alpha: Float64Array, i0: number, q: number, H: number) {
-  const beta = new Float64Array(q * H);
+/** α and β = dt'/α into `alpha`, `beta` for tokens i0..i0+q-1, and e^{a_0} per head. */
+function chunkScales(
+  logE: { dtp: Float64Array; a: Float64Array },
+  alpha: Float32Array,
+  beta: Float32Array,
+  i0: number,
+  q: number,
+  H: number,
+): Float64Array {
   const e0 = new Float64Array(H);
   for (let h = 0; h < H; h++) {
     e0[h] = Math.exp(logE.a[i0 * H + h]!);
@@ -119,21 +137,22 @@ function chunkScales(logE: { dtp: Float64Array; a: Float64Array }, alpha: Float6
       const i = (i0 + t) * H + h;
       if (t > 0) s += logE.a[i]!;
       alpha[i] = Math.exp(s);
-      beta[t * H + h] = logE.dtp[i]! * Math.exp(-s);
+      beta[i] = logE.dtp[i]! * Math.exp(-s);
     }
   }
-  return { beta, e0 };
+  return e0;
 }
 
 interface ChunkData {
-  x: Float32Array;
-  Bm: Float32Array;
-  Cm: Float32Array;
-  /** out: y / α */
-  y: Float32Array;
-  alpha: Float64Array;
-  /** β per (token of the chunk, head) */
-  beta: Float64Array;
+  /** the kernel's x `[B, L, H, P]` */
+  x: TensorInfo;
+  /** the kernel's B and C, `[B, L, G, N]` */
+  B: TensorInfo;
+  C: TensorInfo;
+  /** the output, written y / α */
+  y: TensorInfo;
+  alpha: Float32Array;
+  beta: Float32Array;
   e0: Float64Array;
   /** the group's state [N, W], updated in place */
   st: Float64Array;
@@ -160,43 +179,44 @@ function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
   const row = (t: number) => ((b * L + t0 + t) * G + g) * N; // B and C of token t
   const Ct = ops.tensor([1, q, N]);
   const Bt = ops.tensor([1, N, q]);
-  const [cv, bv] = [ops.values(Ct), ops.values(Bt)];
-  for (let t = 0; t < q; t++) {
-    cv.set(s.Cm.subarray(row(t), row(t) + N), t * N);
-    for (let n = 0; n < N; n++) bv[n * q + t] = s.Bm[row(t) + n]!;
+  {
+    const [cv, bv, Cm, Bm] = [ops.values(Ct), ops.values(Bt), ops.values(s.C), ops.values(s.B)];
+    for (let t = 0; t < q; t++) {
+      cv.set(Cm.subarray(row(t), row(t) + N), t * N);
+      for (let n = 0; n < N; n++) bv[n * q + t] = Bm[row(t) + n]!;
+    }
   }
   const CB = ops.matMul(Ct, Bt); // [1, q, q]
   const Am = ops.tensor([1, K, K]); // [[C Bᵀ ∘ causal, C], [Bᵀ, I]]
-  const Xs = ops.tensor([1, K, W]); // [X̃; S']
-  const [cb, am, xs] = [ops.values(CB), ops.values(Am), ops.values(Xs)];
-  for (let t = 0; t < q; t++) {
-    am.set(cb.subarray(t * q, t * q + t + 1), t * K);
-    am.set(s.Cm.subarray(row(t), row(t) + N), t * K + q);
-  }
-  for (let n = 0; n < N; n++) {
-    am.set(bv.subarray(n * q, (n + 1) * q), (q + n) * K);
-    am[(q + n) * K + q + n] = 1;
-  }
-  for (let t = 0; t < q; t++) {
-    for (let hl = 0; hl < hpg; hl++) {
-      const h = g * hpg + hl;
-      const w = s.beta[t * H + h]!;
-      const o = ((b * L + t0 + t) * H + h) * P;
-      for (let p = 0; p < P; p++) xs[t * W + hl * P + p] = w * s.x[o + p]!;
+  const Xs = ops.empty([1, K, W]); // [X̃; S']
+  {
+    const [cb, am, xs, cv, bv, x] = [ops.values(CB), ops.values(Am), ops.values(Xs), ops.values(Ct), ops.values(Bt), ops.values(s.x)];
+    for (let t = 0; t < q; t++) {
+      am.set(cb.subarray(t * q, t * q + t + 1), t * K);
+      am.set(cv.subarray(t * N, (t + 1) * N), t * K + q);
+      for (let hl = 0; hl < hpg; hl++) {
+        const i = (b * L + t0 + t) * H + g * hpg + hl; // (token, head)
+        const w = s.beta[i]!;
+        for (let p = 0; p < P; p++) xs[t * W + hl * P + p] = w * x[i * P + p]!; // X̃ = β ∘ x
+      }
     }
-  }
-  for (let hl = 0; hl < hpg; hl++) {
-    const e0 = s.e0[g * hpg + hl]!;
     for (let n = 0; n < N; n++) {
-      const o = n * W + hl * P;
-      for (let p = 0; p < P; p++) xs[q * W + o + p] = e0 * s.st[o + p]!;
+      am.set(bv.subarray(n * q, (n + 1) * q), (q + n) * K);
+      am[(q + n) * K + q + n] = 1;
+    }
+    for (let hl = 0; hl < hpg; hl++) {
+      const e0 = s.e0[g * hpg + hl]!;
+      for (let n = 0; n < N; n++) {
+        const o = n * W + hl * P;
+        for (let p = 0; p < P; p++) xs[q * W + o + p] = e0 * s.st[o + p]!;
+      }
     }
   }
   const Out = ops.matMul(Am, Xs); // [1, K, W]
-  const out = ops.values(Out);
+  const [out, y] = [ops.values(Out), ops.values(s.y)];
   for (let t = 0; t < q; t++) {
-    const o = ((b * L + t0 + t) * H + g * hpg) * P; // the group's heads are adjacent in y
-    s.y.set(out.subarray(t * W, (t + 1) * W), o);
+    const o = (b * L + t0 + t) * H * P + g * W; // the group's heads are adjacent
+    y.set(out.subarray(t * W, (t + 1) * W), o);
   }
   for (let hl = 0; hl < hpg; hl++) {
     const last = s.alpha[(b * L + t0 + q - 1) * H + g * hpg + hl]!;
@@ -208,11 +228,11 @@ function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
   ops.free(Ct, Bt, CB, Am, Xs, Out);
 }
 
-/** y ← α ∘ y + D·x over all tokens (y held y / α). */
+/** y ← α ∘ y + D·x over all tokens (y held y / α), in place. */
 function finishOutputs(
   y: Float32Array,
   x: Float32Array,
-  alpha: Float64Array,
+  alpha: Float32Array,
   D: Float32Array | undefined,
   perChannel: boolean,
   H: number,
