@@ -6,17 +6,18 @@
  * on the model's own GEMM shapes, and the same per-op profile table as `bench train` (tf.profile of
  * one guided model call: GPU timestamps on webgpu, wall time per kernel on wasm and cpu).
  */
+import { basename, dirname, resolve } from 'node:path';
 import { InputError, releaseFreeBuffers } from '@t2md/core';
 import { captionedDenoiser } from '@t2md/dit';
 import { generate, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadModel } from '../models.js';
+import { loadModel, SHIPPED } from '../models.js';
 import { forwardCost, type GemmShape } from './flops.js';
 import { errorText, type Log, median, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export interface SampleRow {
-  /** `teacher`, `student`, or the model file given. */
+  /** `teacher`, `student`, or the model file given as its folder and name (`run-7/model.safetensors`). */
   model: string;
   layout: string;
   /** Images drawn at once (the model runs on twice as many rows: guidance). */
@@ -54,6 +55,12 @@ export interface SampleBenchOptions {
   steps: number;
   /** Profile one model call per point (default true). */
   profile: boolean;
+}
+
+/** How a row names its model: a shipped model by name, a file by its folder and name (no machine paths). */
+function modelLabel(spec: string): string {
+  if ((SHIPPED as readonly string[]).includes(spec)) return spec;
+  return [basename(dirname(resolve(spec))), basename(spec)].join('/');
 }
 
 /** `--model` of `bench sample`: names or files, separated by commas. */
@@ -168,7 +175,7 @@ export async function runSampleBench(o: SampleBenchOptions): Promise<SampleRow[]
   for (const name of o.models) {
     const trained = loadModel(name);
     try {
-      for (const batch of o.batches) rows.push(await measure(name, trained, batch, o));
+      for (const batch of o.batches) rows.push(await measure(modelLabel(name), trained, batch, o));
     } finally {
       trained.dispose();
     }
