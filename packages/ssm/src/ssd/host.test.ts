@@ -20,9 +20,11 @@ interface Case {
   A: [number, number];
 }
 
-// chunk sizes that split L unevenly, one chunk, one token per chunk; groups; every optional input; decays
-// strong enough that chunks end early (MAX_DECAY), down to one token
+// on wasm chunks take at least MIN_HOST_CHUNK (128) tokens: sequences longer than that split unevenly;
+// groups; every optional input; decays strong enough that chunks end early (MAX_DECAY), down to one token
 const CASES: Case[] = [
+  { B: 1, L: 300, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', init: true, A: [-0.1, -0.01] },
+  { B: 2, L: 140, H: 4, P: 2, G: 2, N: 3, opts: { chunkSize: 256, dtSoftplus: true }, z: true, A: [-0.2, -0.05] },
   { B: 2, L: 37, H: 4, P: 5, G: 1, N: 6, opts: { chunkSize: 16, dtSoftplus: true }, D: 'head', A: [-3, -0.2] },
   {
     B: 1,
