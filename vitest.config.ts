@@ -10,6 +10,7 @@ const packages = ['core', 'ssm', 'dit', 'sampler', 'distill', 'shapes', 'cli'];
 const alias = [
   { find: /^@t2md\/core\/testing$/, replacement: fileURLToPath(new URL('packages/core/src/testing/index.ts', import.meta.url)) },
   { find: /^@t2md\/ssm\/testing$/, replacement: fileURLToPath(new URL('packages/ssm/src/testing.ts', import.meta.url)) },
+  { find: /^@t2md\/dit\/testing$/, replacement: fileURLToPath(new URL('packages/dit/src/testing.ts', import.meta.url)) },
   ...packages.map((name) => ({
     find: new RegExp(`^@t2md/${name}$`),
     replacement: fileURLToPath(new URL(`packages/${name}/src/index.ts`, import.meta.url)),

@@ -212,9 +212,30 @@ const train: Finder = (data) => {
   return out;
 };
 
+/**
+ * Sampling (`sample` rows of `t2md bench sample`): for each model at the most images measured, the
+ * whole step's model FLOP rate against `tf.matMul`'s rate on the model's own GEMM shapes, measured in
+ * the same process (the ratio is the share of the matMul rate the step reaches).
+ */
+const sample: Finder = (data) => {
+  const rows = rowsOf(data.sample).filter((r) => num(r.gflops) != null && num(r.matmulGflops) != null && num(r.msPerImageStep) != null);
+  const out: Omit<Headline, 'card' | 'file'>[] = [];
+  for (const model of [...new Set(rows.map((r) => String(r.model)))]) {
+    const r = rows.filter((x) => String(x.model) === model).sort((a, b) => (b.batch as number) - (a.batch as number))[0]!;
+    out.push({
+      what: `sampling step (${model}), ${grouped(r.batch as number)} images: ${ms(r.msPerImageStep as number)} per image-step`,
+      ours: `${(r.gflops as number).toFixed(1)} GFLOP/s`,
+      peer: `tf.matMul, same shapes, ${(r.matmulGflops as number).toFixed(1)} GFLOP/s`,
+      ratio: (r.gflops as number) / (r.matmulGflops as number),
+    });
+  }
+  return out;
+};
+
 const FINDERS: [string, Finder][] = [
   ['scaling', scaling],
   ['train', train],
+  ['sample', sample],
   ['attention', attention],
   ['scan', scan],
   ['matmul', matmul],
@@ -309,6 +330,12 @@ const HEADERS: Record<string, string> = {
   maxErr: 'max error',
   samplesPerSec: 'samples/s',
   msPerStep: 'ms per step',
+  msPerImageStep: 'ms per image-step',
+  gflopPerImageStep: 'GFLOP per image-step',
+  gflops: 'GFLOP/s',
+  matmulGflops: 'matMul GFLOP/s',
+  shareOfMatmul: 'share of matMul rate',
+  profileMs: 'profiled call (ms)',
   kernelsPerStep: 'kernels per step',
   gpuPoolMB: 'GPU pool (MiB)',
   teacherMB: 'teacher peak (MiB)',

@@ -1,7 +1,7 @@
 // Everything the playground runs in the browser. Loaded only by dynamic import from onMounted, so the
 // server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
 // (never @t2md/distill, which reads files through node:fs).
-import { type BackendInfo, backendReport, initBackend, isInputError } from '@t2md/core';
+import { type BackendInfo, backendReport, initBackend, isInputError, wasmBuild } from '@t2md/core';
 import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption, placeholderNotice } from '@t2md/shapes';
@@ -48,6 +48,10 @@ export async function startBackend(choice: BackendChoice, wasmPaths: string): Pr
   if (choice === 'auto' && info.backend !== 'webgpu' && report?.adapters.some((a) => a.software)) {
     note += ' Choose webgpu under Backend to use it anyway.';
   }
+  // The site is static: its host sends no COOP/COEP headers, so the page is not cross-origin isolated
+  // and wasm runs its single-threaded build; say so, with the reason, rather than leave it unexplained.
+  const wasm = info.backend === 'wasm' ? wasmBuild() : undefined;
+  if (wasm) note += ` wasm runs its ${wasm.build} build on ${wasm.threads} thread${wasm.threads === 1 ? '' : 's'}: ${wasm.reason}.`;
   active = { info, label: shortLabel(info), note };
   return active;
 }

@@ -137,6 +137,41 @@ describe('a failed row', () => {
   });
 });
 
+describe('sampling headlines', () => {
+  it("state each model's step rate against matMul's on the same shapes, at the most images measured", () => {
+    const row = (model: string, batch: number, ms: number, gflops: number) => ({
+      model,
+      batch,
+      msPerImageStep: ms,
+      gflops,
+      matmulGflops: 40,
+    });
+    const data = {
+      device: 'AMD EPYC ×2 (wasm)',
+      sample: [row('teacher', 1, 170, 14), row('teacher', 16, 117, 21), row('student', 16, 172, 17)],
+    };
+    expect(headlines([{ name: 'wasm', data }])).toEqual([
+      {
+        what: 'sampling step (teacher), 16 images: 117 ms per image-step',
+        ours: '21.0 GFLOP/s',
+        peer: 'tf.matMul, same shapes, 40.0 GFLOP/s',
+        ratio: 21 / 40,
+        card: 'AMD EPYC ×2',
+        file: 'wasm',
+      },
+      {
+        what: 'sampling step (student), 16 images: 172 ms per image-step',
+        ours: '17.0 GFLOP/s',
+        peer: 'tf.matMul, same shapes, 40.0 GFLOP/s',
+        ratio: 17 / 40,
+        card: 'AMD EPYC ×2',
+        file: 'wasm',
+      },
+    ]);
+    expect(header('msPerImageStep')).toBe('ms per image-step');
+  });
+});
+
 describe('benchmark tables', () => {
   const all = files.flatMap((f) => tables(f.data));
 

@@ -255,6 +255,9 @@ describe('playground (built site, headless Chromium)', () => {
     const why = (await page.getByTestId('backend-note').textContent()) ?? '';
     console.log(`auto, why: ${why}`);
     expect(why).toMatch(backend === 'webgpu' ? /^auto took the hardware WebGPU adapter / : /^auto took (wasm|cpu): .+/);
+    // the static site sends no COOP/COEP headers: wasm says it runs single-threaded, and why
+    if (backend === 'wasm')
+      expect(why).toMatch(/ wasm runs its (simd|plain) build on 1 thread: the page is not cross-origin isolated \(no COOP\/COEP headers\)/);
     expect(ready.length, ready).toBeLessThanOrEqual(60); // the status stays one short line
     // placeholders say so above the controls, as long as their metadata names a placeholder preset
     const modelsNote = page.getByTestId('models-note');

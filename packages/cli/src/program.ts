@@ -192,18 +192,19 @@ export function buildProgram(): Command {
   program
     .command('bench')
     .description(
-      'benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM, elementwise kernels or training steps',
+      'benchmark the scan ops, the attention kernel, teacher-vs-student scaling, the GEMM, elementwise kernels, training steps or sampling',
     )
-    .argument('<which>', 'scan, attention, scaling, matmul, elementwise or train')
+    .argument('<which>', 'scan, attention, scaling, matmul, elementwise, train or sample')
     .option('--json', 'print one JSON document')
     .option('--quick', 'small sizes (CPU, SwiftShader)')
     .option('--out <file>', 'results file (default inside this repository: bench/results/<date>-<card>.json)')
     .option('--allow-dirty', 'measure a tree that differs from its commit (the rows record dirty: true)')
     .option('--sizes <list>', "sequence lengths / token counts / elements, comma-separated (default: the bench's sweep)")
-    .option('--batches <list>', 'train: batch sizes, comma-separated (default 128,512,1024)')
+    .option('--batches <list>', 'train: batch sizes, comma-separated (default 128,512,1024); sample: images (default 1,4,16)')
     .option('--step <name>', 'train: teacher or distill (default both)')
-    .option('--steps <n>', 'train: timed steps per block (default 10)', intArg('--steps', 1, 10_000))
-    .option('--no-profile', 'train, scan: skip the per-op GPU profile')
+    .option('--steps <n>', 'train: timed steps per block (default 10); sample: timed steps (default 3)', intArg('--steps', 1, 10_000))
+    .option('--model <list>', 'sample: teacher, student or model files, comma-separated (default teacher,student)')
+    .option('--no-profile', 'train, scan, sample: skip the per-op profile')
     .addOption(backendOption())
     .action(benchCommand);
 

@@ -17,7 +17,7 @@ type Row = Record<string, unknown>;
 
 const git = (args: string[], cwd?: string) => execFileSync('git', args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) }).trim();
 
-function bench(which: string, sizes?: string, quickFlag = true) {
+function bench(which: string, sizes?: string, quickFlag = true, extra: string[] = []) {
   const args = [
     'bench',
     which,
@@ -27,6 +27,7 @@ function bench(which: string, sizes?: string, quickFlag = true) {
     out,
     '--allow-dirty',
     ...(sizes ? ['--sizes', sizes] : []),
+    ...extra,
   ];
   const r = t2md(args, { T2MD_BACKEND: 'wasm' });
   expect(r.code, r.stderr).toBe(0);
@@ -58,6 +59,11 @@ function bench(which: string, sizes?: string, quickFlag = true) {
   }
   return { rows, stderr: r.stderr };
 }
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
 const positive = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
 
@@ -141,6 +147,25 @@ describe('t2md bench', () => {
     }
     expect(stderr).toMatch(/train teacher batch 4: [\d.]+ ms\/step/);
     expectOneLine(t2md(['bench', 'train', '--batches', '4,x']), /--batches must be batch sizes separated by commas/);
+  });
+
+  it('sample: ms per image-step of the shipped models, their GFLOP/s as a share of matMul on the same shapes, and a profile', () => {
+    const { rows, stderr } = bench('sample', undefined, true, ['--batches', '1,2', '--steps', '2']);
+    expect(rows.map((r) => `${r.model} ${r.batch}`)).toEqual(['teacher 1', 'teacher 2', 'student 1', 'student 2']);
+    for (const r of rows) {
+      expect(r.stepsMs as number[]).toHaveLength(2);
+      expect(r.msPerStep).toBe(Math.round(median(r.stepsMs as number[]) * 10) / 10);
+      expect(r.msPerImageStep as number).toBeCloseTo((r.msPerStep as number) / (r.batch as number), 0);
+      for (const k of ['gflopPerImageStep', 'gflops', 'matmulGflops', 'shareOfMatmul', 'profileMs']) expect(positive(r[k]), k).toBe(true);
+      expect(r.shareOfMatmul as number).toBeCloseTo((r.gflops as number) / (r.matmulGflops as number), 2);
+      const ops = (r.profile as Row[]).map((o) => o.op);
+      expect(ops).toContain('BatchMatMul'); // wasm's per-kernel wall times
+      expect((r.run as Row).settings).toMatchObject({ gemm: { variant: 'auto', unroll: 16 }, wasm: { build: expect.any(String) } });
+    }
+    // the student's bidirectional Mamba mixers are counted with their scans
+    expect(rows[2]!.layout).not.toBe(rows[0]!.layout);
+    expect(stderr).toMatch(/sample teacher batch 1: [\d.]+ ms\/step, [\d.]+ ms per image-step, [\d.]+ GFLOP\/s = \d+% of matMul's/);
+    expectOneLine(t2md(['bench', 'sample', '--model', ' , ']), /--model must name models \(teacher, student or files\)/);
   });
 
   it('exits 2 with one line on an unknown benchmark or a results file it cannot merge into', () => {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { expectOneLine, t2md } from './cli.js';
 
@@ -39,11 +40,35 @@ describe('t2md info', () => {
     const text = t2md(['info'], env);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stderr).toBe('');
-    expect(text.stdout).toMatch(/^backend {3}wasm \(software\)\nwhy {7}auto took wasm: .+\nadapter {3}none in use\nadapters {2}\S/);
+    expect(text.stdout).toMatch(
+      /^backend {3}wasm \(software\)\nwhy {7}auto took wasm: .+\nwasm {6}(threaded-simd|simd), \d threads?: .+\nadapter {3}none in use\nadapters {2}\S/,
+    );
     const json = t2md(['info', '--json'], env);
     expect(json.code, json.stderr).toBe(0);
     expect(json.stderr).toBe('');
     expect(Array.isArray(JSON.parse(json.stdout).probeLog)).toBe(true);
+  });
+
+  it('says which wasm build runs on how many threads, and T2MD_WASM_THREADS sets the count', () => {
+    const cores = availableParallelism();
+    const auto = t2md(['info', '--json', '--backend', 'wasm'], { T2MD_WASM_THREADS: undefined });
+    expect(auto.code, auto.stderr).toBe(0);
+    const { wasm } = JSON.parse(auto.stdout);
+    console.log(`t2md info: wasm ${JSON.stringify(wasm)} on ${cores} cores`);
+    // Node has SharedArrayBuffer: the threaded build runs whenever there is more than one core
+    expect(wasm).toEqual(
+      cores > 1
+        ? { build: 'threaded-simd', threads: Math.min(cores, 8), reason: `${cores} cores available (Node has SharedArrayBuffer)` }
+        : { build: 'simd', threads: 1, reason: '1 core available: one thread needs no workers' },
+    );
+    const two = JSON.parse(t2md(['info', '--json', '--backend', 'wasm'], { T2MD_WASM_THREADS: '2' }).stdout).wasm;
+    expect(two).toEqual({ build: 'threaded-simd', threads: 2, reason: 'T2MD_WASM_THREADS=2 (Node has SharedArrayBuffer)' });
+    const one = t2md(['info', '--backend', 'wasm'], { T2MD_WASM_THREADS: '1' });
+    expect(one.stdout).toMatch(/\nwasm {6}simd, 1 thread: T2MD_WASM_THREADS=1: one thread needs no workers\n/);
+    expectOneLine(
+      t2md(['info', '--backend', 'wasm'], { T2MD_WASM_THREADS: 'many' }),
+      /T2MD_WASM_THREADS must be an integer in 1\.\.8, got 'many'/,
+    );
   });
 
   it('fails with exit 2 and one line when the asked-for backend is missing', () => {

@@ -1,9 +1,10 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdapterList, type AdapterSummary, adapterName, listAdaptersInChild, listAdaptersOf, summarize } from './adapters.js';
-import { InputError } from './errors.js';
+import { InputError, isInputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerReduceKernels } from './ops/reduce-webgpu.js';
+import { describeWasm, prepareWasm } from './wasm-threads.js';
 import { registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
 
 /** A backend that `initBackend` can resolve to. */
@@ -221,9 +222,12 @@ async function withoutEmscriptenHandlers<T>(start: () => Promise<T>): Promise<T>
 async function useWasm(wasmPaths?: string): Promise<BackendInfo | string> {
   try {
     const mod = await import('@tensorflow/tfjs-backend-wasm');
-    if (wasmPaths) mod.setWasmPaths(wasmPaths);
+    if (wasmPaths && tf.findBackend('wasm') == null) mod.setWasmPaths(wasmPaths);
+    await prepareWasm(mod);
     if (!(await withoutEmscriptenHandlers(() => tf.setBackend('wasm')))) return 'the wasm backend failed to start';
+    await describeWasm(mod);
   } catch (err) {
+    if (isInputError(err)) throw err;
     return `the wasm backend failed to start (${(err as Error).message})`;
   }
   return { backend: 'wasm', software: true };

@@ -9,6 +9,7 @@ export type { ElementwiseConfig, ElementwiseLayout } from './kernel/elementwise-
 export { ELEMENTWISE_DEFAULTS, layoutOf, resolveElementwiseLayout } from './kernel/elementwise-config.js';
 export type { ElementwiseSpec } from './kernel/elementwise-program.js';
 export { ElementwiseProgram, vectorPrelude } from './kernel/elementwise-program.js';
+export { HostOps, hostBackendName } from './kernel/host-ops.js';
 export { onEveryBackend, registerKernelsOnce } from './kernel/register.js';
 export type { TypedOutput } from './kernel/typed-array-kernel.js';
 export { makeOutput, readInput, typedArrayKernel } from './kernel/typed-array-kernel.js';
@@ -17,6 +18,7 @@ export { disposeIntermediate, emptyOutput, flatDispatch, runProgram } from './ke
 export { GAUSSIAN_NOISE, gaussianNoise, gaussianNoiseValues } from './ops/gaussian-noise.js';
 export { geluTanh, registerCoreKernels } from './ops/gelu-tanh.js';
 export { GELU_TANH, GELU_TANH_GRAD } from './ops/gelu-tanh-kernels.js';
+export { HOST_SLICE, HOST_SPLIT, hostSlice, hostSplit } from './ops/host-slice.js';
 export { linear } from './ops/linear.js';
 export type { GemmOptions, MatMulUnroll, MatMulVariant } from './ops/matmul/matmul.js';
 export { autoTile, GEMM_DEFAULTS, gemm, gemmRef, registerMatmulKernels, resolveMatmulVariant } from './ops/matmul/matmul.js';
@@ -25,4 +27,6 @@ export type { RngState } from './rng.js';
 export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';
 export { loadSafetensors, saveSafetensors } from './safetensors.js';
+export type { WasmBuildInfo } from './wasm-threads.js';
+export { MAX_WASM_THREADS, wasmBuild } from './wasm-threads.js';
 export { releaseFreeBuffers } from './webgpu-backend.js';

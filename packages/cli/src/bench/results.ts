@@ -25,6 +25,7 @@ export const SECTIONS = [
   { name: 'matmul', keys: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'] },
   { name: 'elementwise', keys: ['op', 'elements', 'variant'] },
   { name: 'train', keys: ['step', 'batch', 'impl', 'preset'] },
+  { name: 'sample', keys: ['model', 'layout', 'batch', 'size'] },
 ] as const;
 
 export type BenchName = (typeof SECTIONS)[number]['name'];

@@ -1,5 +1,6 @@
 /** Plain-text tables of the benchmark rows for stdout (without --json). */
 import type { AttentionRow } from './attention.js';
+import type { SampleRow } from './sample.js';
 import type { ScalingRow } from './scaling.js';
 import type { ScanRow } from './scan.js';
 import type { TrainRow } from './train.js';
@@ -73,6 +74,34 @@ export function scalingTable(rows: readonly ScalingRow[]): string {
   ]);
 }
 
+/** The ops that took most of a profiled piece of work, under a title. */
+function profileTable(title: string, ops: readonly NonNullable<TrainRow['profile']>[number][]): string {
+  return `\n${title}\n${formatTable(ops, [
+    ['op', (o) => o.op],
+    ['ms', (o) => num(o.ms, 2)],
+    ['share', (o) => `${(100 * o.share).toFixed(1)}%`],
+    ['calls', (o) => String(o.calls)],
+  ])}`;
+}
+
+export function sampleTable(rows: readonly SampleRow[]): string {
+  const table = formatTable(rows, [
+    ['model', (r) => r.model],
+    ['images', (r) => String(r.batch)],
+    ['ms/step', (r) => num(r.msPerStep, 1)],
+    ['ms/image-step', (r) => num(r.msPerImageStep, 1)],
+    ['GFLOP/image-step', (r) => num(r.gflopPerImageStep, 3)],
+    ['GFLOP/s', (r) => num(r.gflops, 2)],
+    ['matMul GFLOP/s', (r) => num(r.matmulGflops, 2)],
+    ['share', (r) => (r.shareOfMatmul == null ? '—' : `${(100 * r.shareOfMatmul).toFixed(0)}%`)],
+    ['error', (r) => r.error ?? ''],
+  ]);
+  const profiles = rows
+    .filter((r) => r.profile != null && r.profile.length > 0)
+    .map((r) => profileTable(`${r.model} ${r.batch} image${r.batch === 1 ? '' : 's'}: top ops of one guided model call`, r.profile!));
+  return [table, ...profiles].join('\n');
+}
+
 export function trainTable(rows: readonly TrainRow[]): string {
   const table = formatTable(rows, [
     ['step', (r) => r.step],
@@ -87,14 +116,6 @@ export function trainTable(rows: readonly TrainRow[]): string {
   ]);
   const profiles = rows
     .filter((r) => r.profile != null && r.profile.length > 0)
-    .map(
-      (r) =>
-        `\n${r.step} batch ${r.batch}: top ops by GPU time\n${formatTable(r.profile!, [
-          ['op', (o) => o.op],
-          ['ms', (o) => num(o.ms, 2)],
-          ['share', (o) => `${(100 * o.share).toFixed(1)}%`],
-          ['calls', (o) => String(o.calls)],
-        ])}`,
-    );
+    .map((r) => profileTable(`${r.step} batch ${r.batch}: top ops by GPU time`, r.profile!));
   return [table, ...profiles].join('\n');
 }

@@ -24,19 +24,12 @@ import { alphasCumprod } from '@t2md/sampler';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 import { failRow, type Log, median, round } from './measure.js';
+import { type OpTime, profileOps } from './profile.js';
+
+export type { OpTime } from './profile.js';
 
 export const TRAIN_STEPS = ['teacher', 'distill'] as const;
 export type TrainStepName = (typeof TRAIN_STEPS)[number];
-
-/** One op's share of a profiled step. */
-export interface OpTime {
-  /** tfjs kernel name (`T2mdMatMul`, `Transpose`, ...), with the output shape in the detail list. */
-  op: string;
-  ms: number;
-  /** Share of the step's summed GPU time. */
-  share: number;
-  calls: number;
-}
 
 export interface TrainRow {
   step: TrainStepName;
@@ -163,33 +156,12 @@ async function countDispatches(fn: () => Promise<void>): Promise<number | null> 
   return n;
 }
 
-/** Per-op GPU time of one step from tf.profile (timestamp queries on WebGPU). */
+/** Per-op time of one step from tf.profile (timestamp queries on WebGPU). */
 async function profileStep(point: Point, rng: Rng): Promise<{ total: number; ops: OpTime[]; detail: OpTime[] }> {
-  const info = await tf.profile(async () => {
+  return profileOps(async () => {
     await point.run(rng);
     await point.sync();
   });
-  const byOp = new Map<string, { ms: number; calls: number }>();
-  const byShape = new Map<string, { ms: number; calls: number }>();
-  let total = 0;
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    total += ms;
-    const add = (m: Map<string, { ms: number; calls: number }>, key: string) => {
-      const e = m.get(key) ?? { ms: 0, calls: 0 };
-      e.ms += ms;
-      e.calls += 1;
-      m.set(key, e);
-    };
-    add(byOp, k.name);
-    add(byShape, `${k.name} ${(k.outputShapes ?? []).map((s) => `[${(s ?? []).join(',')}]`).join(' ')}`);
-  }
-  const top = (m: Map<string, { ms: number; calls: number }>, n: number): OpTime[] =>
-    [...m.entries()]
-      .sort((a, b) => b[1].ms - a[1].ms)
-      .slice(0, n)
-      .map(([op, e]) => ({ op, ms: round(e.ms), share: round(total > 0 ? e.ms / total : 0), calls: e.calls }));
-  return { total: round(total), ops: top(byOp, 10), detail: top(byShape, 15) };
 }
 
 export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend } from '@t2md/core';
+import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend, wasmBuild } from '@t2md/core';
+import * as tf from '@tensorflow/tfjs-core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
 import { matmulTable, runMatmulBench } from '../bench/matmul.js';
@@ -16,9 +17,10 @@ import {
   resolveSource,
   type SectionMeta,
 } from '../bench/results.js';
+import { parseModels, runSampleBench } from '../bench/sample.js';
 import { runScalingBench } from '../bench/scaling.js';
 import { runScanBench } from '../bench/scan.js';
-import { attentionTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
+import { attentionTable, sampleTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
 import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 import { runContext } from '../context.js';
 import { checkOutFile } from '../out-path.js';
@@ -28,10 +30,12 @@ export interface BenchOptions {
   json?: boolean;
   quick?: boolean;
   out?: string;
-  /** train: batch sizes, e.g. '128,512,1024'. */
+  /** train: batch sizes, e.g. '128,512,1024'; sample: image counts. */
   batches?: string;
-  /** train: timed steps per block. */
+  /** train: timed steps per block; sample: timed sampling steps per point. */
   steps?: number;
+  /** sample: models (teacher, student or files), comma-separated. */
+  model?: string;
   /** train: which step (teacher, distill; default both). */
   step?: TrainStepName;
   /** train, scan: commander's `--no-profile` (true unless given). */
@@ -74,6 +78,11 @@ const NOTES: Record<BenchName, string[]> = {
     'train: msPerStep = median over 3 blocks of (wall ms of `steps` back-to-back training steps, ended by reading the loss back) / steps, after 3 warm-up steps; a step is what t2md train/distill run: dataset batch, noise, forward, backward, global-norm clip, AdamW, EMA. samplesPerSec = batch * 1000 / msPerStep.',
     'train: kernelsPerStep = WebGPU program dispatches of one step; gpuMsPerStep and profile = per-op GPU time of one step from timestamp queries under tf.profile (each program timed in its own pass), shares of that sum.',
   ],
+  sample: [
+    'sample: msPerStep = median wall ms of the timed steps of one `generate` call (DPM-Solver++, guidance 4.5: one model call on 2·batch rows per step), after one warm-up step, each step ended by reading its clean-image estimate back; msPerImageStep = msPerStep / batch.',
+    "sample: gflopPerImageStep = model FLOPs of one guided step per image, counted from the config (2 per multiply-add: every linear layer, attention q·kᵀ and p·v, the SSD scan as its recurrence at 4·P·N per token and head); gflops = that / msPerStep; matmulGflops = tf.matMul on the model's linear-layer shapes at this batch, same process (median of 3 calls per shape after one, FLOP-weighted); shareOfMatmul = gflops / matmulGflops.",
+    'sample: profile = tf.profile of one guided model call (GPU timestamps on webgpu; on wasm and cpu the wall time of each kernel, which runs synchronously).',
+  ],
 };
 
 type Runner = (o: RunnerOptions & { opts: BenchOptions }) => Promise<unknown[]>;
@@ -88,6 +97,14 @@ const RUNNERS: Record<BenchName, Runner> = {
       ...(opts.profile === false ? { profile: false } : {}),
       ...(opts.step != null ? { which: [opts.step] } : {}),
     }),
+  sample: ({ quick, log, opts }) =>
+    runSampleBench({
+      log,
+      models: parseModels(opts.model ?? 'teacher,student'),
+      batches: opts.batches != null ? parseBatches(opts.batches) : quick ? [1, 4] : [1, 4, 16],
+      steps: opts.steps ?? (quick ? 2 : 3),
+      profile: opts.profile !== false,
+    }),
   scan: runScanBench,
   attention: runAttentionBench,
   scaling: runScalingBench,
@@ -101,6 +118,12 @@ const RUNNERS: Record<BenchName, Runner> = {
  */
 const gemmSettings = () => ({ gemm: { ...GEMM_DEFAULTS } });
 
+/** On wasm: which build ran on how many threads (`wasmBuild`). */
+const wasmSettings = () => {
+  const w = wasmBuild();
+  return w != null && tf.getBackend() === 'wasm' ? { wasm: { build: w.build, threads: w.threads } } : {};
+};
+
 /**
  * Settings of each bench that change its numbers and that the commit does not fix (what its rows do
  * not already say), recorded in every row's `run.settings`.
@@ -112,6 +135,7 @@ const SETTINGS: Record<BenchName, (opts: BenchOptions) => Record<string, unknown
   matmul: () => ({}),
   elementwise: () => ({}),
   train: (o) => ({ ...gemmSettings(), profile: o.profile !== false }),
+  sample: (o) => ({ ...gemmSettings(), ...wasmSettings(), profile: o.profile !== false }),
 };
 
 const TABLES: Record<BenchName, (rows: never[]) => string> = {
@@ -121,15 +145,17 @@ const TABLES: Record<BenchName, (rows: never[]) => string> = {
   matmul: matmulTable as (rows: never[]) => string,
   elementwise: elementwiseTable as (rows: never[]) => string,
   train: trainTable as (rows: never[]) => string,
+  sample: sampleTable as (rows: never[]) => string,
 };
 
 /**
- * `t2md bench scan|attention|scaling|matmul|elementwise|train`: runs one benchmark on the chosen backend,
+ * `t2md bench scan|attention|scaling|matmul|elementwise|train|sample`: runs one benchmark on the chosen backend,
  * prints a table (or, with --json, one JSON document) on stdout, progress on stderr, and merges its
  * section into the results file: `--out`, else `bench/results/<date>-<card>.json` when run inside this
  * repository (outside it, without --out, nothing is written). Every row records the commit (a dirty
  * tree is refused unless --allow-dirty), the card, driver, Dawn version and flags, and the settings.
- * Software backends get the quick sizes even without --quick: the full sizes are for a real GPU.
+ * Software backends get the quick sizes even without --quick (the full sizes are for a real GPU),
+ * except `sample`, whose full sizes (1, 4 and 16 images) are what a CPU user draws.
  */
 export async function benchCommand(which: string, opts: BenchOptions = {}): Promise<void> {
   if (!(BENCHES as readonly string[]).includes(which)) {
@@ -143,6 +169,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     readResults(opts.out);
   }
   if (opts.batches != null) parseBatches(opts.batches);
+  if (opts.model != null) parseModels(opts.model);
   if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
     throw new InputError(`--step must be one of ${TRAIN_STEPS.join(', ')}, got '${opts.step}'.`);
   }
@@ -153,7 +180,8 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   const dev = describeDevice(info);
   let quick = opts.quick === true;
   let note: string | undefined;
-  if (!quick && info.software) {
+  // sampling on the CPU is what `bench sample` is for: its full sizes run everywhere
+  if (!quick && info.software && name !== 'sample') {
     quick = true;
     note = `${dev.device} is a software backend: the full sizes need a real GPU, so the --quick sizes were used.`;
     log(`note: ${note}`);

@@ -1,4 +1,4 @@
-import { type AdapterSummary, type BackendName, backendReport, initBackend, listAdapters, webgpuDetails } from '@t2md/core';
+import { type AdapterSummary, type BackendName, backendReport, initBackend, listAdapters, wasmBuild, webgpuDetails } from '@t2md/core';
 import { packageVersions } from '../versions.js';
 
 export interface InfoOptions {
@@ -10,8 +10,8 @@ const name = (a: AdapterSummary) =>
   `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'unnamed'}${a.software ? ' (software)' : ''}`;
 
 /**
- * `t2md info`: the backend initBackend picks and why, every WebGPU adapter found, the active adapter's
- * limits and features, and package versions. What Dawn and the drivers print while looking for
+ * `t2md info`: the backend initBackend picks and why, which wasm build runs on how many threads and why
+ * (on wasm), every WebGPU adapter found, the active adapter's limits and features, and package versions. What Dawn and the drivers print while looking for
  * adapters is kept off stderr (`--json` has it as `probeLog`).
  */
 export async function infoCommand(opts: InfoOptions): Promise<void> {
@@ -20,9 +20,11 @@ export async function infoCommand(opts: InfoOptions): Promise<void> {
   // wasm or cpu named outright skip the adapter search; info lists the adapters anyway (in a child process).
   const found = why && (why.requested === 'auto' || why.requested === 'webgpu') ? why : await listAdapters();
   const details = webgpuDetails();
+  const wasm = info.backend === 'wasm' ? wasmBuild() : undefined;
   const report = {
     ...info,
     reason: why?.reason ?? '',
+    ...(wasm ? { wasm } : {}),
     adapters: found.adapters,
     ...(details ? { limits: details.limits, features: details.features } : {}),
     node: process.versions.node,
@@ -38,6 +40,7 @@ export async function infoCommand(opts: InfoOptions): Promise<void> {
   const lines = [
     `backend   ${info.backend}${info.software ? ' (software)' : ''}`,
     `why       ${report.reason}${passedOver && why?.requested === 'auto' ? ' Use it anyway with --backend webgpu.' : ''}`,
+    ...(wasm ? [`wasm      ${wasm.build}, ${wasm.threads} thread${wasm.threads === 1 ? '' : 's'}: ${wasm.reason}`] : []),
     info.adapter ? `adapter   ${name({ ...info.adapter, software: info.software })}` : 'adapter   none in use',
     `adapters  ${found.adapters.length > 0 ? found.adapters.map(name).join('; ') : 'no WebGPU adapter found'}`,
   ];

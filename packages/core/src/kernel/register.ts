@@ -23,13 +23,19 @@ export function registerKernelsOnce(kernels: readonly KernelConfig[], grads: rea
 
 /**
  * The configs of one kernel on the three backends the project supports: `host` (a JavaScript
- * implementation, e.g. from `typedArrayKernel`, which both cpu and wasm run) and `webgpu`.
+ * implementation, e.g. from `typedArrayKernel` or one built on `HostOps`, which cpu runs, and wasm too
+ * unless `wasm` is given) and `webgpu`. A separate `wasm` serves an op whose fused loop is the best
+ * form on cpu (whose kernels are loops too) while wasm is faster on a composition of its XNNPACK kernels.
  */
-export function onEveryBackend(kernelName: string, host: (config: never) => unknown, webgpu: KernelFunc): KernelConfig[] {
-  const js = host as unknown as KernelFunc;
+export function onEveryBackend(
+  kernelName: string,
+  host: (config: never) => unknown,
+  webgpu: KernelFunc,
+  wasm: (config: never) => unknown = host,
+): KernelConfig[] {
   return [
-    { kernelName, backendName: 'cpu', kernelFunc: js },
-    { kernelName, backendName: 'wasm', kernelFunc: js },
+    { kernelName, backendName: 'cpu', kernelFunc: host as unknown as KernelFunc },
+    { kernelName, backendName: 'wasm', kernelFunc: wasm as unknown as KernelFunc },
     { kernelName, backendName: 'webgpu', kernelFunc: webgpu },
   ];
 }

@@ -1,9 +1,18 @@
-import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  type GradConfig,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import { layoutOf } from '../kernel/elementwise-config.js';
 import { ElementwiseProgram } from '../kernel/elementwise-program.js';
 import { onEveryBackend } from '../kernel/register.js';
 import { typedArrayKernel } from '../kernel/typed-array-kernel.js';
 import { runProgram } from '../kernel/webgpu-program.js';
+import { geluTanhGradHost, geluTanhHost } from './gelu-tanh-host.js';
 import { geluTanhGradSpec, geluTanhSpec } from './gelu-tanh-webgpu.js';
 
 export const GELU_TANH = 'T2mdGeluTanh';
@@ -21,7 +30,10 @@ function sigmoids(v: number): [number, number] {
   return [1 / (1 + Math.exp(-2 * u)), 1 / (1 + Math.exp(2 * u))];
 }
 
-/** Reference maths on typed arrays (float64 inside), shared by the cpu and wasm kernels. */
+/**
+ * Reference maths on typed arrays (float64 inside): the cpu kernel, and the wasm kernel's reference
+ * (exported from `@t2md/core/testing`).
+ */
 export function geluTanhValues(x: Float32Array): Float32Array {
   const y = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) y[i] = x[i] * sigmoids(x[i])[0];
@@ -38,8 +50,13 @@ export function geluTanhGradValues(dy: Float32Array, x: Float32Array): Float32Ar
   return dx;
 }
 
+// cpu runs the loops (its kernels are loops too: one fused pass is its best form); wasm the
+// composition of its XNNPACK kernels (gelu-tanh-host.ts)
 const jsForward = typedArrayKernel(['x'], (i) => ({ shape: i.x!.shape, values: geluTanhValues(i.x!.values) }));
 const jsGrad = typedArrayKernel(['dy', 'x'], (i) => ({ shape: i.x!.shape, values: geluTanhGradValues(i.dy!.values, i.x!.values) }));
+const wasmForward: KernelFunc = ({ inputs, backend }) => geluTanhHost(backend as KernelBackend, inputs.x as TensorInfo);
+const wasmGrad: KernelFunc = ({ inputs, backend }) =>
+  geluTanhGradHost(backend as KernelBackend, inputs.dy as TensorInfo, inputs.x as TensorInfo);
 
 // the elementwise layout travels in the attributes (geluTanh's `layout` option), to the gradient too
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -52,8 +69,8 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 export const geluTanhKernels: KernelConfig[] = [
-  ...onEveryBackend(GELU_TANH, jsForward, gpuForward),
-  ...onEveryBackend(GELU_TANH_GRAD, jsGrad, gpuGrad),
+  ...onEveryBackend(GELU_TANH, jsForward, gpuForward, wasmForward),
+  ...onEveryBackend(GELU_TANH_GRAD, jsGrad, gpuGrad, wasmGrad),
 ];
 
 export const geluTanhGrad: GradConfig = {

@@ -1,7 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import type { ElementwiseLayout } from '../kernel/elementwise-config.js';
-import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '../testing/index.js';
+import {
+  describeInfo,
+  freshSeed,
+  geluTanhGradValues,
+  geluTanhValues,
+  randomArray,
+  relErr,
+  testBackends,
+  useBackend,
+  withNoLeaks,
+} from '../testing/index.js';
 import { geluTanh } from './gelu-tanh.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -90,6 +100,28 @@ describe.each(testBackends())('geluTanh on %s', (name) => {
     expect(absX).toBeLessThan(2.4e-7);
     expect(tail).toBeLessThan(2e-5);
     expect(grad).toBeLessThan(4e-7);
+  });
+
+  it('matches the float64 plain loops (the former cpu/wasm kernels) on fresh random inputs', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const n = 3 * 1031;
+    const xv = randomArray(n, seed, -8, 8);
+    const dyv = randomArray(n, seed + 1);
+    const x = tf.tensor(xv, [3, 1031]);
+    const dy = tf.tensor(dyv, [3, 1031]);
+    const before = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    await withNoLeaks(async () => {
+      const y = geluTanh(x);
+      const g = tf.grad((v: tf.Tensor) => geluTanh(v))(x, dy);
+      const [ey, eg] = [relErr(await y.data(), geluTanhValues(xv)), relErr(await g.data(), geluTanhGradValues(dyv, xv))];
+      console.log(`geluTanh ${name} vs loops: y ${ey.toExponential(2)}, dx ${eg.toExponential(2)}, seed ${seed}`);
+      expect(ey, `seed ${seed}`).toBeLessThan(1e-6);
+      expect(eg, `seed ${seed}`).toBeLessThan(1e-6);
+      tf.dispose([y, g]);
+    });
+    expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(before);
+    tf.dispose([x, dy]);
   });
 
   it('rejects a non-float input or a bad layout with a message naming it', async (ctx) => {

@@ -230,3 +230,6 @@ export function freshSeed(): number {
   const env = process.env.T2MD_TEST_SEED;
   return env ? Number(env) : Math.floor(Math.random() * 2 ** 31);
 }
+
+/** The plain-loop references of core's kernels (their cpu and wasm kernels before gelu-tanh-host.ts). */
+export { geluTanhGradValues, geluTanhValues } from '../ops/gelu-tanh-kernels.js';

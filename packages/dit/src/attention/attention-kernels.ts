@@ -1,12 +1,15 @@
 /**
  * Kernels of `attention`: the forward `T2mdAttention` (outputs out and the per-row log-sum-exp L) and
- * the backward `T2mdAttentionGrad` (outputs dq, dk, dv), for cpu, wasm and webgpu, plus the gradient.
+ * the backward `T2mdAttentionGrad` (outputs dq, dk, dv), for cpu, wasm (attention-host.ts: matrix
+ * products on the backend's own kernels; the plain loops of attention-loops.ts are the reference) and
+ * webgpu.
  *
  * Backward follows FlashAttention-2 (Dao 2023, Alg. 2): nothing of size Lq x Lk is kept; P is
  * recomputed from S and L as exp(S - L), with D_i = rowsum(dO ∘ O) and dS = P ∘ (dP - D).
  */
-import { disposeIntermediate, emptyOutput, onEveryBackend, runProgram, typedArrayKernel } from '@t2md/core';
+import { disposeIntermediate, emptyOutput, onEveryBackend, runProgram } from '@t2md/core';
 import { getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { attentionBackwardHost, attentionForwardHost } from './attention-host.js';
 import {
   AttentionForwardProgram,
   AttentionGradKVProgram,
@@ -16,7 +19,6 @@ import {
   attentionUniforms,
   columnPacked,
   headMajor,
-  LSE_EMPTY,
   RowDotProgram,
   type RowLayout,
   tilesFor,
@@ -48,6 +50,8 @@ export interface AttentionAttrs {
   hasMask: boolean;
   /** Tile sizes of the webgpu programs (checked by `resolveAttentionTiles`); cpu and wasm ignore them. */
   tiles: AttentionTiles;
+  /** cpu and wasm: most scores (query rows × keys) held at once (attention-host.ts); webgpu ignores it. */
+  scoreBlock: number;
   /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
   packed?: PackedHeads;
   /**
@@ -58,140 +62,17 @@ export interface AttentionAttrs {
   gradInto?: 'qkv' | 'kv';
 }
 
-interface Dims {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  Dh: number;
-}
+const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { q, k, v, keyMask } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as AttentionAttrs;
+  return attentionForwardHost(backend as KernelBackend, q!, k!, v!, a.hasMask ? keyMask : undefined, a.scale, a.scoreBlock);
+};
 
-/**
- * Forward on typed arrays, one query row at a time with an online softmax over keys (memory O(Dh)
- * per row beyond the inputs and outputs). `mask[b * Lk + j] == 0` drops key j of batch b.
- */
-export function attentionForwardValues(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  mask: Float32Array | undefined,
-  d: Dims,
-  scale: number,
-): { out: Float32Array; lse: Float32Array } {
-  const { B, H, Lq, Lk, Dh } = d;
-  const out = new Float32Array(B * H * Lq * Dh);
-  const lse = new Float32Array(B * H * Lq);
-  const acc = new Float64Array(Dh);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      for (let i = 0; i < Lq; i++) {
-        const qo = (bh * Lq + i) * Dh;
-        let m = Number.NEGATIVE_INFINITY;
-        let l = 0;
-        acc.fill(0);
-        for (let j = 0; j < Lk; j++) {
-          if (mask != null && mask[b * Lk + j] === 0) continue;
-          const ko = (bh * Lk + j) * Dh;
-          let s = 0;
-          for (let c = 0; c < Dh; c++) s += q[qo + c] * k[ko + c];
-          s *= scale;
-          if (s > m) {
-            const alpha = Math.exp(m - s);
-            l *= alpha;
-            for (let c = 0; c < Dh; c++) acc[c] *= alpha;
-            m = s;
-          }
-          const p = Math.exp(s - m);
-          l += p;
-          for (let c = 0; c < Dh; c++) acc[c] += p * v[ko + c];
-        }
-        const inv = l > 0 ? 1 / l : 0;
-        for (let c = 0; c < Dh; c++) out[qo + c] = acc[c] * inv;
-        lse[bh * Lq + i] = l > 0 ? m + Math.log(l) : LSE_EMPTY;
-      }
-    }
-  }
-  return { out, lse };
-}
-
-/** Backward on typed arrays: one pass over (query, key) pairs accumulating dq, dk, dv. */
-export function attentionBackwardValues(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  mask: Float32Array | undefined,
-  out: Float32Array,
-  lse: Float32Array,
-  dy: Float32Array,
-  d: Dims,
-  scale: number,
-): { dq: Float32Array; dk: Float32Array; dv: Float32Array } {
-  const { B, H, Lq, Lk, Dh } = d;
-  const dq = new Float32Array(q.length);
-  const dk = new Float32Array(k.length);
-  const dv = new Float32Array(v.length);
-  const dqi = new Float64Array(Dh);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const bh = b * H + h;
-      for (let i = 0; i < Lq; i++) {
-        const L = lse[bh * Lq + i];
-        if (L >= LSE_EMPTY) continue; // every key masked: zero output, zero gradients
-        const qo = (bh * Lq + i) * Dh;
-        let D = 0;
-        for (let c = 0; c < Dh; c++) D += dy[qo + c] * out[qo + c];
-        dqi.fill(0);
-        for (let j = 0; j < Lk; j++) {
-          if (mask != null && mask[b * Lk + j] === 0) continue;
-          const ko = (bh * Lk + j) * Dh;
-          let s = 0;
-          let dp = 0;
-          for (let c = 0; c < Dh; c++) {
-            s += q[qo + c] * k[ko + c];
-            dp += dy[qo + c] * v[ko + c];
-          }
-          const p = Math.exp(s * scale - L);
-          const ds = p * (dp - D) * scale;
-          for (let c = 0; c < Dh; c++) {
-            dqi[c] += ds * k[ko + c];
-            dk[ko + c] += ds * q[qo + c];
-            dv[ko + c] += p * dy[qo + c];
-          }
-        }
-        for (let c = 0; c < Dh; c++) dq[qo + c] = dqi[c];
-      }
-    }
-  }
-  return { dq, dk, dv };
-}
-
-type Arrays = Record<string, { shape: number[]; values: Float32Array } | undefined>;
-
-function dimsOf(i: Arrays): Dims {
-  const [B, H, Lq, Dh] = i.q!.shape as [number, number, number, number];
-  return { B, H, Lq, Lk: i.k!.shape[2] as number, Dh };
-}
-
-const jsForward = typedArrayKernel<AttentionAttrs>(['q', 'k', 'v', 'keyMask'], (i, a) => {
-  const d = dimsOf(i);
-  const r = attentionForwardValues(i.q!.values, i.k!.values, i.v!.values, a.hasMask ? i.keyMask!.values : undefined, d, a.scale);
-  return [
-    { shape: i.q!.shape, values: r.out },
-    { shape: [d.B, d.H, d.Lq], values: r.lse },
-  ];
-});
-
-const jsGrad = typedArrayKernel<AttentionAttrs>(['q', 'k', 'v', 'keyMask', 'out', 'lse', 'dy'], (i, a) => {
-  const d = dimsOf(i);
-  const mask = a.hasMask ? i.keyMask!.values : undefined;
-  const r = attentionBackwardValues(i.q!.values, i.k!.values, i.v!.values, mask, i.out!.values, i.lse!.values, i.dy!.values, d, a.scale);
-  return [
-    { shape: i.q!.shape, values: r.dq },
-    { shape: i.k!.shape, values: r.dk },
-    { shape: i.v!.shape, values: r.dv },
-  ];
-});
+const jsGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { q, k, v, keyMask, out, dy } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as AttentionAttrs;
+  return attentionBackwardHost(backend as KernelBackend, q!, k!, v!, a.hasMask ? keyMask : undefined, out!, dy!, a.scale, a.scoreBlock);
+};
 
 function maxWorkgroupStorage(backend: KernelBackend): number {
   const device = (backend as unknown as { device?: GPUDevice }).device;

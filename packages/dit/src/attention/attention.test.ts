@@ -151,6 +151,7 @@ describe('attention input checks', () => {
       [() => attention(q, k, k, { keyMask: tf.ones([2, 5], 'int32') }), /keyMask must be bool .* got int32 of shape \[2, 5\]/],
       [() => attention(tf.zeros([2, 3, 4, 8], 'int32'), k, k), /q must be float32, got int32/],
       [() => attention(q, k, k, { scale: Number.NaN }), /scale must be a finite number/],
+      [() => attention(q, k, k, { scoreBlock: 0 }), /scoreBlock must be a positive integer, got 0/],
       [() => attention(q, k, k, { tiles: { tile: 30 } }), /tiles \{"tile":30\} gives .*: tile must be a multiple of group and bwdGroup/],
       [() => attention(q, k, k, { tiles: { rows: 16 } }), /tile must be .* at most rows and bwdRows/],
       [() => attention(q, k, k, { tiles: { bwdGroup: 3 } }), /tile must be a multiple of group and bwdGroup/],

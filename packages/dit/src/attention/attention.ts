@@ -1,5 +1,6 @@
-import { assertFloat, check, fmtShape, InputError, registerKernelsOnce } from '@t2md/core';
+import { assertFloat, check, fmtShape, hostSlice, InputError, registerKernelsOnce } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { SCORE_BLOCK } from './attention-host.js';
 import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs, attentionKernels, type PackedHeads } from './attention-kernels.js';
 import { type AttentionTiles, resolveAttentionTiles } from './attention-webgpu.js';
 
@@ -14,6 +15,11 @@ export interface AttentionOptions {
    * on small shapes): the numbers do not change, only the speed. Checked on every backend.
    */
   tiles?: Partial<AttentionTiles>;
+  /**
+   * cpu and wasm: most scores (query rows × keys) held at once, default `SCORE_BLOCK` (2^20); longer
+   * rows are computed a block of queries at a time. The numbers do not change, only memory and speed.
+   */
+  scoreBlock?: number;
 }
 
 /**
@@ -25,10 +31,11 @@ export function registerAttentionKernels(): void {
 }
 
 /**
- * Memory-efficient scaled dot-product attention, softmax(q kᵀ · scale + mask) v, as fused kernels
- * on every backend: an online softmax over key tiles (FlashAttention-2), so nothing of size Lq x Lk
- * is ever stored (memory O(L · Dh)); the backward recomputes the probabilities from a saved per-row
- * log-sum-exp. Differentiable in q, k and v.
+ * Memory-efficient scaled dot-product attention, softmax(q kᵀ · scale + mask) v, as fused kernels:
+ * on webgpu an online softmax over key tiles (FlashAttention-2), so nothing of size Lq x Lk is ever
+ * stored (memory O(L · Dh)); on cpu and wasm matrix products on the backend's own kernels (XNNPACK on
+ * wasm), one head and block of at most `scoreBlock` scores at a time. The backward recomputes the
+ * probabilities. Differentiable in q, k and v.
  *
  * A query row whose keys are all masked (possible only with a `keyMask` that is false everywhere for
  * a batch entry) outputs zeros, and its gradients are zero: there is nothing to attend to, and zeros
@@ -43,11 +50,12 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: Att
   const { Dh } = checkAttentionInputs(q, k, v, options);
   const scale = options.scale ?? 1 / Math.sqrt(Dh);
   const tiles = resolveAttentionTiles(options.tiles);
+  const scoreBlock = options.scoreBlock ?? SCORE_BLOCK;
   registerAttentionKernels();
   const hasMask = options.keyMask != null;
   // The kernels always take a mask input; unmasked runs pass a [1, 1] placeholder that no kernel reads.
   const keyMask = options.keyMask ?? tf.zeros([1, 1], 'bool');
-  const attrs = { scale, hasMask, tiles } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const attrs = { scale, hasMask, tiles, scoreBlock } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // A custom gradient, so the tape sees a single output. All three gradients come from one backward
   // kernel, run eagerly. With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
   // the CPU and upload it on every backward.
@@ -102,6 +110,10 @@ export function checkAttentionInputs(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o
   }
   if (scale !== undefined && !(typeof scale === 'number' && Number.isFinite(scale))) {
     throw new InputError(`scale must be a finite number, got ${String(scale)}; leave it out for 1/sqrt(Dh).`);
+  }
+  const { scoreBlock } = options;
+  if (scoreBlock !== undefined && !(Number.isSafeInteger(scoreBlock) && scoreBlock >= 1)) {
+    throw new InputError(`scoreBlock must be a positive integer, got ${String(scoreBlock)}; leave it out for ${SCORE_BLOCK}.`);
   }
   return { B, H, Lq, Lk, Dh };
 }
@@ -165,7 +177,7 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
   if (tf.getBackend() !== 'webgpu') {
     return tf.tidy(() => {
       const heads = (t: tf.Tensor, off: number, L: number) =>
-        tf.transpose(tf.reshape(tf.slice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
+        tf.transpose(tf.reshape(hostSlice(t, [0, off], [-1, D]), [B, L, H, Dh]), [0, 2, 1, 3]); // [B, H, L, Dh]
       const out = attention(heads(q, qOffset, Lq), heads(kv, kOffset, Lk), heads(kv, vOffset, Lk), {
         scale,
         tiles,
@@ -200,7 +212,14 @@ export function headsAttention(q: tf.Tensor, kv: tf.Tensor, o: HeadsAttentionOpt
   // (a fused qkv, a k-then-v projection): no concat of the three gradients.
   const fills = (C: number, offs: number[]) => offs.length * D === C && [...offs].sort((a, b) => a - b).every((off, i) => off === i * D);
   const gradInto = same && fills(cq, [qOffset, kOffset, vOffset]) ? 'qkv' : !same && fills(ckv, [kOffset, vOffset]) ? 'kv' : undefined;
-  const attrs = { scale, hasMask, packed, tiles, ...(gradInto ? { gradInto } : {}) } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const attrs = {
+    scale,
+    hasMask,
+    packed,
+    tiles,
+    scoreBlock: SCORE_BLOCK,
+    ...(gradInto ? { gradInto } : {}),
+  } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // The gradient of a packed input: its used column blocks, in column order, zeros between them.
   const assemble = (rows: number, cols: number, parts: [number, tf.Tensor][]): tf.Tensor => {
     const sorted = [...parts].sort((a, b) => a[0] - b[0]);

@@ -37,6 +37,7 @@ import {
   convVec,
   rowBlockThreads,
 } from './conv1d-webgpu.js';
+import { causalConv1dSiluHost } from './mixer-host.js';
 
 export const CONV_SILU = 'T2mdCausalConv1dSilu';
 export const CONV_SILU_GRAD = 'T2mdCausalConv1dSiluGrad';
@@ -125,6 +126,12 @@ const jsForward = typedArrayKernel<ConvSiluAttrs>(['x', 'w', 'bias'], (i) => ({
   shape: i.x!.shape,
   values: causalConv1dSiluValues(i.x!.values, i.w!.values, i.bias!.values, i.x!.shape, i.w!.shape[2]),
 }));
+// wasm: a depthwise conv and x·σ(x) on its XNNPACK kernels (mixer-host.ts), causalConv1dSiluValues its
+// reference; cpu keeps the loop (its kernels are loops too); both backward with the loop
+const wasmForward: KernelFunc = ({ inputs, backend }) => {
+  const { x, w, bias } = inputs as { x: TensorInfo; w: TensorInfo; bias: TensorInfo };
+  return causalConv1dSiluHost(backend as KernelBackend, x, w, bias);
+};
 const jsGrad = typedArrayKernel<ConvSiluAttrs>(['x', 'w', 'bias', 'dy'], (i) => {
   const [dx, dw, db] = causalConv1dSiluGradValues(i.x!.values, i.w!.values, i.bias!.values, i.dy!.values, i.x!.shape, i.w!.shape[2]);
   return [
@@ -171,7 +178,10 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return [dx, dw, db];
 };
 
-const kernels: KernelConfig[] = [...onEveryBackend(CONV_SILU, jsForward, gpuForward), ...onEveryBackend(CONV_SILU_GRAD, jsGrad, gpuGrad)];
+const kernels: KernelConfig[] = [
+  ...onEveryBackend(CONV_SILU, jsForward, gpuForward, wasmForward),
+  ...onEveryBackend(CONV_SILU_GRAD, jsGrad, gpuGrad),
+];
 
 const grad: GradConfig = {
   kernelName: CONV_SILU,

@@ -26,6 +26,7 @@ import {
   tidy,
 } from '@tensorflow/tfjs-core';
 import { GatedNormGradProgram, GatedNormProgram } from './gated-norm-webgpu.js';
+import { gatedNormHost } from './mixer-host.js';
 
 export const GATED_NORM = 'T2mdGatedRmsNorm';
 export const GATED_NORM_GRAD = 'T2mdGatedRmsNormGrad';
@@ -89,6 +90,11 @@ const jsForward = typedArrayKernel<GatedNormAttrs>(['y', 'z'], (i, a) => ({
   shape: i.y!.shape,
   values: gatedNormValues(i.y!.values, i.z!.values, i.y!.shape[1], a.eps),
 }));
+// wasm: its XNNPACK kernels (mixer-host.ts), gatedNormValues its reference; cpu keeps the loop
+const wasmForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { y, z } = inputs as { y: TensorInfo; z: TensorInfo };
+  return gatedNormHost(backend as KernelBackend, y, z, (attrs as unknown as GatedNormAttrs).eps);
+};
 const jsGrad = typedArrayKernel<GatedNormAttrs>(['y', 'z', 'dn'], (i, a) => {
   const [dy, dz] = gatedNormGradValues(i.y!.values, i.z!.values, i.dn!.values, i.y!.shape[1], a.eps);
   return [
@@ -126,7 +132,10 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   ];
 };
 
-const kernels: KernelConfig[] = [...onEveryBackend(GATED_NORM, jsForward, gpuForward), ...onEveryBackend(GATED_NORM_GRAD, jsGrad, gpuGrad)];
+const kernels: KernelConfig[] = [
+  ...onEveryBackend(GATED_NORM, jsForward, gpuForward, wasmForward),
+  ...onEveryBackend(GATED_NORM_GRAD, jsGrad, gpuGrad),
+];
 
 const grad: GradConfig = {
   kernelName: GATED_NORM,

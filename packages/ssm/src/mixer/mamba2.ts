@@ -1,4 +1,4 @@
-import { assertFloat, assertRank, check, fmtShape, type Rng } from '@t2md/core';
+import { assertFloat, assertRank, check, fmtShape, hostSplit, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ssdScan } from '../ssd/index.js';
 import { type Mamba2Config, mamba2Dims, mamba2WeightShapes, resolveMamba2Config } from './config.js';
@@ -133,7 +133,9 @@ export function mamba2Core(
   // one split of the conv output: its gradient is one concat (three column slices cost three
   // zero-padded full-size copies and two adds in the backward)
   const [xs, Bm, Cm] = tf.tidy(() => {
-    const [a, b, cc] = tf.split(xBC, [dInner, G * N, G * N], 2);
+    // hostSplit: tf.split on webgpu; on cpu and wasm a copy of each part's columns (tfjs-wasm's SplitV
+    // reads all of xBC back for every part)
+    const [a, b, cc] = hostSplit(xBC, [dInner, G * N, G * N]);
     return [
       tf.reshape(a!, [B, L, nheads, P]), // [B, L, H, P]
       tf.reshape(b!, [B, L, G, N]), // [B, L, G, N]

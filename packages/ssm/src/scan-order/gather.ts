@@ -1,6 +1,16 @@
 import { assertFloat, check, fmtShape } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from './gather-rows.js';
 import { invertPermutation } from './scan-order.js';
+
+/**
+ * `x[:, idx]` along axis 1: tfjs's gather on webgpu, a row copy (`T2mdGatherRows`) on cpu and wasm,
+ * where tfjs's gather computes an index per element.
+ */
+function gatherAxis1(x: tf.Tensor, idx: Int32Array): tf.Tensor {
+  if (tf.getBackend() === 'webgpu') return tf.tidy(() => tf.gather(x, tf.tensor1d(idx, 'int32'), 1));
+  return gatherRows(x, idx);
+}
 
 /**
  * Reorders the tokens (axis 1) of `x` `[B, L, ...]`: `out[:, i] = x[:, perm[i]]`. Differentiable; since
@@ -19,8 +29,8 @@ export function gatherTokens(x: tf.Tensor, perm: Int32Array, inv?: Int32Array): 
   const inverse = inv ?? invertPermutation(perm);
   check(inverse.length === perm.length, () => `inv has ${inverse.length} entries, perm has ${perm.length}.`);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: tf.gather(args[0] as tf.Tensor, tf.tensor1d(perm, 'int32'), 1),
-    gradFunc: (dy: tf.Tensor) => tf.gather(dy, tf.tensor1d(inverse, 'int32'), 1),
+    value: gatherAxis1(args[0] as tf.Tensor, perm),
+    gradFunc: (dy: tf.Tensor) => gatherAxis1(dy, inverse),
   }));
   return tf.tidy(() => op(x) as tf.Tensor);
 }
@@ -62,10 +72,9 @@ export function toBothDirections(x: tf.Tensor, t: BothDirections): tf.Tensor {
   check(x.rank === 3 && x.shape[1] === t.L, () => `x must have shape [B, ${t.L}, D] for this scan, got ${fmtShape(x.shape)}.`);
   const [B, L, D] = x.shape as number[];
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: tf.reshape(tf.gather(args[0] as tf.Tensor, tf.tensor1d(t.gatherIn, 'int32'), 1), [2 * B, L, D]),
+    value: tf.reshape(gatherAxis1(args[0] as tf.Tensor, t.gatherIn), [2 * B, L, D]),
     // dx[g] = dy[fwd position of g] + dy[L + reversed position of g]: the two reads are adjacent in gatherOut.
-    gradFunc: (dy: tf.Tensor) =>
-      tf.sum(tf.reshape(tf.gather(tf.reshape(dy, [B, 2 * L, D]), tf.tensor1d(t.gatherOut, 'int32'), 1), [B, L, 2, D]), 2),
+    gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(gatherAxis1(tf.reshape(dy, [B, 2 * L, D]), t.gatherOut), [B, L, 2, D]), 2),
   }));
   return tf.tidy(() => op(x) as tf.Tensor);
 }

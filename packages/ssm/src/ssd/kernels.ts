@@ -1,6 +1,17 @@
 import { onEveryBackend, registerKernelsOnce, type TypedOutput, typedArrayKernel } from '@t2md/core';
-import { engine, fill, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
-import { type SsdArrays, ssdBackwardValues, ssdForwardValues } from './cpu.js';
+import {
+  engine,
+  fill,
+  type GradConfig,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { type SsdArrays, ssdBackwardValues } from './cpu.js';
+import { ssdForwardHost } from './host.js';
 import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
 import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
 
@@ -24,13 +35,10 @@ function arrays(i: Arr): SsdArrays {
   };
 }
 
-const jsForward = typedArrayKernel<SsdAttrs>(SSD_INPUTS, (i, attrs) => {
-  const d = dimsOf(i.x!.shape, i.B!.shape);
-  const { y, finalStates } = ssdForwardValues(arrays(i), d, attrs);
-  const out: TypedOutput[] = [{ shape: i.x!.shape, values: y }];
-  if (attrs.returnFinal) out.push({ shape: [d.batch, d.nheads, d.headdim, d.dstate], values: finalStates });
-  return out;
-});
+// forward: the chunked matrix form on the backend's own GEMMs (host.ts); the plain recurrence of
+// cpu.ts (ssdForwardValues) is its reference. The backward is still the recurrence.
+const jsForward: KernelFunc = ({ inputs, backend, attrs }) =>
+  ssdForwardHost(backend as KernelBackend, inputs as Record<string, TensorInfo>, attrs as unknown as SsdAttrs);
 
 const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (i, attrs) => {
   const d = dimsOf(i.x!.shape, i.B!.shape);

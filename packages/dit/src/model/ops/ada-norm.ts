@@ -3,15 +3,23 @@ import {
   check,
   type ElementwiseLayout,
   fmtShape,
+  HostOps,
   layoutOf,
   onEveryBackend,
   registerKernelsOnce,
   resolveElementwiseLayout,
   runProgram,
-  typedArrayKernel,
 } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  type GradConfig,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import { AdaNormProgram, AdaNormRowProgram } from './ada-norm-webgpu.js';
 import { adaNormDx, fusedModGrad, modGradAda } from './mod-grad.js';
 
@@ -80,7 +88,7 @@ export function adaNormRef(x: Tensor, ada: Tensor, shiftIdx: number, scaleIdx: n
   });
 }
 
-/** Plain loops over typed arrays, the cpu and wasm kernel. */
+/** Plain loops over typed arrays: the cpu and wasm kernel before, now the reference (`@t2md/dit/testing`). */
 export function adaNormValues(
   x: Float32Array,
   ada: Float32Array,
@@ -107,10 +115,34 @@ export function adaNormValues(
   return out;
 }
 
-const jsForward = typedArrayKernel<AdaNormAttrs>(['x', 'ada'], (i, attrs) => {
-  const [N, T, D] = i.x!.shape;
-  return { shape: i.x!.shape, values: adaNormValues(i.x!.values, i.ada!.values, N, T, D, i.ada!.shape[1], attrs) };
-});
+/**
+ * cpu and wasm: adaNormValues' loops in place on the backend's memory (no copies in or out): the same
+ * float64 arithmetic in the same order, so the same float32 results.
+ */
+const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };
+  const a = attrs as unknown as AdaNormAttrs;
+  const [N, T, D] = x.shape as [number, number, number];
+  const K = ada.shape[1]!;
+  const ops = new HostOps(backend as KernelBackend);
+  const outT = ops.keep(ops.empty(x.shape));
+  const [out, xv, av] = [ops.values(outT), ops.values(x), ops.values(ada)];
+  for (let r = 0; r < N * T; r++) {
+    const base = r * D;
+    let s = 0;
+    for (let d = 0; d < D; d++) s += xv[base + d]!;
+    const mean = s / D;
+    let q = 0;
+    for (let d = 0; d < D; d++) q += (xv[base + d]! - mean) ** 2;
+    const rstd = 1 / Math.sqrt(q / D + a.eps);
+    const ab = Math.floor(r / T) * K * D;
+    const sh = ab + a.shiftIdx * D;
+    const sc = ab + a.scaleIdx * D;
+    for (let d = 0; d < D; d++) out[base + d] = (xv[base + d]! - mean) * rstd * (1 + av[sc + d]!) + av[sh + d]!;
+  }
+  ops.dispose();
+  return outT;
+};
 
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };

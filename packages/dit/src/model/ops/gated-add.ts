@@ -4,15 +4,23 @@ import {
   type ElementwiseLayout,
   ElementwiseProgram,
   fmtShape,
+  HostOps,
   layoutOf,
   onEveryBackend,
   registerKernelsOnce,
   resolveElementwiseLayout,
   runProgram,
-  typedArrayKernel,
 } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { engine, type GradConfig, type KernelConfig, type KernelFunc, type Tensor, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  type GradConfig,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type Tensor,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import { gatedAddSpec } from './gated-add-webgpu.js';
 import { fusedModGrad, gatedMul, modGradAda } from './mod-grad.js';
 
@@ -61,19 +69,48 @@ export function gatedAddRef(x: Tensor, m: Tensor, ada: Tensor, gateIdx: number):
   });
 }
 
-const jsForward = typedArrayKernel<GatedAddAttrs>(['x', 'm', 'ada'], (i, { gateIdx }) => {
-  const [, T, D] = i.x!.shape;
-  const K = i.ada!.shape[1];
-  const x = i.x!.values;
-  const m = i.m!.values;
-  const ada = i.ada!.values;
+/**
+ * The plain loop the cpu and wasm kernel ran before (the reference; `@t2md/dit/testing`): x, m
+ * `[N, T, D]`, ada `[N, K, D]` flat.
+ */
+export function gatedAddValues(
+  x: Float32Array,
+  m: Float32Array,
+  ada: Float32Array,
+  [, T, D]: number[],
+  K: number,
+  gateIdx: number,
+): Float32Array {
   const out = new Float32Array(x.length);
   for (let k = 0; k < x.length; k++) {
     const n = Math.floor(k / (T * D));
     out[k] = x[k] + ada[(n * K + gateIdx) * D + (k % D)] * m[k];
   }
-  return { shape: i.x!.shape, values: out };
-});
+  return out;
+}
+
+/**
+ * cpu and wasm: the same sums row by row, in place on the backend's memory (no copies in or out, no
+ * index division per element): the same float64 arithmetic, so the same float32 results.
+ */
+const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };
+  const { gateIdx } = attrs as unknown as GatedAddAttrs;
+  const [N, T, D] = x.shape as [number, number, number];
+  const K = ada.shape[1]!;
+  const ops = new HostOps(backend as KernelBackend);
+  const outT = ops.keep(ops.empty(x.shape));
+  const [out, xv, mv, av] = [ops.values(outT), ops.values(x), ops.values(m), ops.values(ada)];
+  for (let n = 0; n < N; n++) {
+    const g = (n * K + gateIdx) * D;
+    for (let t = 0; t < T; t++) {
+      const o = (n * T + t) * D;
+      for (let d = 0; d < D; d++) out[o + d] = xv[o + d]! + av[g + d]! * mv[o + d]!;
+    }
+  }
+  ops.dispose();
+  return outT;
+};
 
 const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };

@@ -1,0 +1,99 @@
+import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { attentionBackwardValues, attentionForwardValues } from '../testing.js';
+import { registerAttentionKernels } from './attention.js';
+import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs } from './attention-kernels.js';
+import { ATTENTION_TILES, LSE_EMPTY } from './attention-webgpu.js';
+
+interface Case {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  Dh: number;
+  mask: 'none' | 'random' | 'emptyRow';
+  /** Scores per block: small ones split the queries into several blocks. */
+  scoreBlock: number;
+}
+
+const CASES: Case[] = [
+  { B: 2, H: 3, Lq: 37, Lk: 53, Dh: 20, mask: 'none', scoreBlock: 1 << 20 },
+  { B: 2, H: 2, Lq: 70, Lk: 45, Dh: 7, mask: 'random', scoreBlock: 200 }, // 4 rows a block
+  { B: 3, H: 1, Lq: 9, Lk: 33, Dh: 32, mask: 'emptyRow', scoreBlock: 1 }, // one row a block
+];
+
+/** Backend data the kernels hold: an intermediate a kernel forgot would show here, not in numTensors. */
+const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+
+describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) => {
+  it('match the plain loops (out, log-sum-exp and all three gradients) on fresh random inputs, without leaking', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    const seed = freshSeed();
+    console.log(`attention host: ${describeInfo(info)}, seed ${seed}`);
+    registerAttentionKernels();
+    for (const [ci, c] of CASES.entries()) {
+      const s0 = seed + 101 * ci;
+      const label = `${JSON.stringify(c)} seed ${seed}`;
+      const nq = c.B * c.H * c.Lq * c.Dh;
+      const nk = c.B * c.H * c.Lk * c.Dh;
+      const [qv, kv, vv, dyv] = [
+        randomArray(nq, s0 + 1, -2, 2),
+        randomArray(nk, s0 + 2, -2, 2),
+        randomArray(nk, s0 + 3),
+        randomArray(nq, s0 + 4),
+      ];
+      const keep = Array.from(randomArray(c.B * c.Lk, s0 + 5, 0, 1), (x, i) => {
+        if (c.mask === 'none') return 1;
+        if (c.mask === 'emptyRow' && Math.floor(i / c.Lk) === 1) return 0; // batch entry 1 attends to nothing
+        return x < 0.6 || i % c.Lk === 3 ? 1 : 0;
+      });
+      const mask = c.mask === 'none' ? undefined : Float32Array.from(keep);
+      const scale = 0.8 / Math.sqrt(c.Dh);
+      const d = { B: c.B, H: c.H, Lq: c.Lq, Lk: c.Lk, Dh: c.Dh };
+      const fwd = attentionForwardValues(qv, kv, vv, mask, d, scale);
+      const bwd = attentionBackwardValues(qv, kv, vv, mask, fwd.out, fwd.lse, dyv, d, scale);
+      const [q, k, v, dy] = [
+        tf.tensor(qv, [c.B, c.H, c.Lq, c.Dh]),
+        tf.tensor(kv, [c.B, c.H, c.Lk, c.Dh]),
+        tf.tensor(vv, [c.B, c.H, c.Lk, c.Dh]),
+        tf.tensor(dyv, [c.B, c.H, c.Lq, c.Dh]),
+      ];
+      const keyMask = mask ? tf.tensor(keep, [c.B, c.Lk], 'bool') : tf.zeros([1, 1], 'bool');
+      const attrs = { scale, hasMask: mask != null, tiles: ATTENTION_TILES, scoreBlock: c.scoreBlock } satisfies AttentionAttrs;
+      const before = dataIds();
+      await withNoLeaks(async () => {
+        const [out, lse] = tf.engine().runKernel(ATTENTION, { q, k, v, keyMask }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        const grads = tf
+          .engine()
+          .runKernel(ATTENTION_GRAD, { q, k, v, keyMask, out: out!, lse: lse!, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        const [o, l] = [await out!.data(), await lse!.data()];
+        const eOut = relErr(o, fwd.out);
+        // rows with keys: the log-sum-exp itself; rows without: the sentinel, exactly
+        const live = Array.from(fwd.lse, (x, i) => (x < LSE_EMPTY ? i : -1)).filter((i) => i >= 0);
+        const eLse = relErr(
+          live.map((i) => l[i]!),
+          live.map((i) => fwd.lse[i]!),
+        );
+        expect(eOut, `out ${label}`).toBeLessThan(1e-5);
+        expect(eLse, `lse ${label}`).toBeLessThan(1e-6);
+        expect(
+          Array.from(fwd.lse).every((x, i) => x < LSE_EMPTY || l[i] === Math.fround(LSE_EMPTY)),
+          `empty rows ${label}`,
+        ).toBe(true);
+        const errs: number[] = [];
+        for (const [i, want] of [bwd.dq, bwd.dk, bwd.dv].entries()) {
+          const got = await grads[i]!.data();
+          errs.push(relErr(got, want));
+          expect(errs[i], `d${'qkv'[i]} ${label}`).toBeLessThan(1e-4);
+        }
+        console.log(
+          `attention host ${name} ${JSON.stringify(c)}: out ${eOut.toExponential(2)}, lse ${eLse.toExponential(2)}, grads ${errs.map((e) => e.toExponential(2)).join(' ')}`,
+        );
+        tf.dispose([out!, lse!, ...grads]);
+      });
+      expect(dataIds(), `backend data after ${label}`).toBe(before);
+      tf.dispose([q, k, v, dy, keyMask]);
+    }
+  });
+});

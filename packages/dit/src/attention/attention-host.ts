@@ -1,0 +1,179 @@
+/**
+ * `attention`'s kernels on the cpu and wasm backends, made of the backend's own kernels: per (batch,
+ * head) and block of query rows, S = (q·scale) kᵀ → softmax → P v, each matrix product a batch-1
+ * `BatchMatMul` without transposes (XNNPACK's fast path on wasm, on every thread). Scores exist for
+ * one block of at most `SCORE_BLOCK` elements at a time, so memory stays O(L·Dh) plus one block. The
+ * backward recomputes P the same way (FlashAttention-2's dS = P ∘ (dP − D), D = rowsum(dO ∘ O)).
+ *
+ * Same semantics as the plain loops in attention-loops.ts (the reference): a masked key is ignored,
+ * and a batch entry whose keys are all masked outputs zeros and gets zero gradients.
+ */
+import { HostOps } from '@t2md/core';
+import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import { LSE_EMPTY } from './attention-webgpu.js';
+
+/** Most scores (query rows × keys) held at once: 1M floats, 4 MiB. */
+export const SCORE_BLOCK = 1 << 20;
+
+interface Dims {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  Dh: number;
+}
+
+const dimsOf = (q: TensorInfo, k: TensorInfo): Dims => {
+  const [B, H, Lq, Dh] = q.shape as [number, number, number, number];
+  return { B, H, Lq, Lk: k.shape[2]!, Dh };
+};
+
+/**
+ * Per batch entry: the additive key bias `[1, 1, Lk]` (0 kept, −∞ masked; undefined without a mask)
+ * and whether any key is kept.
+ */
+function keyBiases(ops: HostOps, mask: TensorInfo | undefined, B: number, Lk: number): { bias?: TensorInfo; any: boolean }[] {
+  if (mask == null) return Array.from({ length: B }, () => ({ any: true }));
+  const keep = Uint8Array.from(ops.data(mask)); // copied: the biases below allocate
+  return Array.from({ length: B }, (_, b) => {
+    const row = keep.subarray(b * Lk, (b + 1) * Lk);
+    const bias = Float32Array.from(row, (m) => (m === 0 ? Number.NEGATIVE_INFINITY : 0));
+    return { bias: ops.tensor([1, 1, Lk], bias), any: row.some((m) => m !== 0) };
+  });
+}
+
+/** Query-row blocks [r0, r0 + rows) of at most `block` scores each (at least one row). */
+function* rowBlocks(Lq: number, Lk: number, block: number): Generator<[number, number]> {
+  const R = Math.max(1, Math.floor(block / Math.max(1, Lk)));
+  for (let r0 = 0; r0 < Lq; r0 += R) yield [r0, Math.min(R, Lq - r0)];
+}
+
+/** Softmax probabilities of one block of logits, with the additive mask bias when there is one. */
+function probabilities(ops: HostOps, s: TensorInfo, bias: TensorInfo | undefined): { s: TensorInfo; p: TensorInfo } {
+  const logits = bias == null ? s : ops.call('Add', { a: s, b: bias });
+  if (logits !== s) ops.free(s);
+  return { s: logits, p: ops.call('Softmax', { logits }, { dim: logits.shape.length - 1 }) }; // wasm's kernel wants a non-negative dim
+}
+
+/** The head (b, h) of `[B, H, L, D]` as `[1, L, D]` (a copy). */
+function head(ops: HostOps, x: TensorInfo, b: number, h: number): TensorInfo {
+  return headRows(ops, x, b, h, 0, x.shape[2]!);
+}
+
+/** Rows [r0, r0 + rows) of the head (b, h) of `[B, H, L, D]` as `[1, rows, D]` (a copy). */
+function headRows(ops: HostOps, x: TensorInfo, b: number, h: number, r0: number, rows: number): TensorInfo {
+  const D = x.shape[3]!;
+  const part = ops.slice(x, [b, h, r0, 0], [1, 1, rows, D]);
+  const out = ops.reshape(part, [1, rows, D]); // shares part's data, which lives on through it
+  ops.free(part);
+  return out;
+}
+
+/** `[1, n, m]` → `[1, m, n]`. */
+const swap = (ops: HostOps, x: TensorInfo) => ops.transpose(x, [0, 2, 1]);
+
+/**
+ * Forward: out `[B, H, Lq, Dh]` and the per-row log-sum-exp `[B, H, Lq]` (LSE_EMPTY for rows with no
+ * key), taken as max(s) − log(max(p)) from the block's softmax (max(p) ≥ 1/Lk, so no cancellation).
+ */
+export function attentionForwardHost(
+  backend: KernelBackend,
+  q: TensorInfo,
+  k: TensorInfo,
+  v: TensorInfo,
+  mask: TensorInfo | undefined,
+  scale: number,
+  block = SCORE_BLOCK,
+): [TensorInfo, TensorInfo] {
+  const { B, H, Lq, Lk, Dh } = dimsOf(q, k);
+  const ops = new HostOps(backend);
+  try {
+    const out = ops.keep(ops.tensor([B, H, Lq, Dh]));
+    const lse = new Float32Array(B * H * Lq).fill(LSE_EMPTY);
+    const biases = keyBiases(ops, mask, B, Lk);
+    const qs = ops.call('Multiply', { a: q, b: ops.tensor([], Float32Array.of(scale)) }); // [B, H, Lq, Dh]
+    const kT = ops.transpose(k, [0, 1, 3, 2]); // [B, H, Dh, Lk]
+    for (let b = 0; b < B; b++) {
+      if (!biases[b]!.any) continue; // nothing to attend to: zeros
+      for (let h = 0; h < H; h++) {
+        const kh = head(ops, kT, b, h); // [1, Dh, Lk]
+        const vh = head(ops, v, b, h); // [1, Lk, Dh]
+        for (const [r0, rows] of rowBlocks(Lq, Lk, block)) {
+          const qc = headRows(ops, qs, b, h, r0, rows); // [1, rows, Dh]
+          const { s, p } = probabilities(ops, ops.matMul(qc, kh), biases[b]!.bias); // [1, rows, Lk]
+          const o = ops.matMul(p, vh); // [1, rows, Dh]
+          const sMax = ops.call('Max', { x: s }, { reductionIndices: [2], keepDims: false });
+          const pMax = ops.call('Max', { x: p }, { reductionIndices: [2], keepDims: false });
+          const row0 = (b * H + h) * Lq + r0;
+          const [sm, pm] = [ops.values(sMax), ops.values(pMax)];
+          for (let i = 0; i < rows; i++) lse[row0 + i] = sm[i]! - Math.log(pm[i]!);
+          ops.values(out).set(ops.values(o), row0 * Dh);
+          ops.free(qc, s, p, o, sMax, pMax);
+        }
+        ops.free(kh, vh);
+      }
+    }
+    return [out, ops.keep(ops.tensor([B, H, Lq], lse))];
+  } finally {
+    ops.dispose();
+  }
+}
+
+/** Backward: dq, dk, dv (shapes of q, k, v) given dy `[B, H, Lq, Dh]` and the forward's out. */
+export function attentionBackwardHost(
+  backend: KernelBackend,
+  q: TensorInfo,
+  k: TensorInfo,
+  v: TensorInfo,
+  mask: TensorInfo | undefined,
+  out: TensorInfo,
+  dy: TensorInfo,
+  scale: number,
+  block = SCORE_BLOCK,
+): [TensorInfo, TensorInfo, TensorInfo] {
+  const { B, H, Lq, Lk, Dh } = dimsOf(q, k);
+  const ops = new HostOps(backend);
+  try {
+    const [dq, dk, dv] = ops.keep([ops.tensor(q.shape), ops.tensor(k.shape), ops.tensor(v.shape)]);
+    const biases = keyBiases(ops, mask, B, Lk);
+    const scalar = ops.tensor([], Float32Array.of(scale));
+    const qs = ops.call('Multiply', { a: q, b: scalar }); // [B, H, Lq, Dh]
+    const kT = ops.transpose(k, [0, 1, 3, 2]); // [B, H, Dh, Lk]
+    const vT = ops.transpose(v, [0, 1, 3, 2]); // [B, H, Dh, Lk]
+    const ks = ops.call('Multiply', { a: k, b: scalar }); // dq = dS (k·scale)
+    const D = ops.call('Sum', { x: ops.call('Multiply', { a: dy, b: out }) }, { axis: [3], keepDims: true }); // [B, H, Lq, 1]
+    for (let b = 0; b < B; b++) {
+      if (!biases[b]!.any) continue; // zero gradients
+      for (let h = 0; h < H; h++) {
+        const [kh, vTh, ksh] = [head(ops, kT, b, h), head(ops, vT, b, h), head(ops, ks, b, h)];
+        const kv0 = (b * H + h) * Lk * Dh;
+        for (const [r0, rows] of rowBlocks(Lq, Lk, block)) {
+          const qc = headRows(ops, qs, b, h, r0, rows); // [1, rows, Dh]
+          const dyc = headRows(ops, dy, b, h, r0, rows);
+          const { s, p } = probabilities(ops, ops.matMul(qc, kh), biases[b]!.bias); // [1, rows, Lk]
+          const dp = ops.matMul(dyc, vTh); // [1, rows, Lk]
+          const Dc = headRows(ops, D, b, h, r0, rows); // [1, rows, 1]
+          const dpD = ops.call('Sub', { a: dp, b: Dc });
+          const ds = ops.call('Multiply', { a: p, b: dpD }); // [1, rows, Lk]
+          const dqc = ops.matMul(ds, ksh); // [1, rows, Dh]
+          const [pT, dsT] = [swap(ops, p), swap(ops, ds)]; // [1, Lk, rows]
+          const dvc = ops.matMul(pT, dyc); // [1, Lk, Dh]
+          const dkc = ops.matMul(dsT, qc); // [1, Lk, Dh]
+          ops.values(dq).set(ops.values(dqc), ((b * H + h) * Lq + r0) * Dh);
+          for (const [acc, part] of [
+            [dv, dvc],
+            [dk, dkc],
+          ] as const) {
+            const [to, from] = [ops.values(acc), ops.values(part)];
+            for (let i = 0; i < Lk * Dh; i++) to[kv0 + i] += from[i]!;
+          }
+          ops.free(qc, dyc, s, p, dp, Dc, dpD, ds, dqc, pT, dsT, dvc, dkc);
+        }
+        ops.free(kh, vTh, ksh);
+      }
+    }
+    return [dq, dk, dv];
+  } finally {
+    ops.dispose();
+  }
+}

@@ -1,0 +1,110 @@
+import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { ssdForwardValues } from '../testing.js';
+import { ssdScan } from './index.js';
+import type { SsdScanOptions } from './types.js';
+import { validateSsd } from './validate.js';
+
+interface Case {
+  B: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  opts: SsdScanOptions;
+  D?: 'head' | 'channel';
+  z?: boolean;
+  init?: boolean;
+  A: [number, number];
+}
+
+// on wasm chunks take at least MIN_HOST_CHUNK (128) tokens: sequences longer than that split unevenly;
+// groups; every optional input; decays strong enough that chunks end early (MAX_DECAY), down to one token
+const CASES: Case[] = [
+  { B: 1, L: 300, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', init: true, A: [-0.1, -0.01] },
+  { B: 2, L: 140, H: 4, P: 2, G: 2, N: 3, opts: { chunkSize: 256, dtSoftplus: true }, z: true, A: [-0.2, -0.05] },
+  { B: 2, L: 37, H: 4, P: 5, G: 1, N: 6, opts: { chunkSize: 16, dtSoftplus: true }, D: 'head', A: [-3, -0.2] },
+  {
+    B: 1,
+    L: 30,
+    H: 6,
+    P: 3,
+    G: 3,
+    N: 4,
+    opts: { chunkSize: 7, dtSoftplus: true, dtLimit: [0.01, 0.4] },
+    D: 'channel',
+    z: true,
+    init: true,
+    A: [-6, -1],
+  },
+  { B: 2, L: 9, H: 2, P: 4, G: 2, N: 8, opts: { chunkSize: 64 }, init: true, A: [-1, -0.1] },
+  { B: 1, L: 5, H: 2, P: 2, G: 1, N: 3, opts: { chunkSize: 1, dtSoftplus: true }, z: true, A: [-40, -20] },
+  { B: 2, L: 70, H: 3, P: 4, G: 1, N: 5, opts: { chunkSize: 64, dtSoftplus: true }, init: true, A: [-8, -4] },
+  { B: 1, L: 21, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 16, dtSoftplus: true }, D: 'head', A: [-90, -50] },
+];
+
+const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+
+describe.each(['cpu', 'wasm'] as const)('ssdScan forward in chunked matrix form on %s', (name) => {
+  it('matches the float64 recurrence (y and finalStates) on fresh random inputs, without leaking', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    const seed = freshSeed();
+    console.log(`ssd host: ${describeInfo(info)}, seed ${seed}`);
+    for (const [ci, c] of CASES.entries()) {
+      let k = 1000 * ci;
+      const r = (shape: number[], lo: number, hi: number) =>
+        tf.tensor(
+          randomArray(
+            shape.reduce((a, b) => a * b, 1),
+            seed + 7919 * ++k,
+            lo,
+            hi,
+          ),
+          shape,
+        );
+      const inp = {
+        x: r([c.B, c.L, c.H, c.P], -1, 1),
+        dt: r([c.B, c.L, c.H], -3, 1),
+        A: r([c.H], c.A[0], c.A[1]),
+        B: r([c.B, c.L, c.G, c.N], -1, 1),
+        C: r([c.B, c.L, c.G, c.N], -1, 1),
+        dtBias: r([c.H], -1, 1),
+        ...(c.D ? { D: r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5) } : {}),
+        ...(c.z ? { z: r([c.B, c.L, c.H, c.P], -2, 2) } : {}),
+        ...(c.init ? { initialStates: r([c.B, c.H, c.P, c.N], -1, 1) } : {}),
+      };
+      const attrs = { ...validateSsd(inp, { ...c.opts, returnFinalStates: true }) };
+      const one = new Float32Array(1);
+      const vals = async (t?: tf.Tensor) => (t ? ((await t.data()) as Float32Array) : one);
+      const want = ssdForwardValues(
+        {
+          x: await vals(inp.x),
+          dt: await vals(inp.dt),
+          A: await vals(inp.A),
+          B: await vals(inp.B),
+          C: await vals(inp.C),
+          D: await vals(inp.D),
+          z: await vals(inp.z),
+          dtBias: await vals(inp.dtBias),
+          initialStates: await vals(inp.initialStates),
+        },
+        { batch: c.B, seqlen: c.L, nheads: c.H, headdim: c.P, ngroups: c.G, dstate: c.N },
+        attrs,
+      );
+      const before = dataIds();
+      await withNoLeaks(async () => {
+        const got = ssdScan(inp, { ...c.opts, returnFinalStates: true });
+        const ey = relErr(await got.y.data(), want.y);
+        const ef = relErr(await got.finalStates!.data(), want.finalStates);
+        console.log(`ssd host ${name} case ${ci}: y ${ey.toExponential(2)}, finalStates ${ef.toExponential(2)}`);
+        expect(ey, `case ${ci} y, seed ${seed}`).toBeLessThan(2e-6);
+        expect(ef, `case ${ci} finalStates, seed ${seed}`).toBeLessThan(2e-6);
+        tf.dispose([got.y, got.finalStates!]);
+      });
+      expect(dataIds(), `backend data after case ${ci}`).toBe(before);
+      tf.dispose(Object.values(inp));
+    }
+  });
+});

@@ -1,0 +1,265 @@
+/**
+ * The SSD scan's forward on cpu and wasm in its chunked matrix form (Mamba-2, arXiv 2405.21060 §6),
+ * each chunk of each group one `[q + N, q + N] × [q + N, W]` product on the backend's own BatchMatMul
+ * (XNNPACK on wasm, on every thread), plus C Bᵀ. Letters of types.ts; W = (H/G)·P, the group's heads
+ * side by side, so every head of a group shares one product.
+ *
+ * Within a chunk of tokens 0..q-1, with a_t = dt'_t A_h, α_t = exp(a_1 + … + a_t) (α_0 = 1) and
+ * β_j = dt'_j / α_j, the decay from token j to t is α_t β_j / dt'_j, so with X̃ = β ∘ X and S' = e^{a_0} S
+ * (S the state `[N, W]` entering the chunk):
+ *
+ *   [ (C Bᵀ) ∘ causal   C ] [ X̃ ]   rows < q:  y / α          (y = α ∘ (C Bᵀ ∘ causal) X̃ + α ∘ C S')
+ *   [ Bᵀ                I ] [ S' ]   rows ≥ q:  S_next / α_last (S_next = α_last ∘ (Bᵀ X̃ + S'))
+ *
+ * α and 1/α stay inside float32 because a chunk ends before the decay after its first token passes
+ * `MAX_DECAY` (a chunk may shrink to one token, where α = 1): the heads share one product, so instead
+ * of per-head decay masks, each chunk is as long as the decay allows. Decays are float64 and states
+ * float64 between chunks, in JavaScript; x, B and C are read in place, and y / α is written into the
+ * output and scaled there (no other x-sized tensor). The plain recurrence (cpu.ts) is the reference,
+ * and still the backward.
+ */
+import { HostOps } from '@t2md/core';
+import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import { processDt } from './cpu.js';
+import { dimsOf, type SsdAttrs } from './types.js';
+
+/** Most decay (−Σ a) a chunk may span after its first token: e^60 ≈ 1e26 keeps β·x far from float32's 3e38. */
+export const MAX_DECAY = 60;
+
+/**
+ * Fewest tokens a chunk takes on wasm whatever `chunkSize` says (decay permitting): each chunk costs
+ * two XNNPACK products, a weight packing and its JavaScript set-up, so longer chunks win until the q²
+ * part grows (on a 2-core CPU, the shapes student's scan: 69 ms at 128 against 75 at 64 and 80 at
+ * 256). The chunking changes only the rounding, not the maths; cpu keeps `chunkSize` (smaller chunk
+ * tensors, a lower peak of memory).
+ */
+export const MIN_HOST_CHUNK = 128;
+
+/**
+ * Forward of `T2mdSsdScan` on cpu/wasm: y `[B, L, H, P]`, and finalStates `[B, H, P, N]` when
+ * `a.returnFinal`. `inputs` are the kernel's (absent optional ones are [1] placeholders). Chunks hold
+ * at most `a.chunkSize` tokens (on wasm at most max(`a.chunkSize`, MIN_HOST_CHUNK)).
+ */
+export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, TensorInfo>, a: SsdAttrs): TensorInfo[] {
+  const ops = new HostOps(backend);
+  try {
+    const d = dimsOf(inputs.x!.shape, inputs.B!.shape);
+    const { batch: Bz, seqlen: L, nheads: H, headdim: P, ngroups: G, dstate: N } = d;
+    const W = (H / G) * P;
+    // small inputs copied (the heap may move as the chunks allocate); x, B and C are read in place
+    const read = (name: string) => ops.values(inputs[name]!).slice();
+    const init = a.hasInit ? read('initialStates') : undefined;
+    const logE = stepDecays(read('dt'), read('A'), a.hasBias ? read('dtBias') : undefined, a, Bz * L, H);
+    // chunks, and per token and head α and β (float32, as the products use them)
+    const alpha = new Float32Array(Bz * L * H);
+    const beta = new Float32Array(Bz * L * H);
+    const chunks: { b: number; t0: number; q: number; e0: Float64Array }[] = [];
+    const most = ops.kind === 'wasm' ? Math.max(a.chunkSize, MIN_HOST_CHUNK) : a.chunkSize;
+    for (let b = 0; b < Bz; b++) {
+      for (let t0 = 0; t0 < L; ) {
+        const q = chunkLength(logE.a, b * L + t0, Math.min(most, L - t0), H);
+        chunks.push({ b, t0, q, e0: chunkScales(logE, alpha, beta, b * L + t0, q, H) });
+        t0 += q;
+      }
+    }
+    // y / α goes straight into the output tensor, scaled in place at the end (no other x-sized tensor)
+    let y = ops.empty(inputs.x!.shape);
+    const fin = a.returnFinal ? new Float32Array(Bz * H * P * N) : undefined;
+    const states = Array.from({ length: G }, () => new Float64Array(N * W)); // per group [N, W]
+    for (const c of chunks) {
+      const { b, t0 } = c;
+      if (t0 === 0) {
+        for (const [g, st] of states.entries()) {
+          st.fill(0);
+          if (init) {
+            forHeads(g, H / G, P, N, (h, col, n, p) => {
+              st[n * W + col] = init[((b * H + h) * P + p) * N + n]!;
+            });
+          }
+        }
+      }
+      for (let g = 0; g < G; g++) {
+        chunk(
+          ops,
+          { x: inputs.x!, B: inputs.B!, C: inputs.C!, y, alpha, beta, e0: c.e0, st: states[g]! },
+          { b, t0, q: c.q, g, L, H, P, G, N, W },
+        );
+      }
+      if (fin && t0 + c.q === L) {
+        for (const [g, st] of states.entries()) {
+          forHeads(g, H / G, P, N, (h, col, n, p) => {
+            fin[((b * H + h) * P + p) * N + n] = st[n * W + col]!;
+          });
+        }
+      }
+    }
+    finishOutputs(ops.values(y), ops.values(inputs.x!), alpha, a.hasD ? read('D') : undefined, a.dPerChannel, H, P);
+    if (a.hasZ) {
+      const z = inputs.z!;
+      y = ops.call('Multiply', { a: y, b: ops.call('Multiply', { a: z, b: ops.call('Sigmoid', { x: z }) }) }); // y·silu(z)
+    }
+    const outs = [ops.keep(y)];
+    if (fin) outs.push(ops.keep(ops.tensor([Bz, H, P, N], fin)));
+    return outs;
+  } finally {
+    ops.dispose();
+  }
+}
+
+/** dt' and a = dt'·A per (token, head) of all sequences, float64. */
+function stepDecays(dt: Float32Array, A: Float32Array, bias: Float32Array | undefined, a: SsdAttrs, tokens: number, H: number) {
+  const dtp = new Float64Array(tokens * H);
+  const la = new Float64Array(tokens * H);
+  for (let i = 0; i < tokens * H; i++) {
+    const h = i % H;
+    dtp[i] = processDt(dt[i]!, bias ? bias[h]! : 0, a)[0];
+    la[i] = dtp[i]! * A[h]!;
+  }
+  return { dtp, a: la };
+}
+
+/** Tokens from `i0` (a token index of all sequences) the chunk takes: at most `most`, its decay after the first token at most MAX_DECAY in every head. */
+function chunkLength(la: Float64Array, i0: number, most: number, H: number): number {
+  const sum = new Float64Array(H);
+  for (let q = 1; q < most; q++) {
+    for (let h = 0; h < H; h++) {
+      sum[h]! -= la[(i0 + q) * H + h]!;
+      if (sum[h]! > MAX_DECAY) return q;
+    }
+  }
+  return most;
+}
+
+/** α and β = dt'/α into `alpha`, `beta` for tokens i0..i0+q-1, and e^{a_0} per head. */
+function chunkScales(
+  logE: { dtp: Float64Array; a: Float64Array },
+  alpha: Float32Array,
+  beta: Float32Array,
+  i0: number,
+  q: number,
+  H: number,
+): Float64Array {
+  const e0 = new Float64Array(H);
+  for (let h = 0; h < H; h++) {
+    e0[h] = Math.exp(logE.a[i0 * H + h]!);
+    let s = 0;
+    for (let t = 0; t < q; t++) {
+      const i = (i0 + t) * H + h;
+      if (t > 0) s += logE.a[i]!;
+      alpha[i] = Math.exp(s);
+      beta[i] = logE.dtp[i]! * Math.exp(-s);
+    }
+  }
+  return e0;
+}
+
+interface ChunkData {
+  /** the kernel's x `[B, L, H, P]` */
+  x: TensorInfo;
+  /** the kernel's B and C, `[B, L, G, N]` */
+  B: TensorInfo;
+  C: TensorInfo;
+  /** the output, written y / α */
+  y: TensorInfo;
+  alpha: Float32Array;
+  beta: Float32Array;
+  e0: Float64Array;
+  /** the group's state [N, W], updated in place */
+  st: Float64Array;
+}
+
+interface ChunkAt {
+  b: number;
+  t0: number;
+  q: number;
+  g: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  W: number;
+}
+
+/** One chunk of one group: C Bᵀ, then the stacked product; writes y / α and the next state. */
+function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
+  const { b, t0, q, g, L, H, P, G, N, W } = c;
+  const hpg = H / G;
+  const K = q + N;
+  const row = (t: number) => ((b * L + t0 + t) * G + g) * N; // B and C of token t
+  const Ct = ops.tensor([1, q, N]);
+  const Bt = ops.tensor([1, N, q]);
+  {
+    const [cv, bv, Cm, Bm] = [ops.values(Ct), ops.values(Bt), ops.values(s.C), ops.values(s.B)];
+    for (let t = 0; t < q; t++) {
+      cv.set(Cm.subarray(row(t), row(t) + N), t * N);
+      for (let n = 0; n < N; n++) bv[n * q + t] = Bm[row(t) + n]!;
+    }
+  }
+  const CB = ops.matMul(Ct, Bt); // [1, q, q]
+  const Am = ops.tensor([1, K, K]); // [[C Bᵀ ∘ causal, C], [Bᵀ, I]]
+  const Xs = ops.empty([1, K, W]); // [X̃; S']
+  {
+    const [cb, am, xs, cv, bv, x] = [ops.values(CB), ops.values(Am), ops.values(Xs), ops.values(Ct), ops.values(Bt), ops.values(s.x)];
+    for (let t = 0; t < q; t++) {
+      am.set(cb.subarray(t * q, t * q + t + 1), t * K);
+      am.set(cv.subarray(t * N, (t + 1) * N), t * K + q);
+      for (let hl = 0; hl < hpg; hl++) {
+        const i = (b * L + t0 + t) * H + g * hpg + hl; // (token, head)
+        const w = s.beta[i]!;
+        for (let p = 0; p < P; p++) xs[t * W + hl * P + p] = w * x[i * P + p]!; // X̃ = β ∘ x
+      }
+    }
+    for (let n = 0; n < N; n++) {
+      am.set(bv.subarray(n * q, (n + 1) * q), (q + n) * K);
+      am[(q + n) * K + q + n] = 1;
+    }
+    for (let hl = 0; hl < hpg; hl++) {
+      const e0 = s.e0[g * hpg + hl]!;
+      for (let n = 0; n < N; n++) {
+        const o = n * W + hl * P;
+        for (let p = 0; p < P; p++) xs[q * W + o + p] = e0 * s.st[o + p]!;
+      }
+    }
+  }
+  const Out = ops.matMul(Am, Xs); // [1, K, W]
+  const [out, y] = [ops.values(Out), ops.values(s.y)];
+  for (let t = 0; t < q; t++) {
+    const o = (b * L + t0 + t) * H * P + g * W; // the group's heads are adjacent
+    y.set(out.subarray(t * W, (t + 1) * W), o);
+  }
+  for (let hl = 0; hl < hpg; hl++) {
+    const last = s.alpha[(b * L + t0 + q - 1) * H + g * hpg + hl]!;
+    for (let n = 0; n < N; n++) {
+      const o = n * W + hl * P;
+      for (let p = 0; p < P; p++) s.st[o + p] = last * out[(q + n) * W + hl * P + p]!;
+    }
+  }
+  ops.free(Ct, Bt, CB, Am, Xs, Out);
+}
+
+/** y ← α ∘ y + D·x over all tokens (y held y / α), in place. */
+function finishOutputs(
+  y: Float32Array,
+  x: Float32Array,
+  alpha: Float32Array,
+  D: Float32Array | undefined,
+  perChannel: boolean,
+  H: number,
+  P: number,
+): void {
+  // D per channel [H, P], per head [H] (broadcast over P), or none
+  const Dc = new Float64Array(H * P);
+  if (D) for (let i = 0; i < H * P; i++) Dc[i] = perChannel ? D[i]! : D[Math.floor(i / P)]!;
+  for (let i = 0; i < alpha.length; i++) {
+    const al = alpha[i]!;
+    const o = i * P;
+    const dOff = (i % H) * P;
+    for (let p = 0; p < P; p++) y[o + p] = al * y[o + p]! + Dc[dOff + p]! * x[o + p]!;
+  }
+}
+
+/** Calls f(head, column in the group's W, n, p) for every state entry of group g. */
+function forHeads(g: number, hpg: number, P: number, N: number, f: (h: number, col: number, n: number, p: number) => void): void {
+  for (let hl = 0; hl < hpg; hl++) for (let p = 0; p < P; p++) for (let n = 0; n < N; n++) f(g * hpg + hl, hl * P + p, n, p);
+}
