@@ -13,7 +13,7 @@ import { generate, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, SHIPPED } from '../models.js';
 import { forwardCost, type GemmShape } from './flops.js';
-import { errorText, type Log, median, round } from './measure.js';
+import { failRow, type Log, median, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export interface SampleRow {
@@ -161,7 +161,7 @@ async function measure(name: string, trained: ReturnType<typeof loadModel>, batc
       `sample ${name} batch ${batch}: ${row.msPerStep} ms/step, ${row.msPerImageStep} ms per image-step, ${row.gflops} GFLOP/s = ${(100 * row.shareOfMatmul).toFixed(0)}% of matMul's ${row.matmulGflops}`,
     );
   } catch (err) {
-    row.error = errorText(err);
+    failRow(row, err);
     o.log(`sample ${name} batch ${batch}: ${row.error}`);
   } finally {
     await tf.ready();
