@@ -152,6 +152,7 @@ describe('sampling headlines', () => {
     };
     expect(headlines([{ name: 'wasm', data }])).toEqual([
       {
+        section: 'sample',
         what: 'sampling step (teacher), 16 images: 117 ms per image-step',
         ours: '21.0 GFLOP/s',
         peer: 'tf.matMul, same shapes, 40.0 GFLOP/s',
@@ -160,6 +161,7 @@ describe('sampling headlines', () => {
         file: 'wasm',
       },
       {
+        section: 'sample',
         what: 'sampling step (student), 16 images: 172 ms per image-step',
         ours: '17.0 GFLOP/s',
         peer: 'tf.matMul, same shapes, 40.0 GFLOP/s',
