@@ -1,6 +1,7 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdapterList, type AdapterSummary, adapterName, listAdaptersInChild, listAdaptersOf, summarize } from './adapters.js';
+import { backendStarted } from './backend-started.js';
 import { InputError, isInputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerReduceKernels } from './ops/reduce-webgpu.js';
@@ -135,7 +136,7 @@ export function takeWebGPUErrors(): string[] {
 async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
   const mod = await import('@tensorflow/tfjs-backend-webgpu');
   // The module registers its own factory when it loads; ours reuses the adapter we already chose.
-  if (tf.findBackendFactory('webgpu') != null && tf.findBackend('webgpu') == null) tf.removeBackend('webgpu');
+  if (tf.findBackendFactory('webgpu') != null && !backendStarted('webgpu')) tf.removeBackend('webgpu');
   if (tf.findBackendFactory('webgpu') != null) return;
   tf.registerBackend(
     'webgpu',
@@ -222,7 +223,7 @@ async function withoutEmscriptenHandlers<T>(start: () => Promise<T>): Promise<T>
 async function useWasm(wasmPaths?: string): Promise<BackendInfo | string> {
   try {
     const mod = await import('@tensorflow/tfjs-backend-wasm');
-    if (wasmPaths && tf.findBackend('wasm') == null) mod.setWasmPaths(wasmPaths);
+    if (wasmPaths && !backendStarted('wasm')) mod.setWasmPaths(wasmPaths);
     await prepareWasm(mod);
     if (!(await withoutEmscriptenHandlers(() => tf.setBackend('wasm')))) return 'the wasm backend failed to start';
     await describeWasm(mod);

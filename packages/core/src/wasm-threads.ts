@@ -13,6 +13,7 @@
  * one thread in one order, so results do not depend on the thread count.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { backendStarted } from './backend-started.js';
 import { InputError } from './errors.js';
 
 /** The wasm backend as it runs: which binary, XNNPACK's thread count, and one sentence on why. */
@@ -167,7 +168,7 @@ async function startThreaded(
  * build). A no-op once the backend has started, and in browsers (tfjs chooses there).
  */
 export async function prepareWasm(mod: WasmModule): Promise<void> {
-  if (tf.findBackend('wasm') != null) return;
+  if (backendStarted('wasm')) return;
   installed ??= (async () => {
     if (!isNode) return;
     const plan = await nodePlan();
