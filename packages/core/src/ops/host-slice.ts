@@ -73,7 +73,7 @@ const splitGrad: GradConfig = {
  * tf.slice and differentiable; on cpu and wasm copied run by run (`T2mdSlice`), on webgpu tf.slice.
  */
 export function hostSlice(x: tf.Tensor, begin: number[], size: number[]): tf.Tensor {
-  if (tf.getBackend() === 'webgpu') return tf.slice(x, begin, size);
+  // checked here on every backend, so that bad input gets the same sentence on webgpu too
   assertFloat('x', x);
   check(
     begin.length === x.rank && size.length === x.rank,
@@ -84,6 +84,7 @@ export function hostSlice(x: tf.Tensor, begin: number[], size: number[]): tf.Ten
     full.every((s, i) => Number.isInteger(s) && s >= 0 && Number.isInteger(begin[i]) && begin[i]! >= 0 && begin[i]! + s <= x.shape[i]!),
     () => `begin [${begin}] and size [${size}] must lie within x ${fmtShape(x.shape)}.`,
   );
+  if (tf.getBackend() === 'webgpu') return tf.slice(x, begin, size);
   registerKernelsOnce(kernels, [grad, splitGrad]);
   return tf.engine().runKernel(HOST_SLICE, { x }, { begin, size: full } as unknown as NamedAttrMap) as tf.Tensor;
 }
@@ -94,13 +95,13 @@ export function hostSlice(x: tf.Tensor, begin: number[], size: number[]): tf.Ten
  * tf.split.
  */
 export function hostSplit(x: tf.Tensor, sizes: number[]): tf.Tensor[] {
-  if (tf.getBackend() === 'webgpu') return tf.split(x, sizes, -1);
   assertFloat('x', x);
   const C = x.shape[x.rank - 1]!;
   check(
     x.rank >= 1 && sizes.every((n) => Number.isInteger(n) && n >= 0) && sizes.reduce((a, b) => a + b, 0) === C,
     () => `sizes [${sizes}] must be non-negative integers summing to the last axis of x ${fmtShape(x.shape)}.`,
   );
+  if (tf.getBackend() === 'webgpu') return tf.split(x, sizes, -1);
   registerKernelsOnce(kernels, [grad, splitGrad]);
   return tf.engine().runKernel(HOST_SPLIT, { x }, { sizes } as unknown as NamedAttrMap) as tf.Tensor[];
 }
