@@ -48,8 +48,15 @@ describe('checkOutDir', () => {
     );
     expect(performance.now() - t0).toBeLessThan(5_000);
   });
-  // root may write anywhere, so only another user can see a folder refuse (the CLI test uses /sys for root)
-  it.runIf(process.getuid?.() !== 0)('refuses a folder the user may not write in', () => {
+  // root may write anywhere but in /sys (EPERM; EROFS where it is mounted read-only); another user
+  // meets a folder without write permission
+  it.runIf(process.platform === 'linux')('refuses a folder the user may not write in', () => {
+    if (process.getuid?.() === 0) {
+      expect(refusal(() => checkOutDir('--out', '/sys/t2md-run'))).toMatch(
+        /^--out \/sys\/t2md-run cannot be made: (you may not write in \/sys \(EPERM\)|\/sys is on a read-only file system); pass a folder you can write in\.$/,
+      );
+      return;
+    }
     const locked = join(dir, 'locked');
     mkdirSync(locked, { mode: 0o555 });
     expect(refusal(() => checkOutDir('--out', join(locked, 'run')))).toBe(
