@@ -9,12 +9,14 @@
  */
 import { type DataType, getKernel, type KernelBackend, type NamedAttrMap, type TensorInfo, util } from '@tensorflow/tfjs-core';
 
-interface CpuLike {
+/** What HostOps and typedArrayKernel use of tfjs's cpu backend (not in its public types). */
+export interface CpuLike {
   readSync(dataId: object): ArrayLike<number>;
   makeTensorInfo(shape: number[], dtype: DataType, values?: Float32Array | Int32Array): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
-interface WasmLike extends CpuLike {
+/** What they use of tfjs's wasm backend: tensors live on its heap. */
+export interface WasmLike extends CpuLike {
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
 }

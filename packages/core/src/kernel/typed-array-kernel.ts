@@ -1,4 +1,5 @@
-import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import { type CpuLike, hostBackendName, type WasmLike } from './host-ops.js';
 
 /** A float32 output of a typed-array kernel: its shape and values. */
 export interface TypedOutput {
@@ -6,21 +7,12 @@ export interface TypedOutput {
   values: Float32Array;
 }
 
-interface CpuLike {
-  readSync(dataId: object): ArrayLike<number>;
-  makeTensorInfo(shape: number[], dtype: DataType, values?: Float32Array): TensorInfo;
-}
-interface WasmLike {
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-}
-
 /**
  * Reads a kernel input as a Float32Array on the cpu or wasm backend. On wasm this is a view of the
  * wasm heap: copy it before anything allocates (makeOutput can grow and detach the heap).
  */
 export function readInput(backend: KernelBackend, t: TensorInfo): Float32Array {
-  const name = backendKind(backend);
+  const name = hostBackendName(backend);
   if (name === 'wasm') return (backend as unknown as WasmLike).typedArrayFromHeap(t) as Float32Array;
   const v = (backend as unknown as CpuLike).readSync(t.dataId);
   return v instanceof Float32Array ? v : Float32Array.from(v);
@@ -28,16 +20,12 @@ export function readInput(backend: KernelBackend, t: TensorInfo): Float32Array {
 
 /** Makes a float32 output tensor on the cpu or wasm backend from values computed in JavaScript. */
 export function makeOutput(backend: KernelBackend, out: TypedOutput): TensorInfo {
-  if (backendKind(backend) === 'wasm') {
+  if (hostBackendName(backend) === 'wasm') {
     const info = (backend as unknown as WasmLike).makeOutput(out.shape, 'float32');
     (backend as unknown as WasmLike).typedArrayFromHeap(info).set(out.values);
     return info;
   }
   return (backend as unknown as CpuLike).makeTensorInfo(out.shape, 'float32', out.values);
-}
-
-function backendKind(backend: KernelBackend): 'wasm' | 'cpu' {
-  return typeof (backend as unknown as WasmLike).typedArrayFromHeap === 'function' ? 'wasm' : 'cpu';
 }
 
 /**
