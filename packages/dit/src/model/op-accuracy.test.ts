@@ -71,7 +71,11 @@ describe.each(testBackends())('DiT ops against float64 on %s', (name) => {
   });
 
   // Row means N(0, 1) over spreads down to 0.05: an exactly rounded two-pass float32 LayerNorm gets
-  // 2.2e-7 on such rows (and 1e-6 with means 3× larger: the mean's rounding, not inverseSqrt).
+  // 1.3e-7 typically and up to 3.5e-7 on such rows, the mean's rounding on the narrowest rows with the
+  // largest means. Over 5,000 seeds the WebGPU kernel on SwiftShader measured p50 1.8e-7, p99 4.7e-7,
+  // max 7.1e-7 (its inverseSqrt and reduction order add to the mean's rounding), cpu and wasm at most
+  // 2.7e-8. 1e-6 keeps a rare seed from failing CI, while a one-pass float32 variance (1.7e-6 to
+  // 1.6e-4 over 200 seeds of these rows) or a loose inverseSqrt would still fail.
   it('the modulated LayerNorm on rows with offset means and spreads from 0.05 to 20', async (ctx) => {
     await useBackend(name, ctx);
     const seed = freshSeed();
@@ -86,7 +90,7 @@ describe.each(testBackends())('DiT ops against float64 on %s', (name) => {
     const got = await run(() => adaNorm(f32(x, [N, T, D]), tf.stack([f32(shift, [N, D]), f32(scale, [N, D])], 1), 0, 1));
     const err = relErr(got, await F64_OPS.modulatedNorm(x, shift, scale, N, D));
     console.log(`adaNorm ${name}: ${err.toExponential(2)}`);
-    expect(err, `seed ${seed}`).toBeLessThan(5e-7);
+    expect(err, `seed ${seed}`).toBeLessThan(1e-6);
   });
 
   it('SiLU over [−40, 40] and a linear layer over 256 inputs (the timestep MLP)', async (ctx) => {
