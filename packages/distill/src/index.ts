@@ -42,6 +42,7 @@ export type {
   DataFactory,
   DataSource,
   StageEvaluator,
+  StageHooks,
   StageOutcome,
   StageRun,
   StageStart,

@@ -3,12 +3,15 @@
  *
  * A run is a sequence of stages; each stage has its own `StageConfig` (steps, learning rate, what
  * trains, which losses, which resolution). The paper states neither optimiser, learning rate nor batch
- * size; the choices here are ours and are documented in ../../README.md.
+ * size; the choices here are ours and are documented in ../../README.md. Also how a run's options
+ * change a preset (`resolvePreset`, `withOverrides`, `continuedPreset`) and give each stage's config
+ * (`stageCfg`).
  */
 
 import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
 import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
 import type { ScheduleConfig } from '@t2md/sampler';
+import type { StageOverrides } from './options.js';
 
 /** The stages, in pipeline order. `teacher` is the plain denoising pre-training of the teacher. */
 export const STAGES = ['teacher', 'forcing', 'distill', 'adapt', 'finetune'] as const;
@@ -210,6 +213,73 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
 /** The stage's resolutions as weighted choices. */
 export function resolutions(c: StageConfig): ResolutionChoice[] {
   return typeof c.resolution === 'number' ? [{ size: c.resolution, weight: 1 }] : [...c.resolution];
+}
+
+// How a run's options make its preset (plan.ts): the preset asked for, with the run's overrides, or
+// the checkpoint's for a run that continues one; and each stage's config.
+
+/** The preset a new run asks for: a name (default `tiny`) or a preset object. */
+export function resolvePreset(p: string | TrainPreset | undefined): TrainPreset {
+  if (p == null) return getPreset('tiny');
+  if (typeof p === 'string') return getPreset(p);
+  check(typeof p === 'object' && p.stages != null, 'preset must be a preset name or a TrainPreset object.');
+  return p;
+}
+
+/** `p` with `overrides` merged into its stage configs (unknown stage names are an InputError). */
+export function withOverrides(p: TrainPreset, overrides: StageOverrides | undefined): TrainPreset {
+  if (overrides == null) return p;
+  const stages = { ...p.stages };
+  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
+    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
+    stages[s] = { ...stages[s], ...o };
+  }
+  return { ...p, stages };
+}
+
+/**
+ * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that
+ * differs from the checkpoint's is an InputError. Chaining (a later stage into the same folder) applies
+ * the overrides of the stages it runs; those of completed stages must agree.
+ */
+export function continuedPreset(
+  saved: TrainPreset,
+  overrides: StageOverrides | undefined,
+  opts: { resuming: boolean; stages: readonly StageName[]; where: string },
+): TrainPreset {
+  if (overrides == null) return saved;
+  const apply: StageOverrides = {};
+  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
+    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
+    if (!opts.resuming && opts.stages.includes(s)) {
+      apply[s] = o;
+      continue;
+    }
+    for (const [k, v] of Object.entries(o ?? {})) {
+      const had = (saved.stages[s] as unknown as Record<string, unknown>)[k];
+      if (JSON.stringify(had) !== JSON.stringify(v)) {
+        throw new InputError(
+          `${opts.where} was made with stage '${s}' ${k} ${JSON.stringify(had)}, not ${JSON.stringify(v)}; ${
+            opts.resuming ? "--resume keeps the checkpoint's settings" : `stage '${s}' is already complete`
+          }: drop the flag or start a new run in another --out.`,
+        );
+      }
+    }
+  }
+  return withOverrides(saved, apply);
+}
+
+/** The stage's config: the preset's, with `steps`, else (resuming that stage) the checkpoint's length. */
+export function stageCfg(
+  preset: TrainPreset,
+  stage: StageName,
+  steps: number | undefined,
+  st: { readonly steps: number } | undefined,
+): StageConfig {
+  const base = preset.stages[stage];
+  const cfg = { ...base, steps: steps ?? st?.steps ?? base.steps };
+  checkStageConfig(stage, cfg);
+  return cfg;
 }
 
 function preset(

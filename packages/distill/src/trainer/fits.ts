@@ -1,13 +1,15 @@
 /**
- * Whether a file's model fits the run that reads it: an init file's DiT is the preset's, a teacher has
- * the shape the student's shared weights transfer from, and a continued run's student is what the
- * student changes (`StudentChanges`) ask for; a new run applies those changes to its preset. Each
- * failure is an InputError saying which field differs and what to pass.
+ * Whether a file's model fits the run that reads it: an init file's DiT is the preset's and its caption
+ * encoder reads the run's captions, a teacher has the shape the student's shared weights transfer from,
+ * and a continued run's student is what the student changes (`StudentChanges`) ask for; a new run
+ * applies those changes to its preset. Each failure is an InputError saying which field differs and
+ * what to pass.
  */
 import { check } from '@t2md/core';
 import { type DiTConfig, type MambaSettings, parseLayout, resolveConfig } from '@t2md/dit';
 import type { TrainPreset } from './config.js';
 import type { StudentChanges } from './options.js';
+import type { TextEncoderSpec } from './types.js';
 
 /**
  * An InputError naming the first field (other than `ignore`) where the file's DiT config differs from
@@ -41,6 +43,15 @@ export function checkTeacherFits(c: DiTConfig, p: TrainPreset, where: string): v
   check(
     depth,
     () => `the teacher ${where} has layout ${c.layout} but preset '${p.name}' expects ${want.layout}; pass the matching preset.`,
+  );
+}
+
+/** The init file's caption encoder must read the run's captions: same vocabulary and caption length. */
+export function checkEncoderFits(spec: TextEncoderSpec, preset: TrainPreset, vocabSize: number, where: string): void {
+  check(
+    spec.vocabSize === vocabSize && spec.maxLength === preset.captionTokens,
+    () =>
+      `${where}'s caption encoder reads ${spec.maxLength} tokens of a ${spec.vocabSize}-word vocabulary, but this run has ${preset.captionTokens} of ${vocabSize}; pass the preset the file was trained with.`,
   );
 }
 

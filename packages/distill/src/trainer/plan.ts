@@ -8,10 +8,20 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
+import { assertInt, assertOneOf, check } from '@t2md/core';
 import { type ModelFloatDtype, resolveConfig } from '@t2md/dit';
-import { checkStageConfig, DISTILL_STAGES, getPreset, STAGES, type StageConfig, type StageName, type TrainPreset } from './config.js';
-import { checkSameConfig, checkStudentAgrees, checkTeacherFits, withStudent } from './fits.js';
+import {
+  continuedPreset,
+  DISTILL_STAGES,
+  resolvePreset,
+  STAGES,
+  type StageConfig,
+  type StageName,
+  stageCfg,
+  type TrainPreset,
+  withOverrides,
+} from './config.js';
+import { checkEncoderFits, checkSameConfig, checkStudentAgrees, checkTeacherFits, withStudent } from './fits.js';
 import {
   type CheckpointHeader,
   type InitRecord,
@@ -21,7 +31,7 @@ import {
   readModelHeader,
   type TrainState,
 } from './model-file.js';
-import type { DistillOptions, RunOptions, StageOverrides } from './options.js';
+import type { DistillOptions, RunOptions } from './options.js';
 import type { TextEncoderSpec } from './types.js';
 
 /** The files of a run's folder: the checkpoint (rewritten atomically), the metrics log, the model. */
@@ -78,7 +88,10 @@ export interface StagePlan {
 /** The plan of `trainTeacher`: the `teacher` stage, from fresh weights, an init file or the checkpoint. */
 export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
   checkRequest(opts);
+  // What is on disk: the folder's checkpoint, or the init file (never both: readFolder refuses that).
   const ckpt = readFolder(opts, 'teacher', ['teacher']);
+  const from = opts.init != null ? readInit(opts.init) : undefined;
+  const folder = common(opts, ckpt);
   let preset: TrainPreset;
   let spec: TextEncoderSpec;
   let start: RunStart = { from: 'fresh' };
@@ -91,7 +104,6 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
     start = { from: 'checkpoint', file: ckpt.path, state: st };
   } else {
     // A new run: the preset defaults to the init file's
-    const from = opts.init != null ? readInit(opts.init) : undefined;
     preset = withOverrides(resolvePreset(opts.preset ?? from?.preset), opts.overrides);
     if (from != null) {
       checkSameConfig(from.config, preset.teacher, from.path, `preset '${preset.name}''s teacher`, []);
@@ -106,7 +118,7 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
   }
   const cfg = stageCfg(preset, 'teacher', opts.steps, ckpt?.state);
   const stages = [{ name: 'teacher' as const, cfg, resume: ckpt != null, complete: false }];
-  return { run: 'teacher', preset, spec, start, stages, provenance, ...common(opts, ckpt) };
+  return { run: 'teacher', preset, spec, start, stages, provenance, ...folder };
 }
 
 /**
@@ -274,71 +286,4 @@ export function resolveModelFile(path: string, what = 'teacher'): string {
     () => `${what} ${path} is a folder without model.safetensors; pass the model file, or the --out folder of a finished t2md train.`,
   );
   return file;
-}
-
-function resolvePreset(p: string | TrainPreset | undefined): TrainPreset {
-  if (p == null) return getPreset('tiny');
-  if (typeof p === 'string') return getPreset(p);
-  check(typeof p === 'object' && p.stages != null, 'preset must be a preset name or a TrainPreset object.');
-  return p;
-}
-
-/** `p` with `overrides` merged into its stage configs (unknown stage names are an InputError). */
-export function withOverrides(p: TrainPreset, overrides: StageOverrides | undefined): TrainPreset {
-  if (overrides == null) return p;
-  const stages = { ...p.stages };
-  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
-    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
-    stages[s] = { ...stages[s], ...o };
-  }
-  return { ...p, stages };
-}
-
-/**
- * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that
- * differs from the checkpoint's is an InputError. Chaining (a later stage into the same folder) applies
- * the overrides of the stages it runs; those of completed stages must agree.
- */
-export function continuedPreset(
-  saved: TrainPreset,
-  overrides: StageOverrides | undefined,
-  opts: { resuming: boolean; stages: readonly StageName[]; where: string },
-): TrainPreset {
-  if (overrides == null) return saved;
-  const apply: StageOverrides = {};
-  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
-    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
-    if (!opts.resuming && opts.stages.includes(s)) {
-      apply[s] = o;
-      continue;
-    }
-    for (const [k, v] of Object.entries(o ?? {})) {
-      const had = (saved.stages[s] as unknown as Record<string, unknown>)[k];
-      if (JSON.stringify(had) !== JSON.stringify(v)) {
-        throw new InputError(
-          `${opts.where} was made with stage '${s}' ${k} ${JSON.stringify(had)}, not ${JSON.stringify(v)}; ${
-            opts.resuming ? "--resume keeps the checkpoint's settings" : `stage '${s}' is already complete`
-          }: drop the flag or start a new run in another --out.`,
-        );
-      }
-    }
-  }
-  return withOverrides(saved, apply);
-}
-
-/** The init file's caption encoder must read the run's captions: same vocabulary and caption length. */
-function checkEncoderFits(spec: TextEncoderSpec, preset: TrainPreset, vocabSize: number, where: string): void {
-  check(
-    spec.vocabSize === vocabSize && spec.maxLength === preset.captionTokens,
-    () =>
-      `${where}'s caption encoder reads ${spec.maxLength} tokens of a ${spec.vocabSize}-word vocabulary, but this run has ${preset.captionTokens} of ${vocabSize}; pass the preset the file was trained with.`,
-  );
-}
-
-/** The stage's config: the preset's, with `steps`, else (resuming that stage) the checkpoint's length. */
-function stageCfg(preset: TrainPreset, stage: StageName, steps: number | undefined, st: TrainState | undefined): StageConfig {
-  const base = preset.stages[stage];
-  const cfg = { ...base, steps: steps ?? st?.steps ?? base.steps };
-  checkStageConfig(stage, cfg);
-  return cfg;
 }

@@ -10,10 +10,11 @@ import { InputError, initBackend } from '@t2md/core';
 import type { MambaMixer } from '@t2md/dit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { continuedPreset, withOverrides } from './config.js';
 import { checkStudentAgrees, withStudent } from './fits.js';
 import { loadTrainedModel, PRESET_KEY, TRAIN_KEY } from './model-file.js';
 import { distillStudent, trainTeacher } from './pipeline.js';
-import { continuedPreset, resolveModelFile, withOverrides } from './plan.js';
+import { resolveModelFile } from './plan.js';
 import { createEncoder, microPreset, syntheticData, VOCAB } from './test-fixtures.js';
 
 const common = { preset: microPreset, data: syntheticData, createEncoder, vocabSize: VOCAB };

@@ -33,7 +33,7 @@ import type { RunHooks } from './options.js';
 import { CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, type RunPlan } from './plan.js';
 import { needsTeacher, type StageModels, savedWeights, withPosEmbed } from './stage-step.js';
 import { createTrainStep, disposeStepResult } from './step.js';
-import type { StageOutcome, StageRun, StageStart, TextEncoderLike, TrainProgress, TrainResult } from './types.js';
+import type { StageHooks, StageOutcome, StageRun, StageStart, TextEncoderLike, TrainProgress, TrainResult } from './types.js';
 
 /** Carries out `plan`; `hooks` are the caller's data source, caption-encoder factory and callbacks. */
 export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<TrainResult> {
@@ -114,40 +114,38 @@ export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<Tra
         maxTokens: preset.captionTokens,
         ...(from.data !== undefined ? { state: from.data as S } : {}),
       });
-      const outcome = await runStageLoop({
-        dir: out,
-        stage,
-        cfg,
-        models,
-        data: data as StageRun['data'],
-        alphasCumprod: alphasCumprod(preset.schedule),
-        start: from,
-        onProgress: hooks.onProgress,
-        signal: hooks.signal,
-        ...(hooks.deadline != null ? { deadline: hooks.deadline } : {}),
-        ...(hooks.onStopping != null ? { onStopping: hooks.onStopping } : {}),
-        ...(hooks.evaluate != null ? { evaluate: hooks.evaluate } : {}),
-        onLoaded: dropCheckpoint,
-        metadata: ({ step, rng, data: position, optimizerStep }) => {
-          const state: TrainState = {
-            format: 1,
-            run: plan.run,
-            stage,
-            step,
-            steps: cfg.steps,
-            rng: rng.state,
-            data: position ?? null,
-            optimizerStep,
-            ...plan.provenance,
-          };
-          return {
-            [CONFIG_METADATA_KEY]: JSON.stringify(models.model.config),
-            [TEXT_ENCODER_KEY]: JSON.stringify(spec),
-            [PRESET_KEY]: JSON.stringify(preset),
-            [TRAIN_KEY]: JSON.stringify(state),
-          };
+      const outcome = await runStageLoop(
+        {
+          dir: out,
+          stage,
+          cfg,
+          models,
+          data: data as StageRun['data'],
+          alphasCumprod: alphasCumprod(preset.schedule),
+          start: from,
+          onLoaded: dropCheckpoint,
+          metadata: ({ step, rng, data: position, optimizerStep }) => {
+            const state: TrainState = {
+              format: 1,
+              run: plan.run,
+              stage,
+              step,
+              steps: cfg.steps,
+              rng: rng.state,
+              data: position ?? null,
+              optimizerStep,
+              ...plan.provenance,
+            };
+            return {
+              [CONFIG_METADATA_KEY]: JSON.stringify(models.model.config),
+              [TEXT_ENCODER_KEY]: JSON.stringify(spec),
+              [PRESET_KEY]: JSON.stringify(preset),
+              [TRAIN_KEY]: JSON.stringify(state),
+            };
+          },
         },
-      });
+        hooks,
+      );
       // 3. The stage's model files. A stopped run still leaves a model to sample (its EMA weights so
       // far), marked unfinished; `resume` continues it from the checkpoint.
       try {
@@ -181,9 +179,9 @@ const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * One stage's loop: draw a batch, take a step (noise, loss, gradients of the trainable weights, clip,
- * AdamW, EMA: step.ts), log, evaluate, checkpoint; stop cleanly on abort or at the deadline.
+ * AdamW, EMA: step.ts), log, evaluate, checkpoint; stop cleanly on abort or at the deadline (`hooks`).
  */
-export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
+export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promise<StageOutcome> {
   const { cfg, models, stage, dir } = run;
   const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: run.alphasCumprod });
   const { optimizer, ema } = stepper;
@@ -212,8 +210,8 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
   };
   /** Why the loop must stop before its next step, if it must. */
   const stopReason = (): StageOutcome['stopped'] => {
-    if (run.signal?.aborted) return 'signal';
-    if (run.deadline != null && performance.now() >= run.deadline) return 'time-limit';
+    if (hooks.signal?.aborted) return 'signal';
+    if (hooks.deadline != null && performance.now() >= hooks.deadline) return 'time-limit';
     return undefined;
   };
 
@@ -221,7 +219,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
     while (step < cfg.steps) {
       const stop = stopReason();
       if (stop != null) {
-        run.onStopping?.(stop);
+        hooks.onStopping?.(stop);
         await checkpoint();
         return outcome(stop);
       }
@@ -256,7 +254,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
       } finally {
         disposeStepResult(res);
       }
-      const ev = run.evaluate;
+      const ev = hooks.evaluate;
       if (ev != null && (step % ev.every === 0 || step === cfg.steps)) {
         // before the checkpoint: a run that dies between the two redoes both from the previous one
         const e0 = performance.now();
@@ -269,7 +267,7 @@ export async function runStageLoop(run: StageRun): Promise<StageOutcome> {
       const secondsPerStep = (performance.now() - t0) / 1000 / (step - firstStep);
       const { batchSize, steps: total } = cfg;
       const rate = { secondsPerStep, samplesPerSecond: batchSize / secondsPerStep, etaSeconds: secondsPerStep * (total - step) };
-      run.onProgress?.({ stage, step, total, loss: lastLoss, ...rate, ...(lastEval ? { lastEval } : {}) });
+      hooks.onProgress?.({ stage, step, total, loss: lastLoss, ...rate, ...(lastEval ? { lastEval } : {}) });
       await nextTask();
     }
     if (step === run.start.step) await checkpoint(); // nothing to do: still record the stage as reached

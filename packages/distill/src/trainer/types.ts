@@ -101,7 +101,10 @@ export interface StageStart {
   data?: unknown;
 }
 
-/** One stage's loop (`runStageLoop`): its models, data, start, and the run's hooks. */
+/**
+ * One stage's loop (`runStageLoop`): its models, data and start, as the plan and the run's state give
+ * them. The caller's callbacks and stop conditions come beside it (`StageHooks`).
+ */
 export interface StageRun {
   readonly dir: string;
   readonly stage: StageName;
@@ -112,6 +115,12 @@ export interface StageRun {
   readonly start: StageStart;
   /** Metadata of every checkpoint (besides the training state this loop adds). */
   readonly metadata: (state: { step: number; rng: Rng; data: unknown; optimizerStep: number }) => Record<string, string>;
+  /** Called once the start state is copied in (its tensors may then be freed). */
+  readonly onLoaded?: () => void;
+}
+
+/** What the caller of a stage's loop plugs in: progress, stop conditions, the in-training check. */
+export interface StageHooks {
   readonly onProgress?: (p: TrainProgress) => void;
   readonly signal?: AbortSignal;
   /**
@@ -121,8 +130,6 @@ export interface StageRun {
   readonly deadline?: number;
   /** Called when the loop stops early, just before it saves (the CLI then lets a later Ctrl-C quit at once). */
   readonly onStopping?: (reason: 'signal' | 'time-limit') => void;
-  /** Called once the start state is copied in (its tensors may then be freed). */
-  readonly onLoaded?: () => void;
   /** A quick quality check every few steps, on the EMA weights (metrics.jsonl). */
   readonly evaluate?: StageEvaluator;
 }
