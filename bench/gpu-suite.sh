@@ -40,6 +40,7 @@ step() { # step NAME CMD... : runs CMD with stdout/stderr to $L/NAME.{out,err}, 
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
 for b in $BENCHES; do
   [ "$b" = scaling ] && continue
+  # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
   step "$b" $T2MD bench "$b" --out "$R" ${DIRTY[@]+"${DIRTY[@]}"}
 done
 if [ "$TORCH" = 1 ]; then
@@ -47,6 +48,7 @@ if [ "$TORCH" = 1 ]; then
   step torch_ssd python3 packages/ssm/bench/torch_ssd.py --json "$L/torch_ssd.json"
   step torch_attention python3 packages/dit/bench/torch_attention.py --json "$L/torch_attention.json"
 fi
+# shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
 [[ " $BENCHES " == *" scaling "* ]] && step scaling $T2MD bench scaling --out "$R" ${DIRTY[@]+"${DIRTY[@]}"}
 [ "$TORCH" = 1 ] && node bench/merge-baselines.mjs "$R" "$L"/torch_*.json >>"$OUT/suite.log" 2>&1
 tar -czf "$OUT/logs.tgz" -C "$L" .

@@ -50,19 +50,23 @@ one() { # one NAME FLAGS
   mkdir -p "$dir"
   if [ "$what" = teacher ]; then
     local s
+    # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     s=$(phase "$dir" "$SECS" train --preset shapes $flags)
     cmd="t2md train --preset shapes $flags --steps $s"
   elif [[ "$flags" == *"--stage forcing+distill"* ]]; then
     # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder
     local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25}
+    # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     f=$(phase "$dir" "$(awk "BEGIN{print int($SECS*$share)}")" distill --teacher "${TEACHER:?}" --stage forcing $rest)
     # a stage stopped early is recorded complete at the step it reached, so the next one can chain from it
     # shellcheck disable=SC2086
     $T2MD distill --teacher "$TEACHER" --stage forcing $rest --resume --steps "$f" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
+    # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     d=$(phase "$dir" "$(awk "BEGIN{print int($SECS*(1-$share))}")" distill --teacher "$TEACHER" --stage distill $rest)
     cmd="t2md distill --teacher teacher.safetensors --stage forcing $rest --steps $f && t2md distill --teacher teacher.safetensors --stage distill $rest --steps $d"
   else
     local s
+    # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     s=$(phase "$dir" "$SECS" distill --teacher "${TEACHER:?}" $flags)
     cmd="t2md distill --teacher teacher.safetensors $flags --steps $s"
   fi

@@ -1,13 +1,15 @@
 /**
  * The ablation flags of `t2md train` / `t2md distill` (built CLI, wasm) and bench/ablation.sh end to end
- * on a few rungs with two steps each (the whole ladder takes about 100 s on 2 shared CPU cores; see
- * bench/ablation.md).
+ * on two rungs (the teacher and one trained for two steps; the whole ladder takes about 80 s on 2 shared
+ * CPU cores, see bench/ablation.md): two seeds, the results file, keeping, redoing and resuming rungs.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ablationMarkdown } from '../../../apps/docs/components/ablation.js';
+import { checkResults } from '../src/bench/results-check.js';
 import { commandLine, distillRunOptions } from '../src/commands/train.js';
 import { BIN, expectOneLine, t2md } from './cli.js';
 
@@ -86,42 +88,103 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expect(distillRunOptions({ out: 'o', teacher: 't', teacherInit: true })).toEqual({});
   });
 
-  it('bench/ablation.sh runs rungs end to end and writes ablation.json with commands, steps, scores and times', () => {
+  it('bench/ablation.sh scores each rung at two seeds and writes the results file after every rung; it keeps, redoes and resumes rungs', () => {
     const out = join(dir, 'ladder');
-    const r = spawnSync('bash', [SCRIPT, `${process.execPath} ${BIN}`, teacher, out, '2'], {
-      encoding: 'utf8',
-      env: { ...process.env, ...env, RUNGS: 'scratch uni', PARALLEL: '2', PROMPTS: '6', EVAL_STEPS: '1' },
-      timeout: 240_000,
-    });
+    const res = join(dir, 'res');
+    const knobs = { ...env, ALLOW_DIRTY: '1', PARALLEL: '2', PROMPTS: '6', EVAL_STEPS: '1', RESULTS_DIR: res };
+    const ladder = (outdir: string, extra: Record<string, string>, steps = '2') =>
+      spawnSync('bash', [SCRIPT, `${process.execPath} ${BIN}`, teacher, outdir, steps], {
+        encoding: 'utf8',
+        env: { ...process.env, ...knobs, ...extra },
+        timeout: 240_000,
+      });
+    const r = ladder(out, { RUNGS: 'teacher uni' });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const doc = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8'));
-    expect(doc).toMatchObject({ steps: 2, forcingSteps: 1, prompts: 6, evalSteps: 1 });
-    expect(doc.rungs.map((x: { rung: string }) => x.rung)).toEqual(['scratch', 'uni']);
-    for (const rung of doc.rungs) {
-      expect(rung).toMatchObject({ steps: 2, trainExitCode: 0, evalExitCode: 0 });
-      expect(rung.overall).toBeGreaterThanOrEqual(0);
-      expect(rung.overall).toBeLessThanOrEqual(1);
-      expect(Object.keys(rung.categories).sort()).toEqual(
-        ['colorAttribution', 'colors', 'counting', 'position', 'singleObject', 'twoObjects'].sort(),
-      );
-      expect(rung.wallSeconds).toBeGreaterThan(0);
-    }
-    const [scratch, uni] = doc.rungs;
-    expect(scratch.command).toMatch(
-      /distill .*--stage distill --steps 2 --no-teacher-init --trainable all --lambda-pseudo 0 --lambda-mixer 0/,
-    );
-    expect(uni.commands).toHaveLength(2);
-    expect(uni.commands[0]).toMatch(/--stage forcing --steps 1 --scan uni/);
-    expect(uni.commands[1]).toMatch(/--stage distill --steps 1 --scan uni/);
-    // What the flags did is in the files' metadata.
-    expect(metadata(join(out, 'scratch', 'model.safetensors'), 't2md.train')).toMatchObject({ teacherInit: false });
-    expect(metadata(join(out, 'scratch', 'model.safetensors'), 't2md.preset')).toMatchObject({
-      stages: { distill: { lambdaPseudo: 0, lambdaMixer: 0, trainable: 'all' } },
+    const files = readdirSync(res).filter((f) => f.endsWith('-ablation.json'));
+    expect(files).toEqual([`${new Date().toISOString().slice(0, 10)}-wasm-ablation.json`]);
+    expect(readdirSync(res)).toContain('ablation-logs.tgz');
+    const file = join(res, files[0]);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    expect(doc).toMatchObject({
+      kind: 'ablation',
+      card: 'wasm',
+      backend: 'wasm',
+      settings: { steps: 2, forcingSteps: 1, prompts: 6, evalSteps: 1, seeds: [0, 1] },
     });
+    expect(doc.device).toMatch(/\(wasm\)$/);
+    expect(doc.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(doc.teacher).toMatchObject({ file: join(teacher, 'model.safetensors'), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(doc.rungs.map((x: { rung: string }) => x.rung)).toEqual(['teacher', 'uni']);
+    const [t, uni] = doc.rungs;
+    expect(doc.teacher.evals).toEqual(t.evals);
+    for (const rung of doc.rungs) {
+      expect(rung.run).toMatchObject({ commit: doc.commit, card: 'wasm', backend: 'wasm' });
+      expect(rung.evals.map((e: { seed: number }) => e.seed)).toEqual([0, 1]);
+      for (const e of rung.evals) {
+        expect(e.overall).toBeGreaterThanOrEqual(0);
+        expect(e.overall).toBeLessThanOrEqual(1);
+        expect(Object.keys(e.categories).sort()).toEqual([
+          'colorAttribution',
+          'colors',
+          'counting',
+          'position',
+          'singleObject',
+          'twoObjects',
+        ]);
+      }
+      expect(rung.gpuMinutes).toBeCloseTo((rung.trainSeconds + rung.evalSeconds) / 60, 1); // minutes to 2 decimals
+      expect(rung.evalCommands).toEqual(
+        [0, 1].map((s) => expect.stringMatching(new RegExp(`^t2md eval --model .+ --prompts 6 --steps 1 --seed ${s} --json$`))),
+      );
+    }
+    expect(t).toMatchObject({ steps: 0, commands: [] });
+    expect(uni).toMatchObject({ steps: 2, forcingSteps: 1 });
+    expect(uni.commands).toEqual([
+      `t2md distill --teacher ${join(teacher, 'model.safetensors')} --out uni --stage forcing --steps 1 --scan uni`,
+      `t2md distill --teacher ${join(teacher, 'model.safetensors')} --out uni --stage distill --steps 1 --scan uni`,
+    ]);
     expect(metadata(join(out, 'uni', 'model.safetensors'), 't2md.config')).toMatchObject({ mamba: { bidirectional: false } });
-    // Bad arguments: usage on stderr, exit 2.
-    const bad = spawnSync('bash', [SCRIPT, `${process.execPath} ${BIN}`, teacher, out, '1'], { encoding: 'utf8' });
+    // the docs' table reads it (both seeds, the paper beside) and the results check accepts it
+    const md = ablationMarkdown({ name: files[0].replace(/\.json$/, ''), data: doc });
+    expect(md).toContain(
+      `| teacher (\`teacher\`) | 0.481 | ${t.evals.map((e: { overall: number }) => e.overall.toFixed(3)).join(' / ')} |`,
+    );
+    expect(checkResults(res, resolve(__dirname, '..', '..', '..'))).toEqual([]);
+
+    // Run again: a finished rung is kept; one cut off mid-way (no rung.json yet) is redone from an empty folder.
+    rmSync(join(out, 'teacher', 'rung.json'));
+    writeFileSync(join(out, 'teacher', 'eval-0.json'), '{"half": ');
+    const redo = ladder(out, { RUNGS: 'teacher uni' });
+    expect(redo.status, redo.stderr).toBe(0);
+    expect(redo.stdout).toMatch(/\[uni\] kept/);
+    expect(redo.stdout).toMatch(/\[teacher\] evaluating/);
+    expect(JSON.parse(readFileSync(join(out, 'teacher', 'eval-0.json'), 'utf8')).overall).toBe(t.evals[0].overall);
+    expect(JSON.parse(readFileSync(file, 'utf8')).rungs).toHaveLength(2);
+
+    // RESUME in a fresh folder (a fresh GPU machine) keeps the file's rungs; other settings are refused.
+    const resumed = ladder(join(dir, 'ladder2'), { RUNGS: 'teacher uni', RESUME: file });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout.match(/\] kept/g)).toHaveLength(2);
+    const other = ladder(join(dir, 'ladder3'), { RESUME: file }, '4');
+    expect(other.status).toBe(2);
+    expect(other.stderr.trim()).toMatch(
+      /^ablation\.sh: RESUME=.+ was run under other settings \(steps differ\); run with the same settings or without RESUME\.$/,
+    );
+
+    // DEADLINE: no rung starts without the time to finish; what finished is still in the results file.
+    const late = ladder(join(dir, 'ladder4'), { RUNGS: 'scratch', DEADLINE: '1', RESULTS_DIR: join(dir, 'res4') });
+    expect(late.status).toBe(1);
+    expect(late.stdout).toMatch(/\[scratch\] not started: -?\d+ s left before DEADLINE/);
+    expect(JSON.parse(readFileSync(join(dir, 'res4', files[0]), 'utf8')).rungs).toEqual([]);
+
+    // Bad arguments: one sentence on stderr, exit 2.
+    const bad = ladder(out, {}, '1');
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/STEPS must be an integer >= 2/);
+    expect(bad.stderr.trim()).toBe("ablation.sh: STEPS must be an integer >= 2 (the +forcing rungs split it), got '1'.");
+    const seeds = ladder(out, { SEEDS: '0 0' });
+    expect(seeds.status).toBe(2);
+    expect(seeds.stderr.trim()).toBe(
+      "ablation.sh: SEEDS must be distinct integers >= 0 separated by spaces (two give the spread), got '0 0'.",
+    );
   });
 });

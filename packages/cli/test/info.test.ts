@@ -28,6 +28,10 @@ describe('t2md info', () => {
     expect(info).toMatchObject({ backend: 'wasm', software: true });
     expect(info.reason).toMatch(/^auto took wasm: the only WebGPU adapter is software \(google \/ swiftshader/);
     expect(info.adapters).toContainEqual(expect.objectContaining({ vendor: 'google', architecture: 'swiftshader', software: true }));
+    // named as results files name it (bench/ablation.sh reads these), with the source it runs from
+    expect(info).toMatchObject({ card: 'wasm', driver: null, source: { from: 'git' } });
+    expect(info.device).toMatch(/ ×\d+ \(wasm\)$/);
+    expect(info.source.commit).toMatch(/^[0-9a-f]{40}$/);
   });
 
   // What Dawn, the Vulkan loader and Mesa print while looking for GPUs (XDG_RUNTIME_DIR, lavapipe's

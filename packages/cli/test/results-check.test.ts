@@ -104,6 +104,48 @@ describe('bench/results.mjs check and prune', () => {
     expect(r.stdout).toMatch(/2 problem\(s\)/);
   });
 
+  it('check holds an ablation file (bench/ablation.sh) to commits of this history and scores at every seed or an error', () => {
+    const { repo, first } = scratchRepo();
+    const res = join(repo, 'bench', 'results');
+    const scores = (seed: number) => ({ seed, overall: 0.5, categories: { colors: 0.5 } });
+    const rung = (name: string, commit: string, extra: object) => ({
+      rung: name,
+      run: { commit, date: '2026-01-01', card: 'h100' },
+      ...extra,
+    });
+    const ablation = (rungs: object[], seeds = [0, 1]) => ({ kind: 'ablation', settings: { seeds }, rungs, notes: [] });
+    const good = join(res, '2026-01-01-h100-ablation.json');
+    writeFileSync(
+      good,
+      JSON.stringify(ablation([rung('teacher', first, { evals: [scores(0), scores(1)] }), rung('uni', first, { error: 'x' })])),
+    );
+    expect(checkResults(res, repo)).toEqual([]);
+    const unknown = '0123456789abcdef0123456789abcdef01234567';
+    writeFileSync(
+      good,
+      JSON.stringify(
+        ablation(
+          [
+            rung('teacher', unknown, { evals: [scores(0)] }),
+            rung('uni', first, { error: 'stopped', evals: [scores(0)] }),
+            { rung: 'forcing', evals: [scores(0)] },
+          ],
+          [0],
+        ),
+      ),
+    );
+    writeFileSync(join(res, '2026-01-02-h100-ablation.json'), JSON.stringify({ scan: [] }));
+    expect(checkResults(res, repo)).toEqual([
+      `${good}: settings.seeds lists fewer than two seeds, so no rung has a spread`,
+      `${good}: rungs[0] (teacher) names commit ${unknown}, which is not in the history of HEAD`,
+      `${good}: rungs[1] (uni) has an error and scores; a failed rung holds no scores`,
+      `${good}: rungs[2] (forcing) names no commit (run.commit)`,
+      `${join(res, '2026-01-02-h100-ablation.json')}: named *-ablation.json but its kind is not "ablation"; only bench/ablation.sh writes these`,
+    ]);
+    // prune leaves ablation files alone (they have no bench sections)
+    expect(pruneResults(res, true)).toEqual([]);
+  });
+
   it("a bench marks a failed point's row with its error and drops the timings it took before failing", () => {
     const point = {
       step: 'distill',

@@ -6,6 +6,9 @@
  *   says anything was corrected "by hand".
  * - prune: drops each row that a row of a later run supersedes (the same section, key and card, and a
  *   later `run.date`), and each file left without rows.
+ * An ablation file (`<date>-<card>-ablation.json`, `kind: "ablation"`, written by bench/ablation.sh) is
+ * checked alike: each rung names a commit of this history and holds scores at every seed or an `error`,
+ * never both; two seeds at least, so that each rung's spread can be shown. Prune leaves it alone.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,6 +63,10 @@ export function checkResults(dir: string, repo: string): string[] {
       problems.push(`${file}: ${(err as Error).message}`);
       continue;
     }
+    if (doc.kind === 'ablation' || file.endsWith('-ablation.json')) {
+      problems.push(...ablationProblems(file, doc, inHistory));
+      continue;
+    }
     const text = JSON.stringify(doc.notes ?? []) + JSON.stringify(doc.note ?? '');
     if (/by hand/i.test(text)) problems.push(`${file}: a note says something was corrected by hand; results are written by the bench only`);
     for (const [section, rows] of rowArrays(doc)) {
@@ -75,6 +82,35 @@ export function checkResults(dir: string, repo: string): string[] {
     }
   }
   return problems;
+}
+
+/** The problems of one ablation file (bench/ablation.sh): see the module comment. */
+function ablationProblems(file: string, doc: Record<string, unknown>, inHistory: (sha: string) => boolean): string[] {
+  const out: string[] = [];
+  if (doc.kind !== 'ablation')
+    return [`${file}: named *-ablation.json but its kind is not "ablation"; only bench/ablation.sh writes these`];
+  if (!file.endsWith('-ablation.json')) out.push(`${file}: an ablation file is named <date>-<card>-ablation.json`);
+  if (/by hand/i.test(JSON.stringify(doc.notes ?? [])))
+    out.push(`${file}: a note says something was corrected by hand; results are written by the bench only`);
+  const seeds = (doc.settings as { seeds?: unknown } | undefined)?.seeds;
+  if (!Array.isArray(seeds) || seeds.length < 2) out.push(`${file}: settings.seeds lists fewer than two seeds, so no rung has a spread`);
+  if (!Array.isArray(doc.rungs)) return [...out, `${file}: has no rungs list`];
+  (doc.rungs as Row[]).forEach((row, i) => {
+    const at = `rungs[${i}] (${String(row?.rung)})`;
+    const commit = row?.run?.commit;
+    if (typeof commit !== 'string') out.push(`${file}: ${at} names no commit (run.commit)`);
+    else if (!inHistory(commit)) out.push(`${file}: ${at} names commit ${commit}, which is not in the history of HEAD`);
+    const evals = Array.isArray(row?.evals) ? (row.evals as { seed?: unknown; overall?: unknown }[]) : null;
+    if (row?.error != null && evals != null) out.push(`${file}: ${at} has an error and scores; a failed rung holds no scores`);
+    if (row?.error == null) {
+      const scored = evals?.every((e) => typeof e?.overall === 'number') === true;
+      const seen = evals?.map((e) => e?.seed) ?? [];
+      if (!scored || !Array.isArray(seeds) || JSON.stringify(seen) !== JSON.stringify(seeds)) {
+        out.push(`${file}: ${at} holds neither an error nor a score for each of settings.seeds`);
+      }
+    }
+  });
+  return out;
 }
 
 /**

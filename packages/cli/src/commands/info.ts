@@ -1,4 +1,6 @@
 import { type AdapterSummary, type BackendName, backendReport, initBackend, listAdapters, wasmBuild, webgpuDetails } from '@t2md/core';
+import { describeDevice, gitSource } from '../bench/results.js';
+import { runContext } from '../context.js';
 import { packageVersions } from '../versions.js';
 
 export interface InfoOptions {
@@ -11,7 +13,8 @@ const name = (a: AdapterSummary) =>
 
 /**
  * `t2md info`: the backend initBackend picks and why, which wasm build runs on how many threads and why
- * (on wasm), every WebGPU adapter found, the active adapter's limits and features, and package versions. What Dawn and the drivers print while looking for
+ * (on wasm), every WebGPU adapter found, the active adapter's limits and features, and package versions;
+ * `--json` also names the card and device as results files do, and the source the CLI was built from. What Dawn and the drivers print while looking for
  * adapters is kept off stderr (`--json` has it as `probeLog`).
  */
 export async function infoCommand(opts: InfoOptions): Promise<void> {
@@ -21,8 +24,15 @@ export async function infoCommand(opts: InfoOptions): Promise<void> {
   const found = why && (why.requested === 'auto' || why.requested === 'webgpu') ? why : await listAdapters();
   const details = webgpuDetails();
   const wasm = info.backend === 'wasm' ? wasmBuild() : undefined;
+  // What a results file names the machine by (bench rows, bench/ablation.sh): the card, the device
+  // without the host name, the driver, and the source the CLI was built from (a GPU bundle's stamp, else git).
+  const { card, device, driver } = describeDevice(info);
   const report = {
     ...info,
+    card,
+    device,
+    driver: driver ?? null,
+    source: runContext().source ?? gitSource(),
     reason: why?.reason ?? '',
     ...(wasm ? { wasm } : {}),
     adapters: found.adapters,
