@@ -8,7 +8,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ablationMarkdown } from '../../../apps/docs/components/ablation.js';
 import { checkResults } from '../src/bench/results-check.js';
 import { commandLine, distillRunOptions } from '../src/commands/train.js';
 import { BIN, expectOneLine, t2md } from './cli.js';
@@ -144,11 +143,7 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
       `t2md distill --teacher ${join(teacher, 'model.safetensors')} --out uni --stage distill --steps 1 --scan uni`,
     ]);
     expect(metadata(join(out, 'uni', 'model.safetensors'), 't2md.config')).toMatchObject({ mamba: { bidirectional: false } });
-    // the docs' table reads it (both seeds, the paper beside) and the results check accepts it
-    const md = ablationMarkdown({ name: files[0].replace(/\.json$/, ''), data: doc });
-    expect(md).toContain(
-      `| teacher (\`teacher\`) | 0.481 | ${t.evals.map((e: { overall: number }) => e.overall.toFixed(3)).join(' / ')} |`,
-    );
+    // the results check accepts it (the docs' table is tested on this shape in apps/docs/test/ablation.test.ts)
     expect(checkResults(res, resolve(__dirname, '..', '..', '..'))).toEqual([]);
 
     // Run again: a finished rung is kept; one cut off mid-way (no rung.json yet) is redone from an empty folder.
