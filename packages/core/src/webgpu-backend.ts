@@ -187,30 +187,3 @@ function uploadView(data: TensorData): Float32Array | Int32Array | null {
 export function tuneWebGPUFlags(): void {
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', SUBMIT_BATCH);
 }
-
-/**
- * Destroys the buffers tfjs's pool holds free (tfjs keeps every released buffer for reuse, forever), so
- * a process that moves on to other tensor sizes (a benchmark stepping through batch sizes) does not keep
- * the old sizes' memory. Buffers in use are untouched; call it after the GPU work that released them
- * has been waited for (e.g. after reading a result back). Returns the bytes freed (0 off webgpu).
- */
-export function releaseFreeBuffers(): number {
-  if (tf.getBackend() !== 'webgpu') return 0;
-  const bm = (
-    tf.backend() as unknown as {
-      bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
-    }
-  ).bufferManager;
-  if (bm?.freeBuffers == null) return 0;
-  let bytes = 0;
-  for (const list of bm.freeBuffers.values()) {
-    for (const b of list) {
-      bytes += b.size;
-      b.destroy();
-    }
-    list.length = 0;
-  }
-  bm.numFreeBuffers = 0;
-  bm.numBytesAllocated -= bytes;
-  return bytes;
-}
