@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
 import { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
 import { describeInfo, useBackend, withNoLeaks } from './testing/index.js';
+import { DEFERRED_FREE_LIMIT, setDeferredFreeLimit } from './webgpu-backend.js';
 
 describe('device memory', () => {
   it('is null off webgpu, where there is no pool to release', async (ctx) => {
@@ -60,5 +61,43 @@ describe('device memory', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/max buffer size/i);
     expect(takeWebGPUErrors()).toEqual([]); // taken once
+  });
+});
+
+describe('the early submit of disposed tensors (setDeferredFreeLimit)', () => {
+  /** The device peak of a chain of 40 elementwise ops, each result disposed once the next is recorded. */
+  async function chainPeak(limit: number): Promise<number> {
+    setDeferredFreeLimit(limit);
+    try {
+      const x = tf.fill([64 * 1024], 0.5); // 256 KiB, made on the GPU
+      await webgpuIdle();
+      releaseFreeBuffers();
+      resetDevicePeak();
+      const start = deviceMemory()!.allocatedBytes;
+      await withNoLeaks(async () => {
+        let y = tf.add(x, 1);
+        for (let i = 0; i < 40; i++) {
+          const next = tf.mul(y, 0.5); // records a dispatch that reads y: y's buffer waits for the submit
+          y.dispose();
+          y = next;
+        }
+        expect((await y.data())[0]).toBeCloseTo(1.5 * 0.5 ** 40, 20);
+        y.dispose();
+      });
+      x.dispose();
+      return deviceMemory()!.peakBytes - start;
+    } finally {
+      setDeferredFreeLimit(DEFERRED_FREE_LIMIT);
+    }
+  }
+
+  it('bounds the dead buffers a submit batch holds, with the same result', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const tfjs = await chainPeak(Number.POSITIVE_INFINITY); // tfjs's own: every disposed buffer waits for the 64th dispatch
+    const early = await chainPeak(512 * 1024); // a submit once two dead 256 KiB buffers wait
+    console.log(`device peak of the chain: ${tfjs} bytes as tfjs, ${early} with a 512 KiB limit`);
+    expect(tfjs).toBeGreaterThanOrEqual(30 * 256 * 1024); // ~41 buffers of 256 KiB allocated at once
+    expect(early).toBeLessThanOrEqual(8 * 256 * 1024); // a handful
+    expect(() => setDeferredFreeLimit(-1)).toThrow(/the deferred-free limit must be a number of bytes/);
   });
 });
