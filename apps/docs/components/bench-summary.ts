@@ -32,7 +32,7 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
  * (`TIMING_FIELD` of packages/cli/src/bench/results.ts; the docs tests pin the two together).
  */
 export const TIMING_FIELD =
-  /^(ms|msPerStep|runs|gbps|tflops|speedup|ratio|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Tflops|PerSec)$/;
+  /^(ms|msPerStep|runs|gbps|gflops|tflops|speedup|ratio|shareOfMatmul|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Gflops|Tflops|PerSec)$/;
 
 /**
  * A row as the page shows it: one that failed (has an `error`) shows no timing, even where a file
@@ -340,6 +340,9 @@ const HEADERS: Record<string, string> = {
   gpuPoolMB: 'GPU pool (MiB)',
   teacherMB: 'teacher peak (MiB)',
   studentMB: 'student peak (MiB)',
+  devicePeakMB: 'device peak (MiB)',
+  teacherDeviceMB: 'teacher device peak (MiB)',
+  studentDeviceMB: 'student device peak (MiB)',
   elements: 'elements',
   bytes: 'bytes',
   reps: 'calls per sync',
@@ -440,6 +443,27 @@ export function trainSeries(rows: Row[], step: string): Series[] {
       .sort((a, b) => a[0] - b[0]),
     color: COLORS[i % COLORS.length],
   }));
+}
+
+/** A point of a chart that failed (its row has an `error`): where it would have been, and why it is not. */
+export interface FailedPoint {
+  x: number;
+  label: string;
+}
+
+/**
+ * The failed rows among `rows` as chart points at `xKey` (tokens, batch), for the rows `keep` selects;
+ * a chart marks them on its x axis, since a failed row has no timing to plot. Reads the raw rows (rowsOf
+ * keeps `error`).
+ */
+export function failedPoints(rows: unknown, xKey: string, keep: (r: Row) => boolean = () => true): FailedPoint[] {
+  return rowsOf(rows)
+    .filter((r) => r.error != null && num(r[xKey]) != null && keep(r))
+    .map((r) => ({
+      x: r[xKey] as number,
+      label: `${xKey} ${grouped(r[xKey] as number)}${r.batch != null && xKey !== 'batch' ? `, batch ${r.batch}` : ''}: failed (${String(r.error)})`,
+    }))
+    .sort((a, b) => a.x - b.x);
 }
 
 /**

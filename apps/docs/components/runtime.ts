@@ -1,7 +1,7 @@
 // Everything the playground runs in the browser. Loaded only by dynamic import from onMounted, so the
 // server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
 // (never @t2md/distill, which reads files through node:fs).
-import { type BackendInfo, backendReport, initBackend, isInputError, wasmBuild } from '@t2md/core';
+import { type BackendInfo, backendReport, initBackend, isInputError, releaseFreeBuffers, wasmBuild } from '@t2md/core';
 import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption, placeholderNotice } from '@t2md/shapes';
@@ -214,6 +214,8 @@ export async function timeScan(lengths: number[], repeats: number, signal: Abort
       onPoint({ length: L, scanMs, attentionMs });
     } finally {
       tf.dispose([x, dt, A, B, C, q, k, v]);
+      // the next length needs buffers of other sizes: give this one's pooled buffers back to the device
+      releaseFreeBuffers();
     }
   }
 }

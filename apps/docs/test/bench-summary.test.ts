@@ -8,6 +8,7 @@ import { TIMING_FIELD as BENCH_TIMING_FIELD } from '../../../packages/cli/src/be
 import {
   byCard,
   cell,
+  failedPoints,
   fmtRatio,
   header,
   headlines,
@@ -129,6 +130,25 @@ describe('a failed row', () => {
     expect(failed[col('msPerStep')].text).toBe('—');
     expect(failed[col('kernelsPerStep')].text).toBe('930'); // a count, not a timing
     expect(trainSeries(file.data.train as Row[], 'distill')[0].points).toEqual([[512, 1600]]);
+  });
+
+  it('is marked on its chart at the x it would have had, with its error', () => {
+    expect(failedPoints(file.data.train, 'batch', (r) => r.step === 'distill')).toEqual([
+      { x: 1024, label: 'batch 1,024: failed (WebGPU reported 1 error(s): Out of memory)' },
+    ]);
+    expect(failedPoints(file.data.train, 'batch', (r) => r.step === 'teacher')).toEqual([]);
+    const scaling = [
+      { tokens: 16384, batch: 1, teacherMs: 2080, studentMs: 1142, teacherDeviceMB: 4937, studentDeviceMB: 5482 },
+      { tokens: 32400, batch: 2, teacherMs: null, studentMs: null, error: 'WebGPU reported 3 error(s): Out of memory' },
+    ];
+    expect(failedPoints(scaling, 'tokens')).toEqual([
+      { x: 32400, label: 'tokens 32,400, batch 2: failed (WebGPU reported 3 error(s): Out of memory)' },
+    ]);
+    expect(failedPoints(scaling, 'tokens', (r) => r.batch === 1)).toEqual([]);
+    // the device-true peaks get headers; files without them (older runs) table as before
+    const [t] = tables({ scaling });
+    expect(t.columns.map((c) => c.header)).toEqual(expect.arrayContaining(['teacher device peak (MiB)', 'student device peak (MiB)']));
+    expect(header('devicePeakMB')).toBe('device peak (MiB)');
   });
 
   it("is judged by the bench's own pattern of timing fields", () => {

@@ -12,6 +12,14 @@ export class UsageError extends Error {
 }
 
 /**
+ * Some points of a benchmark failed (out of memory, a WebGPU error): the run finished and wrote its
+ * rows, so exit 1 with the one sentence that says which, and no stack.
+ */
+export class PointsFailedError extends Error {
+  override readonly name = 'PointsFailedError';
+}
+
+/**
  * The libraries' messages name their own options (`resume`, the `out` folder, a stage); these add
  * what to type instead. Each pattern is a phrase of one library message (tests pin them together).
  */
@@ -44,6 +52,7 @@ export function withFlagAdvice(message: string): string {
  */
 export function describeError(err: unknown, debug = false): { code: number; line: string } {
   if (err instanceof UsageError) return { code: EXIT_USAGE, line: `t2md: ${err.message}` };
+  if (err instanceof PointsFailedError) return { code: EXIT_FAILURE, line: `t2md: ${err.message}` };
   if (isInputError(err)) return { code: EXIT_USAGE, line: `t2md: ${withFlagAdvice(err.message)}` };
   const e = err as { code?: string; message?: string; path?: string };
   if (e?.code === 'ENOENT') return { code: EXIT_USAGE, line: `t2md: no such file: ${e.path ?? e.message}; check the path.` };

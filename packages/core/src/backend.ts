@@ -2,6 +2,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdapterList, type AdapterSummary, adapterName, listAdaptersInChild, listAdaptersOf, summarize } from './adapters.js';
 import { backendStarted } from './backend-started.js';
+import { watchDeviceBytes } from './device-memory.js';
 import { InputError, isInputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerReduceKernels } from './ops/reduce-webgpu.js';
@@ -122,14 +123,43 @@ async function preProbe(flags: readonly string[]): Promise<AdapterList | undefin
 }
 
 const webgpuErrors: string[] = [];
+/** Errors reported beyond the 100 kept (an out-of-memory run reports thousands). */
+let droppedErrors = 0;
+let quiet = false;
+let lost: string | null = null;
 
 /**
- * The WebGPU validation errors reported since the last call (shader compile errors, invalid bind
- * groups, out-of-memory), oldest first, and clears them. Dawn also prints them, but nothing throws:
- * a kernel that fails this way leaves its output buffer as it was.
+ * The WebGPU errors reported since the last call (shader compile errors, invalid bind groups,
+ * out-of-memory, the device's loss), oldest first, and clears them; the first 100 are kept, and a last
+ * entry says how many more there were. Nothing throws for them: a kernel that fails this way leaves its
+ * output buffer as it was, and so does every kernel of its command buffer.
  */
 export function takeWebGPUErrors(): string[] {
-  return webgpuErrors.splice(0, webgpuErrors.length);
+  const out = webgpuErrors.splice(0, webgpuErrors.length);
+  if (droppedErrors > 0) out.push(`(${droppedErrors} more WebGPU error(s) not kept)`);
+  droppedErrors = 0;
+  return out;
+}
+
+/**
+ * While on, WebGPU's uncaptured errors are kept for `takeWebGPUErrors` only, and Dawn in Node does not
+ * print each one: it prints them on stdout (inside a `--json` document) and, for a run out of memory,
+ * thousands of them, which hide the one line that says what failed. Turn it on only where the caller
+ * reports `takeWebGPUErrors()` itself (the benchmarks do, per point); off (the default), errors are
+ * printed as the platform prints them and kept as well.
+ */
+export function quietWebGPUErrors(on: boolean): void {
+  quiet = on;
+}
+
+/** Why the WebGPU device was lost, once it was (every later kernel does nothing); null while it works. */
+export function webgpuDeviceLost(): string | null {
+  return lost;
+}
+
+function keepError(message: string): void {
+  if (webgpuErrors.length < 100) webgpuErrors.push(message);
+  else droppedErrors += 1;
 }
 
 /** Registers tfjs's WebGPU backend on the adapter we probed, asking for the adapter's full limits. */
@@ -159,7 +189,13 @@ async function registerWebGPU(probe: WebGPUProbe): Promise<void> {
       // A shader that fails to compile invalidates the whole command buffer it is in, so the kernels
       // beside it silently do nothing too: keep every such error for `takeWebGPUErrors` (tests check it).
       device.addEventListener('uncapturederror', (ev) => {
-        if (webgpuErrors.length < 100) webgpuErrors.push(String((ev as GPUUncapturedErrorEvent).error?.message ?? ev));
+        keepError(String((ev as GPUUncapturedErrorEvent).error?.message ?? ev));
+        if (quiet) ev.preventDefault(); // Dawn (Node) and browsers print an error whose event was not prevented
+      });
+      void device.lost.then((info) => {
+        if (info.reason === 'destroyed') return; // tfjs's own dispose
+        lost = `the WebGPU device was lost (${info.reason ?? 'unknown'}${info.message ? `: ${info.message}` : ''})`;
+        keepError(lost);
       });
       tuneWebGPUFlags();
       registerCopyKernels();
@@ -196,6 +232,7 @@ async function useWebGPU(required: boolean, flags: readonly string[]): Promise<B
   if (!required && probe.software) return `the only WebGPU adapter is software (${adapterName(probe.info)})`;
   await registerWebGPU(probe);
   if (!(await tf.setBackend('webgpu'))) return 'tfjs could not start its WebGPU backend on this adapter';
+  watchDeviceBytes();
   return { backend: 'webgpu', adapter: { ...probe.info }, software: probe.software };
 }
 

@@ -2,7 +2,18 @@ export type { AdapterList, AdapterSummary } from './adapters.js';
 export { listAdapters } from './adapters.js';
 export { assertFloat, assertInt, assertOneOf, assertRank, assertShape, check, fmtShape } from './assert.js';
 export type { BackendInfo, BackendName, BackendReport, InitBackendOptions } from './backend.js';
-export { backendReport, currentBackend, dawnFlagsInUse, initBackend, takeWebGPUErrors, webgpuDetails } from './backend.js';
+export {
+  backendReport,
+  currentBackend,
+  dawnFlagsInUse,
+  initBackend,
+  quietWebGPUErrors,
+  takeWebGPUErrors,
+  webgpuDetails,
+  webgpuDeviceLost,
+} from './backend.js';
+export type { DeviceMemory } from './device-memory.js';
+export { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
 export { InputError, isInputError } from './errors.js';
 export { gradientsRegistered } from './gradients.js';
 export type { ElementwiseConfig, ElementwiseLayout } from './kernel/elementwise-config.js';
@@ -29,4 +40,4 @@ export type { SafetensorsDtype, SaveOptions } from './safetensors.js';
 export { loadSafetensors, saveSafetensors } from './safetensors.js';
 export type { WasmBuildInfo } from './wasm-threads.js';
 export { MAX_WASM_THREADS, wasmBuild } from './wasm-threads.js';
-export { releaseFreeBuffers } from './webgpu-backend.js';
+export { DEFERRED_FREE_LIMIT, setDeferredFreeLimit } from './webgpu-backend.js';

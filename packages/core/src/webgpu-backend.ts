@@ -12,11 +12,20 @@
  *   submitted, so nothing still queued reads a reused buffer after the write.
  * - Dispatches per queue submit (tfjs's `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE`, 15 by default) go to 64:
  *   a submit costs ~1 ms of host time there; 15 → 64 took a batch-512 step from 525 to 393 ms.
+ * - A disposed tensor that a recorded, not yet submitted command uses stays allocated (tfjs keeps it
+ *   until the submit), and so cannot be reused either: with 64 dispatches per submit the device holds
+ *   up to 64 dispatches' worth of dead activations. Seen on SwiftShader (width 128, 1,024 tokens, one
+ *   forward after a warm one): the device peak above the weights was 38 MiB for the SA×4 teacher and
+ *   61 MiB for the SA-HM-WM-HM student, against 12.5 and 22 MiB submitting after every dispatch. So a
+ *   submit also happens once the disposed-but-pending bytes pass `setDeferredFreeLimit` (1 GiB by
+ *   default): a submit (~1 ms of host time) per GiB of memory freed is noise beside the kernels that
+ *   wrote that GiB, and small workloads never reach it.
  * Everything else is tfjs's own. The class is made from the loaded module (the backend module must load
  * after `navigator.gpu` exists in Node), so this file imports it only as a type.
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from './errors.js';
 
 /** Dispatches recorded before tfjs submits its command encoder (see the module comment). */
 export const SUBMIT_BATCH = 64;
@@ -145,6 +154,41 @@ export function registerCopyKernels(): void {
 
 type BackendClass = new (device: GPUDevice, info?: unknown) => WebGPUBackend;
 
+/** Default of `setDeferredFreeLimit`. */
+export const DEFERRED_FREE_LIMIT = 2 ** 30;
+let deferredFreeLimit = DEFERRED_FREE_LIMIT;
+
+/**
+ * WebGPU: the most bytes of disposed tensors that may wait for the next queue submit before tfjs's
+ * recorded commands are submitted early so that their buffers can be freed or reused (see the module
+ * comment). Lower it to trade a little host time for a lower peak of device memory on long sequences
+ * and large batches; `Infinity` is tfjs's own behaviour (submit every 64 dispatches only).
+ */
+export function setDeferredFreeLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new InputError(`the deferred-free limit must be a number of bytes ≥ 0 (or Infinity), got ${bytes}.`);
+  deferredFreeLimit = bytes;
+}
+
+/** The fields of tfjs-webgpu 4.22's backend the early submit reads (checked before use). */
+interface SubmitInternals {
+  tensorMap: { get(dataId: object): TensorData | undefined };
+  tensorDataPendingDisposal: object[];
+  commandEncoder: GPUCommandEncoder | null;
+  activeTimers: unknown;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+
+function hasSubmitInternals(b: unknown): b is SubmitInternals {
+  const x = b as Partial<SubmitInternals>;
+  return (
+    typeof x.tensorMap?.get === 'function' &&
+    Array.isArray(x.tensorDataPendingDisposal) &&
+    typeof x.endComputePassEncoder === 'function' &&
+    typeof x.submitQueue === 'function'
+  );
+}
+
 /** Whether a backend instance has the internals `uploadToGPU` below needs (tfjs 4.22's layout). */
 function hasInternals(b: unknown): b is Internals {
   const x = b as Partial<Internals>;
@@ -155,7 +199,33 @@ function hasInternals(b: unknown): b is Internals {
 export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
   const proto = Base.prototype as unknown as { uploadToGPU?: (dataId: object) => void };
   if (typeof proto.uploadToGPU !== 'function') return Base;
+  const baseProto = Base.prototype as unknown as { disposeData(dataId: object, force?: boolean): boolean; submitQueue?: () => void };
+  if (typeof baseProto.disposeData !== 'function' || typeof baseProto.submitQueue !== 'function') return Base;
   class T2mdWebGPUBackend extends (Base as unknown as new (device: GPUDevice, info?: unknown) => object) {
+    /** Bytes of disposed tensors waiting for the next submit (tfjs's tensorDataPendingDisposal). */
+    private pendingFreeBytes?: number;
+
+    disposeData(dataId: object, force?: boolean): boolean {
+      const self = this as unknown;
+      if (!hasSubmitInternals(self)) return baseProto.disposeData.call(this, dataId, force);
+      const waiting = self.tensorDataPendingDisposal.length;
+      const done = baseProto.disposeData.call(this, dataId, force);
+      if (self.tensorDataPendingDisposal.length > waiting) {
+        this.pendingFreeBytes = (this.pendingFreeBytes ?? 0) + (self.tensorMap.get(dataId)?.resource?.size ?? 0);
+        // not while profiling: tfjs times each program in its own pass and submits at its query
+        if (this.pendingFreeBytes > deferredFreeLimit && self.commandEncoder != null && self.activeTimers == null) {
+          self.endComputePassEncoder();
+          self.submitQueue();
+        }
+      }
+      return done;
+    }
+
+    submitQueue(): void {
+      baseProto.submitQueue!.call(this);
+      this.pendingFreeBytes = 0;
+    }
+
     uploadToGPU(dataId: object): void {
       const self = this as unknown;
       const data = hasInternals(self) ? self.tensorMap.get(dataId) : undefined;
@@ -186,31 +256,4 @@ function uploadView(data: TensorData): Float32Array | Int32Array | null {
 /** Applies the submit batch (a tfjs flag, global to the process). */
 export function tuneWebGPUFlags(): void {
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', SUBMIT_BATCH);
-}
-
-/**
- * Destroys the buffers tfjs's pool holds free (tfjs keeps every released buffer for reuse, forever), so
- * a process that moves on to other tensor sizes (a benchmark stepping through batch sizes) does not keep
- * the old sizes' memory. Buffers in use are untouched; call it after the GPU work that released them
- * has been waited for (e.g. after reading a result back). Returns the bytes freed (0 off webgpu).
- */
-export function releaseFreeBuffers(): number {
-  if (tf.getBackend() !== 'webgpu') return 0;
-  const bm = (
-    tf.backend() as unknown as {
-      bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
-    }
-  ).bufferManager;
-  if (bm?.freeBuffers == null) return 0;
-  let bytes = 0;
-  for (const list of bm.freeBuffers.values()) {
-    for (const b of list) {
-      bytes += b.size;
-      b.destroy();
-    }
-    list.length = 0;
-  }
-  bm.numFreeBuffers = 0;
-  bm.numBytesAllocated -= bytes;
-  return bytes;
 }

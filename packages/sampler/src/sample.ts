@@ -4,7 +4,7 @@
  * growth over a run.
  */
 
-import { assertFloat, assertInt, check, fmtShape, Rng } from '@t2md/core';
+import { assertFloat, assertInt, assertOneOf, check, fmtShape, Rng, releaseFreeBuffers } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PredictionType } from './prediction.js';
 import type { ScheduleConfig } from './schedule.js';
@@ -66,6 +66,19 @@ export interface SampleOptions {
   readonly clipSample?: number;
   /** Called after every step (awaited when it returns a promise). */
   readonly onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * WebGPU: when tfjs's pool of released GPU buffers goes back to the device. tfjs keeps every buffer a
+   * tensor freed, per size, for reuse, and never frees one, so a process that samples at several sizes
+   * would hold every size's working set at once.
+   * - `'shape'` (default): at the start of a call whose model-input shape (`shape`, its batch doubled by
+   *   guidance) differs from the previous call's in this process. Memory stays bounded by the largest
+   *   size's working set; repeated calls at one size reuse the pool and allocate nothing.
+   * - `'always'`: at the end of every call, so between calls the device holds only live tensors (the
+   *   model's weights, the result); each call allocates its working set again.
+   * - `'never'`: tfjs's own behaviour (call `releaseFreeBuffers()` from `@t2md/core` yourself).
+   * Off WebGPU there is no pool and this does nothing.
+   */
+  readonly releaseBuffers?: 'shape' | 'always' | 'never';
   /** Aborting stops the run before its next model call (or right after the current one), frees every tensor and rejects with the signal's reason (an 'AbortError' DOMException by default). */
   readonly signal?: AbortSignal;
 }
@@ -112,6 +125,7 @@ function checkOptions(opts: SampleOptions): { shape: number[]; scale: number } {
     () => `guidance.scale must be a finite number (1 = no guidance), got ${String(scale)}.`,
   );
   check(opts.onStep == null || typeof opts.onStep === 'function', 'onStep must be a function.');
+  if (opts.releaseBuffers != null) assertOneOf('releaseBuffers', opts.releaseBuffers, ['shape', 'always', 'never']);
   return { shape, scale };
 }
 
@@ -151,6 +165,9 @@ async function callModel(model: ModelFn, xIn: tf.Tensor, t: number, step: number
   }
 }
 
+/** The model-input shape of the last `sample` call in this process (see `releaseBuffers`). */
+let lastShape: string | undefined;
+
 /**
  * Draws a sample: `steps` steps of `sampler` from seeded standard-normal noise of `shape` down to the
  * clean sample (see the README for the timestep spacing and the guidance convention). The returned
@@ -165,6 +182,10 @@ export async function sample(opts: SampleOptions): Promise<tf.Tensor> {
   );
   const { signal } = opts;
   if (signal?.aborted) throw abortReason(signal);
+  const release = opts.releaseBuffers ?? 'shape';
+  const modelShape = [scale !== 1 ? 2 * shape[0] : shape[0], ...shape.slice(1)].join('x');
+  if (release === 'shape' && lastShape != null && lastShape !== modelShape) releaseFreeBuffers();
+  lastShape = modelShape;
   const rng = new Rng(opts.seed ?? 0);
   let x: tf.Tensor = tf.tidy(() => tf.mul(opts.initialNoise ?? rng.randn(shape), state.initNoiseSigma)); // [B, ...]
   const total = state.timesteps.length;
@@ -204,5 +225,6 @@ export async function sample(opts: SampleOptions): Promise<tf.Tensor> {
     throw err;
   }
   disposeState(state);
+  if (release === 'always') releaseFreeBuffers(); // safe with work still queued (see releaseFreeBuffers)
   return x;
 }

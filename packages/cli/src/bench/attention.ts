@@ -5,7 +5,7 @@
  */
 import { attention, attentionRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { failRow, median, normal, pickSizes, type RunnerOptions, relErr, round, timeRuns } from './measure.js';
+import { checked, devicePeakMB, failRow, median, normal, pickSizes, type RunnerOptions, relErr, round, timeRuns } from './measure.js';
 
 export interface AttentionShape {
   tokens: number[];
@@ -38,6 +38,8 @@ export interface AttentionRow {
   relErrVsNaive: number | null;
   fwdRuns: number[];
   fwdBwdRuns: number[];
+  /** WebGPU only: the device-true peak of the point in MiB (measure.ts `devicePeakMB`). */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -72,30 +74,34 @@ export async function runAttentionBench(opts: RunnerOptions): Promise<AttentionR
     // the kernel and the naive reference are timed alike: the same runs, warm-up and one sync per call
     const grads = (f: typeof attention) => () => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))([q, k, v], dy);
     try {
-      row.fwdRuns = await timeRuns(() => attention(q, k, v), { runs, budgetMs });
-      row.fwdMs = median(row.fwdRuns);
-      row.fwdTflops = (4 * L * L * dh * heads) / (row.fwdMs * 1e-3) / 1e12;
-      opts.log(`  forward ${row.fwdMs.toFixed(2)} ms (${row.fwdTflops.toPrecision(3)} TFLOP/s)`);
-      row.fwdBwdRuns = await timeRuns(grads(attention), { runs, budgetMs });
-      row.fwdBwdMs = median(row.fwdBwdRuns);
-      opts.log(`  forward+backward ${row.fwdBwdMs.toFixed(2)} ms`);
-      const scoreBytes = 4 * heads * L * L;
-      if (scoreBytes <= NAIVE_FWD_BYTES) {
-        row.naiveFwdMs = median(await timeRuns(() => attentionRef(q, k, v), { runs, budgetMs }));
-        const a = attention(q, k, v);
-        const r = attentionRef(q, k, v);
-        row.relErrVsNaive = await relErr(a, r);
-        tf.dispose([a, r]);
-        opts.log(`  naive forward ${row.naiveFwdMs.toFixed(2)} ms, rel err ${row.relErrVsNaive.toExponential(2)}`);
-      }
-      if (scoreBytes <= NAIVE_BWD_BYTES) {
-        row.naiveFwdBwdMs = median(await timeRuns(grads(attentionRef), { runs, budgetMs }));
-        opts.log(`  naive forward+backward ${row.naiveFwdBwdMs.toFixed(2)} ms`);
-      }
+      await checked(async () => {
+        row.fwdRuns = await timeRuns(() => attention(q, k, v), { runs, budgetMs });
+        row.fwdMs = median(row.fwdRuns);
+        row.fwdTflops = (4 * L * L * dh * heads) / (row.fwdMs * 1e-3) / 1e12;
+        opts.log(`  forward ${row.fwdMs.toFixed(2)} ms (${row.fwdTflops.toPrecision(3)} TFLOP/s)`);
+        row.fwdBwdRuns = await timeRuns(grads(attention), { runs, budgetMs });
+        row.fwdBwdMs = median(row.fwdBwdRuns);
+        opts.log(`  forward+backward ${row.fwdBwdMs.toFixed(2)} ms`);
+        const scoreBytes = 4 * heads * L * L;
+        if (scoreBytes <= NAIVE_FWD_BYTES) {
+          row.naiveFwdMs = median(await timeRuns(() => attentionRef(q, k, v), { runs, budgetMs }));
+          const a = attention(q, k, v);
+          const r = attentionRef(q, k, v);
+          row.relErrVsNaive = await relErr(a, r);
+          tf.dispose([a, r]);
+          opts.log(`  naive forward ${row.naiveFwdMs.toFixed(2)} ms, rel err ${row.relErrVsNaive.toExponential(2)}`);
+        }
+        if (scoreBytes <= NAIVE_BWD_BYTES) {
+          row.naiveFwdBwdMs = median(await timeRuns(grads(attentionRef), { runs, budgetMs }));
+          opts.log(`  naive forward+backward ${row.naiveFwdBwdMs.toFixed(2)} ms`);
+        }
+      });
     } catch (err) {
       failRow(row, err);
       opts.log(`  failed: ${row.error}`);
     }
+    const peak = devicePeakMB();
+    if (peak != null) row.devicePeakMB = peak;
     tf.dispose([q, k, v, dy]);
     rows.push(row);
   }

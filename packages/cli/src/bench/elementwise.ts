@@ -18,7 +18,7 @@ import {
 } from '@t2md/core';
 import { adaNorm, adaNormRef, gatedAdd, gatedAddRef } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, median, pickSizes, type RunnerOptions, relErr, round, timeRuns, uniform } from './measure.js';
+import { checked, devicePeakMB, errorText, median, pickSizes, type RunnerOptions, relErr, round, timeRuns, uniform } from './measure.js';
 import { formatTable } from './table.js';
 
 /** One measurement. */
@@ -39,6 +39,8 @@ export interface ElementwiseRow {
   runs: number[];
   /** ‖y − y_ref‖ / ‖y_ref‖ over the last 2^20 outputs, y_ref made of tfjs-core ops (WebGPU rows of our ops). */
   relErr?: number;
+  /** WebGPU only: the device-true peak of the point in MiB (measure.ts `devicePeakMB`). */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -114,7 +116,8 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
   const launches = o.quick ? 5 : LAUNCHES;
   const rows: ElementwiseRow[] = [];
   const add = (row: ElementwiseRow) => {
-    rows.push(row);
+    const peak = devicePeakMB(); // of the point `checked` ran last: this row's
+    rows.push(peak != null ? { ...row, devicePeakMB: peak } : row);
     const err = row.relErr == null ? '' : `, rel err ${row.relErr.toExponential(1)}`;
     o.log(
       `  ${row.op} [${row.variant}]: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(3)} ms, ${row.gbps?.toPrecision(3)} GB/s${err}`}`,
@@ -131,14 +134,16 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
   ) => {
     const set = layout ? { layout } : {};
     try {
-      let e: number | undefined;
-      if (ref != null) {
-        const y = tf.tidy(() => tail(fn()));
-        e = await relErr(y, ref);
-        y.dispose();
-      }
-      // ms per launch of RUNS loops of `launches` queued launches (after 2 untimed loops that compile and fill the pool)
-      const runs = await timeRuns(fn, { runs: RUNS, warmup: 2, reps: launches });
+      const { e, runs } = await checked(async () => {
+        let e: number | undefined;
+        if (ref != null) {
+          const y = tf.tidy(() => tail(fn()));
+          e = await relErr(y, ref);
+          y.dispose();
+        }
+        // ms per launch of RUNS loops of `launches` queued launches (after 2 untimed loops that compile and fill the pool)
+        return { e, runs: await timeRuns(fn, { runs: RUNS, warmup: 2, reps: launches }) };
+      });
       const ms = median(runs);
       add({ op, elements, variant, ...set, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) });
     } catch (err) {
@@ -236,6 +241,6 @@ export function elementwiseTable(rows: readonly ElementwiseRow[]): string {
     ['variant', (r) => r.variant],
     ['ms', (r) => (r.ms == null ? '—' : r.ms.toFixed(3))],
     ['GB/s', (r) => (r.gbps == null ? '—' : r.gbps.toPrecision(3))],
-    ['rel err', (r) => (r.relErr != null ? r.relErr.toExponential(1) : r.error ? `failed: ${r.error.slice(0, 40)}` : '')],
+    ['rel err', (r) => (r.error ? `failed: ${r.error.slice(0, 40)}` : r.relErr != null ? r.relErr.toExponential(1) : '')],
   ]);
 }

@@ -8,7 +8,18 @@
  */
 import { autoTile, gemm, type MatMulUnroll } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { failRow, type Log, median, normal, pickSizes, type RunnerOptions, round, timeInterleaved } from './measure.js';
+import {
+  checked,
+  devicePeakMB,
+  failRow,
+  type Log,
+  median,
+  normal,
+  pickSizes,
+  type RunnerOptions,
+  round,
+  timeInterleaved,
+} from './measure.js';
 import { formatTable } from './table.js';
 
 type Layout = 'NT' | 'NN' | 'TN';
@@ -41,6 +52,8 @@ export interface MatmulRow extends MatmulShape {
   relErr: number | null;
   maxErr: number | null;
   runs: number[];
+  /** WebGPU only: the device-true peak (MiB) of timing all variants of this shape together (measure.ts `devicePeakMB`). */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -125,9 +138,13 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   const outputs: (Float32Array | undefined)[] = [];
   for (const row of rows) {
     try {
-      const c = call(row)();
-      outputs.push((await c.data()) as Float32Array);
-      c.dispose();
+      const out = await checked(async () => {
+        const c = call(row)();
+        const values = (await c.data()) as Float32Array;
+        c.dispose();
+        return values;
+      });
+      outputs.push(out);
     } catch (err) {
       failRow(row, err);
       outputs.push(undefined);
@@ -136,9 +153,11 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   }
   const live = rows.filter((r) => r.error == null);
   try {
-    const samples = await timeInterleaved(
-      live.map((r) => call(r)),
-      { runs, warmup: 2, budgetMs: 30_000, reps },
+    const samples = await checked(() =>
+      timeInterleaved(
+        live.map((r) => call(r)),
+        { runs, warmup: 2, budgetMs: 30_000, reps },
+      ),
     );
     live.forEach((r, i) => {
       r.runs = samples[i]!;
@@ -148,6 +167,9 @@ async function benchShape(s: MatmulShape, o: { quick: boolean; log: Log }): Prom
   } catch (err) {
     for (const r of live) failRow(r, err);
   }
+  // every variant of the shape ran interleaved in one point: the peak is the shape's, on each row
+  const peak = devicePeakMB();
+  if (peak != null) for (const r of rows) r.devicePeakMB = peak;
   const ref = outputs[0];
   const refMs = rows[0]!.variant === 'tfjs' ? rows[0]!.ms : null;
   rows.forEach((row, i) => {
@@ -204,6 +226,6 @@ export function matmulTable(rows: readonly MatmulRow[]): string {
     ['TFLOP/s', (r) => (r.tflops == null ? '—' : r.tflops.toPrecision(3))],
     ['vs tfjs', (r) => (r.speedup == null ? '—' : `${r.speedup.toFixed(2)}×`)],
     ['rel err', (r) => (r.relErr == null ? '' : r.relErr.toExponential(1))],
-    ['max err', (r) => (r.maxErr == null ? (r.error ? `failed: ${r.error.slice(0, 40)}` : '') : r.maxErr.toExponential(1))],
+    ['max err', (r) => (r.error ? `failed: ${r.error.slice(0, 40)}` : r.maxErr == null ? '' : r.maxErr.toExponential(1))],
   ]);
 }

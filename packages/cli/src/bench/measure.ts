@@ -2,7 +2,16 @@
  * Timing helpers shared by the benchmarks: wall-clock runs synced by reading back one element, medians,
  * seeded inputs and relative errors. Everything here works the same on webgpu, wasm and cpu.
  */
-import { InputError, Rng } from '@t2md/core';
+import {
+  deviceMemory,
+  InputError,
+  Rng,
+  releaseFreeBuffers,
+  resetDevicePeak,
+  takeWebGPUErrors,
+  webgpuDeviceLost,
+  webgpuIdle,
+} from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { timingsOf } from './results.js';
 
@@ -130,7 +139,8 @@ export async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
 export function errorText(err: unknown): string {
   return String((err as Error)?.message ?? err)
     .replace(/\s+/g, ' ')
-    .slice(0, 200);
+    .slice(0, 200)
+    .trim();
 }
 
 /**
@@ -142,6 +152,53 @@ export function failRow<T extends object>(row: T, err: unknown): T {
   for (const k of timingsOf(r)) r[k] = Array.isArray(r[k]) ? [] : null;
   r.error = errorText(err);
   return row;
+}
+
+/**
+ * Runs one benchmark point (or one model of a point) so that it fails loudly. Before: waits for the GPU,
+ * returns tfjs's buffer pool to the device (the point before may have
+ * used other sizes) and restarts the device peak (`devicePeakMB`). After: submits and waits for
+ * everything `fn` queued, then throws when WebGPU reported any error meanwhile. A failed allocation or
+ * an invalid shader throws nothing by itself: its kernels (and the rest of their command buffer) are
+ * skipped and the point looks fast (seen at 32,400 tokens on the H100: out of device memory, times
+ * recorded and charted). The WebGPU error is named before an exception `fn` threw, being its likely cause.
+ */
+export async function checked<T>(fn: () => Promise<T>): Promise<T> {
+  const lost = webgpuDeviceLost();
+  if (lost != null) throw new Error(`${lost}; every later point fails too`);
+  await webgpuIdle();
+  // errors of work outside any point (inputs, references made between points) fail this point, not nobody
+  const before = takeWebGPUErrors();
+  releaseFreeBuffers();
+  resetDevicePeak();
+  let value: T | undefined;
+  let thrown: { err: unknown } | undefined;
+  try {
+    value = await fn();
+  } catch (err) {
+    thrown = { err };
+  }
+  await webgpuIdle();
+  const errors = [...before, ...takeWebGPUErrors()];
+  if (errors.length > 0) {
+    const also = thrown != null ? `; then: ${errorText(thrown.err)}` : '';
+    throw new Error(`WebGPU reported ${errors.length} error(s): ${errors[0]}${also}`);
+  }
+  if (thrown != null) throw thrown.err;
+  return value as T;
+}
+
+const MiB = 2 ** 20;
+
+/**
+ * The device-true peak of the point `checked` ran last, in MiB: the most bytes tfjs-webgpu had
+ * allocated from the device at once (tensors, its pool of released buffers, uniforms and staging
+ * buffers; see @t2md/core's deviceMemory for what it misses), less `exclude` bytes (e.g. another model's
+ * weights that the bench keeps resident). Undefined off WebGPU.
+ */
+export function devicePeakMB(exclude = 0): number | undefined {
+  const m = deviceMemory();
+  return m == null ? undefined : round((m.peakBytes - exclude) / MiB, 1);
 }
 
 /** Rounds for tables and JSON: timings to µs, rates to 3 significant digits. */

@@ -55,7 +55,7 @@ export const BENCHES: readonly BenchName[] = SECTIONS.map((s) => s.name);
  * The docs' benchmarks page keeps the same pattern (apps/docs/components/bench-summary.ts; a test pins them).
  */
 export const TIMING_FIELD =
-  /^(ms|msPerStep|runs|gbps|tflops|speedup|ratio|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Tflops|PerSec)$/;
+  /^(ms|msPerStep|runs|gbps|gflops|tflops|speedup|ratio|shareOfMatmul|passes|profile|profileDetail)$|(Ms|MsPerStep|Runs|Gflops|Tflops|PerSec)$/;
 
 /** The timing fields of `row` that hold a value (a number or text, or a non-empty list). */
 export function timingsOf(row: Record<string, unknown>): string[] {

@@ -13,7 +13,7 @@ import { generate, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, SHIPPED } from '../models.js';
 import { forwardCost, type GemmShape } from './flops.js';
-import { failRow, type Log, median, round } from './measure.js';
+import { checked, devicePeakMB, failRow, type Log, median, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export interface SampleRow {
@@ -42,6 +42,8 @@ export interface SampleRow {
   profileMs?: number;
   profile?: OpTime[];
   profileDetail?: OpTime[];
+  /** WebGPU only: the device-true peak of the point in MiB (measure.ts `devicePeakMB`). */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -120,50 +122,54 @@ async function measure(name: string, trained: ReturnType<typeof loadModel>, batc
     shareOfMatmul: null,
   };
   try {
-    const stepMs: number[] = [];
-    const { images } = await generate({
-      model,
-      encoder,
-      prompt: PROMPT,
-      count: batch,
-      steps: o.steps + 1,
-      onStep: ({ ms }) => void stepMs.push(ms),
-    });
-    images.dispose();
-    row.stepsMs = stepMs.slice(1).map((x) => round(x, 1));
-    row.msPerStep = round(median(row.stepsMs), 1);
-    row.msPerImageStep = round(row.msPerStep / batch, 1);
-    row.gflops = round(cost.flops / row.msPerStep / 1e6, 2);
-    row.matmulGflops = round(await matmulRate(cost.gemms), 2);
-    row.shareOfMatmul = round(row.gflops / row.matmulGflops, 3);
-    if (o.profile) {
-      const { tokens: ids, mask } = tokenizeToTensors(Array(batch).fill(PROMPT));
-      const feats = tf.tidy(() => encoder.encode(ids, mask));
-      const denoiser = captionedDenoiser(model, feats, mask, true);
-      tf.dispose([ids, mask, feats]);
-      const x = tf.randomNormal([2 * batch, model.config.inChannels, size, size]);
-      const t = tf.fill([2 * batch], 500, 'int32');
-      try {
-        const prof = await profileOps(async () => {
-          const eps = denoiser.model(x, t);
-          await eps.data();
-          eps.dispose();
-        });
-        row.profileMs = prof.total;
-        row.profile = prof.ops;
-        row.profileDetail = prof.detail;
-      } finally {
-        denoiser.dispose();
-        tf.dispose([x, t]);
+    await checked(async () => {
+      const stepMs: number[] = [];
+      const { images } = await generate({
+        model,
+        encoder,
+        prompt: PROMPT,
+        count: batch,
+        steps: o.steps + 1,
+        onStep: ({ ms }) => void stepMs.push(ms),
+      });
+      images.dispose();
+      row.stepsMs = stepMs.slice(1).map((x) => round(x, 1));
+      row.msPerStep = round(median(row.stepsMs), 1);
+      row.msPerImageStep = round(row.msPerStep / batch, 1);
+      row.gflops = round(cost.flops / row.msPerStep / 1e6, 2);
+      row.matmulGflops = round(await matmulRate(cost.gemms), 2);
+      row.shareOfMatmul = round(row.gflops / row.matmulGflops, 3);
+      if (o.profile) {
+        const { tokens: ids, mask } = tokenizeToTensors(Array(batch).fill(PROMPT));
+        const feats = tf.tidy(() => encoder.encode(ids, mask));
+        const denoiser = captionedDenoiser(model, feats, mask, true);
+        tf.dispose([ids, mask, feats]);
+        const x = tf.randomNormal([2 * batch, model.config.inChannels, size, size]);
+        const t = tf.fill([2 * batch], 500, 'int32');
+        try {
+          const prof = await profileOps(async () => {
+            const eps = denoiser.model(x, t);
+            await eps.data();
+            eps.dispose();
+          });
+          row.profileMs = prof.total;
+          row.profile = prof.ops;
+          row.profileDetail = prof.detail;
+        } finally {
+          denoiser.dispose();
+          tf.dispose([x, t]);
+        }
       }
-    }
+    });
     o.log(
-      `sample ${name} batch ${batch}: ${row.msPerStep} ms/step, ${row.msPerImageStep} ms per image-step, ${row.gflops} GFLOP/s = ${(100 * row.shareOfMatmul).toFixed(0)}% of matMul's ${row.matmulGflops}`,
+      `sample ${name} batch ${batch}: ${row.msPerStep} ms/step, ${row.msPerImageStep} ms per image-step, ${row.gflops} GFLOP/s = ${(100 * (row.shareOfMatmul ?? 0)).toFixed(0)}% of matMul's ${row.matmulGflops}`,
     );
   } catch (err) {
     failRow(row, err);
     o.log(`sample ${name} batch ${batch}: ${row.error}`);
   } finally {
+    const peak = devicePeakMB();
+    if (peak != null) row.devicePeakMB = peak;
     await tf.ready();
     releaseFreeBuffers();
   }

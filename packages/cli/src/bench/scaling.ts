@@ -8,7 +8,7 @@
 import { InputError } from '@t2md/core';
 import { createDiT, type DiT, type DiTConfig, pixartXL2, t2mdXL2 } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { failRow, median, normal, pickSizes, type RunnerOptions, round, sync, timeRuns } from './measure.js';
+import { checked, devicePeakMB, failRow, median, normal, pickSizes, type RunnerOptions, round, sync, timeRuns } from './measure.js';
 
 /** A 4-block model at width 128 (head dim 32) for CPUs and SwiftShader, laid out like the XL pair. */
 const quickTeacher: DiTConfig = Object.freeze({
@@ -62,7 +62,9 @@ export function scalingPlan(quick: boolean, sizes?: readonly number[]): ScalingP
  * One (tokens, batch) point. Times are medians of wall ms per forward; the split times the token mixers
  * (and cross-attentions) of every block alone on inputs of the same shape, and `rest` is the forward
  * minus those (norms, modulation, MLPs, embedders, final layer, and tfjs's per-op overhead).
- * Memory: weights + inputs + the high-water of live tfjs tensor bytes during one forward, in MiB.
+ * Memory, in MiB: `teacherMB`/`studentMB` = weights + inputs + the high-water of live tfjs tensor bytes
+ * during one forward; `teacherDeviceMB`/`studentDeviceMB` = the device-true peak of the model's whole
+ * measurement (forwards and the split), tfjs's buffer pool included, less the other model's weights.
  */
 export interface ScalingRow {
   tokens: number;
@@ -84,8 +86,14 @@ export interface ScalingRow {
   studentRestMs: number | null;
   teacherWeightsMB: number;
   studentWeightsMB: number;
-  /** WebGPU only: bytes tfjs-webgpu's buffer pool holds after this point (a process-wide high-water, both models). */
-  gpuPoolMB?: number;
+  /**
+   * WebGPU only: the most bytes tfjs-webgpu had allocated from the device at once while this model was
+   * measured (its weights, inputs, activations, the pool of released buffers, uniforms and staging
+   * buffers), less the other model's weights, which the bench keeps resident. The pool is released
+   * before each model. Absent in older files (some have `gpuPoolMB`: the pool's size after the point).
+   */
+  teacherDeviceMB?: number;
+  studentDeviceMB?: number;
   teacherRuns: number[];
   studentRuns: number[];
   error?: string;
@@ -223,7 +231,8 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
           studentRuns: [],
         };
         try {
-          const tp = await measureModel(teacher, T, N, T + N, runs);
+          const tp = await checked(() => measureModel(teacher, T, N, T + N, runs));
+          const teacherDevice = devicePeakMB(weightBytes(student));
           Object.assign(row, {
             teacherMs: round(tp.ms),
             teacherRuns: tp.runs.map((x) => round(x)),
@@ -231,11 +240,13 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
             teacherAttnMs: round(tp.attnMs),
             teacherCrossMs: round(tp.crossMs),
             teacherRestMs: round(tp.ms - tp.attnMs - tp.mambaMs - tp.crossMs),
+            ...(teacherDevice != null ? { teacherDeviceMB: teacherDevice } : {}),
           });
           opts.log(
-            `  teacher ${tp.ms.toFixed(2)} ms (attention ${tp.attnMs.toFixed(2)}, cross ${tp.crossMs.toFixed(2)}), ${tp.mb.toFixed(0)} MiB`,
+            `  teacher ${tp.ms.toFixed(2)} ms (attention ${tp.attnMs.toFixed(2)}, cross ${tp.crossMs.toFixed(2)}), ${tp.mb.toFixed(0)} MiB${teacherDevice != null ? `, device peak ${teacherDevice.toFixed(0)} MiB` : ''}`,
           );
-          const sp = await measureModel(student, T, N, T + N, runs);
+          const sp = await checked(() => measureModel(student, T, N, T + N, runs));
+          const studentDevice = devicePeakMB(weightBytes(teacher));
           Object.assign(row, {
             studentMs: round(sp.ms),
             studentRuns: sp.runs.map((x) => round(x)),
@@ -245,16 +256,19 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
             studentCrossMs: round(sp.crossMs),
             studentRestMs: round(sp.ms - sp.attnMs - sp.mambaMs - sp.crossMs),
             ratio: round(tp.ms / sp.ms),
+            ...(studentDevice != null ? { studentDeviceMB: studentDevice } : {}),
           });
           opts.log(
-            `  student ${sp.ms.toFixed(2)} ms (attention ${sp.attnMs.toFixed(2)}, Mamba ${sp.mambaMs.toFixed(2)}, cross ${sp.crossMs.toFixed(2)}), ${sp.mb.toFixed(0)} MiB; speed-up ${(tp.ms / sp.ms).toFixed(2)}×`,
+            `  student ${sp.ms.toFixed(2)} ms (attention ${sp.attnMs.toFixed(2)}, Mamba ${sp.mambaMs.toFixed(2)}, cross ${sp.crossMs.toFixed(2)}), ${sp.mb.toFixed(0)} MiB${studentDevice != null ? `, device peak ${studentDevice.toFixed(0)} MiB` : ''}; speed-up ${(tp.ms / sp.ms).toFixed(2)}×`,
           );
         } catch (err) {
           failRow(row, err);
+          // what the failed model had asked the device for when it failed (failed allocations included)
+          const teacherFailed = row.teacherDeviceMB == null;
+          const peak = devicePeakMB(weightBytes(teacherFailed ? student : teacher));
+          if (peak != null) row[teacherFailed ? 'teacherDeviceMB' : 'studentDeviceMB'] = peak;
           opts.log(`  failed: ${row.error}`);
         }
-        const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
-        if (typeof pool === 'number') row.gpuPoolMB = round(pool / MiB, 1);
         rows.push(row);
       }
     }

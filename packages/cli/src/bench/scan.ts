@@ -7,7 +7,19 @@
 import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorText, median, pickSizes, type RunnerOptions, relErr, round, type TimeOptions, timeRuns, uniform } from './measure.js';
+import {
+  checked,
+  devicePeakMB,
+  errorText,
+  median,
+  pickSizes,
+  type RunnerOptions,
+  relErr,
+  round,
+  type TimeOptions,
+  timeRuns,
+  uniform,
+} from './measure.js';
 
 export interface ScanShape {
   lengths: number[];
@@ -70,6 +82,8 @@ export interface ScanRow {
   /** On WebGPU (unless --no-profile): GPU ms of one extra call summed over programs (tf.time), and per program. */
   gpuMs?: number;
   passes?: string;
+  /** WebGPU only: the device-true peak of the point in MiB (measure.ts `devicePeakMB`). */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -126,7 +140,8 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
   const { heads: H, headdim: P, dstate: N } = s;
   const rows: ScanRow[] = [];
   const add = (row: ScanRow) => {
-    rows.push(row);
+    const peak = devicePeakMB(); // of the point `checked` ran last: this row's
+    rows.push(peak != null ? { ...row, devicePeakMB: peak } : row);
     opts.log(
       `  ${row.op} ${row.impl} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
@@ -147,16 +162,13 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
         const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q } as const;
         try {
           const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
-          const runs = await timeRuns(fn, timing);
-          const ms = median(runs);
-          add({
-            ...head,
-            ms,
-            reps: s.reps,
-            gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
-            runs,
-            ...(await profile(fn, profiled)),
+          const row = await checked(async (): Promise<ScanRow> => {
+            const runs = await timeRuns(fn, timing);
+            const ms = median(runs);
+            const gbps = (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6;
+            return { ...head, ms, reps: s.reps, gbps, runs, ...(await profile(fn, profiled)) };
           });
+          add(row);
         } catch (err) {
           add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
         }
@@ -171,28 +183,30 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
       try {
         const fn =
           pass === 'forward' ? () => ssdScanRef(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScanRef, inp, dy, Q);
-        // the forward is also the kernel's accuracy check
-        let err: number | undefined;
-        if (pass === 'forward') {
-          const [a, r] = [ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y, fn() as tf.Tensor];
-          err = await relErr(a, r);
-          tf.dispose([a, r]);
-        }
-        const runs = await timeRuns(fn, timing);
-        const ms = median(runs);
-        const row: ScanRow = {
-          op: 'ssdScan',
-          impl: 'tfjs-ref',
-          pass,
-          L,
-          ...base,
-          chunkSize: Q,
-          ms,
-          reps: s.reps,
-          gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
-          runs,
-          ...(err != null ? { relErr: err } : {}),
-        };
+        const row = await checked(async (): Promise<ScanRow> => {
+          // the forward is also the kernel's accuracy check
+          let err: number | undefined;
+          if (pass === 'forward') {
+            const [a, r] = [ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y, fn() as tf.Tensor];
+            err = await relErr(a, r);
+            tf.dispose([a, r]);
+          }
+          const runs = await timeRuns(fn, timing);
+          const ms = median(runs);
+          return {
+            op: 'ssdScan',
+            impl: 'tfjs-ref',
+            pass,
+            L,
+            ...base,
+            chunkSize: Q,
+            ms,
+            reps: s.reps,
+            gbps: (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6,
+            runs,
+            ...(err != null ? { relErr: err } : {}),
+          };
+        });
         add(row);
       } catch (err) {
         add({ op: 'ssdScan', impl: 'tfjs-ref', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) });
@@ -238,7 +252,7 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
   for (const pass of ['forward', 'forward+backward'] as const) {
     try {
       const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;
-      const runs = await timeRuns(fn, timing);
+      const runs = await checked(() => timeRuns(fn, timing));
       const ms = median(runs);
       add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms, gbps: ((pass === 'forward' ? 1 : 2) * bytes) / ms / 1e6, runs });
     } catch (err) {
@@ -249,10 +263,12 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
   if (L <= 256) {
     try {
       const fn = () => selectiveScanRef(si, { deltaSoftplus: true }).y;
-      const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the accuracy check
-      const err = await relErr(a, r);
-      tf.dispose([a, r]);
-      const runs = await timeRuns(fn, timing);
+      const { err, runs } = await checked(async () => {
+        const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the accuracy check
+        const e = await relErr(a, r);
+        tf.dispose([a, r]);
+        return { err: e, runs: await timeRuns(fn, timing) };
+      });
       const ms = median(runs);
       add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms, gbps: bytes / ms / 1e6, runs, relErr: err });
     } catch (err) {

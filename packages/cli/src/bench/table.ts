@@ -40,7 +40,8 @@ export function scanTable(rows: readonly ScanRow[]): string {
     ['pass', (r) => r.pass],
     ['ms', (r) => num(r.ms)],
     ['GB/s', (r) => (r.gbps == null ? '—' : r.gbps.toPrecision(3))],
-    ['rel err', (r) => sci(r.relErr) || (r.error ? `failed: ${r.error.slice(0, 40)}` : '')],
+    ['device MiB', (r) => num(r.devicePeakMB, 0)],
+    ['rel err', (r) => (r.error ? `failed: ${r.error.slice(0, 40)}` : sci(r.relErr))],
   ]);
 }
 
@@ -52,7 +53,8 @@ export function attentionTable(rows: readonly AttentionRow[]): string {
     ['fwd+bwd ms', (r) => num(r.fwdBwdMs)],
     ['naive fwd', (r) => num(r.naiveFwdMs)],
     ['naive fwd+bwd', (r) => num(r.naiveFwdBwdMs)],
-    ['rel err', (r) => sci(r.relErrVsNaive) || (r.error ? `failed: ${r.error.slice(0, 40)}` : '')],
+    ['device MiB', (r) => num(r.devicePeakMB, 0)],
+    ['rel err', (r) => (r.error ? `failed: ${r.error.slice(0, 40)}` : sci(r.relErrVsNaive))],
   ]);
 }
 
@@ -70,6 +72,8 @@ export function scalingTable(rows: readonly ScalingRow[]): string {
     ],
     ['T MiB', (r) => num(r.teacherMB, 0)],
     ['S MiB', (r) => num(r.studentMB, 0)],
+    ['T device MiB', (r) => num(r.teacherDeviceMB, 0)],
+    ['S device MiB', (r) => num(r.studentDeviceMB, 0)],
     ['', (r) => (r.error ? `failed: ${r.error.slice(0, 60)}` : '')],
   ]);
 }
@@ -94,6 +98,7 @@ export function sampleTable(rows: readonly SampleRow[]): string {
     ['GFLOP/s', (r) => num(r.gflops, 2)],
     ['matMul GFLOP/s', (r) => num(r.matmulGflops, 2)],
     ['share', (r) => (r.shareOfMatmul == null ? '—' : `${(100 * r.shareOfMatmul).toFixed(0)}%`)],
+    ['device MiB', (r) => num(r.devicePeakMB, 0)],
     ['error', (r) => r.error ?? ''],
   ]);
   const profiles = rows
@@ -112,6 +117,7 @@ export function trainTable(rows: readonly TrainRow[]): string {
     ['data ms', (r) => num(r.dataMsPerStep, 1)],
     ['dispatches', (r) => (r.kernelsPerStep == null ? '—' : String(r.kernelsPerStep))],
     ['GPU ms', (r) => num(r.gpuMsPerStep, 1)],
+    ['device MiB', (r) => num(r.devicePeakMB, 0)],
     ['error', (r) => r.error ?? ''],
   ]);
   const profiles = rows

@@ -8,7 +8,7 @@
  * the whole step), the GPU dispatches per step, and on WebGPU a per-op GPU-time profile of one step
  * from timestamp queries (tf.profile), whose top ops say where the step's time goes.
  */
-import { InputError, Rng, releaseFreeBuffers, takeWebGPUErrors } from '@t2md/core';
+import { InputError, Rng, releaseFreeBuffers } from '@t2md/core';
 import {
   createTrainStep,
   disposeStepResult,
@@ -23,7 +23,7 @@ import { createDiT, type DiT, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
-import { failRow, type Log, median, round } from './measure.js';
+import { checked, devicePeakMB, failRow, type Log, median, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export type { OpTime } from './profile.js';
@@ -55,6 +55,11 @@ export interface TrainRow {
   profile?: OpTime[];
   /** The 15 costliest (op, output shape) pairs of the profiled step. */
   profileDetail?: OpTime[];
+  /**
+   * WebGPU only: the device-true peak of the point in MiB (measure.ts `devicePeakMB`): the models, the
+   * optimiser state, a step's activations, tfjs's pool, uniforms and staging buffers.
+   */
+  devicePeakMB?: number;
   error?: string;
 }
 
@@ -189,53 +194,53 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
         };
         let point: Point | undefined;
         try {
-          point = makePoint(step, preset, batch, teacher, encoder);
-          const rng = new Rng(0);
-          // Warm-up: the first steps compile every pipeline and fill tfjs's buffer pool.
-          takeWebGPUErrors();
-          for (let i = 0; i < 2; i++) await point.run(rng);
-          await point.sync();
-          const p = point;
-          const dispatches = await countDispatches(async () => {
-            await p.run(rng);
+          // a failed allocation or an invalid shader leaves its kernels undone (and the step "fast"):
+          // `checked` makes such a point an error, not a measurement
+          await checked(async () => {
+            point = makePoint(step, preset, batch, teacher, encoder);
+            const p = point;
+            const rng = new Rng(0);
+            // Warm-up: the first steps compile every pipeline and fill tfjs's buffer pool.
+            for (let i = 0; i < 2; i++) await p.run(rng);
             await p.sync();
+            row.kernelsPerStep = await countDispatches(async () => {
+              await p.run(rng);
+              await p.sync();
+            });
+            const h0 = { ...p.host };
+            for (let blk = 0; blk < 3; blk++) {
+              const t0 = performance.now();
+              for (let i = 0; i < steps; i++) await p.run(rng);
+              const loss = await p.sync();
+              if (!Number.isFinite(loss)) throw new Error(`the ${step} loss is ${loss} at batch ${batch}`);
+              row.blocksMs.push(round((performance.now() - t0) / steps));
+            }
+            row.msPerStep = median(row.blocksMs);
+            const n = p.host.steps - h0.steps;
+            row.hostMsPerStep = round((p.host.stepMs - h0.stepMs) / n);
+            row.dataMsPerStep = round((p.host.dataMs - h0.dataMs) / n);
+            row.samplesPerSec = round((1000 * batch) / row.msPerStep, 1);
+            if (profile) {
+              const prof = await profileStep(p, rng);
+              row.gpuMsPerStep = prof.total;
+              row.profile = prof.ops;
+              row.profileDetail = prof.detail;
+            }
           });
-          row.kernelsPerStep = dispatches;
-          const h0 = { ...point.host };
-          for (let blk = 0; blk < 3; blk++) {
-            const t0 = performance.now();
-            for (let i = 0; i < steps; i++) await point.run(rng);
-            const loss = await point.sync();
-            if (!Number.isFinite(loss)) throw new Error(`the ${step} loss is ${loss} at batch ${batch}`);
-            row.blocksMs.push(round((performance.now() - t0) / steps));
-          }
-          row.msPerStep = median(row.blocksMs);
-          const n = point.host.steps - h0.steps;
-          row.hostMsPerStep = round((point.host.stepMs - h0.stepMs) / n);
-          row.dataMsPerStep = round((point.host.dataMs - h0.dataMs) / n);
-          row.samplesPerSec = round((1000 * batch) / row.msPerStep, 1);
-          // A failed allocation or an invalid shader leaves its kernels undone (and the step "fast"): such
-          // a point is an error, not a measurement.
-          const errors = takeWebGPUErrors();
-          if (errors.length > 0) throw new Error(`WebGPU reported ${errors.length} error(s): ${errors[0]}`);
-          if (profile) {
-            const prof = await profileStep(point, rng);
-            row.gpuMsPerStep = prof.total;
-            row.profile = prof.ops;
-            row.profileDetail = prof.detail;
-          }
+          const msPerStep = row.msPerStep as number;
           o.log(
-            `train ${step} batch ${batch}: ${row.msPerStep.toFixed(1)} ms/step (host ${row.hostMsPerStep.toFixed(1)}, data ${row.dataMsPerStep.toFixed(1)}), ${row.samplesPerSec} samples/s, ${row.kernelsPerStep ?? '—'} dispatches${row.gpuMsPerStep != null ? `, ${row.gpuMsPerStep.toFixed(1)} ms GPU` : ''}`,
+            `train ${step} batch ${batch}: ${msPerStep.toFixed(1)} ms/step (host ${row.hostMsPerStep?.toFixed(1)}, data ${row.dataMsPerStep?.toFixed(1)}), ${row.samplesPerSec} samples/s, ${row.kernelsPerStep ?? '—'} dispatches${row.gpuMsPerStep != null ? `, ${row.gpuMsPerStep.toFixed(1)} ms GPU` : ''}`,
           );
         } catch (err) {
           failRow(row, err);
           o.log(`train ${step} batch ${batch}: ${row.error}`);
         } finally {
-          point?.dispose();
+          const peak = devicePeakMB();
+          if (peak != null) row.devicePeakMB = peak;
+          (point as Point | undefined)?.dispose();
           // the next point's tensors have other sizes: free this point's pooled buffers (after a readback)
           await tf.ready();
           releaseFreeBuffers();
-          takeWebGPUErrors();
         }
         rows.push(row);
       }

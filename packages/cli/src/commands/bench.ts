@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend, wasmBuild } from '@t2md/core';
+import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend, quietWebGPUErrors, wasmBuild } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
@@ -15,6 +15,7 @@ import {
   readResults,
   repoRoot,
   resolveSource,
+  SECTIONS,
   type SectionMeta,
 } from '../bench/results.js';
 import { parseModels, runSampleBench } from '../bench/sample.js';
@@ -23,6 +24,7 @@ import { runScanBench } from '../bench/scan.js';
 import { attentionTable, sampleTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
 import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 import { runContext } from '../context.js';
+import { PointsFailedError } from '../errors.js';
 import { checkOutFile } from '../out-path.js';
 import { packageVersions } from '../versions.js';
 
@@ -54,6 +56,12 @@ export interface BenchOptions {
  */
 export const BENCH_DAWN_FLAGS: readonly string[] = ['disable-dawn-features=timestamp_quantization'];
 
+/** Every section on WebGPU: what `devicePeakMB` (and scaling's teacherDeviceMB/studentDeviceMB) count, and how a point fails. */
+const DEVICE_NOTES: string[] = [
+  "devicePeakMB (webgpu, MiB) = the most bytes tfjs-webgpu had allocated from the device at once during the point: tensors, tfjs's pool of released buffers (it never frees them by itself; the bench releases it before every point), uniform and staging buffers. Not counted: Dawn's own staging for queue.writeBuffer, query sets, pipelines, the driver's allocation rounding.",
+  'A point during which WebGPU reported an error (validation, out of memory, device lost) failed: its row holds the error and no timing.',
+];
+
 /** How each section was measured, stored with its rows so the file explains itself. */
 const NOTES: Record<BenchName, string[]> = {
   scan: [
@@ -66,7 +74,8 @@ const NOTES: Record<BenchName, string[]> = {
   scaling: [
     'scaling: teacherMs/studentMs = median wall ms of one denoising forward (random weights perturbed off the init by N(0, 0.02²)); ratio = teacherMs / studentMs.',
     "scaling: split = every block's token mixers (Attn: SA; Mamba: HM/WM) and cross-attentions timed alone on inputs of the same shape; Rest = forward − those (norms, modulation, MLPs, embedders, final layer, per-op overhead).",
-    "scaling: teacherMB/studentMB (MiB) = model weights + inputs + the high-water of live tfjs tensor bytes during one forward (tf.profile peakBytes; buffers a kernel frees itself are not counted). gpuPoolMB (webgpu) = bytes in tfjs-webgpu's buffer pool afterwards (process-wide, both models).",
+    'scaling: teacherMB/studentMB (MiB) = model weights + inputs + the high-water of live tfjs tensor bytes during one forward (tf.profile peakBytes; buffers a kernel frees itself are not counted).',
+    "scaling: teacherDeviceMB/studentDeviceMB (webgpu, MiB) = the device-true peak while that model was measured (forwards and split), less the other model's weights (resident: the bench holds both).",
   ],
   matmul: [
     'matmul: ms = median per call of back-to-back calls synced once (small GEMMs are queued until ~2e11 FLOPs); f32; every variant (tfjs, t128, t64; unroll 16 and 4) in one process, samples interleaved, tfjs timed exactly like ours; errors are against tfjs matMul on the same inputs.',
@@ -177,6 +186,9 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   const ctx = runContext();
   const source = resolveSource(ctx, opts.allowDirty === true);
   const info = await initBackend({ backend: opts.backend ?? 'auto', dawnFlags: BENCH_DAWN_FLAGS });
+  // each point reports its WebGPU errors in its row and the summary below; Dawn would also print every
+  // one on stdout (thousands when out of memory), burying that line and breaking --json
+  quietWebGPUErrors(true);
   const dev = describeDevice(info);
   let quick = opts.quick === true;
   let note: string | undefined;
@@ -210,7 +222,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     ...(info.backend === 'webgpu' ? { dawn: webgpuVersion ? `webgpu@${webgpuVersion}` : null, ...(dawnFlags ? { dawnFlags } : {}) } : {}),
     settings: SETTINGS[name](opts),
   };
-  const doc = newDoc(dev, name, rows, meta, NOTES[name]);
+  const doc = newDoc(dev, name, rows, meta, info.backend === 'webgpu' ? [...NOTES[name], ...DEVICE_NOTES] : NOTES[name]);
   if (path != null) {
     const { warning } = mergeAndWrite(path, doc, name);
     if (warning) log(`warning: ${warning}`);
@@ -220,7 +232,13 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   }
   if (opts.json) process.stdout.write(`${JSON.stringify({ ...doc, file: path == null ? null : resolve(path) }, null, 2)}\n`);
   else process.stdout.write(`${TABLES[name](rows as never[])}\n`);
-  if (rows.length > 0 && rows.every((r) => (r as { error?: string }).error != null)) {
-    throw new Error(`every ${name} measurement failed${path != null ? ` (see ${path})` : ''}.`);
+  const failed = (rows as Record<string, unknown>[]).filter((r) => r.error != null);
+  if (failed.length > 0) {
+    const first = failed[0]!;
+    const keys = SECTIONS.find((s) => s.name === name)!.keys.filter((k) => first[k] != null);
+    const where = keys.map((k) => `${k} ${first[k]}`).join(', ');
+    throw new PointsFailedError(
+      `bench ${name}: ${failed.length} of ${rows.length} point(s) failed, the first (${where}) with: ${String(first.error)}; failed rows hold the error and no timing${path != null ? ` (${path})` : ''}.`,
+    );
   }
 }

@@ -1,0 +1,103 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
+import { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
+import { describeInfo, useBackend, withNoLeaks } from './testing/index.js';
+import { DEFERRED_FREE_LIMIT, setDeferredFreeLimit } from './webgpu-backend.js';
+
+describe('device memory', () => {
+  it('is null off webgpu, where there is no pool to release', async (ctx) => {
+    await useBackend('cpu', ctx);
+    expect(deviceMemory()).toBeNull();
+    expect(releaseFreeBuffers()).toBe(0);
+    await webgpuIdle(); // a no-op
+  });
+
+  it('counts the pool that tf.memory() does not, keeps the peak, and releases the pool', async (ctx) => {
+    const info = await useBackend('webgpu', ctx);
+    console.log(`device memory: running on ${describeInfo(info)}`);
+    await webgpuIdle();
+    releaseFreeBuffers();
+    const base = deviceMemory()!;
+    expect(base.poolBytes).toBe(0);
+    resetDevicePeak();
+    expect(deviceMemory()!.peakBytes).toBe(base.allocatedBytes);
+    const n = 64 * 1024; // 256 KiB per tensor: a size nothing else in this process allocates
+    await withNoLeaks(async () => {
+      const a = tf.fill([n], 1.5); // made on the GPU
+      const b = tf.add(a, 1);
+      expect((await b.data())[n - 1]).toBe(2.5);
+      tf.dispose([a, b]);
+    });
+    await webgpuIdle();
+    const after = deviceMemory()!;
+    // both tensors' buffers went back to the pool: the device still holds them, tf.memory() does not
+    expect(after.poolBytes).toBeGreaterThanOrEqual(2 * 4 * n);
+    expect(after.allocatedBytes - base.allocatedBytes).toBeGreaterThanOrEqual(2 * 4 * n);
+    expect(after.peakBytes).toBeGreaterThanOrEqual(after.allocatedBytes);
+    const freed = releaseFreeBuffers();
+    expect(freed).toBe(after.poolBytes);
+    const released = deviceMemory()!;
+    expect(released.poolBytes).toBe(0);
+    expect(released.allocatedBytes).toBe(after.allocatedBytes - freed);
+    expect(released.peakBytes).toBe(after.peakBytes); // the peak stays until reset
+    resetDevicePeak();
+    expect(deviceMemory()!.peakBytes).toBe(released.allocatedBytes);
+  });
+
+  it('keeps an oversized buffer’s validation error (quietly) for takeWebGPUErrors', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    takeWebGPUErrors();
+    quietWebGPUErrors(true);
+    try {
+      const b = device.createBuffer({ size: device.limits.maxBufferSize + 4, usage: GPUBufferUsage.STORAGE });
+      b.destroy();
+      await webgpuIdle();
+    } finally {
+      quietWebGPUErrors(false);
+    }
+    const errors = takeWebGPUErrors();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/max buffer size/i);
+    expect(takeWebGPUErrors()).toEqual([]); // taken once
+  });
+});
+
+describe('the early submit of disposed tensors (setDeferredFreeLimit)', () => {
+  /** The device peak of a chain of 40 elementwise ops, each result disposed once the next is recorded. */
+  async function chainPeak(limit: number): Promise<number> {
+    setDeferredFreeLimit(limit);
+    try {
+      const x = tf.fill([64 * 1024], 0.5); // 256 KiB, made on the GPU
+      await webgpuIdle();
+      releaseFreeBuffers();
+      resetDevicePeak();
+      const start = deviceMemory()!.allocatedBytes;
+      await withNoLeaks(async () => {
+        let y = tf.add(x, 1);
+        for (let i = 0; i < 40; i++) {
+          const next = tf.mul(y, 0.5); // records a dispatch that reads y: y's buffer waits for the submit
+          y.dispose();
+          y = next;
+        }
+        expect((await y.data())[0]).toBeCloseTo(1.5 * 0.5 ** 40, 20);
+        y.dispose();
+      });
+      x.dispose();
+      return deviceMemory()!.peakBytes - start;
+    } finally {
+      setDeferredFreeLimit(DEFERRED_FREE_LIMIT);
+    }
+  }
+
+  it('bounds the dead buffers a submit batch holds, with the same result', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const tfjs = await chainPeak(Number.POSITIVE_INFINITY); // tfjs's own: every disposed buffer waits for the 64th dispatch
+    const early = await chainPeak(512 * 1024); // a submit once two dead 256 KiB buffers wait
+    console.log(`device peak of the chain: ${tfjs} bytes as tfjs, ${early} with a 512 KiB limit`);
+    expect(tfjs).toBeGreaterThanOrEqual(30 * 256 * 1024); // ~41 buffers of 256 KiB allocated at once
+    expect(early).toBeLessThanOrEqual(8 * 256 * 1024); // a handful
+    expect(() => setDeferredFreeLimit(-1)).toThrow(/the deferred-free limit must be a number of bytes/);
+  });
+});
