@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
+import { initBackend, quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
 import { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
 import { describeInfo, useBackend, withNoLeaks } from './testing/index.js';
 import { DEFERRED_FREE_LIMIT, setDeferredFreeLimit } from './webgpu-backend.js';
@@ -99,5 +99,18 @@ describe('the early submit of disposed tensors (setDeferredFreeLimit)', () => {
     expect(tfjs).toBeGreaterThanOrEqual(30 * 256 * 1024); // ~41 buffers of 256 KiB allocated at once
     expect(early).toBeLessThanOrEqual(8 * 256 * 1024); // a handful
     expect(() => setDeferredFreeLimit(-1)).toThrow(/the deferred-free limit must be a number of bytes/);
+  });
+});
+
+describe('T2MD_DEFERRED_FREE_MB', () => {
+  it('is checked by initBackend before WebGPU starts, in one sentence', async () => {
+    process.env.T2MD_DEFERRED_FREE_MB = 'lots';
+    try {
+      await expect(initBackend({ backend: 'webgpu' })).rejects.toThrow(
+        /^T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0, got 'lots'\.$/,
+      );
+    } finally {
+      delete process.env.T2MD_DEFERRED_FREE_MB;
+    }
   });
 });

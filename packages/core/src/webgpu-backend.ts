@@ -17,9 +17,10 @@
  *   up to 64 dispatches' worth of dead activations. Seen on SwiftShader (width 128, 1,024 tokens, one
  *   forward after a warm one): the device peak above the weights was 38 MiB for the SA×4 teacher and
  *   61 MiB for the SA-HM-WM-HM student, against 12.5 and 22 MiB submitting after every dispatch. So a
- *   submit also happens once the disposed-but-pending bytes pass `setDeferredFreeLimit` (1 GiB by
- *   default): a submit (~1 ms of host time) per GiB of memory freed is noise beside the kernels that
- *   wrote that GiB, and small workloads never reach it.
+ *   submit can also happen once the disposed-but-pending bytes pass `setDeferredFreeLimit`. It is off
+ *   by default (tfjs's behaviour) until it is timed on a GPU: a submit costs ~1 ms of host time, and an
+ *   H100 writes a GiB in about 0.3 ms, so a low limit could slow a training step that frees tens of GiB.
+ *   `T2MD_DEFERRED_FREE_MB` sets it in Node, for a bench to compare both in one call.
  * Everything else is tfjs's own. The class is made from the loaded module (the backend module must load
  * after `navigator.gpu` exists in Node), so this file imports it only as a type.
  */
@@ -154,9 +155,21 @@ export function registerCopyKernels(): void {
 
 type BackendClass = new (device: GPUDevice, info?: unknown) => WebGPUBackend;
 
-/** Default of `setDeferredFreeLimit`. */
-export const DEFERRED_FREE_LIMIT = 2 ** 30;
+/** Default of `setDeferredFreeLimit`: off (tfjs's own submits only) until timed on a GPU (module comment). */
+export const DEFERRED_FREE_LIMIT = Number.POSITIVE_INFINITY;
 let deferredFreeLimit = DEFERRED_FREE_LIMIT;
+
+/**
+ * Applies `T2MD_DEFERRED_FREE_MB` (MiB, ≥ 0) in Node when set. Called by `initBackend` before WebGPU
+ * starts, so a bad value is its error rather than a backend factory's (which tfjs would swallow).
+ */
+export function applyDeferredFreeEnv(): void {
+  const raw = typeof process === 'undefined' ? undefined : process.env?.T2MD_DEFERRED_FREE_MB;
+  if (raw == null || raw === '') return;
+  const mb = Number(raw);
+  if (!(mb >= 0)) throw new InputError(`T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0, got '${raw}'.`);
+  deferredFreeLimit = mb * 2 ** 20;
+}
 
 /**
  * WebGPU: the most bytes of disposed tensors that may wait for the next queue submit before tfjs's
