@@ -86,7 +86,9 @@ n.done();`);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^t2md: compiling WebGPU shaders for the first step/);
-    expect(lines[1]).toMatch(/^t2md: shaders compiled; the first step took 1\.\d s$/);
+    // at least the 1.5 s blocked; no upper bound: a child descheduled on a loaded 2-core CI machine for
+    // 0.45 s around the end of the loop would print 2.0 s (a speed check belongs in a benchmark)
+    expect(lines[1]).toMatch(/^t2md: shaders compiled; the first step took (1\.[5-9]|[2-9]\.\d|\d{2,}\.\d) s$/);
   });
 
   it('says nothing for a fast first step, a failed run, or another backend', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { backendRequired, excludedReason, testBackends, useBackend } from './index.js';
+import { backendRequired, excludedReason, stratifiedArray, testBackends, useBackend } from './index.js';
 
 describe('test backends', () => {
   const saved = { only: process.env.T2MD_TEST_BACKENDS, gpu: process.env.T2MD_REQUIRE_WEBGPU };
@@ -39,5 +39,24 @@ describe('test backends', () => {
     const info = await useBackend('cpu', { skip: (note) => notes.push(note) });
     expect(info.backend).toBe('cpu');
     expect(notes).toHaveLength(1);
+  });
+});
+
+describe('stratifiedArray', () => {
+  it('draws one value in each of n equal strata of [lo, hi], shuffled, the same for the same seed', () => {
+    for (const [n, seed, lo, hi] of [
+      [7, 1, -6, 6],
+      [300, 12345, 0, 1],
+      [1, 9, -2, 2],
+    ]) {
+      const v = stratifiedArray(n, seed, lo, hi);
+      expect(v).toHaveLength(n);
+      const strata = Array.from(v, (x) => Math.min(n - 1, Math.floor(((x - lo) / (hi - lo)) * n))).sort((a, b) => a - b);
+      expect(strata).toEqual(Array.from({ length: n }, (_, i) => i));
+      expect(Array.from(stratifiedArray(n, seed, lo, hi))).toEqual(Array.from(v));
+    }
+    // shuffled: 300 values are not in stratum order
+    const v = stratifiedArray(300, 4, 0, 1);
+    expect(Array.from(v).some((x, i) => i > 0 && x < v[i - 1]!)).toBe(true);
   });
 });

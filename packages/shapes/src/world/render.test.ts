@@ -2,7 +2,7 @@ import { InputError, initBackend, Rng } from '@t2md/core';
 import { describeInfo, freshSeed, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { centroidOffsetY, shapeArea } from './geometry.js';
+import { centroidOffsetY, halfHeight, SUPERSAMPLE, shapeArea, signedDistance } from './geometry.js';
 import { BACKGROUND, PALETTE, SHAPES } from './palette.js';
 import { imagesToTensor, renderBatch, renderScene, toModelRange } from './render.js';
 import { type SceneObject, sampleScene } from './scene.js';
@@ -95,6 +95,31 @@ describe('renderer', () => {
   });
 });
 
+/**
+ * Per pixel, how many of its supersamples lie within 1e-4 px of an object's edge (by the float64 signed
+ * distance), where the kernel's float32 (coordinates rounded by ~2e-6 px) may decide the other way.
+ * Usually none or one; but a triangle's base is horizontal, so when it falls on a sample row all 8
+ * samples of that row flip together (seeds 4859 and 13578 drew 0.165 and 0.21, about 1 run in 10,000).
+ */
+function edgeSamples(objects: readonly SceneObject[], res: number): Uint16Array {
+  const count = new Uint16Array(res * res);
+  for (const o of objects) {
+    const [cx, cy, r] = [o.cx * res, o.cy * res, o.r * res];
+    const hh = halfHeight(o.shape, r);
+    for (let py = Math.max(0, Math.floor(cy - hh - 1)); py <= Math.min(res - 1, Math.ceil(cy + hh + 1)); py++) {
+      for (let px = Math.max(0, Math.floor(cx - r - 1)); px <= Math.min(res - 1, Math.ceil(cx + r + 1)); px++) {
+        for (let j = 0; j < SUPERSAMPLE; j++) {
+          for (let i = 0; i < SUPERSAMPLE; i++) {
+            const d = signedDistance(o.shape, cx, cy, r, px + (i + 0.5) / SUPERSAMPLE, py + (j + 0.5) / SUPERSAMPLE);
+            if (Math.abs(d) < 1e-4) count[py * res + px]!++;
+          }
+        }
+      }
+    }
+  }
+  return count;
+}
+
 describe('renderBatch on webgpu', () => {
   it('draws what renderScene draws, up to float32 edge samples, without leaking', async (ctx) => {
     const info = await useBackend('webgpu', ctx);
@@ -110,16 +135,20 @@ describe('renderBatch on webgpu', () => {
         const got = await t.data();
         const want = new Float32Array(24 * 3 * res * res);
         for (const [b, s] of scenes.entries()) want.set(renderScene(s, res), b * 3 * res * res);
+        const plane = res * res;
+        const edges = scenes.map((sc) => edgeSamples(sc.objects, res));
         let off = 0;
-        let worst = 0;
+        let excess = 0;
         for (let i = 0; i < want.length; i++) {
           const d = Math.abs(got[i]! - want[i]!);
-          worst = Math.max(worst, d);
           if (d > 1e-5) off++;
+          // Each supersample within float32 rounding of an edge may flip: 1/64 of coverage moves a value
+          // by at most 2·(1/64) in the model's range (colour distances are ≤ 1 per channel in [0, 1]).
+          // Anywhere else the kernel must agree to 1e-5, so a wrong shape, colour or pixel still shows.
+          const flips = edges[Math.floor(i / (3 * plane))]![i % plane]!;
+          excess = Math.max(excess, d - (2 * flips) / 64 - 1e-5);
         }
-        // A supersample within float32 rounding of an edge may flip: 1/64 of coverage moves a value by
-        // at most 2·(1/64) in the model's range (colour distances are ≤ 1 per channel in [0, 1]).
-        expect(worst, `seed ${seed} res ${res}`).toBeLessThanOrEqual(2 / 64 + 1e-5);
+        expect(excess, `seed ${seed} res ${res}`).toBeLessThanOrEqual(0);
         expect(off / want.length, `seed ${seed} res ${res}`).toBeLessThan(0.005);
         tf.dispose(t);
       });

@@ -126,9 +126,11 @@ describe('Mamba2Mixer parameters', () => {
     const dt = Array.from(await tf.tidy(() => tf.softplus(w.dt_bias)).data());
     expect(Math.min(...dt), tag).toBeGreaterThanOrEqual(1e-3 * (1 - 1e-4));
     expect(Math.max(...dt), tag).toBeLessThanOrEqual(1e-1 * (1 + 1e-4));
-    // log-uniform: mean of log dt is the midpoint of [log 1e-3, log 1e-1] (std of the mean here ~0.08)
+    // log-uniform: mean of log dt is the midpoint of [log 1e-3, log 1e-1]; the std of the mean over 256
+    // heads is 1.33/16 = 0.083, so 0.5 is 6 of them (a true draw fails once in 5e8 runs; at 0.4 it was
+    // once in 7e5; 200 seeds reached 0.24). Uniform instead of log-uniform draws would be off by 1.35.
     const meanLog = dt.reduce((a, v) => a + Math.log(v), 0) / dt.length;
-    expect(Math.abs(meanLog - Math.log(1e-2)), tag).toBeLessThan(0.4);
+    expect(Math.abs(meanLog - Math.log(1e-2)), tag).toBeLessThan(0.5);
     expect(Array.from(await w.D.data()).every((v) => v === 1)).toBe(true);
     expect(Array.from(await w['norm.weight'].data()).every((v) => v === 1)).toBe(true);
     // PyTorch defaults: U(-b, b), b = 1/sqrt(fan_in); check range and std = b / sqrt 3.
