@@ -21,6 +21,10 @@ const CASES: Case[] = [
   { B: 2, H: 3, Lq: 37, Lk: 53, Dh: 20, mask: 'none', scoreBlock: 1 << 20 },
   { B: 2, H: 2, Lq: 70, Lk: 45, Dh: 7, mask: 'random', scoreBlock: 200 }, // 4 rows a block
   { B: 3, H: 1, Lq: 9, Lk: 33, Dh: 32, mask: 'emptyRow', scoreBlock: 1 }, // one row a block
+  // few keys (H·Lk ≤ STACKED_KEYS, as cross-attention to a caption): on wasm each batch entry's heads in one pair of products
+  { B: 3, H: 4, Lq: 29, Lk: 7, Dh: 8, mask: 'emptyRow', scoreBlock: 1 << 20 },
+  { B: 2, H: 3, Lq: 40, Lk: 11, Dh: 16, mask: 'random', scoreBlock: 1 << 20 },
+  { B: 2, H: 2, Lq: 17, Lk: 64, Dh: 5, mask: 'none', scoreBlock: 1 << 20 },
 ];
 
 /** Backend data the kernels hold: an intermediate a kernel forgot would show here, not in numTensors. */

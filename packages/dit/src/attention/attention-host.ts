@@ -42,6 +42,14 @@ function keyBiases(ops: HostOps, mask: TensorInfo | undefined, B: number, Lk: nu
   });
 }
 
+/**
+ * Most keys of all heads together (H·Lk) for which the wasm forward takes a batch entry's heads in one
+ * pair of products (`stackedHeads`). Below it, e.g. cross-attention to a 16-token caption, the per-head
+ * products are so small that the calls around them cost more than their multiply-adds; the stacked
+ * products do H times the multiply-adds, which stays small.
+ */
+export const STACKED_KEYS = 128;
+
 /** Query-row blocks [r0, r0 + rows) of at most `block` scores each (at least one row). */
 function* rowBlocks(Lq: number, Lk: number, block: number): Generator<[number, number]> {
   const R = Math.max(1, Math.floor(block / Math.max(1, Lk)));
@@ -92,6 +100,13 @@ export function attentionForwardHost(
     const lse = new Float32Array(B * H * Lq).fill(LSE_EMPTY);
     const biases = keyBiases(ops, mask, B, Lk);
     const qs = ops.call('Multiply', { a: q, b: ops.tensor([], Float32Array.of(scale)) }); // [B, H, Lq, Dh]
+    // (wasm only: the cpu backend has no per-call cost to save, and its rounding is pinned by the trainer's tests)
+    if (ops.kind === 'wasm' && H > 1 && H * Lk <= STACKED_KEYS && H * Lq * H * Lk <= block) {
+      for (let b = 0; b < B; b++) {
+        if (biases[b]!.any) stackedHeads(ops, { qs, k, v, mask, out, lse }, b);
+      }
+      return [out, ops.keep(ops.tensor([B, H, Lq], lse))];
+    }
     const kT = ops.transpose(k, [0, 1, 3, 2]); // [B, H, Dh, Lk]
     for (let b = 0; b < B; b++) {
       if (!biases[b]!.any) continue; // nothing to attend to: zeros
@@ -117,6 +132,55 @@ export function attentionForwardHost(
   } finally {
     ops.dispose();
   }
+}
+
+/**
+ * All heads of batch entry b in two products: with the heads' queries stacked in rows, Q `[H·Lq, Dh]`,
+ * and their keys side by side, K `[Dh, H·Lk]`, S = Q K holds every head's scores against every head's
+ * keys; an additive bias of −∞ outside the head's own block (and on masked keys) leaves softmax with
+ * exactly each head's own probabilities, zeros elsewhere, so P V (V `[H·Lk, Dh]`, the heads' values
+ * stacked) is each head's output, in out's own layout `[H, Lq, Dh]`. The zeros add nothing to the sums.
+ */
+function stackedHeads(
+  ops: HostOps,
+  t: { qs: TensorInfo; k: TensorInfo; v: TensorInfo; mask: TensorInfo | undefined; out: TensorInfo; lse: Float32Array },
+  b: number,
+): void {
+  const { H, Lq, Lk, Dh } = dimsOf(t.qs, t.k);
+  const [R, C] = [H * Lq, H * Lk];
+  const entry = (x: TensorInfo, L: number) => {
+    const part = ops.slice(x, [b, 0, 0, 0], [1, H, L, Dh]);
+    const out = ops.reshape(part, [1, H * L, Dh]); // shares part's data, which lives on through it
+    ops.free(part);
+    return out;
+  };
+  const [qb, vb] = [entry(t.qs, Lq), entry(t.v, Lk)]; // [1, H·Lq, Dh], [1, H·Lk, Dh]
+  const kb = ops.empty([1, Dh, C]);
+  const bias = ops.empty([1, R, C]);
+  {
+    const [kv, kd, bv] = [ops.values(t.k), ops.values(kb), ops.values(bias)];
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < Lk; j++) {
+        const from = ((b * H + h) * Lk + j) * Dh;
+        for (let d = 0; d < Dh; d++) kd[d * C + h * Lk + j] = kv[from + d]!;
+      }
+    }
+    const keep = t.mask == null ? undefined : ops.data(t.mask);
+    const row = new Float32Array(C);
+    for (let h = 0; h < H; h++) {
+      row.fill(Number.NEGATIVE_INFINITY);
+      for (let j = 0; j < Lk; j++) if (keep == null || keep[b * Lk + j] !== 0) row[h * Lk + j] = 0;
+      for (let i = 0; i < Lq; i++) bv.set(row, (h * Lq + i) * C);
+    }
+  }
+  const { s, p } = probabilities(ops, ops.matMul(qb, kb), bias); // [1, H·Lq, H·Lk]
+  const o = ops.matMul(p, vb); // [1, H·Lq, Dh]
+  const sMax = ops.call('Max', { x: s }, { reductionIndices: [2], keepDims: false });
+  const pMax = ops.call('Max', { x: p }, { reductionIndices: [2], keepDims: false });
+  const [sm, pm] = [ops.values(sMax), ops.values(pMax)];
+  for (let r = 0; r < R; r++) t.lse[b * R + r] = sm[r]! - Math.log(pm[r]!);
+  ops.values(t.out).set(ops.values(o), b * R * Dh);
+  ops.free(qb, vb, kb, bias, s, p, o, sMax, pMax);
 }
 
 /** Backward: dq, dk, dv (shapes of q, k, v) given dy `[B, H, Lq, Dh]` and the forward's out. */
