@@ -137,9 +137,10 @@ export function attentionForwardHost(
 /**
  * All heads of batch entry b in two products: with the heads' queries stacked in rows, Q `[H·Lq, Dh]`,
  * and their keys side by side, K `[Dh, H·Lk]`, S = Q K holds every head's scores against every head's
- * keys; an additive bias of −∞ outside the head's own block (and on masked keys) leaves softmax with
- * exactly each head's own probabilities, zeros elsewhere, so P V (V `[H·Lk, Dh]`, the heads' values
- * stacked) is each head's output, in out's own layout `[H, Lq, Dh]`. The zeros add nothing to the sums.
+ * keys, of which each row keeps its own head's block (plus the mask's −∞) for softmax `[H·Lq, Lk]`.
+ * Those probabilities, put back into their blocks of an otherwise zero `[H·Lq, H·Lk]`, times V
+ * `[H·Lk, Dh]` (the heads' values stacked) give each head's output in out's own layout `[H, Lq, Dh]`;
+ * the zeros add nothing to the sums. The log-sum-exp comes from the same rows in JavaScript.
  */
 function stackedHeads(
   ops: HostOps,
@@ -156,31 +157,42 @@ function stackedHeads(
   };
   const [qb, vb] = [entry(t.qs, Lq), entry(t.v, Lk)]; // [1, H·Lq, Dh], [1, H·Lk, Dh]
   const kb = ops.empty([1, Dh, C]);
-  const bias = ops.empty([1, R, C]);
   {
-    const [kv, kd, bv] = [ops.values(t.k), ops.values(kb), ops.values(bias)];
+    const [kv, kd] = [ops.values(t.k), ops.values(kb)];
     for (let h = 0; h < H; h++) {
       for (let j = 0; j < Lk; j++) {
         const from = ((b * H + h) * Lk + j) * Dh;
         for (let d = 0; d < Dh; d++) kd[d * C + h * Lk + j] = kv[from + d]!;
       }
     }
+  }
+  const S = ops.matMul(qb, kb); // [1, H·Lq, H·Lk]
+  const logits = ops.empty([1, R, Lk]);
+  {
     const keep = t.mask == null ? undefined : ops.data(t.mask);
-    const row = new Float32Array(C);
-    for (let h = 0; h < H; h++) {
-      row.fill(Number.NEGATIVE_INFINITY);
-      for (let j = 0; j < Lk; j++) if (keep == null || keep[b * Lk + j] !== 0) row[h * Lk + j] = 0;
-      for (let i = 0; i < Lq; i++) bv.set(row, (h * Lq + i) * C);
+    const [sv, lv] = [ops.values(S), ops.values(logits)];
+    for (let r = 0; r < R; r++) {
+      const from = r * C + Math.floor(r / Lq) * Lk; // the row's own head's block
+      for (let j = 0; j < Lk; j++) lv[r * Lk + j] = keep == null || keep[b * Lk + j] !== 0 ? sv[from + j]! : Number.NEGATIVE_INFINITY;
     }
   }
-  const { s, p } = probabilities(ops, ops.matMul(qb, kb), bias); // [1, H·Lq, H·Lk]
-  const o = ops.matMul(p, vb); // [1, H·Lq, Dh]
-  const sMax = ops.call('Max', { x: s }, { reductionIndices: [2], keepDims: false });
-  const pMax = ops.call('Max', { x: p }, { reductionIndices: [2], keepDims: false });
-  const [sm, pm] = [ops.values(sMax), ops.values(pMax)];
-  for (let r = 0; r < R; r++) t.lse[b * R + r] = sm[r]! - Math.log(pm[r]!);
+  const p = ops.call('Softmax', { logits }, { dim: 2 }); // [1, H·Lq, Lk]
+  const Pb = ops.tensor([1, R, C]); // zeros, each row's probabilities in its head's block
+  {
+    const [lv, pv, pb] = [ops.values(logits), ops.values(p), ops.values(Pb)];
+    for (let r = 0; r < R; r++) {
+      let [sMax, pMax] = [Number.NEGATIVE_INFINITY, 0];
+      for (let j = 0; j < Lk; j++) {
+        sMax = Math.max(sMax, lv[r * Lk + j]!);
+        pMax = Math.max(pMax, pv[r * Lk + j]!);
+      }
+      t.lse[b * R + r] = Math.fround(sMax) - Math.log(Math.fround(pMax));
+      pb.set(pv.subarray(r * Lk, (r + 1) * Lk), r * C + Math.floor(r / Lq) * Lk);
+    }
+  }
+  const o = ops.matMul(Pb, vb); // [1, H·Lq, Dh]
   ops.values(t.out).set(ops.values(o), b * R * Dh);
-  ops.free(qb, vb, kb, bias, s, p, o, sMax, pMax);
+  ops.free(qb, vb, kb, S, logits, p, Pb, o);
 }
 
 /** Backward: dq, dk, dv (shapes of q, k, v) given dy `[B, H, Lq, Dh]` and the forward's out. */
