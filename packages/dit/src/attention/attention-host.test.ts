@@ -67,6 +67,21 @@ describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) =
       const attrs = { scale, hasMask: mask != null, tiles: ATTENTION_TILES, scoreBlock: c.scoreBlock } satisfies AttentionAttrs;
       const before = dataIds();
       await withNoLeaks(async () => {
+        // few keys: the heads in stacked products (wasm's choice on several threads) and one by one (on one)
+        for (const stackHeads of [true, false]) {
+          const [o, l] = tf
+            .engine()
+            .runKernel(ATTENTION, { q, k, v, keyMask }, { ...attrs, stackHeads } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          expect(relErr(await o!.data(), fwd.out), `out, stackHeads ${stackHeads}, ${label}`).toBeLessThan(1e-5);
+          const lv = await l!.data();
+          expect(
+            Array.from(fwd.lse).every((x, i) =>
+              x < LSE_EMPTY ? Math.abs(lv[i]! - x) <= 1e-5 * Math.max(1, Math.abs(x)) : lv[i] === Math.fround(LSE_EMPTY),
+            ),
+            `lse, stackHeads ${stackHeads}, ${label}`,
+          ).toBe(true);
+          tf.dispose([o!, l!]);
+        }
         const [out, lse] = tf.engine().runKernel(ATTENTION, { q, k, v, keyMask }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
         const grads = tf
           .engine()

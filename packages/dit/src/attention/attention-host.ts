@@ -8,7 +8,7 @@
  * Same semantics as the plain loops in attention-loops.ts (the reference): a masked key is ignored,
  * and a batch entry whose keys are all masked outputs zeros and gets zero gradients.
  */
-import { HostOps } from '@t2md/core';
+import { HostOps, wasmBuild } from '@t2md/core';
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 import { LSE_EMPTY } from './attention-webgpu.js';
 
@@ -43,10 +43,12 @@ function keyBiases(ops: HostOps, mask: TensorInfo | undefined, B: number, Lk: nu
 }
 
 /**
- * Most keys of all heads together (H·Lk) for which the wasm forward takes a batch entry's heads in one
- * pair of products (`stackedHeads`). Below it, e.g. cross-attention to a 16-token caption, the per-head
- * products are so small that the calls around them cost more than their multiply-adds; the stacked
- * products do H times the multiply-adds, which stays small.
+ * Most keys of all heads together (H·Lk) for which the threaded wasm forward takes a batch entry's heads
+ * in one pair of products (`stackedHeads`). Below it, e.g. cross-attention to a 16-token caption, the
+ * per-head products are so small that waking XNNPACK's threads for each costs more than their
+ * multiply-adds (on a 2-core CPU shared with other work, 94–98 ms against 196–272 for the shapes
+ * models' cross-attention); the stacked products do H times the multiply-adds, so on one thread, where
+ * a call costs little, the per-head products stay faster (28–33 ms against 23–30).
  */
 export const STACKED_KEYS = 128;
 
@@ -83,6 +85,7 @@ const swap = (ops: HostOps, x: TensorInfo) => ops.transpose(x, [0, 2, 1]);
 /**
  * Forward: out `[B, H, Lq, Dh]` and the per-row log-sum-exp `[B, H, Lq]` (LSE_EMPTY for rows with no
  * key), taken as max(s) − log(max(p)) from the block's softmax (max(p) ≥ 1/Lk, so no cancellation).
+ * `stack`: on wasm, few keys' heads in stacked products (default: when XNNPACK runs on several threads).
  */
 export function attentionForwardHost(
   backend: KernelBackend,
@@ -92,6 +95,7 @@ export function attentionForwardHost(
   mask: TensorInfo | undefined,
   scale: number,
   block = SCORE_BLOCK,
+  stack?: boolean,
 ): [TensorInfo, TensorInfo] {
   const { B, H, Lq, Lk, Dh } = dimsOf(q, k);
   const ops = new HostOps(backend);
@@ -100,8 +104,9 @@ export function attentionForwardHost(
     const lse = new Float32Array(B * H * Lq).fill(LSE_EMPTY);
     const biases = keyBiases(ops, mask, B, Lk);
     const qs = ops.call('Multiply', { a: q, b: ops.tensor([], Float32Array.of(scale)) }); // [B, H, Lq, Dh]
-    // (wasm only: the cpu backend has no per-call cost to save, and its rounding is pinned by the trainer's tests)
-    if (ops.kind === 'wasm' && H > 1 && H * Lk <= STACKED_KEYS && H * Lq * H * Lk <= block) {
+    // (threaded wasm only: the cpu backend has no threads to wake, and its rounding is pinned by the trainer's tests)
+    const stacked = ops.kind === 'wasm' && (stack ?? (wasmBuild()?.threads ?? 1) > 1);
+    if (stacked && H > 1 && H * Lk <= STACKED_KEYS && H * Lq * H * Lk <= block) {
       for (let b = 0; b < B; b++) {
         if (biases[b]!.any) stackedHeads(ops, { qs, k, v, mask, out, lse }, b);
       }
