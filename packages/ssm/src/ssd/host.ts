@@ -19,7 +19,12 @@
  *
  * α and 1/α stay inside float32 because a chunk ends before the decay after its first token passes
  * `MAX_DECAY` (a chunk may shrink to one token, where α = 1): the heads share one product, so instead
- * of per-head decay masks, each chunk is as long as the decay allows. Decays are float64 and states
+ * of per-head decay masks, each chunk is as long as the decay allows. On wasm α is taken relative to
+ * the middle of the chunk's decay instead of its first token (α_t = e^{s_t − c}, c = s_last / 2, and
+ * S' = e^{a_0 + c} S; c cancels in every α_t β_j), so α and β stay within e^{±MAX_DECAY} over a chunk
+ * spanning twice the decay: the shapes student's strongly decaying heads cut its chunks to 32–85 tokens
+ * on average (some of 1 or 2), each chunk two products and their set-up. cpu keeps the first token (the
+ * rounding the trainer's byte tests pin). Decays are float64 and states
  * float64 between chunks, in JavaScript; x, B and C are read in place, and y / α is written into the
  * output and scaled there (no other x-sized tensor). The plain recurrence (cpu.ts) is the reference,
  * and still the backward.
@@ -61,10 +66,11 @@ export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, Te
     const beta = new Float32Array(Bz * L * H);
     const chunks: { b: number; t0: number; q: number; e0: Float64Array }[] = [];
     const most = ops.kind === 'wasm' ? Math.max(a.chunkSize, MIN_HOST_CHUNK) : a.chunkSize;
+    const centred = ops.kind === 'wasm'; // α relative to the middle of each chunk's decay
     for (let b = 0; b < Bz; b++) {
       for (let t0 = 0; t0 < L; ) {
-        const q = chunkLength(logE.a, b * L + t0, Math.min(most, L - t0), H);
-        chunks.push({ b, t0, q, e0: chunkScales(logE, alpha, beta, b * L + t0, q, H) });
+        const q = chunkLength(logE.a, b * L + t0, Math.min(most, L - t0), H, centred ? 2 * MAX_DECAY : MAX_DECAY);
+        chunks.push({ b, t0, q, e0: chunkScales(logE, alpha, beta, b * L + t0, q, H, centred) });
         t0 += q;
       }
     }
@@ -124,19 +130,22 @@ function stepDecays(dt: Float32Array, A: Float32Array, bias: Float32Array | unde
   return { dtp, a: la };
 }
 
-/** Tokens from `i0` (a token index of all sequences) the chunk takes: at most `most`, its decay after the first token at most MAX_DECAY in every head. */
-function chunkLength(la: Float64Array, i0: number, most: number, H: number): number {
+/** Tokens from `i0` (a token index of all sequences) the chunk takes: at most `most`, its decay after the first token at most `limit` in every head. */
+function chunkLength(la: Float64Array, i0: number, most: number, H: number, limit: number): number {
   const sum = new Float64Array(H);
   for (let q = 1; q < most; q++) {
     for (let h = 0; h < H; h++) {
       sum[h]! -= la[(i0 + q) * H + h]!;
-      if (sum[h]! > MAX_DECAY) return q;
+      if (sum[h]! > limit) return q;
     }
   }
   return most;
 }
 
-/** α and β = dt'/α into `alpha`, `beta` for tokens i0..i0+q-1, and e^{a_0} per head. */
+/**
+ * α and β = dt'/α into `alpha`, `beta` for tokens i0..i0+q-1, and e^{a_0 + c} per head, with α_t =
+ * e^{s_t − c} (s_t = a_1 + … + a_t): c = 0 (α from the first token), or `centred`, half the chunk's s_last.
+ */
 function chunkScales(
   logE: { dtp: Float64Array; a: Float64Array },
   alpha: Float32Array,
@@ -144,16 +153,22 @@ function chunkScales(
   i0: number,
   q: number,
   H: number,
+  centred: boolean,
 ): Float64Array {
   const e0 = new Float64Array(H);
   for (let h = 0; h < H; h++) {
-    e0[h] = Math.exp(logE.a[i0 * H + h]!);
+    let c = 0;
+    if (centred) {
+      for (let t = 1; t < q; t++) c += logE.a[(i0 + t) * H + h]!;
+      c /= 2;
+    }
+    e0[h] = Math.exp(logE.a[i0 * H + h]! + c);
     let s = 0;
     for (let t = 0; t < q; t++) {
       const i = (i0 + t) * H + h;
       if (t > 0) s += logE.a[i]!;
-      alpha[i] = Math.exp(s);
-      beta[i] = logE.dtp[i]! * Math.exp(-s);
+      alpha[i] = Math.exp(s - c);
+      beta[i] = logE.dtp[i]! * Math.exp(c - s);
     }
   }
   return e0;
