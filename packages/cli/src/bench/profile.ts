@@ -25,9 +25,10 @@ export async function profileOps(fn: () => Promise<void>): Promise<{ total: numb
   const byShape = new Map<string, { ms: number; calls: number }>();
   let total = 0;
   for (const k of info.kernels) {
-    // tf.customGrad runs its forward as one more "kernel" around the real ones: counting it would
+    // tf.customGrad runs its forward as one more "kernel" around the real ones (named 'unnamed scope',
+    // or after the op, as tf.fused.matMul's 'fusedMatMul__op' around _FusedMatMul): counting it would
     // count their time twice
-    if (k.name === 'unnamed scope') continue;
+    if (k.name === 'unnamed scope' || k.name.endsWith('__op')) continue;
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     total += ms;
     const add = (m: Map<string, { ms: number; calls: number }>, key: string) => {

@@ -21,6 +21,10 @@ const CASES: Case[] = [
   { B: 2, H: 3, Lq: 37, Lk: 53, Dh: 20, mask: 'none', scoreBlock: 1 << 20 },
   { B: 2, H: 2, Lq: 70, Lk: 45, Dh: 7, mask: 'random', scoreBlock: 200 }, // 4 rows a block
   { B: 3, H: 1, Lq: 9, Lk: 33, Dh: 32, mask: 'emptyRow', scoreBlock: 1 }, // one row a block
+  // few keys (H·Lk ≤ STACKED_KEYS, as cross-attention to a caption): on wasm each batch entry's heads in one pair of products
+  { B: 3, H: 4, Lq: 29, Lk: 7, Dh: 8, mask: 'emptyRow', scoreBlock: 1 << 20 },
+  { B: 2, H: 3, Lq: 40, Lk: 11, Dh: 16, mask: 'random', scoreBlock: 1 << 20 },
+  { B: 2, H: 2, Lq: 17, Lk: 64, Dh: 5, mask: 'none', scoreBlock: 1 << 20 },
 ];
 
 /** Backend data the kernels hold: an intermediate a kernel forgot would show here, not in numTensors. */
@@ -63,6 +67,21 @@ describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) =
       const attrs = { scale, hasMask: mask != null, tiles: ATTENTION_TILES, scoreBlock: c.scoreBlock } satisfies AttentionAttrs;
       const before = dataIds();
       await withNoLeaks(async () => {
+        // few keys: the heads in stacked products (wasm's choice on several threads) and one by one (on one)
+        for (const stackHeads of [true, false]) {
+          const [o, l] = tf
+            .engine()
+            .runKernel(ATTENTION, { q, k, v, keyMask }, { ...attrs, stackHeads } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          expect(relErr(await o!.data(), fwd.out), `out, stackHeads ${stackHeads}, ${label}`).toBeLessThan(1e-5);
+          const lv = await l!.data();
+          expect(
+            Array.from(fwd.lse).every((x, i) =>
+              x < LSE_EMPTY ? Math.abs(lv[i]! - x) <= 1e-5 * Math.max(1, Math.abs(x)) : lv[i] === Math.fround(LSE_EMPTY),
+            ),
+            `lse, stackHeads ${stackHeads}, ${label}`,
+          ).toBe(true);
+          tf.dispose([o!, l!]);
+        }
         const [out, lse] = tf.engine().runKernel(ATTENTION, { q, k, v, keyMask }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
         const grads = tf
           .engine()

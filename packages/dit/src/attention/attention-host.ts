@@ -8,7 +8,7 @@
  * Same semantics as the plain loops in attention-loops.ts (the reference): a masked key is ignored,
  * and a batch entry whose keys are all masked outputs zeros and gets zero gradients.
  */
-import { HostOps } from '@t2md/core';
+import { HostOps, wasmBuild } from '@t2md/core';
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 import { LSE_EMPTY } from './attention-webgpu.js';
 
@@ -41,6 +41,16 @@ function keyBiases(ops: HostOps, mask: TensorInfo | undefined, B: number, Lk: nu
     return { bias: ops.tensor([1, 1, Lk], bias), any: row.some((m) => m !== 0) };
   });
 }
+
+/**
+ * Most keys of all heads together (H·Lk) for which the threaded wasm forward takes a batch entry's heads
+ * in one pair of products (`stackedHeads`). Below it, e.g. cross-attention to a 16-token caption, the
+ * per-head products are so small that waking XNNPACK's threads for each costs more than their
+ * multiply-adds (on a 2-core CPU shared with other work, 94–98 ms against 196–272 for the shapes
+ * models' cross-attention); the stacked products do H times the multiply-adds, so on one thread, where
+ * a call costs little, the per-head products stay faster (28–33 ms against 23–30).
+ */
+export const STACKED_KEYS = 128;
 
 /** Query-row blocks [r0, r0 + rows) of at most `block` scores each (at least one row). */
 function* rowBlocks(Lq: number, Lk: number, block: number): Generator<[number, number]> {
@@ -75,6 +85,7 @@ const swap = (ops: HostOps, x: TensorInfo) => ops.transpose(x, [0, 2, 1]);
 /**
  * Forward: out `[B, H, Lq, Dh]` and the per-row log-sum-exp `[B, H, Lq]` (LSE_EMPTY for rows with no
  * key), taken as max(s) − log(max(p)) from the block's softmax (max(p) ≥ 1/Lk, so no cancellation).
+ * `stack`: on wasm, few keys' heads in stacked products (default: when XNNPACK runs on several threads).
  */
 export function attentionForwardHost(
   backend: KernelBackend,
@@ -84,6 +95,7 @@ export function attentionForwardHost(
   mask: TensorInfo | undefined,
   scale: number,
   block = SCORE_BLOCK,
+  stack?: boolean,
 ): [TensorInfo, TensorInfo] {
   const { B, H, Lq, Lk, Dh } = dimsOf(q, k);
   const ops = new HostOps(backend);
@@ -92,6 +104,14 @@ export function attentionForwardHost(
     const lse = new Float32Array(B * H * Lq).fill(LSE_EMPTY);
     const biases = keyBiases(ops, mask, B, Lk);
     const qs = ops.call('Multiply', { a: q, b: ops.tensor([], Float32Array.of(scale)) }); // [B, H, Lq, Dh]
+    // (threaded wasm only: the cpu backend has no threads to wake, and its rounding is pinned by the trainer's tests)
+    const stacked = ops.kind === 'wasm' && (stack ?? (wasmBuild()?.threads ?? 1) > 1);
+    if (stacked && H > 1 && H * Lk <= STACKED_KEYS && H * Lq * H * Lk <= block) {
+      for (let b = 0; b < B; b++) {
+        if (biases[b]!.any) stackedHeads(ops, { qs, k, v, mask, out, lse }, b);
+      }
+      return [out, ops.keep(ops.tensor([B, H, Lq], lse))];
+    }
     const kT = ops.transpose(k, [0, 1, 3, 2]); // [B, H, Dh, Lk]
     for (let b = 0; b < B; b++) {
       if (!biases[b]!.any) continue; // nothing to attend to: zeros
@@ -117,6 +137,67 @@ export function attentionForwardHost(
   } finally {
     ops.dispose();
   }
+}
+
+/**
+ * All heads of batch entry b in two products: with the heads' queries stacked in rows, Q `[H·Lq, Dh]`,
+ * and their keys side by side, K `[Dh, H·Lk]`, S = Q K holds every head's scores against every head's
+ * keys, of which each row keeps its own head's block (plus the mask's −∞) for softmax `[H·Lq, Lk]`.
+ * Those probabilities, put back into their blocks of an otherwise zero `[H·Lq, H·Lk]`, times V
+ * `[H·Lk, Dh]` (the heads' values stacked) give each head's output in out's own layout `[H, Lq, Dh]`;
+ * the zeros add nothing to the sums. The log-sum-exp comes from the same rows in JavaScript.
+ */
+function stackedHeads(
+  ops: HostOps,
+  t: { qs: TensorInfo; k: TensorInfo; v: TensorInfo; mask: TensorInfo | undefined; out: TensorInfo; lse: Float32Array },
+  b: number,
+): void {
+  const { H, Lq, Lk, Dh } = dimsOf(t.qs, t.k);
+  const [R, C] = [H * Lq, H * Lk];
+  const entry = (x: TensorInfo, L: number) => {
+    const part = ops.slice(x, [b, 0, 0, 0], [1, H, L, Dh]);
+    const out = ops.reshape(part, [1, H * L, Dh]); // shares part's data, which lives on through it
+    ops.free(part);
+    return out;
+  };
+  const [qb, vb] = [entry(t.qs, Lq), entry(t.v, Lk)]; // [1, H·Lq, Dh], [1, H·Lk, Dh]
+  const kb = ops.empty([1, Dh, C]);
+  {
+    const [kv, kd] = [ops.values(t.k), ops.values(kb)];
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < Lk; j++) {
+        const from = ((b * H + h) * Lk + j) * Dh;
+        for (let d = 0; d < Dh; d++) kd[d * C + h * Lk + j] = kv[from + d]!;
+      }
+    }
+  }
+  const S = ops.matMul(qb, kb); // [1, H·Lq, H·Lk]
+  const logits = ops.empty([1, R, Lk]);
+  {
+    const keep = t.mask == null ? undefined : ops.data(t.mask);
+    const [sv, lv] = [ops.values(S), ops.values(logits)];
+    for (let r = 0; r < R; r++) {
+      const from = r * C + Math.floor(r / Lq) * Lk; // the row's own head's block
+      for (let j = 0; j < Lk; j++) lv[r * Lk + j] = keep == null || keep[b * Lk + j] !== 0 ? sv[from + j]! : Number.NEGATIVE_INFINITY;
+    }
+  }
+  const p = ops.call('Softmax', { logits }, { dim: 2 }); // [1, H·Lq, Lk]
+  const Pb = ops.tensor([1, R, C]); // zeros, each row's probabilities in its head's block
+  {
+    const [lv, pv, pb] = [ops.values(logits), ops.values(p), ops.values(Pb)];
+    for (let r = 0; r < R; r++) {
+      let [sMax, pMax] = [Number.NEGATIVE_INFINITY, 0];
+      for (let j = 0; j < Lk; j++) {
+        sMax = Math.max(sMax, lv[r * Lk + j]!);
+        pMax = Math.max(pMax, pv[r * Lk + j]!);
+      }
+      t.lse[b * R + r] = Math.fround(sMax) - Math.log(Math.fround(pMax));
+      pb.set(pv.subarray(r * Lk, (r + 1) * Lk), r * C + Math.floor(r / Lq) * Lk);
+    }
+  }
+  const o = ops.matMul(Pb, vb); // [1, H·Lq, Dh]
+  ops.values(t.out).set(ops.values(o), b * R * Dh);
+  ops.free(qb, vb, kb, S, logits, p, Pb, o);
 }
 
 /** Backward: dq, dk, dv (shapes of q, k, v) given dy `[B, H, Lq, Dh]` and the forward's out. */

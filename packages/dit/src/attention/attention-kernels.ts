@@ -52,6 +52,11 @@ export interface AttentionAttrs {
   tiles: AttentionTiles;
   /** cpu and wasm: most scores (query rows × keys) held at once (attention-host.ts); webgpu ignores it. */
   scoreBlock: number;
+  /**
+   * wasm: take each batch entry's heads in one pair of products when there are few keys
+   * (attention-host.ts `stackedHeads`); absent: when XNNPACK runs on more than one thread. For tests.
+   */
+  stackHeads?: boolean;
   /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
   packed?: PackedHeads;
   /**
@@ -65,7 +70,7 @@ export interface AttentionAttrs {
 const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { q, k, v, keyMask } = inputs as Record<string, TensorInfo>;
   const a = attrs as unknown as AttentionAttrs;
-  return attentionForwardHost(backend as KernelBackend, q!, k!, v!, a.hasMask ? keyMask : undefined, a.scale, a.scoreBlock);
+  return attentionForwardHost(backend as KernelBackend, q!, k!, v!, a.hasMask ? keyMask : undefined, a.scale, a.scoreBlock, a.stackHeads);
 };
 
 const jsGrad: KernelFunc = ({ inputs, backend, attrs }) => {
