@@ -38,5 +38,5 @@ describe('t2md demo (shipped models, wasm)', () => {
     // the shipped models' metadata decides whether they are announced as placeholders
     const notice = placeholderNotice(...(['teacher', 'student'] as const).map((n) => metadataOf(shippedModelPath(n)!)));
     expect(r.stdout.includes(`note: ${notice}`)).toBe(notice != null);
-  }, 300_000); // 65 s on the 2-core CI machine: the default 120 s is a thin margin
+  }, 300_000); // a child process; 65 s in CI under the suite's load
 });
