@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@t2md/core';
-import { generate, placeholderNotice } from '@t2md/shapes';
+import { placeholderNotice } from '@t2md/shapes';
 import { loadModel, shippedModelPath } from '../models.js';
 import { checkOutDir } from '../out-path.js';
-import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
-import { firstStepNotice, progress } from '../progress.js';
+import { encodeGridPng, type ImageCHW, writeFileAtomic } from '../png.js';
+import { drawImages } from './sample.js';
 import { distillCommand, trainCommand } from './train.js';
 
 export interface DemoOptions {
@@ -89,37 +89,14 @@ async function sampleAll(
     const firsts: ImageCHW[] = [];
     for (const [i, prompt] of PROMPTS.entries()) {
       process.stdout.write(`${name}: "${prompt}"\n`);
-      const bar = progress('sample', steps, { unit: 'steps' });
-      const firstStep = firstStepNotice(backend);
-      try {
-        const t0 = performance.now();
-        const { images, msPerStep } = await generate({
-          model: trained.model,
-          encoder: trained.encoder,
-          prompt,
-          count: PER_PROMPT,
-          steps,
-          sampler: 'dpmpp-2m',
-          cfg: 4.5,
-          seed: i,
-          onStep: ({ step }) => {
-            firstStep.done();
-            bar.update(step);
-          },
-        });
-        bar.stop();
-        const imgs = await readImages(images);
-        const file = join(out, `${name}-${i}.png`);
-        writeFileAtomic(file, encodeGridPng(imgs));
-        const total = (performance.now() - t0) / 1000;
-        process.stdout.write(
-          `wrote ${file} (${imgs.length} images), ${steps} steps at ${msPerStep.toFixed(1)} ms/step on ${backend}; ${total.toFixed(1)} s\n`,
-        );
-        firsts.push(imgs[0]!);
-      } finally {
-        firstStep.done(false);
-        bar.stop();
-      }
+      const o = { prompt, count: PER_PROMPT, steps, sampler: 'dpmpp-2m', cfg: 4.5, seed: i } as const;
+      const { images, msPerStep, seconds } = await drawImages(trained, o, backend);
+      const file = join(out, `${name}-${i}.png`);
+      writeFileAtomic(file, encodeGridPng(images));
+      process.stdout.write(
+        `wrote ${file} (${images.length} images), ${steps} steps at ${msPerStep.toFixed(1)} ms/step on ${backend}; ${seconds.toFixed(1)} s\n`,
+      );
+      firsts.push(images[0]!);
     }
     return { firsts, metadata: trained.metadata };
   } finally {

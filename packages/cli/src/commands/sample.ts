@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
+import type { TrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import { generate, parseCaption } from '@t2md/shapes';
 import { loadModel } from '../models.js';
 import { checkOutFile } from '../out-path.js';
-import { encodeGridPng, readImages, writeFileAtomic } from '../png.js';
+import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
 
 export interface SampleOptions {
@@ -26,40 +27,66 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
   const out = checkOutFile('--out', opts.out); // so is a path the PNG cannot be written to
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const trained = loadModel(opts.model);
-  const bar = progress('sample', opts.steps, { unit: 'steps' });
-  const firstStep = firstStepNotice(info.backend);
+  try {
+    const { images: imgs, msPerStep, seconds } = await drawImages(trained, { ...opts, prompt }, info.backend);
+    const n = imgs.length;
+    const { height: h, width: w } = imgs[0]!;
+    const png = encodeGridPng(imgs);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileAtomic(out, png);
+    process.stdout.write(
+      `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}) from ${trained.source}\n` +
+        `${opts.steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${seconds.toFixed(1)} s in all\n`,
+    );
+  } finally {
+    trained.dispose();
+  }
+}
+
+/** What `drawImages` samples: one prompt `count` times, at `size` px (the model's own when omitted). */
+export interface DrawOptions {
+  prompt: string;
+  count: number;
+  steps: number;
+  sampler: SamplerName;
+  cfg: number;
+  seed: number;
+  size?: number;
+}
+
+/**
+ * Samples `o.count` images of `o.prompt` from a loaded model with a progress bar (and the first-step
+ * notice of slow backends), and reads them back: the images, ms per step, and seconds in all.
+ */
+export async function drawImages(
+  trained: TrainedModel,
+  o: DrawOptions,
+  backend: string,
+): Promise<{ images: ImageCHW[]; msPerStep: number; seconds: number }> {
+  const bar = progress('sample', o.steps, { unit: 'steps' });
+  const firstStep = firstStepNotice(backend);
   try {
     const t0 = performance.now();
     const { images, msPerStep } = await generate({
       model: trained.model,
       encoder: trained.encoder,
-      prompt,
-      count: opts.count,
-      steps: opts.steps,
-      sampler: opts.sampler,
-      cfg: opts.cfg,
-      seed: opts.seed,
-      size: opts.size,
+      prompt: o.prompt,
+      count: o.count,
+      steps: o.steps,
+      sampler: o.sampler,
+      cfg: o.cfg,
+      seed: o.seed,
+      size: o.size,
       onStep: ({ step }) => {
         firstStep.done();
         bar.update(step);
       },
     });
     bar.stop();
-    const imgs = await readImages(images);
-    const n = imgs.length;
-    const { height: h, width: w } = imgs[0]!;
-    const png = encodeGridPng(imgs);
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileAtomic(out, png);
-    const total = (performance.now() - t0) / 1000;
-    process.stdout.write(
-      `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}) from ${trained.source}\n` +
-        `${opts.steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${total.toFixed(1)} s in all\n`,
-    );
+    const read = await readImages(images);
+    return { images: read, msPerStep, seconds: (performance.now() - t0) / 1000 };
   } finally {
     firstStep.done(false);
     bar.stop();
-    trained.dispose();
   }
 }
