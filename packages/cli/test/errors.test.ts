@@ -13,6 +13,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = join(dir, 'notes.md');
 writeFileSync(file, 'a file, not a folder\n');
 mkdirSync(join(dir, 'shots.png'));
+// a file that is no model, and a run folder holding one as its checkpoint
+const junk = join(dir, 'junk.safetensors');
+writeFileSync(junk, 'not a safetensors file at all');
+mkdirSync(join(dir, 'held'));
+writeFileSync(join(dir, 'held', 'latest.safetensors'), 'not a checkpoint either');
 const linux = process.platform === 'linux';
 
 /**
@@ -90,11 +95,30 @@ describe('bad output paths are one sentence and exit 2 before any work', () => {
     expectRefused(t2md(['bench', 'scan', '--out', '/proc/results.json']), /^t2md: --out \/proc\/results\.json cannot be written:/);
     expectRefused(t2md(['bench', 'scan', '--out', dir]), /is a folder, not a file; pass a file path\.$/);
   });
+});
 
-  it('creates nothing on the way', () => {
-    expect(readdirSync(dir).sort()).toEqual(['notes.md', 'shots.png']);
-    expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
-    expect(existsSync('/proc/t2md-run')).toBe(false);
+describe("a run's options and files are refused before the backend starts", () => {
+  // train and distill plan the run (options, checkpoint, --init, --teacher headers) before the backend:
+  // the refusal is the only line, with no `t2md train: backend …` line above it
+  it.each([
+    [
+      ['train', '--out', 'empty', '--resume'],
+      /^t2md: empty\/latest\.safetensors does not exist, so there is nothing to resume; .*\(drop --resume\)\.$/,
+    ],
+    [['train', '--init', 'junk.safetensors', '--out', 'r', '--resume'], /\(drop --init or --resume\)\.$/],
+    [
+      ['train', '--init', 'junk.safetensors', '--out', 'held'],
+      /^t2md: held already holds a checkpoint, and init starts a new run; .*\(pass another --out, or drop --init and pass --resume\)\.$/,
+    ],
+    [
+      ['train', '--init', 'junk.safetensors', '--out', 'r'],
+      /^t2md: junk\.safetensors is not a model or checkpoint file \(Invalid safetensors file: .*\); pass a \.safetensors file/,
+    ],
+    [['train', '--out', 'held', '--resume'], /^t2md: held\/latest\.safetensors is not a model or checkpoint file \(/],
+    [['distill', '--teacher', 'junk.safetensors', '--out', 'r'], /^t2md: junk\.safetensors is not a model or checkpoint file \(/],
+    [['distill', '--teacher', '.', '--out', 'r'], /^t2md: teacher \. is a folder without model\.safetensors;/],
+  ] as [string[], RegExp][])('%j', (args, pattern) => {
+    expectRefused(t2md(args), pattern);
   });
 });
 
@@ -130,5 +154,15 @@ describe('every other bad input is one sentence and exit 2', () => {
     [['bench', 'train', '--batches', '4,x'], /--batches must be batch sizes separated by commas/],
   ] as [string[], RegExp, Record<string, string>?][])('%j', (args, pattern, env) => {
     expectRefused(t2md(args, env), pattern);
+  });
+});
+
+// last: vitest runs a file's tests in order, so this sees every refusal above
+describe('the refusals', () => {
+  it('creates nothing on the way', () => {
+    expect(readdirSync(dir).sort()).toEqual(['held', 'junk.safetensors', 'notes.md', 'shots.png']);
+    expect(readdirSync(join(dir, 'held'))).toEqual(['latest.safetensors']);
+    expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
+    expect(existsSync('/proc/t2md-run')).toBe(false);
   });
 });
