@@ -2,7 +2,7 @@
 // (nothing on stdout, no backend line, nothing created) with exit 2 and one sentence on stderr, never a
 // stack. The paths under /proc and /sys are Linux's; CI runs on Linux.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,8 @@ writeFileSync(junk, 'not a safetensors file at all');
 mkdirSync(join(dir, 'held'));
 writeFileSync(join(dir, 'held', 'latest.safetensors'), 'not a checkpoint either');
 const linux = process.platform === 'linux';
+// `procself/..` is /proc to the kernel (and to mkdir), `.` to a lexical resolve
+if (linux) symlinkSync('/proc/self', join(dir, 'procself'));
 
 /**
  * Runs the built CLI with a hard deadline: a hang (Node's recursive mkdir under /proc spun at 100% CPU
@@ -61,6 +63,15 @@ describe('bad output paths are one sentence and exit 2 before any work', () => {
     );
     expectRefused(t2md(['distill', '--teacher', file, '--out', '/proc/t2md-run']), /--out \/proc\/t2md-run cannot be made/);
     expectRefused(t2md(['demo', '--out', '/proc/t2md-demo']), /--out \/proc\/t2md-demo cannot be made/);
+    // through a link: checked lexically (./t2md-run) this passed, and the trainer's mkdir spun in /proc
+    expectRefused(
+      t2md(['train', '--out', 'procself/../t2md-run', '--preset', 'tiny']),
+      /^t2md: --out procself\/\.\.\/t2md-run cannot be made: .*\/proc\b/,
+    );
+    expectRefused(
+      t2md(['sample', 'a red circle', '--out', 'procself/../x.png']),
+      /^t2md: --out procself\/\.\.\/x\.png cannot be written: .*\/proc\b/,
+    );
   });
 
   it.runIf(linux)('train refuses a folder below a file, and a file, naming the path as given', () => {
@@ -160,7 +171,7 @@ describe('every other bad input is one sentence and exit 2', () => {
 // last: vitest runs a file's tests in order, so this sees every refusal above
 describe('the refusals', () => {
   it('creates nothing on the way', () => {
-    expect(readdirSync(dir).sort()).toEqual(['held', 'junk.safetensors', 'notes.md', 'shots.png']);
+    expect(readdirSync(dir).sort()).toEqual(['held', 'junk.safetensors', 'notes.md', ...(linux ? ['procself'] : []), 'shots.png']);
     expect(readdirSync(join(dir, 'held'))).toEqual(['latest.safetensors']);
     expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
     expect(existsSync('/proc/t2md-run')).toBe(false);
