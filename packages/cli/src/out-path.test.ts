@@ -11,6 +11,10 @@ const file = join(dir, 'file.txt');
 writeFileSync(file, 'x');
 mkdirSync(join(dir, 'folder'));
 symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'));
+mkdirSync(join(dir, 'deep', 'inner'), { recursive: true });
+symlinkSync(join(dir, 'deep', 'inner'), join(dir, 'inner-link'));
+const linux = process.platform === 'linux';
+if (linux) symlinkSync('/proc/self', join(dir, 'proc-link'));
 
 /** The UsageError `fn` throws (the test fails when it throws nothing or something else). */
 function refusal(fn: () => unknown): string {
@@ -40,7 +44,23 @@ describe('checkOutDir', () => {
     expect(refusal(() => checkOutDir('--out', join(dir, 'dangling', 'x')))).toMatch(/dangling is a link to nothing; pass a folder/);
   });
 
-  it.runIf(process.platform === 'linux')('refuses a path under /proc at once (a recursive mkdir would spin there)', () => {
+  it('resolves `..` after a link as the kernel (and a recursive mkdir) does, not lexically', () => {
+    // inner-link/.. is deep, where inner-link points, not dir
+    expect(checkOutDir('--out', `${dir}/inner-link/../made`)).toBe(join(dir, 'deep', 'made'));
+    expect(checkOutFile('--out', `${dir}/inner-link/../x.png`)).toBe(join(dir, 'deep', 'x.png'));
+    expect(checkOutFile('--out', `${dir}/inner-link/../new/x.png`)).toBe(join(dir, 'deep', 'new', 'x.png'));
+  });
+
+  it.runIf(linux)('refuses a path that reaches /proc through a link and `..` (checked lexically, it passed and mkdir spun)', () => {
+    const t0 = performance.now();
+    expect(refusal(() => checkOutDir('--out', `${dir}/proc-link/../t2md-run`))).toMatch(
+      /^--out .*\/proc-link\/\.\.\/t2md-run cannot be made: (\/proc takes no new files \(ENOENT\)|you may not write in \/proc \(EACCES\)); /,
+    );
+    expect(refusal(() => checkOutFile('--out', `${dir}/proc-link/../x.png`))).toMatch(/ cannot be written: .*\/proc\b/);
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  });
+
+  it.runIf(linux)('refuses a path under /proc at once (a recursive mkdir would spin there)', () => {
     const t0 = performance.now();
     // root hears ENOENT from /proc, other users EACCES
     expect(refusal(() => checkOutDir('--out', '/proc/t2md-run/x'))).toMatch(
@@ -50,7 +70,7 @@ describe('checkOutDir', () => {
   });
   // root may write anywhere but in /sys (EPERM; EROFS where it is mounted read-only); another user
   // meets a folder without write permission
-  it.runIf(process.platform === 'linux')('refuses a folder the user may not write in', () => {
+  it.runIf(linux)('refuses a folder the user may not write in', () => {
     if (process.getuid?.() === 0) {
       expect(refusal(() => checkOutDir('--out', '/sys/t2md-run'))).toMatch(
         /^--out \/sys\/t2md-run cannot be made: (you may not write in \/sys \(EPERM\)|\/sys is on a read-only file system); pass a folder you can write in\.$/,

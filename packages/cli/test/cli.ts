@@ -16,11 +16,17 @@ export function t2md(args: string[], env: Record<string, string | undefined> = {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A bad-input exit: code 2 and exactly one `t2md:` line on stderr matching `pattern`, no JavaScript stack. */
+/**
+ * A bad-input exit: code 2 and exactly one line on stderr, `t2md:` and a sentence matching `pattern`,
+ * no JavaScript stack. Every line counts, so a refusal that comes after the backend started (its
+ * `t2md train: backend …` line) fails here: bad input is refused before any work.
+ */
 export function expectOneLine(r: { code: number | null; stderr: string }, pattern: RegExp): void {
   expect(r.code, r.stderr).toBe(2);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith('t2md:'));
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
   expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^t2md: /);
+  expect(lines[0]).toMatch(/\.$/);
   expect(lines[0]).toMatch(pattern);
   expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
 }

@@ -2,7 +2,7 @@
 // (nothing on stdout, no backend line, nothing created) with exit 2 and one sentence on stderr, never a
 // stack. The paths under /proc and /sys are Linux's; CI runs on Linux.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = join(dir, 'notes.md');
 writeFileSync(file, 'a file, not a folder\n');
 mkdirSync(join(dir, 'shots.png'));
+// a file that is no model, and a run folder holding one as its checkpoint
+const junk = join(dir, 'junk.safetensors');
+writeFileSync(junk, 'not a safetensors file at all');
+mkdirSync(join(dir, 'held'));
+writeFileSync(join(dir, 'held', 'latest.safetensors'), 'not a checkpoint either');
 const linux = process.platform === 'linux';
+// `procself/..` is /proc to the kernel (and to mkdir), `.` to a lexical resolve
+if (linux) symlinkSync('/proc/self', join(dir, 'procself'));
 
 /**
  * Runs the built CLI with a hard deadline: a hang (Node's recursive mkdir under /proc spun at 100% CPU
@@ -56,6 +63,15 @@ describe('bad output paths are one sentence and exit 2 before any work', () => {
     );
     expectRefused(t2md(['distill', '--teacher', file, '--out', '/proc/t2md-run']), /--out \/proc\/t2md-run cannot be made/);
     expectRefused(t2md(['demo', '--out', '/proc/t2md-demo']), /--out \/proc\/t2md-demo cannot be made/);
+    // through a link: checked lexically (./t2md-run) this passed, and the trainer's mkdir spun in /proc
+    expectRefused(
+      t2md(['train', '--out', 'procself/../t2md-run', '--preset', 'tiny']),
+      /^t2md: --out procself\/\.\.\/t2md-run cannot be made: .*\/proc\b/,
+    );
+    expectRefused(
+      t2md(['sample', 'a red circle', '--out', 'procself/../x.png']),
+      /^t2md: --out procself\/\.\.\/x\.png cannot be written: .*\/proc\b/,
+    );
   });
 
   it.runIf(linux)('train refuses a folder below a file, and a file, naming the path as given', () => {
@@ -90,11 +106,30 @@ describe('bad output paths are one sentence and exit 2 before any work', () => {
     expectRefused(t2md(['bench', 'scan', '--out', '/proc/results.json']), /^t2md: --out \/proc\/results\.json cannot be written:/);
     expectRefused(t2md(['bench', 'scan', '--out', dir]), /is a folder, not a file; pass a file path\.$/);
   });
+});
 
-  it('creates nothing on the way', () => {
-    expect(readdirSync(dir).sort()).toEqual(['notes.md', 'shots.png']);
-    expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
-    expect(existsSync('/proc/t2md-run')).toBe(false);
+describe("a run's options and files are refused before the backend starts", () => {
+  // train and distill plan the run (options, checkpoint, --init, --teacher headers) before the backend:
+  // the refusal is the only line, with no `t2md train: backend …` line above it
+  it.each([
+    [
+      ['train', '--out', 'empty', '--resume'],
+      /^t2md: empty\/latest\.safetensors does not exist, so there is nothing to resume; .*\(drop --resume\)\.$/,
+    ],
+    [['train', '--init', 'junk.safetensors', '--out', 'r', '--resume'], /\(drop --init or --resume\)\.$/],
+    [
+      ['train', '--init', 'junk.safetensors', '--out', 'held'],
+      /^t2md: held already holds a checkpoint, and init starts a new run; .*\(pass another --out, or drop --init and pass --resume\)\.$/,
+    ],
+    [
+      ['train', '--init', 'junk.safetensors', '--out', 'r'],
+      /^t2md: junk\.safetensors is not a model or checkpoint file \(Invalid safetensors file: .*\); pass a \.safetensors file/,
+    ],
+    [['train', '--out', 'held', '--resume'], /^t2md: held\/latest\.safetensors is not a model or checkpoint file \(/],
+    [['distill', '--teacher', 'junk.safetensors', '--out', 'r'], /^t2md: junk\.safetensors is not a model or checkpoint file \(/],
+    [['distill', '--teacher', '.', '--out', 'r'], /^t2md: teacher \. is a folder without model\.safetensors;/],
+  ] as [string[], RegExp][])('%j', (args, pattern) => {
+    expectRefused(t2md(args), pattern);
   });
 });
 
@@ -130,5 +165,15 @@ describe('every other bad input is one sentence and exit 2', () => {
     [['bench', 'train', '--batches', '4,x'], /--batches must be batch sizes separated by commas/],
   ] as [string[], RegExp, Record<string, string>?][])('%j', (args, pattern, env) => {
     expectRefused(t2md(args, env), pattern);
+  });
+});
+
+// last: vitest runs a file's tests in order, so this sees every refusal above
+describe('the refusals', () => {
+  it('creates nothing on the way', () => {
+    expect(readdirSync(dir).sort()).toEqual(['held', 'junk.safetensors', 'notes.md', ...(linux ? ['procself'] : []), 'shots.png']);
+    expect(readdirSync(join(dir, 'held'))).toEqual(['latest.safetensors']);
+    expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
+    expect(existsSync('/proc/t2md-run')).toBe(false);
   });
 });

@@ -1,7 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
-import { type DistillOptions, distillStudent, type StageConfig, type TrainResult, trainTeacher } from '@t2md/distill';
+import {
+  type DistillOptions,
+  planDistill,
+  planTeacher,
+  type RunHooks,
+  type RunPlan,
+  runPlan,
+  type StageConfig,
+  type TrainResult,
+} from '@t2md/distill';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import { UsageError } from '../errors.js';
 import { checkOutDir } from '../out-path.js';
@@ -137,14 +146,12 @@ function noteQuickEvalOnResume(what: 'train' | 'distill', opts: TrainOptions): v
   );
 }
 
-type RunControl = { signal: AbortSignal; onStopping: () => void; deadline?: number };
-
-async function run(
-  what: 'train' | 'distill',
-  fn: (control: RunControl, bar: ReturnType<typeof trainingBar>) => Promise<TrainResult>,
-  backend?: string,
-  timeLimit?: number,
-) {
+/**
+ * Runs `plan`, made before this starts the backend: the plan reads the options and the files' headers
+ * (an existing checkpoint, --init, --teacher), so every refusal of them is the one sentence of exit 2,
+ * with no backend line before it and no backend started.
+ */
+async function run<S>(what: 'train' | 'distill', plan: RunPlan, hooks: RunHooks<S>, backend?: string, timeLimit?: number) {
   // The limit counts from the command's start: building the models and compiling shaders are part of a
   // time-boxed run's budget.
   const started = performance.now();
@@ -155,12 +162,13 @@ async function run(
   const interrupt = interruptSignal();
   let result: TrainResult;
   try {
-    const control: RunControl = {
+    result = await runPlan(plan, {
+      ...hooks,
       signal: interrupt.signal,
       onStopping: () => interrupt.saving(),
       ...(deadline != null ? { deadline } : {}),
-    };
-    result = await fn(control, bar);
+      onProgress: (p) => bar.update(p),
+    });
   } finally {
     bar.stop();
     interrupt.dispose();
@@ -183,51 +191,39 @@ async function run(
 /** `t2md train`: train the teacher DiT (and its caption encoder) on the shapes world. */
 export async function trainCommand(opts: TrainOptions): Promise<void> {
   checkPaths(opts);
-  noteQuickEvalOnResume('train', opts);
-  await run(
-    'train',
-    (control, bar) =>
-      trainTeacher({
-        out: opts.out,
-        preset: opts.preset,
-        steps: opts.steps,
-        resume: opts.resume,
-        ...modelFileOptions(opts),
-        ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
-        ...world,
-        ...control,
-        ...evaluator(opts),
-        command: commandLine(),
-        onProgress: (p) => bar.update(p),
-      }),
-    opts.backend,
-    opts.timeLimit,
-  );
+  const options = {
+    out: opts.out,
+    preset: opts.preset,
+    steps: opts.steps,
+    resume: opts.resume,
+    ...modelFileOptions(opts),
+    ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
+    ...world,
+    ...evaluator(opts),
+    command: commandLine(),
+  };
+  const plan = planTeacher(options);
+  noteQuickEvalOnResume('train', opts); // after the plan: a refused run gets its one sentence alone
+  await run('train', plan, options, opts.backend, opts.timeLimit);
 }
 
 /** `t2md distill`: teacher forcing → feature distillation → adaptation → fine-tuning of the hybrid student. */
 export async function distillCommand(opts: DistillCliOptions): Promise<void> {
   checkPaths(opts);
-  noteQuickEvalOnResume('distill', opts);
-  await run(
-    'distill',
-    (control, bar) =>
-      distillStudent({
-        out: opts.out,
-        teacher: opts.teacher,
-        preset: opts.preset,
-        stage: opts.stage,
-        steps: opts.steps,
-        resume: opts.resume,
-        ...modelFileOptions(opts),
-        ...distillRunOptions(opts),
-        ...world,
-        ...control,
-        ...evaluator(opts),
-        command: commandLine(),
-        onProgress: (p) => bar.update(p),
-      }),
-    opts.backend,
-    opts.timeLimit,
-  );
+  const options = {
+    out: opts.out,
+    teacher: opts.teacher,
+    preset: opts.preset,
+    stage: opts.stage,
+    steps: opts.steps,
+    resume: opts.resume,
+    ...modelFileOptions(opts),
+    ...distillRunOptions(opts),
+    ...world,
+    ...evaluator(opts),
+    command: commandLine(),
+  };
+  const plan = planDistill(options);
+  noteQuickEvalOnResume('distill', opts); // after the plan: a refused run gets its one sentence alone
+  await run('distill', plan, options, opts.backend, opts.timeLimit);
 }
