@@ -67,16 +67,24 @@ export class HostOps {
     const out = this.empty(size);
     const [src, dst] = [this.values(x), this.values(out)]; // after the allocation
     const rank = x.shape.length;
+    if (rank === 0) {
+      dst[0] = src[0]!;
+      return out;
+    }
     const strides = new Array<number>(rank).fill(1);
     for (let d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1]! * x.shape[d + 1]!;
-    const run = size[rank - 1] ?? 1;
+    // axes after k are taken whole, so one run spans axis k's slice: a head of [B, H, L, D] is one
+    // copy, not L copies of D floats (a copy call per 32 floats cost more than the floats)
+    let k = rank - 1;
+    while (k > 0 && size[k] === x.shape[k]) k--;
+    const run = size[k]! * strides[k]!;
     const runs = util.sizeFromShape(size) / Math.max(1, run);
-    const at = new Array<number>(rank).fill(0); // index of the current run, over the leading axes
+    const at = new Array<number>(k).fill(0); // index of the current run, over the axes before k
     for (let r = 0; r < runs; r++) {
-      let from = 0;
-      for (let d = 0; d < rank; d++) from += (begin[d]! + at[d]!) * strides[d]!;
+      let from = begin[k]! * strides[k]!;
+      for (let d = 0; d < k; d++) from += (begin[d]! + at[d]!) * strides[d]!;
       dst.set(src.subarray(from, from + run), r * run);
-      for (let d = rank - 2; d >= 0; d--) {
+      for (let d = k - 1; d >= 0; d--) {
         if (++at[d]! < size[d]!) break;
         at[d] = 0;
       }

@@ -25,6 +25,37 @@ describe.each(testBackends())('hostSlice and hostSplit on %s', (name) => {
         tf.grad((t: tf.Tensor) => tf.slice(t, begin, size))(x, dy),
       ];
       expect(Array.from(await ga.data())).toEqual(Array.from(await gb.data()));
+      // runs that span several axes (trailing axes taken whole), a whole tensor, one element, rank 1
+      for (const [bg, sz] of [
+        [
+          [1, 0, 0, 0],
+          [2, 5, 7, 2],
+        ],
+        [
+          [0, 3, 0, 0],
+          [3, 2, 7, 2],
+        ],
+        [
+          [0, 0, 0, 0],
+          [3, 5, 7, 2],
+        ],
+        [
+          [2, 4, 6, 1],
+          [1, 1, 1, 1],
+        ],
+        [
+          [0, 1, 2, 0],
+          [3, 3, 5, 1],
+        ],
+      ]) {
+        const [c, d] = [hostSlice(x, bg!, sz!), tf.slice(x, bg!, sz!)];
+        expect(Array.from(await c.data()), `slice ${JSON.stringify([bg, sz])}`).toEqual(Array.from(await d.data()));
+        tf.dispose([c, d]);
+      }
+      const flat = tf.reshape(x, [-1]);
+      const [e, f] = [hostSlice(flat, [5], [17]), tf.slice(flat, [5], [17])];
+      expect(Array.from(await e.data())).toEqual(Array.from(await f.data()));
+      tf.dispose([flat, e, f]);
       const w = tf.tensor(randomArray(3 * 5 * 14, seed + 2), [3, 5, 14]);
       const loss = (split: (t: tf.Tensor) => tf.Tensor[]) => (t: tf.Tensor) =>
         tf.sum(

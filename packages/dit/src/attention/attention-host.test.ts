@@ -82,6 +82,14 @@ describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) =
           ).toBe(true);
           tf.dispose([o!, l!]);
         }
+        {
+          // as attention() calls it (hostLse false): the same out
+          const [o, l] = tf
+            .engine()
+            .runKernel(ATTENTION, { q, k, v, keyMask }, { ...attrs, hostLse: false } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          expect(relErr(await o!.data(), fwd.out), `out without lse, ${label}`).toBeLessThan(1e-5);
+          tf.dispose([o!, l!]);
+        }
         const [out, lse] = tf.engine().runKernel(ATTENTION, { q, k, v, keyMask }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
         const grads = tf
           .engine()

@@ -86,6 +86,8 @@ const swap = (ops: HostOps, x: TensorInfo) => ops.transpose(x, [0, 2, 1]);
  * Forward: out `[B, H, Lq, Dh]` and the per-row log-sum-exp `[B, H, Lq]` (LSE_EMPTY for rows with no
  * key), taken as max(s) − log(max(p)) from the block's softmax (max(p) ≥ 1/Lk, so no cancellation).
  * `stack`: on wasm, few keys' heads in stacked products (default: when XNNPACK runs on several threads).
+ * `withLse` false: the per-head products skip the row maxima and leave the log-sum-exp NaN (the host
+ * backward never reads it); the stacked products take it from rows they read anyway.
  */
 export function attentionForwardHost(
   backend: KernelBackend,
@@ -96,12 +98,13 @@ export function attentionForwardHost(
   scale: number,
   block = SCORE_BLOCK,
   stack?: boolean,
+  withLse = true,
 ): [TensorInfo, TensorInfo] {
   const { B, H, Lq, Lk, Dh } = dimsOf(q, k);
   const ops = new HostOps(backend);
   try {
     const out = ops.keep(ops.tensor([B, H, Lq, Dh]));
-    const lse = new Float32Array(B * H * Lq).fill(LSE_EMPTY);
+    const lse = new Float32Array(B * H * Lq).fill(withLse ? LSE_EMPTY : Number.NaN);
     const biases = keyBiases(ops, mask, B, Lk);
     const qs = ops.call('Multiply', { a: q, b: ops.tensor([], Float32Array.of(scale)) }); // [B, H, Lq, Dh]
     // (threaded wasm only: the cpu backend has no threads to wake, and its rounding is pinned by the trainer's tests)
@@ -122,13 +125,16 @@ export function attentionForwardHost(
           const qc = headRows(ops, qs, b, h, r0, rows); // [1, rows, Dh]
           const { s, p } = probabilities(ops, ops.matMul(qc, kh), biases[b]!.bias); // [1, rows, Lk]
           const o = ops.matMul(p, vh); // [1, rows, Dh]
-          const sMax = ops.call('Max', { x: s }, { reductionIndices: [2], keepDims: false });
-          const pMax = ops.call('Max', { x: p }, { reductionIndices: [2], keepDims: false });
           const row0 = (b * H + h) * Lq + r0;
-          const [sm, pm] = [ops.values(sMax), ops.values(pMax)];
-          for (let i = 0; i < rows; i++) lse[row0 + i] = sm[i]! - Math.log(pm[i]!);
+          if (withLse) {
+            const sMax = ops.call('Max', { x: s }, { reductionIndices: [2], keepDims: false });
+            const pMax = ops.call('Max', { x: p }, { reductionIndices: [2], keepDims: false });
+            const [sm, pm] = [ops.values(sMax), ops.values(pMax)];
+            for (let i = 0; i < rows; i++) lse[row0 + i] = sm[i]! - Math.log(pm[i]!);
+            ops.free(sMax, pMax);
+          }
           ops.values(out).set(ops.values(o), row0 * Dh);
-          ops.free(qc, s, p, o, sMax, pMax);
+          ops.free(qc, s, p, o);
         }
         ops.free(kh, vh);
       }

@@ -57,6 +57,13 @@ export interface AttentionAttrs {
    * (attention-host.ts `stackedHeads`); absent: when XNNPACK runs on more than one thread. For tests.
    */
   stackHeads?: boolean;
+  /**
+   * cpu and wasm: compute the log-sum-exp output (absent: true). `attention` passes false: the host
+   * backward recomputes P from q and k and never reads it, and its two row maxima per score block took
+   * 18% of the self-attention kernel in sampling. The per-head products then leave it NaN (webgpu
+   * ignores this: its backward reads L).
+   */
+  hostLse?: boolean;
   /** Inputs with heads packed in columns (webgpu); absent: `[B, H, L, Dh]` tensors. */
   packed?: PackedHeads;
   /**
@@ -70,7 +77,17 @@ export interface AttentionAttrs {
 const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { q, k, v, keyMask } = inputs as Record<string, TensorInfo>;
   const a = attrs as unknown as AttentionAttrs;
-  return attentionForwardHost(backend as KernelBackend, q!, k!, v!, a.hasMask ? keyMask : undefined, a.scale, a.scoreBlock, a.stackHeads);
+  return attentionForwardHost(
+    backend as KernelBackend,
+    q!,
+    k!,
+    v!,
+    a.hasMask ? keyMask : undefined,
+    a.scale,
+    a.scoreBlock,
+    a.stackHeads,
+    a.hostLse,
+  );
 };
 
 const jsGrad: KernelFunc = ({ inputs, backend, attrs }) => {

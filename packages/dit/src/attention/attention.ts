@@ -55,7 +55,7 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: Att
   const hasMask = options.keyMask != null;
   // The kernels always take a mask input; unmasked runs pass a [1, 1] placeholder that no kernel reads.
   const keyMask = options.keyMask ?? tf.zeros([1, 1], 'bool');
-  const attrs = { scale, hasMask, tiles, scoreBlock } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
+  const attrs = { scale, hasMask, tiles, scoreBlock, hostLse: false } satisfies AttentionAttrs as unknown as tf.NamedAttrMap;
   // A custom gradient, so the tape sees a single output. All three gradients come from one backward
   // kernel, run eagerly. With the log-sum-exp as a second output nobody uses, tfjs would build a zero dy of [B, H, Lq] on
   // the CPU and upload it on every backward.

@@ -39,7 +39,7 @@ const host: KernelFunc = ({ inputs, backend, attrs }) => {
   const [B, L] = x.shape as [number, number];
   const S = x.shape.slice(2).reduce((a, b) => a * b, 1);
   const ops = new HostOps(backend as KernelBackend);
-  const out = ops.keep(ops.tensor([B, idx.length, ...x.shape.slice(2)])); // allocated before the views are taken
+  const out = ops.keep(ops.empty([B, idx.length, ...x.shape.slice(2)])); // every row written below; allocated before the views are taken
   gatherRowsValues(ops.values(x), ops.values(out), B, L, S, idx);
   ops.dispose();
   return out;
