@@ -1,4 +1,5 @@
 import { parseLayout } from '@t2md/dit';
+import { CATEGORIES } from '@t2md/shapes';
 import { InvalidArgumentError } from 'commander';
 
 /** commander parser for an integer flag within [min, max]. */
@@ -63,5 +64,36 @@ export function fileExtArg(name: string, ext: string, why: string) {
       throw new InvalidArgumentError(`${name} must name a ${ext} file (${why}), got '${value}'.`);
     }
     return value;
+  };
+}
+
+/**
+ * commander parser for `--category-mix position=2,counting=2`: integer weights in [0, 100] of the shapes
+ * world's categories in the training data (unnamed ones weigh 1). The keys come back in CATEGORIES'
+ * order, so that the same mix written two ways is the same setting (a --resume compares them).
+ */
+export function categoryMixArg() {
+  return (value: string): Record<string, number> => {
+    const given: Record<string, number> = {};
+    for (const part of value.split(',')) {
+      const m = /^\s*(\w+)\s*=\s*(\d+)\s*$/.exec(part);
+      if (m == null) {
+        throw new InvalidArgumentError(
+          `--category-mix takes category=weight pairs separated by commas, e.g. position=2,counting=2; got '${value}'.`,
+        );
+      }
+      const [, name, w] = m;
+      if (!(CATEGORIES as readonly string[]).includes(name)) {
+        throw new InvalidArgumentError(`--category-mix names '${name}', which is not one of ${CATEGORIES.join(', ')}.`);
+      }
+      if (name in given) throw new InvalidArgumentError(`--category-mix names '${name}' twice; give each category once.`);
+      const n = Number(w);
+      if (n > 100) throw new InvalidArgumentError(`--category-mix weight of '${name}' must be an integer in [0, 100], got ${w}.`);
+      given[name] = n;
+    }
+    if (CATEGORIES.every((c) => given[c] === 0)) {
+      throw new InvalidArgumentError('--category-mix gives every category weight 0; give at least one a positive weight.');
+    }
+    return Object.fromEntries(CATEGORIES.filter((c) => c in given).map((c) => [c, given[c]]));
   };
 }

@@ -6,7 +6,7 @@ import { infoCommand } from './commands/info.js';
 import { QUICK_EVAL_DEFAULTS } from './commands/quick-eval.js';
 import { sampleCommand } from './commands/sample.js';
 import { distillCommand, trainCommand } from './commands/train.js';
-import { BACKENDS, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
+import { BACKENDS, categoryMixArg, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
 import { cliVersion } from './versions.js';
 
 const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m', 'euler'] as const;
@@ -40,6 +40,11 @@ function addRecipeOptions(c: Command): Command {
       '--caption-dropout <p>',
       "probability of training on the null caption, in [0, 1) (overrides the stage's)",
       numArg('--caption-dropout', 0, 0.99),
+    )
+    .option(
+      '--category-mix <weights>',
+      "how often each category is drawn, e.g. position=2,counting=2 (integers; unnamed ones weigh 1; overrides the stage's)",
+      categoryMixArg(),
     )
     .option('--min-snr <gamma>', 'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off, the default)', numArg('--min-snr', 0, 1e6))
     .option(

@@ -28,6 +28,7 @@ function metadata(file: string, key: string): Record<string, unknown> {
 describe('ablation flags and bench/ablation.sh (wasm)', () => {
   beforeAll(() => {
     const recipe = ['--warmup', '3', '--lr-decay', 'cosine', '--ema-decay', '0.5', '--caption-dropout', '0.2', '--min-snr', '5'];
+    recipe.push('--category-mix', 'position=3,counting=2'); // kept in CATEGORIES' order: counting first
     const r = t2md(['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001', ...recipe], env);
     expect(r.code, r.stderr).toBe(0);
     // the command line, as a shell takes it back, is in the model file
@@ -35,7 +36,10 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expect(metadata(join(teacher, 'model.safetensors'), 't2md.train').commands).toEqual([`t2md ${args.join(' ')}`]);
     expect(metadata(join(teacher, 'model.safetensors'), 't2md.preset')).toMatchObject({
       stages: {
-        teacher: { batchSize: 2, lr: 0.001, warmupSteps: 3, lrDecay: 'cosine', emaDecay: 0.5, captionDropout: 0.2, minSnrGamma: 5 },
+        teacher: {
+          ...{ batchSize: 2, lr: 0.001, warmupSteps: 3, lrDecay: 'cosine', emaDecay: 0.5, captionDropout: 0.2, minSnrGamma: 5 },
+          dataMix: { counting: 2, position: 3 },
+        },
       },
     });
   });
@@ -54,6 +58,16 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--ema-decay', '1'], env), /--ema-decay must be a number in \[0, /);
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--lr-decay', 'step'], env), /--lr-decay must be one of constant, cosine/);
     expectOneLine(t2md(['train', '--out', join(dir, 'bad'), '--min-snr', '-1'], env), /--min-snr must be a number in \[0, /);
+    const mix = (v: string) => t2md(['train', '--out', join(dir, 'bad'), '--category-mix', v], env);
+    expectOneLine(mix('position'), /--category-mix takes category=weight pairs separated by commas/);
+    expectOneLine(mix('shapes=2'), /--category-mix names 'shapes', which is not one of singleObject/);
+    expectOneLine(mix('position=101'), /--category-mix weight of 'position' must be an integer in \[0, 100\]/);
+    expectOneLine(mix('position=1,position=2'), /names 'position' twice/);
+    // a resumed run keeps the mix it was made with
+    expectOneLine(
+      t2md(['train', '--out', teacher, '--resume', '--steps', '3', '--category-mix', 'position=2'], env),
+      /was made with stage 'teacher' dataMix \{"counting":2,"position":3\}, not \{"position":2\}; --resume keeps/,
+    );
     expectOneLine(t2md(['distill', '--teacher', dir, '--out', join(dir, 'bad')], env), /is a folder without model\.safetensors/);
   });
 

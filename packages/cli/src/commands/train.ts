@@ -34,6 +34,8 @@ export interface TrainOptions extends QuickEvalOptions {
   lrDecay?: StageConfig['lrDecay'];
   emaDecay?: number;
   captionDropout?: number;
+  /** `--category-mix`: the data's category weights (StageConfig.dataMix). */
+  categoryMix?: Record<string, number>;
   /** `--init FILE`: start from a model file's weights (RunOptions.init). */
   init?: string;
   /** `--model-dtype`: float type of the model files (RunOptions.modelDtype). */
@@ -65,6 +67,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     lrDecay: o.lrDecay,
     emaDecay: o.emaDecay,
     captionDropout: o.captionDropout,
+    dataMix: o.categoryMix,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
     trainable: d.trainable,

@@ -62,6 +62,11 @@ export interface StageConfig {
    * 0 or absent leaves it unweighted (presets saved before the field read as 0).
    */
   readonly minSnrGamma?: number;
+  /**
+   * Relative weights of the data source's kinds of item, handed to it as `mix` (the shapes world: its
+   * six categories, integer weights, unnamed ones 1). Absent: the source's own default (uniform).
+   */
+  readonly dataMix?: Readonly<Record<string, number>>;
   /** Student positional embedding from this stage on (`centered` from adapt on). */
   readonly posEmbed: 'sincos' | 'centered';
   /** Checkpoint every N steps (and at the end, and on abort). */
@@ -201,6 +206,14 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
   check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {
     check(c[k] >= 0 && c[k] < 1, () => `${at} ${k} must be in [0, 1), got ${String(c[k])}.`);
+  }
+  if (c.dataMix != null) {
+    check(
+      typeof c.dataMix === 'object' && !Array.isArray(c.dataMix),
+      () => `${at} dataMix must be an object of weights, e.g. {"position": 2}.`,
+    );
+    const w = Object.entries(c.dataMix);
+    for (const [k, v] of w) check(Number.isFinite(v) && v >= 0, () => `${at} dataMix.${k} must be a finite number >= 0, got ${String(v)}.`);
   }
   const res = resolutions(c);
   check(res.length > 0, `${at} needs at least one resolution.`);

@@ -150,6 +150,8 @@ describe('planning a run (no tensors)', () => {
       [() => distillRun({ out: teacherCkpt, resume: true }), /is a teacher checkpoint; distil into another out folder/],
       [() => distillRun({ init: join(root, 'student.safetensors'), teacherInit: true }), /trained from scratch; a continued run keeps it/],
       [() => distillRun({ overrides: { finetune: { batchSize: 0 } } }), /stage 'finetune' batchSize/],
+      [() => teacherRun({ overrides: { teacher: { dataMix: { position: -1 } } } }), /stage 'teacher' dataMix.position must be a finite/],
+      [() => teacherRun({ overrides: { teacher: { dataMix: [2] as never } } }), /stage 'teacher' dataMix must be an object of weights/],
     ];
     for (const [plan, message] of cases) {
       expect(plan, String(message)).toThrow(InputError);

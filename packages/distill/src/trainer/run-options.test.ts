@@ -81,8 +81,12 @@ describe('ablation options of distillStudent (cpu)', () => {
   it('λ, lr and batch size reach the stage config and the checkpoint; a unidirectional all-Mamba student loads back', async () => {
     const out = join(root, 'uni');
     const student = { layout: 'HM-WM-HM', mamba: { bidirectional: false } };
-    const overrides = { forcing: { steps: 1, lr: 2e-3, batchSize: 3 } };
-    await distillStudent({ ...common, out, teacher: teacherDir, stage: 'forcing', student, overrides });
+    const overrides = { forcing: { steps: 1, lr: 2e-3, batchSize: 3, dataMix: { odd: 2 } } };
+    // the stage's dataMix reaches the data source as its mix
+    const mixes: unknown[] = [];
+    const data: typeof syntheticData = (o) => (mixes.push(o.mix), syntheticData(o));
+    await distillStudent({ ...common, data, out, teacher: teacherDir, stage: 'forcing', student, overrides });
+    expect(mixes).toEqual([{ odd: 2 }]);
     // Chained into the same folder: the distill stage's λ changes apply; the student must agree.
     const distill = { steps: 1, lambdaPseudo: 0.25, lambdaMixer: 0 };
     await distillStudent({ ...common, out, teacher: teacherDir, stage: 'distill', student, overrides: { distill } });

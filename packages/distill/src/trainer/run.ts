@@ -112,6 +112,7 @@ export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<Tra
         resolution: resolutions(cfg)[0].size,
         batchSize: cfg.batchSize,
         maxTokens: preset.captionTokens,
+        ...(cfg.dataMix != null ? { mix: cfg.dataMix } : {}),
         ...(from.data !== undefined ? { state: from.data as S } : {}),
       });
       const outcome = await runStageLoop(

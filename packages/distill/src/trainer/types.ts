@@ -37,6 +37,8 @@ export type DataFactory<S = unknown> = (opts: {
   resolution: number;
   batchSize: number;
   maxTokens: number;
+  /** The stage's `dataMix`, when it sets one: relative weights of the source's kinds of item. */
+  mix?: Readonly<Record<string, number>>;
   state?: S;
 }) => DataSource<S>;
 

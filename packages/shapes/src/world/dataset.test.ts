@@ -70,11 +70,48 @@ describe('dataset', () => {
     expect(datasetItem(3, 0, ['colors'])).toEqual(b.scenes[0]);
   });
 
+  it('draws categories by the weights of mix, and equal weights leave the stream as it was', () => {
+    const n = 1200;
+    const counts = (mix?: Record<string, number>) => {
+      const ds = createDataset({ seed: 5, resolution: 16, batchSize: n, ...(mix ? { mix } : {}) });
+      const out: Record<string, number> = {};
+      for (const s of ds.nextScenes()) out[s.category] = (out[s.category] ?? 0) + 1;
+      return out;
+    };
+    // position 3, counting 2, the four others 1: expected shares 3/9, 2/9 and 1/9 each
+    const mixed = counts({ position: 3, counting: 2 });
+    const sd = (p: number) => Math.sqrt(n * p * (1 - p));
+    expect(Math.abs(mixed.position - n / 3)).toBeLessThan(6 * sd(1 / 3));
+    expect(Math.abs(mixed.counting - (2 * n) / 9)).toBeLessThan(6 * sd(2 / 9));
+    expect(Math.abs(mixed.colors - n / 9)).toBeLessThan(6 * sd(1 / 9));
+    // a weight of 0 leaves a category out entirely
+    expect(counts({ colors: 0 }).colors).toBeUndefined();
+    const plain = createDataset({ seed: 5, resolution: 16, batchSize: 12 }).nextScenes();
+    expect(
+      createDataset({
+        seed: 5,
+        resolution: 16,
+        batchSize: 12,
+        mix: { position: 2, colors: 2, counting: 2, singleObject: 2, twoObjects: 2, colorAttribution: 2 },
+      }).nextScenes(),
+    ).toEqual(plain);
+    expect(createDataset({ seed: 5, resolution: 16, batchSize: 2, mix: { position: 2 } }).mix).toEqual({ position: 2 });
+  });
+
   it('rejects bad options with an InputError naming them', () => {
     expect(() => createDataset({ seed: -1, resolution: 32, batchSize: 2 })).toThrow(/seed must be an integer/);
     expect(() => createDataset({ seed: 1, resolution: 4, batchSize: 2 })).toThrow(/resolution must be an integer in \[8, 4096\]/);
     expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 0 })).toThrow(/batchSize must be an integer/);
     expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, categories: ['shapes' as never] })).toThrow(InputError);
+    expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, mix: { shapes: 2 } as never })).toThrow(
+      /mix names "shapes", which is not one of the categories drawn/,
+    );
+    expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, mix: { position: 1.5 } })).toThrow(
+      /mix.position must be an integer in \[0, 100\]/,
+    );
+    expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, categories: ['position'], mix: { position: 0 } })).toThrow(
+      /every category weight 0/,
+    );
     expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, state: { seed: 2, index: 0 } })).toThrow(
       /state has seed 2 but the dataset was created with seed 1/,
     );

@@ -26,6 +26,12 @@ export interface DatasetOptions {
   batchSize: number;
   /** Categories to draw from, uniformly (default: all six). */
   categories?: readonly Category[];
+  /**
+   * Relative weights of those categories, integers in [0, 100] (unnamed ones weigh 1; 0 leaves one
+   * out): `{position: 2}` draws position scenes twice as often as each other category. Without it the
+   * draw is uniform, and a mix of equal weights gives the very same stream.
+   */
+  mix?: Readonly<Partial<Record<Category, number>>>;
   /** Token length (default MAX_TOKENS). */
   maxTokens?: number;
   /** Resume from a saved state (its seed must equal `seed`). */
@@ -48,6 +54,8 @@ export interface Dataset {
   readonly resolution: number;
   readonly batchSize: number;
   readonly categories: readonly Category[];
+  /** The category weights (see DatasetOptions.mix), or undefined for a uniform draw. */
+  readonly mix: Readonly<Partial<Record<Category, number>>> | undefined;
   /** The position to save for an exact resume (a copy). */
   readonly state: DatasetState;
   /** The next batch; `resolution` overrides the image size for this batch only (mixed-resolution training). */
@@ -58,7 +66,10 @@ export interface Dataset {
   restore(state: DatasetState): void;
 }
 
-/** Item `index` of the stream with this seed and categories. */
+/**
+ * Item `index` of the stream with this seed and categories. A category listed k times is drawn k times as
+ * often (how `mix` is carried out: one integer draw either way, so equal weights change nothing).
+ */
 export function datasetItem(seed: number, index: number, categories: readonly Category[] = CATEGORIES): Scene {
   const rng = indexedRng(seed, index);
   const category = categories.length === 1 ? categories[0] : categories[rng.int(categories.length)];
@@ -81,6 +92,8 @@ export function createDataset(opts: DatasetOptions): Dataset {
       throw new InputError(`categories has ${JSON.stringify(c)}, which is not one of ${CATEGORIES.join(', ')}.`);
     }
   }
+  const mix = opts.mix == null ? undefined : Object.freeze({ ...opts.mix });
+  const draw = mixedCategories(categories, mix);
   let index = 0;
   const restore = (state: DatasetState) => {
     if (state == null || typeof state !== 'object') throw new InputError('dataset state must be {seed, index}.');
@@ -94,7 +107,7 @@ export function createDataset(opts: DatasetOptions): Dataset {
   };
   if (opts.state != null) restore(opts.state);
   const nextScenes = (): Scene[] => {
-    const scenes = Array.from({ length: batchSize }, (_, b) => datasetItem(seed, index + b, categories));
+    const scenes = Array.from({ length: batchSize }, (_, b) => datasetItem(seed, index + b, draw));
     index += batchSize;
     return scenes;
   };
@@ -102,6 +115,7 @@ export function createDataset(opts: DatasetOptions): Dataset {
     resolution,
     batchSize,
     categories,
+    mix,
     get state() {
       return { seed, index };
     },
@@ -117,4 +131,24 @@ export function createDataset(opts: DatasetOptions): Dataset {
       return { images, tokens, mask, captions, scenes };
     },
   };
+}
+
+/** `categories` with each one repeated by its weight in `mix` (divided by the weights' common factor). */
+function mixedCategories(categories: readonly Category[], mix: Partial<Record<Category, number>> | undefined): Category[] {
+  if (mix == null) return [...categories];
+  if (typeof mix !== 'object' || Array.isArray(mix)) throw new InputError('mix must be an object of category weights, e.g. {position: 2}.');
+  for (const [c, w] of Object.entries(mix)) {
+    if (!(categories as readonly string[]).includes(c)) {
+      throw new InputError(`mix names ${JSON.stringify(c)}, which is not one of the categories drawn (${categories.join(', ')}).`);
+    }
+    assertInt(`mix.${c}`, w, 0, 100);
+  }
+  const weights = categories.map((c) => mix[c] ?? 1);
+  if (weights.every((w) => w === 0)) throw new InputError('mix gives every category weight 0; give at least one a positive weight.');
+  const g = weights.reduce(gcd);
+  return categories.flatMap((c, i) => Array<Category>(weights[i] / g).fill(c));
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
