@@ -205,7 +205,10 @@ export function buildProgram(): Command {
     .option('--out <file>', 'results file (default inside this repository: bench/results/<date>-<card>.json)')
     .option('--allow-dirty', 'measure a tree that differs from its commit (the rows record dirty: true)')
     .option('--sizes <list>', "sequence lengths / token counts / elements, comma-separated (default: the bench's sweep)")
-    .option('--batches <list>', 'train: batch sizes, comma-separated (default 128,512,1024); sample: images (default 1,4,16)')
+    .option(
+      '--batches <list>',
+      'train: batch sizes, comma-separated (default 128,512,1024); scaling: batch sizes (default 1,2); sample: images (default 1,4,16)',
+    )
     .option('--step <name>', 'train: teacher or distill (default both)')
     .option('--steps <n>', 'train: timed steps per block (default 10); sample: timed steps (default 3)', intArg('--steps', 1, 10_000))
     .option('--model <list>', 'sample: teacher, student or model files, comma-separated (default teacher,student)')

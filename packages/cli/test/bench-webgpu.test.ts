@@ -39,6 +39,8 @@ describe('t2md bench on WebGPU (SwiftShader)', () => {
     expect(good!.error).toBeUndefined();
     expect(good!.fwdMs as number).toBeGreaterThan(0);
     expect(good!.devicePeakMB as number).toBeGreaterThan(0);
+    // the early submit's limit moves device peaks, so every WebGPU row records it (the default: 1 GiB)
+    expect((good!.run as Row).settings).toMatchObject({ deferredFreeMB: 1024 });
     // one sentence at the end of stderr says which point failed and with what
     const lines = r.stderr.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('t2md:'))).toHaveLength(1);

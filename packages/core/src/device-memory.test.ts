@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { initBackend, quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
 import { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
 import { describeInfo, useBackend, withNoLeaks } from './testing/index.js';
-import { DEFERRED_FREE_LIMIT, setDeferredFreeLimit } from './webgpu-backend.js';
+import { applyDeferredFreeEnv, DEFERRED_FREE_LIMIT, deferredFreeLimit, setDeferredFreeLimit } from './webgpu-backend.js';
 
 describe('device memory', () => {
   it('is null off webgpu, where there is no pool to release', async (ctx) => {
@@ -94,10 +94,12 @@ describe('the early submit of disposed tensors (setDeferredFreeLimit)', () => {
   it('bounds the dead buffers a submit batch holds, with the same result', async (ctx) => {
     await useBackend('webgpu', ctx);
     const tfjs = await chainPeak(Number.POSITIVE_INFINITY); // tfjs's own: every disposed buffer waits for the 64th dispatch
-    const early = await chainPeak(512 * 1024); // a submit once two dead 256 KiB buffers wait
-    console.log(`device peak of the chain: ${tfjs} bytes as tfjs, ${early} with a 512 KiB limit`);
+    const early = await chainPeak(512 * 1024); // a submit once two dead 256 KiB buffers wait and the pool has none free
+    const dflt = await chainPeak(DEFERRED_FREE_LIMIT); // 1 GiB: never reached by 10 MiB of work
+    console.log(`device peak of the chain: ${tfjs} bytes as tfjs, ${early} with a 512 KiB limit, ${dflt} with the default`);
     expect(tfjs).toBeGreaterThanOrEqual(30 * 256 * 1024); // ~41 buffers of 256 KiB allocated at once
     expect(early).toBeLessThanOrEqual(8 * 256 * 1024); // a handful
+    expect(dflt).toBe(tfjs); // small work runs as tfjs runs it
     expect(() => setDeferredFreeLimit(-1)).toThrow(/the deferred-free limit must be a number of bytes/);
   });
 });
@@ -107,10 +109,28 @@ describe('T2MD_DEFERRED_FREE_MB', () => {
     process.env.T2MD_DEFERRED_FREE_MB = 'lots';
     try {
       await expect(initBackend({ backend: 'webgpu' })).rejects.toThrow(
-        /^T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0, got 'lots'\.$/,
+        /^T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0 \(or Infinity\), got 'lots'\.$/,
       );
     } finally {
       delete process.env.T2MD_DEFERRED_FREE_MB;
+    }
+  });
+
+  it('sets the limit in MiB, Infinity turning the early submit off', () => {
+    expect(deferredFreeLimit()).toBe(2 ** 30); // the default: 1 GiB
+    try {
+      for (const [raw, bytes] of [
+        ['256', 256 * 2 ** 20],
+        ['Infinity', Number.POSITIVE_INFINITY],
+        ['', Number.POSITIVE_INFINITY], // unset: the limit stays as it was
+      ] as const) {
+        process.env.T2MD_DEFERRED_FREE_MB = raw;
+        applyDeferredFreeEnv();
+        expect(deferredFreeLimit()).toBe(bytes);
+      }
+    } finally {
+      delete process.env.T2MD_DEFERRED_FREE_MB;
+      setDeferredFreeLimit(DEFERRED_FREE_LIMIT);
     }
   });
 });

@@ -14,13 +14,21 @@
  *   a submit costs ~1 ms of host time there; 15 → 64 took a batch-512 step from 525 to 393 ms.
  * - A disposed tensor that a recorded, not yet submitted command uses stays allocated (tfjs keeps it
  *   until the submit), and so cannot be reused either: with 64 dispatches per submit the device holds
- *   up to 64 dispatches' worth of dead activations. Seen on SwiftShader (width 128, 1,024 tokens, one
- *   forward after a warm one): the device peak above the weights was 38 MiB for the SA×4 teacher and
- *   61 MiB for the SA-HM-WM-HM student, against 12.5 and 22 MiB submitting after every dispatch. So a
- *   submit can also happen once the disposed-but-pending bytes pass `setDeferredFreeLimit`. It is off
- *   by default (tfjs's behaviour) until it is timed on a GPU: a submit costs ~1 ms of host time, and an
- *   H100 writes a GiB in about 0.3 ms, so a low limit could slow a training step that frees tens of GiB.
- *   `T2MD_DEFERRED_FREE_MB` sets it in Node, for a bench to compare both in one call.
+ *   up to 64 dispatches' worth of dead activations, and the pool grows to hold the next ones beside
+ *   them. So when the pool has no free buffer of the size asked for and more than
+ *   `setDeferredFreeLimit` bytes of disposed tensors wait, the recorded commands are submitted first:
+ *   the waiting buffers return to the pool, one of them may be reused, and the device grows only when
+ *   it must. Measured with every tfjs allocation counted and no command run (a dry run on SwiftShader,
+ *   within 1 MiB of a real SwiftShader run at the quick sizes, and equal to the H100's live-tensor
+ *   column at the XL sizes): PixArt-XL/2 at 32,400 tokens, one forward after a warm one, peaked at
+ *   16.1 GiB without the early submit and 6.2 GiB with the 1 GiB limit (its live tensors: 5.3 GiB); the
+ *   T2MD student at 25.6 and 12.1 GiB (live: 7.5 GiB; the rest is the pool's buffers of other sizes).
+ *   An early submit costs ~1 ms of host time on the H100 machine, hidden where the GPU's work outlasts
+ *   the host's: those forwards submit 29 and 125 times instead of 8 and 15. Triggered by a pool miss
+ *   rather than by every disposal, it leaves host-bound small steps alone: a shapes distillation step
+ *   submits 19.7 times per step at batch 128 (19.25 without), 24.6 at batch 512 (19.25) and 30.2 at
+ *   1024 (19.6); their peaks, set by the activations kept for the backward, hardly
+ *   move. `T2MD_DEFERRED_FREE_MB` sets the limit in Node (`Infinity`: tfjs's own submits only).
  * Everything else is tfjs's own. The class is made from the loaded module (the backend module must load
  * after `navigator.gpu` exists in Node), so this file imports it only as a type.
  */
@@ -155,34 +163,41 @@ export function registerCopyKernels(): void {
 
 type BackendClass = new (device: GPUDevice, info?: unknown) => WebGPUBackend;
 
-/** Default of `setDeferredFreeLimit`: off (tfjs's own submits only) until timed on a GPU (module comment). */
-export const DEFERRED_FREE_LIMIT = Number.POSITIVE_INFINITY;
-let deferredFreeLimit = DEFERRED_FREE_LIMIT;
+/** Default of `setDeferredFreeLimit`: 1 GiB (module comment). */
+export const DEFERRED_FREE_LIMIT = 2 ** 30;
+let limit = DEFERRED_FREE_LIMIT;
 
 /**
- * Applies `T2MD_DEFERRED_FREE_MB` (MiB, ≥ 0) in Node when set. Called by `initBackend` before WebGPU
+ * Applies `T2MD_DEFERRED_FREE_MB` (MiB, ≥ 0, or `Infinity` for tfjs's own submits only) in Node when set. Called by `initBackend` before WebGPU
  * starts, so a bad value is its error rather than a backend factory's (which tfjs would swallow).
  */
 export function applyDeferredFreeEnv(): void {
   const raw = typeof process === 'undefined' ? undefined : process.env?.T2MD_DEFERRED_FREE_MB;
   if (raw == null || raw === '') return;
   const mb = Number(raw);
-  if (!(mb >= 0)) throw new InputError(`T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0, got '${raw}'.`);
-  deferredFreeLimit = mb * 2 ** 20;
+  if (!(mb >= 0)) throw new InputError(`T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0 (or Infinity), got '${raw}'.`);
+  limit = mb * 2 ** 20;
 }
 
 /**
- * WebGPU: the most bytes of disposed tensors that may wait for the next queue submit before tfjs's
- * recorded commands are submitted early so that their buffers can be freed or reused (see the module
- * comment). Lower it to trade a little host time for a lower peak of device memory on long sequences
- * and large batches; `Infinity` is tfjs's own behaviour (submit every 64 dispatches only).
+ * WebGPU: the most bytes of disposed tensors that may wait for the next queue submit while tfjs's pool
+ * has no free buffer of a size asked for; past it, the recorded commands are submitted early so that
+ * those buffers return to the pool before a new one is allocated (see the module comment). Default
+ * `DEFERRED_FREE_LIMIT` (1 GiB). Lower it on a small GPU to trade a little host time (about 1 ms per
+ * extra submit on the H100 machine) for a lower peak of device memory; `Infinity` is tfjs's own
+ * behaviour (a submit every 64 dispatches only).
  */
 export function setDeferredFreeLimit(bytes: number): void {
   if (!(bytes >= 0)) throw new InputError(`the deferred-free limit must be a number of bytes ≥ 0 (or Infinity), got ${bytes}.`);
-  deferredFreeLimit = bytes;
+  limit = bytes;
 }
 
-/** The fields of tfjs-webgpu 4.22's backend the early submit reads (checked before use). */
+/** The limit `setDeferredFreeLimit` (or `T2MD_DEFERRED_FREE_MB`) set, in bytes; `Infinity` when off. */
+export function deferredFreeLimit(): number {
+  return limit;
+}
+
+/** The fields of tfjs-webgpu 4.22's backend and BufferManager the early submit reads (checked before use). */
 interface SubmitInternals {
   tensorMap: { get(dataId: object): TensorData | undefined };
   tensorDataPendingDisposal: object[];
@@ -190,6 +205,11 @@ interface SubmitInternals {
   activeTimers: unknown;
   endComputePassEncoder(): void;
   submitQueue(): void;
+  bufferManager: {
+    /** Free buffers by `${size}_${usage}` (tfjs's key). */
+    freeBuffers: Map<string, GPUBuffer[]>;
+    acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
+  };
 }
 
 function hasSubmitInternals(b: unknown): b is SubmitInternals {
@@ -198,7 +218,9 @@ function hasSubmitInternals(b: unknown): b is SubmitInternals {
     typeof x.tensorMap?.get === 'function' &&
     Array.isArray(x.tensorDataPendingDisposal) &&
     typeof x.endComputePassEncoder === 'function' &&
-    typeof x.submitQueue === 'function'
+    typeof x.submitQueue === 'function' &&
+    x.bufferManager?.freeBuffers instanceof Map &&
+    typeof x.bufferManager.acquireBuffer === 'function'
   );
 }
 
@@ -216,7 +238,29 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
   if (typeof baseProto.disposeData !== 'function' || typeof baseProto.submitQueue !== 'function') return Base;
   class T2mdWebGPUBackend extends (Base as unknown as new (device: GPUDevice, info?: unknown) => object) {
     /** Bytes of disposed tensors waiting for the next submit (tfjs's tensorDataPendingDisposal). */
-    private pendingFreeBytes?: number;
+    private pendingFreeBytes = 0;
+
+    constructor(device: GPUDevice, info?: unknown) {
+      super(device, info);
+      const self = this as unknown;
+      if (!hasSubmitInternals(self)) return;
+      // Before the pool allocates anew: submit first when enough dead buffers wait (module comment).
+      const bm = self.bufferManager;
+      const acquire = bm.acquireBuffer;
+      bm.acquireBuffer = (size, usage, mappedAtCreation = false, reuse = true) => {
+        if (
+          this.pendingFreeBytes > limit &&
+          reuse &&
+          self.commandEncoder != null &&
+          self.activeTimers == null && // not while profiling: tfjs times each program in its own pass and submits at its query
+          !((bm.freeBuffers.get(`${size}_${usage}`)?.length ?? 0) > 0)
+        ) {
+          self.endComputePassEncoder();
+          self.submitQueue();
+        }
+        return acquire.call(bm, size, usage, mappedAtCreation, reuse);
+      };
+    }
 
     disposeData(dataId: object, force?: boolean): boolean {
       const self = this as unknown;
@@ -224,12 +268,7 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
       const waiting = self.tensorDataPendingDisposal.length;
       const done = baseProto.disposeData.call(this, dataId, force);
       if (self.tensorDataPendingDisposal.length > waiting) {
-        this.pendingFreeBytes = (this.pendingFreeBytes ?? 0) + (self.tensorMap.get(dataId)?.resource?.size ?? 0);
-        // not while profiling: tfjs times each program in its own pass and submits at its query
-        if (this.pendingFreeBytes > deferredFreeLimit && self.commandEncoder != null && self.activeTimers == null) {
-          self.endComputePassEncoder();
-          self.submitQueue();
-        }
+        this.pendingFreeBytes += self.tensorMap.get(dataId)?.resource?.size ?? 0;
       }
       return done;
     }

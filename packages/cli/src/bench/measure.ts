@@ -221,6 +221,8 @@ export interface RunnerOptions {
   quick: boolean;
   log: Log;
   sizes?: readonly number[];
+  /** scaling: batch sizes (`--batches`; default 1 and 2). */
+  batches?: readonly number[];
   /** Time one more run per row under tf.time for a per-program GPU profile (WebGPU; default true). */
   profile?: boolean;
 }

@@ -37,19 +37,19 @@ export interface ScalingPlan {
   batches: number[];
 }
 
-export function scalingPlan(quick: boolean, sizes?: readonly number[]): ScalingPlan {
+export function scalingPlan(quick: boolean, sizes?: readonly number[], batches?: readonly number[]): ScalingPlan {
   const plan: ScalingPlan = quick
     ? {
         teacher: { name: 'quick teacher (SA×4, 128 wide)', config: quickTeacher },
         student: { name: 'quick student (SA-HM-WM-HM)', config: quickStudent },
         tokens: pickSizes([256, 1024], sizes),
-        batches: [1, 2],
+        batches: [...(batches ?? [1, 2])],
       }
     : {
         teacher: { name: 'pixartXL2', config: pixartXL2 },
         student: { name: 't2mdXL2', config: t2mdXL2 },
         tokens: pickSizes([1024, 4096, 16384, 32400], sizes),
-        batches: [1, 2],
+        batches: [...(batches ?? [1, 2])],
       };
   for (const T of plan.tokens) {
     const g = Math.round(Math.sqrt(T));
@@ -192,7 +192,7 @@ async function measureModel(model: DiT, T: number, N: number, seed: number, runs
 }
 
 export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]> {
-  const plan = scalingPlan(opts.quick, opts.sizes);
+  const plan = scalingPlan(opts.quick, opts.sizes, opts.batches);
   opts.log(`scaling: building ${plan.teacher.name} and ${plan.student.name} (random weights)`);
   const t0 = performance.now();
   const teacher = createDiT({ ...plan.teacher.config, seed: 1 });

@@ -1,5 +1,14 @@
 import { resolve } from 'node:path';
-import { type BackendName, dawnFlagsInUse, GEMM_DEFAULTS, InputError, initBackend, quietWebGPUErrors, wasmBuild } from '@t2md/core';
+import {
+  type BackendName,
+  dawnFlagsInUse,
+  deferredFreeLimit,
+  GEMM_DEFAULTS,
+  InputError,
+  initBackend,
+  quietWebGPUErrors,
+  wasmBuild,
+} from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
@@ -32,7 +41,7 @@ export interface BenchOptions {
   json?: boolean;
   quick?: boolean;
   out?: string;
-  /** train: batch sizes, e.g. '128,512,1024'; sample: image counts. */
+  /** train: batch sizes, e.g. '128,512,1024'; scaling: batch sizes (default 1,2); sample: image counts. */
   batches?: string;
   /** train: timed steps per block; sample: timed sampling steps per point. */
   steps?: number;
@@ -116,7 +125,7 @@ const RUNNERS: Record<BenchName, Runner> = {
     }),
   scan: runScanBench,
   attention: runAttentionBench,
-  scaling: runScalingBench,
+  scaling: ({ opts, ...o }) => runScalingBench({ ...o, ...(opts.batches != null ? { batches: parseBatches(opts.batches) } : {}) }),
   matmul: runMatmulBench,
   elementwise: runElementwiseBench,
 };
@@ -131,6 +140,16 @@ const gemmSettings = () => ({ gemm: { ...GEMM_DEFAULTS } });
 const wasmSettings = () => {
   const w = wasmBuild();
   return w != null && tf.getBackend() === 'wasm' ? { wasm: { build: w.build, threads: w.threads } } : {};
+};
+
+/**
+ * On WebGPU, for every section: the early submit's limit (`setDeferredFreeLimit`, `T2MD_DEFERRED_FREE_MB`)
+ * in MiB, or 'off': it moves the device peak of long sequences and large batches, and the submits per step.
+ */
+const deferredSettings = () => {
+  if (tf.getBackend() !== 'webgpu') return {};
+  const l = deferredFreeLimit();
+  return { deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off' };
 };
 
 /**
@@ -220,7 +239,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     quick,
     ...(note ? { note } : {}),
     ...(info.backend === 'webgpu' ? { dawn: webgpuVersion ? `webgpu@${webgpuVersion}` : null, ...(dawnFlags ? { dawnFlags } : {}) } : {}),
-    settings: SETTINGS[name](opts),
+    settings: { ...SETTINGS[name](opts), ...deferredSettings() },
   };
   const doc = newDoc(dev, name, rows, meta, info.backend === 'webgpu' ? [...NOTES[name], ...DEVICE_NOTES] : NOTES[name]);
   if (path != null) {

@@ -249,3 +249,6 @@ export function freshSeed(): number {
 
 /** The plain-loop references of core's kernels (their cpu and wasm kernels before gelu-tanh-host.ts). */
 export { geluTanhGradValues, geluTanhValues } from '../ops/gelu-tanh-kernels.js';
+
+/** A dry run of the WebGPU backend for planning device memory (allocations counted, nothing run). */
+export { DRY_RUN_LIMITS, type DryRunStats, dryRunWebGPU } from './dry-webgpu.js';

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Issue 23 (long sequences that fit and fail loudly) on the GPU machine in ONE call of at most 540 s:
+#
+#   bash bench/pack.sh                                    # here, on a clean committed tree
+#   # device (carry .gpu):
+#   bash .gpu/run.sh bash bench/gpu-issue23.sh
+#
+# In order of importance, each step under what is left of the deadline (BUDGET s from the start,
+# default 520: run.sh's set-up and the return of $OUT fit in the call's last minute):
+#   1. t2md bench scaling at batch 1, 1,024 to 32,400 tokens, the library's defaults (the early submit
+#      at 1 GiB)                                          -> $OUT/scaling.json
+#   2. t2md bench train at batch 1024, teacher and distill  -> $OUT/train.json
+#   3. the early submit's A/B, off (T2MD_DEFERRED_FREE_MB=Infinity): scaling at 16,384 and 32,400
+#      tokens, batch 1 (compare with step 1's rows)       -> $OUT/scaling-off.json
+#   4. its A/B on a GPU-bound step that submits more with it: bench train, distill, batch 512, on then
+#      off (--no-profile)                                 -> $OUT/train512-on.json, train512-off.json
+# A step that cannot get its minimum time is skipped (logged); one that overruns its share is stopped.
+# Every bench exits 1 when a point failed (its row holds the error and no timing); the next step runs.
+# $OUT also gets issue23.log (each step's status and time, the device's used memory from nvidia-smi
+# during it, the tail of its output) and logs.tgz (every step's stdout/stderr and the nvidia-smi trace,
+# one line every 500 ms: timestamp, MiB used). Copy the JSON files into bench/results/ unedited.
+#
+# A dry run of the logic on SwiftShader (the benches fall back to their quick sizes on a software
+# adapter; the sizes below then must be quick ones):
+#   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json OUT=/tmp/i23 T2MD='node .gpu/gpu.mjs' \
+#     SCALING_SIZES=64 AB_SIZES=64 TRAIN_BATCH=2 AB_TRAIN_BATCH=2 STEPS=1 ALLOW_DIRTY=1 bash bench/gpu-issue23.sh
+set -uo pipefail
+OUT=${OUT:?set OUT to the output folder}
+T2MD=${T2MD:-node .gpu/gpu.mjs}
+BUDGET=${BUDGET:-520}
+SCALING_SIZES=${SCALING_SIZES:-1024,4096,16384,32400}
+AB_SIZES=${AB_SIZES:-16384,32400}
+TRAIN_BATCH=${TRAIN_BATCH:-1024}
+AB_TRAIN_BATCH=${AB_TRAIN_BATCH:-512}
+STEPS=${STEPS:-5}
+DIRTY=()
+[ "${ALLOW_DIRTY:-0}" = 1 ] && DIRTY=(--allow-dirty)
+mkdir -p "$OUT"
+L=$(mktemp -d)
+LOG=$OUT/issue23.log
+log() { echo "[$(date -u +%T) +${SECONDS}s] $*" | tee -a "$LOG"; }
+
+# The device's used memory every 500 ms, for the whole call: what Dawn and the driver really hold,
+# beside the bench's devicePeakMB (tfjs's allocations only).
+MEM=$L/gpu-mem.csv
+: >"$MEM"
+SMI_PID=
+if command -v nvidia-smi >/dev/null 2>&1; then
+  log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
+  nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 500 >"$MEM" 2>/dev/null &
+  SMI_PID=$!
+else
+  log "no nvidia-smi: no device memory trace"
+fi
+
+# step NAME CAP MIN CMD...: runs CMD (stdout/stderr to $L/NAME.{out,err}) for at most CAP s and what is
+# left of the budget (10 s kept for the end); skipped when less than MIN s are left.
+step() {
+  local name=$1 cap=$2 min=$3
+  shift 3
+  local left=$((BUDGET - SECONDS - 10))
+  local t=$((left < cap ? left : cap))
+  if [ "$t" -lt "$min" ]; then
+    log "$name: skipped ($left s left, it needs $min)"
+    return 0
+  fi
+  local from
+  from=$(wc -l <"$MEM")
+  local t0=$SECONDS
+  timeout -k 10 "$t" "$@" >"$L/$name.out" 2>"$L/$name.err"
+  local rc=$?
+  local used
+  used=$(tail -n +"$((from + 1))" "$MEM" | awk -F', *' '$2 + 0 > m { m = $2 + 0 } END { print m + 0 }')
+  local why=""
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && why=" (stopped at its ${t} s)"
+  log "$name: rc $rc in $((SECONDS - t0)) s$why; device memory.used max ${used} MiB"
+  tail -n 30 "$L/$name.err" >>"$LOG" # the bench's progress lines and its final sentence
+  return 0
+}
+
+# shellcheck disable=SC2086 # the command prefix is split on spaces on purpose
+{
+  step scaling 280 150 $T2MD bench scaling --backend webgpu --batches 1 --sizes "$SCALING_SIZES" --out "$OUT/scaling.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step train 120 60 $T2MD bench train --backend webgpu --batches "$TRAIN_BATCH" --steps "$STEPS" --out "$OUT/train.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scaling-off 170 90 env T2MD_DEFERRED_FREE_MB=Infinity $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
+    --out "$OUT/scaling-off.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step train512-on 40 25 $T2MD bench train --backend webgpu --step distill --batches "$AB_TRAIN_BATCH" --steps 10 --no-profile \
+    --out "$OUT/train512-on.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step train512-off 40 25 env T2MD_DEFERRED_FREE_MB=Infinity $T2MD bench train --backend webgpu --step distill --batches "$AB_TRAIN_BATCH" --steps 10 \
+    --no-profile --out "$OUT/train512-off.json" ${DIRTY[@]+"${DIRTY[@]}"}
+}
+
+[ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null
+tar -czf "$OUT/logs.tgz" -C "$L" .
+log "done"
