@@ -10,6 +10,7 @@
  *     --external:webgpu --external:'@tensorflow/*'
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json node .gpu/memory-dry-run.mjs scaling --sizes 16384,32400 --batches 1,2
  *   VK_ICD_FILENAMES=... node .gpu/memory-dry-run.mjs train --batches 128,512,1024
+ *   VK_ICD_FILENAMES=... node .gpu/memory-dry-run.mjs train --batches 1024 --step distill --recompute distill
  *
  * `T2MD_DEFERRED_FREE_MB` sets the early submit as for the real benches (`Infinity`: off). Checked
  * against real runs: within 1 MiB of SwiftShader's device peaks at the quick sizes, and the scaling
@@ -19,7 +20,7 @@ import { initBackend } from '@t2md/core';
 import { describeInfo, dryRunWebGPU } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { runScalingBench } from '../packages/cli/src/bench/scaling.js';
-import { runTrainBench } from '../packages/cli/src/bench/train.js';
+import { parseTrainSteps, runTrainBench } from '../packages/cli/src/bench/train.js';
 
 const [which, ...rest] = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
@@ -28,7 +29,9 @@ const arg = (name: string): string | undefined => {
 };
 const list = (name: string, dflt: string) => (arg(name) ?? dflt).split(',').map(Number);
 if (which !== 'scaling' && which !== 'train') {
-  console.error('usage: memory-dry-run.mjs scaling [--sizes 1024,32400] [--batches 1,2] | train [--batches 128,1024] [--step distill]');
+  console.error(
+    'usage: memory-dry-run.mjs scaling [--sizes 1024,32400] [--batches 1,2] | train [--batches 128,1024] [--step distill] [--recompute distill]',
+  );
   process.exit(2);
 }
 const info = await initBackend({ backend: 'webgpu' });
@@ -89,16 +92,22 @@ if (which === 'scaling') {
   }
 } else {
   const step = arg('--step');
+  const recompute = arg('--recompute');
   const rows = await runTrainBench({
     quick: false,
     batches: list('--batches', '128,512,1024'),
     steps: 1,
     profile: false,
     ...(step === 'teacher' || step === 'distill' ? { which: [step] } : {}),
+    ...(recompute != null ? { recompute: parseTrainSteps('--recompute', recompute) } : {}),
     log: (line) => console.log(`${line.split(':')[0]}: ${mostly()}`),
   });
   console.log('step     batch  device peak MiB');
-  for (const r of rows) console.log(`${r.step.padEnd(8)}${String(r.batch).padStart(6)}${String(r.devicePeakMB ?? r.error).padStart(17)}`);
+  for (const r of rows) {
+    console.log(
+      `${r.step.padEnd(8)}${String(r.batch).padStart(6)}${String(r.devicePeakMB ?? r.error).padStart(17)}${r.recompute ? '  (recompute)' : ''}`,
+    );
+  }
 }
 console.log(
   `${((performance.now() - t0) / 1000).toFixed(1)} s; the dry device saw ${stats.dispatches} dispatches, ${stats.submits} submits`,

@@ -46,6 +46,10 @@ function addRecipeOptions(c: Command): Command {
       "how often each category is drawn, e.g. position=2,counting=2 (integers; unnamed ones weigh 1; overrides the stage's)",
       categoryMixArg(),
     )
+    .option(
+      '--recompute',
+      "recompute each DiT block's activations in the backward instead of keeping them (less memory, about one more forward per step; same gradients)",
+    )
     .option('--min-snr <gamma>', 'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off, the default)', numArg('--min-snr', 0, 1e6))
     .option(
       '--eval-every <steps>',
@@ -210,6 +214,7 @@ export function buildProgram(): Command {
       'train: batch sizes, comma-separated (default 128,512,1024); scaling: batch sizes (default 1,2); sample: images (default 1,4,16)',
     )
     .option('--step <name>', 'train: teacher or distill (default both)')
+    .option('--recompute [steps]', 'train: run these steps (teacher, distill; no value: both) with activation recomputation')
     .option('--steps <n>', 'train: timed steps per block (default 10); sample: timed steps (default 3)', intArg('--steps', 1, 10_000))
     .option('--model <list>', 'sample: teacher, student or model files, comma-separated (default teacher,student)')
     .option('--no-profile', 'train, scan, sample: skip the per-op profile')

@@ -29,6 +29,7 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
   beforeAll(() => {
     const recipe = ['--warmup', '3', '--lr-decay', 'cosine', '--ema-decay', '0.5', '--caption-dropout', '0.2', '--min-snr', '5'];
     recipe.push('--category-mix', 'position=3,counting=2'); // kept in CATEGORIES' order: counting first
+    recipe.push('--recompute'); // activation recomputation: a stage setting, stored like the recipe's
     const r = t2md(['train', '--out', teacher, '--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--lr', '0.001', ...recipe], env);
     expect(r.code, r.stderr).toBe(0);
     // the command line, as a shell takes it back, is in the model file
@@ -37,7 +38,16 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
     expect(metadata(join(teacher, 'model.safetensors'), 't2md.preset')).toMatchObject({
       stages: {
         teacher: {
-          ...{ batchSize: 2, lr: 0.001, warmupSteps: 3, lrDecay: 'cosine', emaDecay: 0.5, captionDropout: 0.2, minSnrGamma: 5 },
+          ...{
+            batchSize: 2,
+            lr: 0.001,
+            warmupSteps: 3,
+            lrDecay: 'cosine',
+            emaDecay: 0.5,
+            captionDropout: 0.2,
+            minSnrGamma: 5,
+            recompute: true,
+          },
           dataMix: { counting: 2, position: 3 },
         },
       },
@@ -87,13 +97,14 @@ describe('ablation flags and bench/ablation.sh (wasm)', () => {
         lr: 1e-3,
         batchSize: 8,
         trainable: 'all',
+        recompute: true,
         teacherInit: false,
         scan: 'uni',
         layout: 'HM-WM',
       }),
     ).toEqual({
       overrides: Object.fromEntries(
-        ['forcing', 'distill', 'adapt', 'finetune'].map((s) => [s, { lr: 1e-3, batchSize: 8, trainable: 'all' }]),
+        ['forcing', 'distill', 'adapt', 'finetune'].map((s) => [s, { lr: 1e-3, batchSize: 8, recompute: true, trainable: 'all' }]),
       ),
       student: { layout: 'HM-WM', mamba: { bidirectional: false } },
       teacherInit: false,

@@ -149,6 +149,17 @@ describe('t2md bench', () => {
     expectOneLine(t2md(['bench', 'train', '--batches', '4,x']), /--batches must be batch sizes separated by commas/);
   });
 
+  it('train --recompute distill: the distill step with activation recomputation, recorded in its row; a bad step list exits 2', () => {
+    const { rows, stderr } = bench('train', undefined, true, ['--step', 'distill', '--recompute', 'distill']);
+    expect(rows.map((r) => `${r.step} ${r.batch} ${r.recompute}`)).toEqual(['distill 4 true']);
+    expect(rows[0]!.msPerStep as number).toBeGreaterThan(0);
+    expect(stderr).toMatch(/train distill \(recompute\) batch 4: [\d.]+ ms\/step/);
+    expectOneLine(
+      t2md(['bench', 'train', '--recompute', 'student']),
+      /--recompute takes train steps separated by commas \(teacher, distill\)/,
+    );
+  });
+
   it('sample: ms per image-step of the shipped models, their GFLOP/s as a share of matMul on the same shapes, and a profile', () => {
     const { rows, stderr } = bench('sample', undefined, true, ['--batches', '1,2', '--steps', '2']);
     expect(rows.map((r) => `${r.model} ${r.batch}`)).toEqual(['teacher 1', 'teacher 2', 'student 1', 'student 2']);

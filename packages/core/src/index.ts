@@ -34,6 +34,7 @@ export { linear } from './ops/linear.js';
 export type { GemmOptions, MatMulUnroll, MatMulVariant } from './ops/matmul/matmul.js';
 export { autoTile, GEMM_DEFAULTS, gemm, gemmRef, registerMatmulKernels, resolveMatmulVariant } from './ops/matmul/matmul.js';
 export type { MatMulTileName } from './ops/matmul/matmul-webgpu.js';
+export { recomputed, tapeIsRecording, withoutGradient } from './recompute.js';
 export type { RngState } from './rng.js';
 export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';

@@ -4,6 +4,7 @@
  * - `teacher`: the teacher DiT and caption encoder, ε-MSE, all weights trained;
  * - `distill`: the frozen teacher's forward with taps, then the hybrid student's forward and backward
  *   with L_mse + λ1 L_pseudo + λ2 L_mixer, token mixers trained.
+ * `recompute` runs the chosen steps with activation recomputation (StageConfig.recompute).
  * At each batch size: ms per step and samples/s (data, noise, forward, backward, clip, AdamW and EMA:
  * the whole step), the GPU dispatches per step, and on WebGPU a per-op GPU-time profile of one step
  * from timestamp queries (tf.profile), whose top ops say where the step's time goes.
@@ -50,6 +51,8 @@ export interface TrainRow {
   /** Timed steps per block; msPerStep is the median block's mean. */
   steps: number;
   blocksMs: number[];
+  /** True when the step ran with activation recomputation (StageConfig.recompute, `--recompute`). */
+  recompute?: boolean;
   /** Summed GPU time of one profiled step (timestamp queries), and the ops that took most of it. */
   gpuMsPerStep?: number;
   profile?: OpTime[];
@@ -74,6 +77,20 @@ export interface TrainBenchOptions {
   profile?: boolean;
   /** Which steps (default both). */
   which?: readonly TrainStepName[];
+  /** The steps run with activation recomputation (StageConfig.recompute; default none). */
+  recompute?: readonly TrainStepName[];
+}
+
+/** A step list from the CLI (`--recompute distill`; `--recompute` alone: every step). */
+export function parseTrainSteps(flag: string, raw: string | true): TrainStepName[] {
+  if (raw === true) return [...TRAIN_STEPS];
+  const xs = raw.split(',').map((s) => s.trim());
+  for (const x of xs) {
+    if (!(TRAIN_STEPS as readonly string[]).includes(x)) {
+      throw new InputError(`${flag} takes train steps separated by commas (${TRAIN_STEPS.join(', ')}), got '${raw}'.`);
+    }
+  }
+  return xs as TrainStepName[];
 }
 
 /** A batch-size list from the CLI (`--batches 128,512`). */
@@ -99,9 +116,16 @@ function encoderFor(p: TrainPreset): TextEncoderLike {
   return createCaptionEncoder({ vocabSize: VOCAB_SIZE, maxLength: p.captionTokens, ...p.textEncoder, seed: p.seed });
 }
 
-function makePoint(which: TrainStepName, preset: TrainPreset, batch: number, teacher: DiT, encoder: TextEncoderLike): Point {
+function makePoint(
+  which: TrainStepName,
+  preset: TrainPreset,
+  batch: number,
+  teacher: DiT,
+  encoder: TextEncoderLike,
+  recompute: boolean,
+): Point {
   const stage = which === 'teacher' ? 'teacher' : 'distill';
-  const cfg: StageConfig = { ...preset.stages[stage], batchSize: batch };
+  const cfg: StageConfig = { ...preset.stages[stage], batchSize: batch, ...(recompute ? { recompute: true } : {}) };
   const resolution = typeof cfg.resolution === 'number' ? cfg.resolution : cfg.resolution[0]!.size;
   let student: DiT | undefined;
   let models: StageModels;
@@ -175,6 +199,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
   const steps = o.steps ?? (o.quick ? 2 : 10);
   const which = o.which ?? TRAIN_STEPS;
   const profile = o.profile ?? tf.getBackend() === 'webgpu';
+  const recompute = new Set(o.recompute ?? []);
   const teacher = createDiT(preset.teacher);
   const encoder = encoderFor(preset);
   const rows: TrainRow[] = [];
@@ -191,13 +216,14 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           kernelsPerStep: null,
           steps,
           blocksMs: [],
+          ...(recompute.has(step) ? { recompute: true } : {}),
         };
         let point: Point | undefined;
         try {
           // a failed allocation or an invalid shader leaves its kernels undone (and the step "fast"):
           // `checked` makes such a point an error, not a measurement
           await checked(async () => {
-            point = makePoint(step, preset, batch, teacher, encoder);
+            point = makePoint(step, preset, batch, teacher, encoder, recompute.has(step));
             const p = point;
             const rng = new Rng(0);
             // Warm-up: the first steps compile every pipeline and fill tfjs's buffer pool.
@@ -229,7 +255,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           });
           const msPerStep = row.msPerStep as number;
           o.log(
-            `train ${step} batch ${batch}: ${msPerStep.toFixed(1)} ms/step (host ${row.hostMsPerStep?.toFixed(1)}, data ${row.dataMsPerStep?.toFixed(1)}), ${row.samplesPerSec} samples/s, ${row.kernelsPerStep ?? '—'} dispatches${row.gpuMsPerStep != null ? `, ${row.gpuMsPerStep.toFixed(1)} ms GPU` : ''}`,
+            `train ${step}${row.recompute ? ' (recompute)' : ''} batch ${batch}: ${msPerStep.toFixed(1)} ms/step (host ${row.hostMsPerStep?.toFixed(1)}, data ${row.dataMsPerStep?.toFixed(1)}), ${row.samplesPerSec} samples/s, ${row.kernelsPerStep ?? '—'} dispatches${row.gpuMsPerStep != null ? `, ${row.gpuMsPerStep.toFixed(1)} ms GPU` : ''}`,
           );
         } catch (err) {
           failRow(row, err);

@@ -31,7 +31,7 @@ import { parseModels, runSampleBench } from '../bench/sample.js';
 import { runScalingBench } from '../bench/scaling.js';
 import { runScanBench } from '../bench/scan.js';
 import { attentionTable, sampleTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
-import { parseBatches, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
+import { parseBatches, parseTrainSteps, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 import { runContext } from '../context.js';
 import { PointsFailedError } from '../errors.js';
 import { checkOutFile } from '../out-path.js';
@@ -49,6 +49,8 @@ export interface BenchOptions {
   model?: string;
   /** train: which step (teacher, distill; default both). */
   step?: TrainStepName;
+  /** train: `--recompute [steps]`: the steps run with activation recomputation (no value: both). */
+  recompute?: string | true;
   /** train, scan: commander's `--no-profile` (true unless given). */
   profile?: boolean;
   /** Measure a tree that differs from its commit; the rows record `dirty: true`. */
@@ -114,6 +116,7 @@ const RUNNERS: Record<BenchName, Runner> = {
       ...(opts.steps != null ? { steps: opts.steps } : {}),
       ...(opts.profile === false ? { profile: false } : {}),
       ...(opts.step != null ? { which: [opts.step] } : {}),
+      ...(opts.recompute != null ? { recompute: parseTrainSteps('--recompute', opts.recompute) } : {}),
     }),
   sample: ({ quick, log, opts }) =>
     runSampleBench({
@@ -198,6 +201,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
   }
   if (opts.batches != null) parseBatches(opts.batches);
   if (opts.model != null) parseModels(opts.model);
+  if (opts.recompute != null) parseTrainSteps('--recompute', opts.recompute);
   if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
     throw new InputError(`--step must be one of ${TRAIN_STEPS.join(', ')}, got '${opts.step}'.`);
   }

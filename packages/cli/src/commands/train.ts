@@ -36,6 +36,8 @@ export interface TrainOptions extends QuickEvalOptions {
   captionDropout?: number;
   /** `--category-mix`: the data's category weights (StageConfig.dataMix). */
   categoryMix?: Record<string, number>;
+  /** `--recompute`: activation recomputation (StageConfig.recompute). */
+  recompute?: boolean;
   /** `--init FILE`: start from a model file's weights (RunOptions.init). */
   init?: string;
   /** `--model-dtype`: float type of the model files (RunOptions.modelDtype). */
@@ -68,6 +70,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     emaDecay: o.emaDecay,
     captionDropout: o.captionDropout,
     dataMix: o.categoryMix,
+    recompute: o.recompute,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
     trainable: d.trainable,

@@ -166,6 +166,9 @@ export function stageLoss(
 ): { loss: () => tf.Scalar; parts: () => Record<string, tf.Scalar>; dispose: () => void } {
   const C = m.model.config.inChannels;
   const fwdOpts = { yMask: nb.mask, dropCaption: nb.drop };
+  // The trained model's forward: recomputed block by block in the backward when the stage asks, with
+  // gradients only for the weights the step trains (the frozen teacher runs off the tape either way).
+  const trainOpts = cfg.recompute === true ? { ...fwdOpts, recompute: new Set(Object.values(trainableWeights(stage, cfg, m))) } : fwdOpts;
   let kept: Record<string, tf.Scalar> = {};
   const keepPart = (name: string, v: tf.Scalar) => {
     kept[name] = tf.keep(v);
@@ -176,7 +179,7 @@ export function stageLoss(
     return {
       loss: () => {
         const y = m.encoder.encode(nb.tokens, nb.mask);
-        const out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
+        const out = m.model.forward(nb.xt, nb.t, y, trainOpts);
         return keepPart('mse', mseOf(nb, epsOf(out, C)));
       },
       parts: () => takeParts(),
@@ -223,11 +226,11 @@ export function stageLoss(
       let out: tf.Tensor;
       let taps: MixerTap[] = [];
       if (withTaps) {
-        const cap = m.model.forward(nb.xt, nb.t, y, { ...fwdOpts, capture: true });
+        const cap = m.model.forward(nb.xt, nb.t, y, { ...trainOpts, capture: true });
         out = cap.out;
         taps = cap.taps;
       } else {
-        out = m.model.forward(nb.xt, nb.t, y, fwdOpts);
+        out = m.model.forward(nb.xt, nb.t, y, trainOpts);
       }
       const eps = epsOf(out, C);
       const mse = keepPart('mse', mseOf(nb, eps));

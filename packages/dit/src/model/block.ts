@@ -1,4 +1,4 @@
-import { check, fmtShape, geluTanh, type Rng } from '@t2md/core';
+import { check, fmtShape, geluTanh, type Rng, recomputed, tapeIsRecording, withoutGradient } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { CrossAttention, SelfAttention, type TokenMixer } from './attention-layers.js';
 import type { ResolvedDiTConfig } from './config.js';
@@ -96,6 +96,42 @@ export class DiTBlock {
     const h2 = adaNorm(x, ada, 3, 4); // modulate(norm2(x), shift_mlp, scale_mlp)
     x = gatedAdd(x, this.mlp.apply(h2), ada, 5); // x + gate_mlp · mlp(h2)
     return capture ? { x, input: h, output: m } : { x };
+  }
+
+  /**
+   * `apply` with activation recomputation under a gradient tape (`ForwardOptions.recompute`): the tape
+   * keeps only the block's inputs and runs the block's forward again during the backward. Gradients
+   * reach `x`, `t0`, `y` and the block's weights in `weights` (all trainable ones for `true`); the others
+   * are constants here, so their weight gradients are never computed. The captured mixer input has no
+   * gradient (a loss on it would not train anything through this block); the captured output has.
+   * Off a tape it is `apply`.
+   */
+  applyRecomputed(
+    x: tf.Tensor,
+    t0: tf.Tensor,
+    y: tf.Tensor,
+    yMask: tf.Tensor | undefined,
+    grid: readonly [number, number],
+    capture: boolean,
+    weights: true | ReadonlySet<tf.Variable>,
+  ): BlockResult {
+    if (!tapeIsRecording()) return this.apply(x, t0, y, yMask, grid, capture);
+    const own = Object.values(this.weights()).filter((v) => (weights === true ? v.trainable : weights.has(v)));
+    const part = ([xi, t0i, yi]: tf.Tensor[], [mask]: tf.Tensor[]) => this.apply(xi!, t0i!, yi!, mask, grid, capture);
+    const masks = yMask ? [yMask] : [];
+    if (!capture) return { x: recomputed((xs, c) => part(xs, c).x, [x, t0, y], own, masks) };
+    const [out, output] = recomputed(
+      (xs, c) => {
+        const r = part(xs, c);
+        return [r.x, r.output!];
+      },
+      [x, t0, y],
+      own,
+      masks,
+    );
+    // the mixer's input again (one LayerNorm), outside the tape: see above
+    const input = withoutGradient(() => adaNorm(x, tf.add(this.scaleShiftTable, t0), 0, 1));
+    return { x: out!, input, output: output! };
   }
 
   /** Weights by name relative to the block (`scale_shift_table`, `attn.*` or `mixer.*`, `cross_attn.*`, `mlp.*`). */

@@ -20,6 +20,16 @@ export interface ForwardOptions {
   dropCaption?: tf.Tensor;
   /** Also return every block's token-mixer input and output (see `MixerTap`). */
   capture?: boolean;
+  /**
+   * Activation recomputation (gradient checkpointing) for training: under a gradient tape each block
+   * keeps only its inputs for the backward and runs its forward again there (`DiTBlock.applyRecomputed`),
+   * so the backward holds one block's intermediates instead of every block's, for one more forward of
+   * the blocks. `true`: gradients reach every trainable block weight; a set of variables (the weights a
+   * training step updates): only those, and the other weights' gradients are never computed. The same
+   * gradients as without it, up to float rounding; the captured mixer inputs carry no gradient. Off a
+   * tape it changes nothing.
+   */
+  recompute?: boolean | ReadonlySet<tf.Variable>;
 }
 
 /**
@@ -120,6 +130,7 @@ export class DiT {
     const grid: [number, number] = [x.shape[2]! / c.patchSize, x.shape[3]! / c.patchSize];
     const pos = this.posEmbed(grid); // [1, T, D]
     const capture = opts.capture === true;
+    const recompute = opts.recompute == null || opts.recompute === false ? false : opts.recompute;
     // The outer tidy keeps the returned tensors (taps included) and frees everything else, also on an
     // exception. Each block runs in its own tidy and the previous tokens are freed as soon as the next
     // block has them, so peak memory is one block's intermediates (at 32,400 tokens × 1152 one [T, D]
@@ -145,7 +156,12 @@ export class DiT {
       const yEmb = this.yEmbedder.apply(yIn); // [N, Lc, D]
       const taps: MixerTap[] = [];
       for (const [i, block] of this.blocks.entries()) {
-        const r = tf.tidy(() => block.apply(h, t0, yEmb, mask, grid, capture) as unknown as tf.TensorContainer) as unknown as BlockResult;
+        const r = tf.tidy(
+          () =>
+            (recompute === false
+              ? block.apply(h, t0, yEmb, mask, grid, capture)
+              : block.applyRecomputed(h, t0, yEmb, mask, grid, capture, recompute)) as unknown as tf.TensorContainer,
+        ) as unknown as BlockResult;
         h.dispose(); // taps hold the mixer's input and output, never h
         h = r.x;
         if (capture) taps.push({ block: i, kind: block.kind, input: r.input!, output: r.output! });
