@@ -7,7 +7,7 @@ import { InputError, isInputError } from './errors.js';
 import { gradientsRegistered } from './gradients.js';
 import { registerReduceKernels } from './ops/reduce-webgpu.js';
 import { describeWasm, prepareWasm } from './wasm-threads.js';
-import { applyDeferredFreeEnv, registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
+import { applyDeferredFreeEnv, applyPoolEnv, registerCopyKernels, tunedWebGPUBackend, tuneWebGPUFlags } from './webgpu-backend.js';
 
 /** A backend that `initBackend` can resolve to. */
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -212,6 +212,7 @@ let seen: AdapterList = { adapters: [], log: [] };
 
 async function useWebGPU(required: boolean, flags: readonly string[]): Promise<BackendInfo | string> {
   applyDeferredFreeEnv();
+  applyPoolEnv();
   // Asked for by name, WebGPU is probed in a child first too: when the child finds no adapter at all,
   // Dawn's and the drivers' lines stay off stderr and the caller gets one sentence. A software adapter
   // is loaded here; so is Dawn when the child itself failed (then only this process can tell).

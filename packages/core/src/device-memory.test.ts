@@ -3,7 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { initBackend, quietWebGPUErrors, takeWebGPUErrors } from './backend.js';
 import { deviceMemory, releaseFreeBuffers, resetDevicePeak, webgpuIdle } from './device-memory.js';
 import { describeInfo, useBackend, withNoLeaks } from './testing/index.js';
-import { applyDeferredFreeEnv, DEFERRED_FREE_LIMIT, deferredFreeLimit, setDeferredFreeLimit } from './webgpu-backend.js';
+import {
+  applyDeferredFreeEnv,
+  applyPoolEnv,
+  DEFERRED_FREE_LIMIT,
+  deferredFreeLimit,
+  POOL_LIMIT,
+  poolLimit,
+  setDeferredFreeLimit,
+  setPoolLimit,
+} from './webgpu-backend.js';
 
 describe('device memory', () => {
   it('is null off webgpu, where there is no pool to release', async (ctx) => {
@@ -131,6 +140,31 @@ describe('T2MD_DEFERRED_FREE_MB', () => {
     } finally {
       delete process.env.T2MD_DEFERRED_FREE_MB;
       setDeferredFreeLimit(DEFERRED_FREE_LIMIT);
+    }
+  });
+});
+
+describe('T2MD_POOL_MB', () => {
+  it('is checked by initBackend before WebGPU starts, in one sentence', async () => {
+    process.env.T2MD_POOL_MB = '-3';
+    try {
+      await expect(initBackend({ backend: 'webgpu' })).rejects.toThrow(
+        /^T2MD_POOL_MB must be a number of MiB ≥ 0 \(or Infinity\), got '-3'\.$/,
+      );
+    } finally {
+      delete process.env.T2MD_POOL_MB;
+    }
+  });
+
+  it('sets the pool limit in MiB (default: none)', () => {
+    expect(poolLimit()).toBe(Number.POSITIVE_INFINITY);
+    try {
+      process.env.T2MD_POOL_MB = '1024';
+      applyPoolEnv();
+      expect(poolLimit()).toBe(2 ** 30);
+    } finally {
+      delete process.env.T2MD_POOL_MB;
+      setPoolLimit(POOL_LIMIT);
     }
   });
 });

@@ -15,6 +15,7 @@
  * sub-allocation blocks). So it is a floor of the device's memory, exact for tensors and the pool.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { destroyFreeBuffers } from './webgpu-backend.js';
 
 /** The fields of tfjs-webgpu 4.22's BufferManager read and written here (checked before use). */
 interface BufferManagerLike {
@@ -105,17 +106,7 @@ export function resetDevicePeak(): void {
 export function releaseFreeBuffers(): number {
   const bm = watchDeviceBytes();
   if (bm == null) return 0;
-  let bytes = 0;
-  for (const list of bm.freeBuffers.values()) {
-    for (const b of list) {
-      bytes += b.size;
-      b.destroy();
-    }
-    list.length = 0;
-  }
-  bm.numFreeBuffers = 0;
-  bm.numBytesAllocated -= bytes;
-  return bytes;
+  return destroyFreeBuffers(bm as unknown as Parameters<typeof destroyFreeBuffers>[0]);
 }
 
 /**

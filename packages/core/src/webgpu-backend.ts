@@ -197,6 +197,58 @@ export function deferredFreeLimit(): number {
   return limit;
 }
 
+/** Default of `setPoolLimit`: no limit (tfjs's own pool, which keeps every freed buffer). */
+export const POOL_LIMIT = Number.POSITIVE_INFINITY;
+let poolCap = POOL_LIMIT;
+
+/**
+ * Applies `T2MD_POOL_MB` (MiB, ≥ 0, or `Infinity`) in Node when set, as `applyDeferredFreeEnv` does for
+ * its variable.
+ */
+export function applyPoolEnv(): void {
+  const raw = typeof process === 'undefined' ? undefined : process.env?.T2MD_POOL_MB;
+  if (raw == null || raw === '') return;
+  const mb = Number(raw);
+  if (!(mb >= 0)) throw new InputError(`T2MD_POOL_MB must be a number of MiB ≥ 0 (or Infinity), got '${raw}'.`);
+  poolCap = mb * 2 ** 20;
+}
+
+/**
+ * WebGPU: the most bytes tfjs's pool may hold in free buffers when it has none of a size asked for;
+ * past it, every free buffer is destroyed before the new one is created. tfjs reuses a pooled buffer
+ * only for a tensor of exactly its size, so a forward whose layers make tensors of many sizes (the
+ * T2MD student: SA and Mamba blocks, each direction's scan) leaves gigabytes of free buffers that no
+ * later tensor fits: one student forward at 32,400 tokens peaked at 12.1 GiB of device memory with
+ * 8.5 GiB in use (dry run). Default `POOL_LIMIT`: no limit, tfjs's behaviour, since creating buffers
+ * again costs host time (`GPUDevice.createBuffer`), which a training step that reuses its sizes should
+ * not pay; a long-sequence sampler, or a process that samples at several sizes, may set one (also
+ * `T2MD_POOL_MB` in Node). `releaseFreeBuffers()` empties the pool once.
+ */
+export function setPoolLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new InputError(`the pool limit must be a number of bytes ≥ 0 (or Infinity), got ${bytes}.`);
+  poolCap = bytes;
+}
+
+/** The limit `setPoolLimit` (or `T2MD_POOL_MB`) set, in bytes; `Infinity` when off. */
+export function poolLimit(): number {
+  return poolCap;
+}
+
+/** Destroys every free buffer of tfjs's pool (see `releaseFreeBuffers`); returns the bytes freed. */
+export function destroyFreeBuffers(bm: SubmitInternals['bufferManager']): number {
+  let bytes = 0;
+  for (const list of bm.freeBuffers.values()) {
+    for (const b of list) {
+      bytes += b.size;
+      b.destroy();
+    }
+    list.length = 0;
+  }
+  bm.numFreeBuffers = 0;
+  bm.numBytesAllocated -= bytes;
+  return bytes;
+}
+
 /** The fields of tfjs-webgpu 4.22's backend and BufferManager the early submit reads (checked before use). */
 interface SubmitInternals {
   tensorMap: { get(dataId: object): TensorData | undefined };
@@ -208,6 +260,10 @@ interface SubmitInternals {
   bufferManager: {
     /** Free buffers by `${size}_${usage}` (tfjs's key). */
     freeBuffers: Map<string, GPUBuffer[]>;
+    numFreeBuffers: number;
+    /** Bytes of every buffer it created and has not destroyed, and of those in use (not in the pool). */
+    numBytesAllocated: number;
+    numBytesUsed: number;
     acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
   };
 }
@@ -247,16 +303,23 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
       // Before the pool allocates anew: submit first when enough dead buffers wait (module comment).
       const bm = self.bufferManager;
       const acquire = bm.acquireBuffer;
+      const miss = (size: number, usage: number) => !((bm.freeBuffers.get(`${size}_${usage}`)?.length ?? 0) > 0);
       bm.acquireBuffer = (size, usage, mappedAtCreation = false, reuse = true) => {
         if (
           this.pendingFreeBytes > limit &&
           reuse &&
           self.commandEncoder != null &&
           self.activeTimers == null && // not while profiling: tfjs times each program in its own pass and submits at its query
-          !((bm.freeBuffers.get(`${size}_${usage}`)?.length ?? 0) > 0)
+          miss(size, usage)
         ) {
           self.endComputePassEncoder();
           self.submitQueue();
+        }
+        // still no buffer of this size: with a pool limit, free the pool's buffers of other sizes first
+        // (setPoolLimit). Destroying a buffer that submitted work still reads is valid WebGPU: the memory
+        // goes once that work is done.
+        if (poolCap < Number.POSITIVE_INFINITY && bm.numBytesAllocated - bm.numBytesUsed > poolCap && miss(size, usage)) {
+          destroyFreeBuffers(bm);
         }
         return acquire.call(bm, size, usage, mappedAtCreation, reuse);
       };

@@ -6,6 +6,7 @@ import {
   GEMM_DEFAULTS,
   InputError,
   initBackend,
+  poolLimit,
   quietWebGPUErrors,
   wasmBuild,
 } from '@t2md/core';
@@ -152,7 +153,9 @@ const wasmSettings = () => {
 const deferredSettings = () => {
   if (tf.getBackend() !== 'webgpu') return {};
   const l = deferredFreeLimit();
-  return { deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off' };
+  const pool = poolLimit();
+  // the pool limit (setPoolLimit, T2MD_POOL_MB) moves the device peak too; recorded only when one is set
+  return { deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off', ...(Number.isFinite(pool) ? { poolMB: pool / 2 ** 20 } : {}) };
 };
 
 /**
