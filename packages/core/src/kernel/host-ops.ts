@@ -122,6 +122,22 @@ export class HostOps {
     return v;
   }
 
+  /**
+   * `copy(from, to, n)`: n floats of `src` from index `from` into `dst` at `to`, both from `values`.
+   * On wasm both view the one heap, where TypedArray.set first clones its source (the rule for a
+   * source sharing the destination's buffer) and every row needs a subarray; copyWithin over the
+   * whole heap moves the floats directly (on a 2-core CPU: 2× faster for rows of 64 floats, 1.3× for
+   * rows of 384).
+   */
+  copier(src: Float32Array, dst: Float32Array): (from: number, to: number, n: number) => void {
+    if (src.buffer === dst.buffer) {
+      const heap = new Float32Array(src.buffer);
+      const [s0, d0] = [src.byteOffset / 4, dst.byteOffset / 4];
+      return (from, to, n) => void heap.copyWithin(d0 + to, s0 + from, s0 + from + n);
+    }
+    return (from, to, n) => dst.set(src.subarray(from, from + n), to);
+  }
+
   /** The raw values of any dtype (bool as Uint8Array), in place like `values`. */
   data(x: TensorInfo): ArrayLike<number> {
     if (this.kind === 'wasm') return (this.backend as unknown as WasmLike).typedArrayFromHeap(x);

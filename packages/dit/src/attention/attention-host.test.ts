@@ -123,4 +123,74 @@ describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) =
       tf.dispose([q, k, v, dy, keyMask]);
     }
   });
+
+  it('runs entries with the same keys, values and mask as one (wasm), with the results of each entry alone', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    const seed = freshSeed();
+    // a guided batch's layout: 3 entries share keys A (mask a), 2 share keys B (mask b), one has A's
+    // keys with B's mask (a group of its own), and 2 share keys that are all masked
+    const [H, Lq, Lk, Dh] = [4, 33, 9, 8];
+    const keyOf = [0, 0, 1, 0, 1, 0, 2, 2];
+    const maskOf = [0, 0, 1, 0, 1, 1, 2, 2];
+    const B = keyOf.length;
+    const sets = [0, 1, 2].map((i) => [randomArray(H * Lk * Dh, seed + 10 * i, -2, 2), randomArray(H * Lk * Dh, seed + 10 * i + 1)]);
+    const masks = [Array.from({ length: Lk }, (_, j) => j % 3 !== 1), Array.from({ length: Lk }, (_, j) => j < 4), Array(Lk).fill(false)];
+    const stack = (f: (b: number) => ArrayLike<number>) => Float32Array.from(Array.from({ length: B }, (_, b) => Array.from(f(b))).flat());
+    const q = tf.tensor(randomArray(B * H * Lq * Dh, seed + 99, -2, 2), [B, H, Lq, Dh]);
+    const k = tf.tensor(
+      stack((b) => sets[keyOf[b]!]![0]!),
+      [B, H, Lk, Dh],
+    );
+    const v = tf.tensor(
+      stack((b) => sets[keyOf[b]!]![1]!),
+      [B, H, Lk, Dh],
+    );
+    const keyMask = tf.tensor(
+      stack((b) => masks[maskOf[b]!]!.map(Number)),
+      [B, Lk],
+      'bool',
+    );
+    const attrs = { scale: 0.3, hasMask: true, tiles: ATTENTION_TILES, scoreBlock: 1 << 20 } satisfies AttentionAttrs;
+    const label = `${describeInfo(info)}, seed ${seed}`;
+    const before = dataIds();
+    await withNoLeaks(async () => {
+      for (const stackHeads of [true, false]) {
+        const run = (qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, mi: tf.Tensor) =>
+          tf
+            .engine()
+            .runKernel(ATTENTION, { q: qi, k: ki, v: vi, keyMask: mi }, {
+              ...attrs,
+              stackHeads,
+            } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        const [o, l] = run(q, k, v, keyMask);
+        const [ov, lv] = [await o!.data(), await l!.data()];
+        for (let b = 0; b < B; b++) {
+          // one entry alone (B = 1: never grouped)
+          const one = (x: tf.Tensor) => tf.slice(x, b, 1);
+          const parts = [one(q), one(k), one(v), one(keyMask)];
+          const [o1, l1] = run(parts[0]!, parts[1]!, parts[2]!, parts[3]!);
+          const [n, m] = [H * Lq * Dh, H * Lq];
+          expect(Array.from(ov.subarray(b * n, (b + 1) * n)), `out of entry ${b}, stackHeads ${stackHeads}, ${label}`).toEqual(
+            Array.from(await o1!.data()),
+          );
+          expect(Array.from(lv.subarray(b * m, (b + 1) * m)), `lse of entry ${b}, stackHeads ${stackHeads}, ${label}`).toEqual(
+            Array.from(await l1!.data()),
+          );
+          tf.dispose([...parts, o1!, l1!]);
+        }
+        const fwd = attentionForwardValues(
+          (await q.data()) as Float32Array,
+          (await k.data()) as Float32Array,
+          (await v.data()) as Float32Array,
+          Float32Array.from(await keyMask.data()),
+          { B, H, Lq, Lk, Dh },
+          attrs.scale,
+        );
+        expect(relErr(ov, fwd.out), `out vs the loops, stackHeads ${stackHeads}, ${label}`).toBeLessThan(1e-5);
+        tf.dispose([o!, l!]);
+      }
+    });
+    expect(dataIds()).toBe(before);
+    tf.dispose([q, k, v, keyMask]);
+  });
 });

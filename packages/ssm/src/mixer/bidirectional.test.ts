@@ -221,6 +221,8 @@ describe.each(testBackends())('BidirectionalMamba (shared in_proj, fused output)
       [{ order: 'WM', merge: 'concat' }, [1, 5, 3], 12],
       [{ order: 'WM', merge: 'sum' }, [2, 3, 5], 8],
       [{ order: 'HM', merge: 'sum', snake: true }, [1, 4, 3], 6],
+      // two groups: the gather's x, B, C parts and the shared gate's norm groups within each direction
+      [{ order: 'WM', merge: 'concat', ngroups: 2 }, [2, 3, 4], 8],
     ] as [Omit<BidirectionalMambaConfig, 'dModel'>, [number, number, number], number][]) {
       const m = new BidirectionalMamba({ ...BASE, dModel, ...cfg }, new Rng(seed));
       // off the init, so every weight matters (merge halves differ, D and norm are not constants)

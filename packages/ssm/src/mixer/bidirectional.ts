@@ -1,9 +1,19 @@
 import { assertInt, assertOneOf, check, fmtShape, gemm, linear, type Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BothDirections, bothDirections, fromBothDirections, toBothDirections } from '../scan-order/gather.js';
+import { type BothDirections, bothDirections, fromBothDirections, toBothDirections, toBothDirectionsSplit } from '../scan-order/gather.js';
 import { SCAN_ORDERS, type ScanOrder, scanPermutation } from '../scan-order/scan-order.js';
 import { type Mamba2Config, mamba2Dims } from './config.js';
-import { checkMixerInput, Mamba2Mixer, mamba2Core, mamba2InProj, mamba2OutWeight, recordingGradients, releaser } from './mamba2.js';
+import { gatedRmsNormSharedGate } from './gated-norm.js';
+import {
+  checkMixerInput,
+  Mamba2Mixer,
+  mamba2Core,
+  mamba2InProj,
+  mamba2OutWeight,
+  mamba2Scan,
+  recordingGradients,
+  releaser,
+} from './mamba2.js';
 
 /** A bidirectional Mamba-2 mixer over a 2D token grid. */
 export interface BidirectionalMambaConfig extends Mamba2Config {
@@ -102,10 +112,26 @@ export class BidirectionalMamba {
         free(t);
         return r;
       };
-      const q = { z: both(p.z), xBC: both(p.xBC), dt: both(p.dt) };
-      const yn = mamba2Core(w, q, c, free); // [2B, L, dInner]
-      const cat = tf.tidy(() => fromBothDirections(yn, tables)); // [B, L, 2·dInner], grid order: forward channels, then reversed
-      free(yn);
+      let cat: tf.Tensor; // [B, L, 2·dInner], grid order: forward channels, then reversed
+      if (!recordingGradients() && tf.getBackend() !== 'webgpu') {
+        // Inference on cpu and wasm: the gather cuts xBC into x, B and C itself (the conv is per channel,
+        // so no split copies it again), and z is never gathered: the gated norm is per token, so it runs
+        // after the gather back, each token's gate shared by its two directions. Neither path has a
+        // gradient, hence the tape check.
+        const GN = c.ngroups * c.dState;
+        const [xp, Bp, Cp] = toBothDirectionsSplit(p.xBC, tables, [dInner, GN, GN]);
+        free(p.xBC);
+        const ys = mamba2Scan(w, { xBC: { x: xp!, B: Bp!, C: Cp! }, dt: both(p.dt) }, c, free); // [2B, L, dInner], ungated
+        const raw = tf.tidy(() => fromBothDirections(ys, tables));
+        free(ys);
+        cat = tf.tidy(() => gatedRmsNormSharedGate(raw, p.z, dInner / c.ngroups, c.normEps));
+        free(raw, p.z);
+      } else {
+        const q = { z: both(p.z), xBC: both(p.xBC), dt: both(p.dt) };
+        const yn = mamba2Core(w, q, c, free); // [2B, L, dInner]
+        cat = tf.tidy(() => fromBothDirections(yn, tables));
+        free(yn);
+      }
       let out: tf.Tensor;
       if (this.config.merge === 'sum') {
         // out_proj(y_f) + out_proj(y_b) = out_proj(y_f + y_b): one projection

@@ -1,7 +1,7 @@
 import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { gatedRmsNormFused } from './gated-norm.js';
+import { gatedNormSharedValues, gatedRmsNormFused, gatedRmsNormSharedGate } from './gated-norm.js';
 import { gatedRmsNormalize } from './layers.js';
 
 describe.each(testBackends())('gatedRmsNormFused on %s', (name) => {
@@ -71,5 +71,50 @@ describe.each(testBackends())('gatedRmsNormFused on %s', (name) => {
     expect(() => gatedRmsNormFused(a, b, 2, 1e-5)).toThrow(/z must have the shape of y \[2, 6\], got \[2, 5\]/);
     expect(() => gatedRmsNormFused(a, a, 4, 1e-5)).toThrow(/groupSize must divide the last axis of y \(6\), got 4/);
     tf.dispose([a, b]);
+  });
+});
+
+describe.each(['cpu', 'wasm'] as const)('gatedRmsNormSharedGate on %s', (name) => {
+  it('equals gatedRmsNormFused with the gate repeated, bit for bit, and its loop reference, without leaking', async (ctx) => {
+    const info = await useBackend(name, ctx);
+    const seed = freshSeed();
+    const errs: string[] = [];
+    for (const [[B, L, C], k, group] of [
+      [[2, 5, 8], 2, 8],
+      [[1, 7, 12], 2, 4],
+      [[3, 2, 6], 3, 3],
+    ] as [number[], number, number][]) {
+      const y = tf.tensor(randomArray(B! * L! * k * C!, seed + C!, -3, 3), [B!, L!, k * C!]);
+      const z = tf.tensor(randomArray(B! * L! * C!, seed + 2 * C!, -6, 6), [B!, L!, C!]);
+      const label = `[${B}, ${L}, ${k}·${C}] group ${group} seed ${seed}`;
+      await withNoLeaks(async () => {
+        const got = gatedRmsNormSharedGate(y, z, group, 1e-5);
+        const repeated = tf.tidy(() => gatedRmsNormFused(y, tf.concat(Array(k).fill(z), 2), group, 1e-5));
+        const gv = await got.data();
+        expect(Array.from(gv), label).toEqual(Array.from(await repeated.data()));
+        const ref = gatedNormSharedValues(
+          (await y.data()) as Float32Array,
+          (await z.data()) as Float32Array,
+          [B! * L!, k, C! / group, group],
+          1e-5,
+        );
+        const e = relErr(gv, ref);
+        expect(e, label).toBeLessThan(1e-6);
+        errs.push(`${label}: ${e.toExponential(1)}`);
+        tf.dispose([got, repeated]);
+      });
+      tf.dispose([y, z]);
+    }
+    console.log(`gatedRmsNormSharedGate vs its loop on ${describeInfo(info)}: ${errs.join('; ')}`);
+  });
+
+  it('rejects a y that is not k blocks of z and a group size that does not divide z', async (ctx) => {
+    await useBackend(name, ctx);
+    const [y, z, z3] = [tf.zeros([1, 2, 6]), tf.zeros([1, 2, 4]), tf.zeros([1, 2, 3])];
+    expect(() => gatedRmsNormSharedGate(y, z, 2, 1e-5)).toThrow(
+      /y must be \[B, L, k·C\] for z \[B, L, C\], got y \[1, 2, 6\] and z \[1, 2, 4\]/,
+    );
+    expect(() => gatedRmsNormSharedGate(y, z3, 2, 1e-5)).toThrow(/groupSize must divide z's channels \(3\), got 2/);
+    tf.dispose([y, z, z3]);
   });
 });

@@ -16,6 +16,7 @@ import {
 import {
   engine,
   type GradConfig,
+  getBackend,
   type KernelBackend,
   type KernelConfig,
   type KernelFunc,
@@ -30,6 +31,8 @@ import { gatedNormHost } from './mixer-host.js';
 
 export const GATED_NORM = 'T2mdGatedRmsNorm';
 export const GATED_NORM_GRAD = 'T2mdGatedRmsNormGrad';
+/** The forward with one gate row shared by several rows of y (cpu and wasm, no gradient). */
+export const GATED_NORM_SHARED = 'T2mdGatedRmsNormSharedGate';
 
 interface GatedNormAttrs {
   eps: number;
@@ -51,6 +54,32 @@ export function gatedNormValues(y: Float32Array, z: Float32Array, S: number, eps
     }
     const r = 1 / Math.sqrt(ss / S + eps);
     for (let c = base; c < base + S; c++) out[c] *= r;
+  }
+  return out;
+}
+
+/**
+ * `gatedNormValues` with each gate row shared by k rows of y: y `[M, k, J, S]`, z `[M, 1, J, S]`,
+ * row (m, i, j) of y gated by row (m, j) of z. Each row's arithmetic is `gatedNormValues`'s, so the
+ * result is what gating k copies of z gives, bit for bit.
+ */
+export function gatedNormSharedValues(y: Float32Array, z: Float32Array, [M, k, J, S]: readonly number[], eps: number): Float32Array {
+  const out = new Float32Array(y.length);
+  for (let m = 0; m < M; m++) {
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < J; j++) {
+        const base = ((m * k + i) * J + j) * S;
+        const zb = (m * J + j) * S;
+        let ss = 0;
+        for (let c = 0; c < S; c++) {
+          const g = y[base + c] * z[zb + c] * sigm(z[zb + c]);
+          out[base + c] = g;
+          ss += g * g;
+        }
+        const r = 1 / Math.sqrt(ss / S + eps);
+        for (let c = base; c < base + S; c++) out[c] *= r;
+      }
+    }
   }
   return out;
 }
@@ -95,6 +124,14 @@ const wasmForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { y, z } = inputs as { y: TensorInfo; z: TensorInfo };
   return gatedNormHost(backend as KernelBackend, y, z, (attrs as unknown as GatedNormAttrs).eps);
 };
+const jsSharedForward = typedArrayKernel<GatedNormAttrs>(['y', 'z'], (i, a) => ({
+  shape: i.y!.shape,
+  values: gatedNormSharedValues(i.y!.values, i.z!.values, i.y!.shape, a.eps),
+}));
+const wasmSharedForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { y, z } = inputs as { y: TensorInfo; z: TensorInfo };
+  return gatedNormHost(backend as KernelBackend, y, z, (attrs as unknown as GatedNormAttrs).eps);
+};
 const jsGrad = typedArrayKernel<GatedNormAttrs>(['y', 'z', 'dn'], (i, a) => {
   const [dy, dz] = gatedNormGradValues(i.y!.values, i.z!.values, i.dn!.values, i.y!.shape[1], a.eps);
   return [
@@ -135,6 +172,8 @@ const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 const kernels: KernelConfig[] = [
   ...onEveryBackend(GATED_NORM, jsForward, gpuForward, wasmForward),
   ...onEveryBackend(GATED_NORM_GRAD, jsGrad, gpuGrad),
+  { kernelName: GATED_NORM_SHARED, backendName: 'cpu', kernelFunc: jsSharedForward as unknown as KernelFunc },
+  { kernelName: GATED_NORM_SHARED, backendName: 'wasm', kernelFunc: wasmSharedForward },
 ];
 
 const grad: GradConfig = {
@@ -184,6 +223,42 @@ export function gatedRmsNormFused(y: Tensor, z: Tensor, groupSize: number, eps: 
     const out = engine().runKernel(
       GATED_NORM,
       { y: reshape(y, [R, groupSize]), z: reshape(z, [R, groupSize]) },
+      attrs as unknown as NamedAttrMap,
+    ) as Tensor;
+    return reshape(out, y.shape);
+  });
+}
+
+/**
+ * `gatedRmsNormFused(y, z')` where z' repeats each gate row k times: y `[B, L, k·C]` (k blocks of C
+ * channels per token, e.g. the bidirectional mixer's two scan directions gathered back to grid order),
+ * z `[B, L, C]`, groups of `groupSize` channels within each block. The same values as gating a k-fold
+ * copy of z (bit for bit on cpu and wasm) without making that copy, and each gate's sigmoid taken once.
+ * cpu and wasm, forward only (no gradient): for inference.
+ * @returns like y
+ */
+export function gatedRmsNormSharedGate(y: Tensor, z: Tensor, groupSize: number, eps: number): Tensor {
+  assertFloat('y', y);
+  assertFloat('z', z);
+  const C = z.shape[z.rank - 1]!;
+  check(
+    y.rank === 3 && z.rank === 3 && y.shape[0] === z.shape[0] && y.shape[1] === z.shape[1] && y.shape[2]! % C === 0,
+    () => `y must be [B, L, k·C] for z [B, L, C], got y ${fmtShape(y.shape)} and z ${fmtShape(z.shape)}.`,
+  );
+  check(
+    Number.isInteger(groupSize) && groupSize >= 1 && C % groupSize === 0,
+    () => `groupSize must divide z's channels (${C}), got ${groupSize}.`,
+  );
+  check(eps > 0, () => `eps must be positive, got ${eps}.`);
+  check(getBackend() !== 'webgpu', 'gatedRmsNormSharedGate runs on cpu and wasm.');
+  registerGatedNormKernels();
+  return tidy(() => {
+    const [B, L] = y.shape as number[];
+    const [M, k, J] = [B! * L!, y.shape[2]! / C, C / groupSize];
+    const attrs = { eps, maxWorkgroups: 65535 } satisfies GatedNormAttrs;
+    const out = engine().runKernel(
+      GATED_NORM_SHARED,
+      { y: reshape(y, [M, k, J, groupSize]), z: reshape(z, [M, 1, J, groupSize]) },
       attrs as unknown as NamedAttrMap,
     ) as Tensor;
     return reshape(out, y.shape);

@@ -6,4 +6,4 @@ export { causalConv1dSilu, registerConv1dKernels } from './conv1d.js';
 export { gatedRmsNormFused, registerGatedNormKernels } from './gated-norm.js';
 export { initMamba2Weights, softplusInverse } from './init.js';
 export { causalConv1d, gatedRmsNorm } from './layers.js';
-export { Mamba2Mixer, type Mamba2Projections, mamba2Core, mamba2Forward, mamba2InProj, mamba2OutWeight } from './mamba2.js';
+export { Mamba2Mixer, type Mamba2Projections, mamba2Core, mamba2Forward, mamba2InProj, mamba2OutWeight, type XbcParts } from './mamba2.js';

@@ -81,17 +81,31 @@ export function checkMixerInput(name: string, x: tf.Tensor, dModel: number): voi
 export interface Mamba2Projections {
   /** `[B, L, dInner]` */
   z: tf.Tensor;
-  /** `[B, L, convDim]` (x, B and C before the conv) */
-  xBC: tf.Tensor;
+  /**
+   * `[B, L, convDim]` (x, B and C before the conv), or already cut into x `[B, L, dInner]`, B and C
+   * `[B, L, G·N]` (the conv is per channel, so each part is convolved on its own and no split follows)
+   */
+  xBC: tf.Tensor | XbcParts;
   /** `[B, L, H]` */
   dt: tf.Tensor;
+}
+
+/** xBC cut into its parts before the conv: `[B, L, dInner]`, `[B, L, G·N]`, `[B, L, G·N]`. */
+export interface XbcParts {
+  x: tf.Tensor;
+  B: tf.Tensor;
+  C: tf.Tensor;
 }
 
 /**
  * in_proj, per token: `[B, L, D]` → z, xBC, dt. Splitting the weight rows (small) rather than the
  * activation columns (B·L wide) keeps each output contiguous. Call inside `tf.tidy`.
  */
-export function mamba2InProj(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): Mamba2Projections {
+export function mamba2InProj(
+  w: Record<string, tf.Tensor>,
+  x: tf.Tensor,
+  c: Required<Mamba2Config>,
+): Mamba2Projections & { xBC: tf.Tensor } {
   const { dInner, nheads, convDim } = mamba2Dims(c);
   const Win = w['in_proj.weight']; // [dInProj, D]
   // One split (its gradient is one concat; three slices would cost three zero-padded copies and two
@@ -120,29 +134,29 @@ export function mamba2Core(
   c: Required<Mamba2Config>,
   free: (...ts: tf.Tensor[]) => void = () => {},
 ): tf.Tensor {
-  const [B, L] = p.z.shape as number[];
-  const { dInner, nheads } = mamba2Dims(c);
-  const P = c.headdim;
-  const G = c.ngroups;
-  const N = c.dState;
-  // Each stage in its own tidy: only its output then holds data, so `free` really releases it.
-  const xBC = tf.tidy(() => causalConv1dSilu(p.xBC, w['conv1d.weight'], w['conv1d.bias'])); // [B, L, convDim]
-  free(p.xBC);
+  const { dInner } = mamba2Dims(c);
+  const y = mamba2Scan(w, p, c, free); // [B, L, dInner]
+  const out = tf.tidy(() => gatedRmsNormFused(y, p.z, dInner / c.ngroups, c.normEps)); // [B, L, dInner], one fused kernel
+  free(y, p.z);
+  return out;
+}
+
+/**
+ * `mamba2Core` without its gated norm: the conv with SiLU and the SSD scan, `[B, L, dInner]`. For
+ * callers that gate elsewhere (the bidirectional mixer gates after gathering both directions back).
+ */
+export function mamba2Scan(
+  w: Record<string, tf.Tensor>,
+  p: Omit<Mamba2Projections, 'z'>,
+  c: Required<Mamba2Config>,
+  free: (...ts: tf.Tensor[]) => void = () => {},
+): tf.Tensor {
+  const [B, L] = p.dt.shape as number[];
+  const { dInner } = mamba2Dims(c);
   const A = tf.neg(tf.exp(w.A_log)); // [H]
   const noLimit = c.dtLimit[0] === 0 && c.dtLimit[1] == null;
-  // one split of the conv output: its gradient is one concat (three column slices cost three
-  // zero-padded full-size copies and two adds in the backward)
-  const [xs, Bm, Cm] = tf.tidy(() => {
-    // hostSplit: tf.split on webgpu; on cpu and wasm a copy of each part's columns (tfjs-wasm's SplitV
-    // reads all of xBC back for every part)
-    const [a, b, cc] = hostSplit(xBC, [dInner, G * N, G * N]);
-    return [
-      tf.reshape(a!, [B, L, nheads, P]), // [B, L, H, P]
-      tf.reshape(b!, [B, L, G, N]), // [B, L, G, N]
-      tf.reshape(cc!, [B, L, G, N]), // [B, L, G, N]
-    ];
-  }) as [tf.Tensor, tf.Tensor, tf.Tensor];
-  free(xBC);
+  // Each stage in its own tidy: only its output then holds data, so `free` really releases it.
+  const [xs, Bm, Cm] = 'shape' in p.xBC ? convSplit(w, p.xBC, c, free) : convParts(w, p.xBC, c, free);
   const y = tf.tidy(
     () =>
       ssdScan(
@@ -151,8 +165,55 @@ export function mamba2Core(
       ).y,
   ); // [B, L, H, P]
   free(xs, Bm, Cm, p.dt);
-  const out = tf.tidy(() => gatedRmsNormFused(tf.reshape(y, [B, L, dInner]), p.z, dInner / G, c.normEps)); // [B, L, dInner], one fused kernel
-  free(y, p.z);
+  return tf.reshape(y, [B!, L!, dInner]);
+}
+
+/** The conv of the whole xBC, then one split into x `[B, L, H, P]`, B and C `[B, L, G, N]`. */
+function convSplit(w: Record<string, tf.Tensor>, xBCin: tf.Tensor, c: Required<Mamba2Config>, free: (...ts: tf.Tensor[]) => void) {
+  const [B, L] = xBCin.shape as number[];
+  const { dInner, nheads } = mamba2Dims(c);
+  const [G, N] = [c.ngroups, c.dState];
+  const xBC = tf.tidy(() => causalConv1dSilu(xBCin, w['conv1d.weight'], w['conv1d.bias'])); // [B, L, convDim]
+  free(xBCin);
+  // one split of the conv output: its gradient is one concat (three column slices cost three
+  // zero-padded full-size copies and two adds in the backward)
+  const parts = tf.tidy(() => {
+    // hostSplit: tf.split on webgpu; on cpu and wasm a copy of each part's columns (tfjs-wasm's SplitV
+    // reads all of xBC back for every part)
+    const [a, b, cc] = hostSplit(xBC, [dInner, G * N, G * N]);
+    return [
+      tf.reshape(a!, [B, L, nheads, c.headdim]), // [B, L, H, P]
+      tf.reshape(b!, [B, L, G, N]), // [B, L, G, N]
+      tf.reshape(cc!, [B, L, G, N]), // [B, L, G, N]
+    ];
+  }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  free(xBC);
+  return parts;
+}
+
+/**
+ * The conv of x, B and C given apart (`XbcParts`), each with its channels' slice of the conv weight
+ * and bias: the same per-channel sums as `convSplit` without its split, a copy of every activation
+ * (on wasm 3% of the shapes student's forward).
+ */
+function convParts(w: Record<string, tf.Tensor>, p: XbcParts, c: Required<Mamba2Config>, free: (...ts: tf.Tensor[]) => void) {
+  const [B, L] = p.x.shape as number[];
+  const { dInner, nheads } = mamba2Dims(c);
+  const [G, N] = [c.ngroups, c.dState];
+  const sizes = [dInner, G * N, G * N];
+  const ws = tf.split(w['conv1d.weight']!, sizes, 0); // [n, 1, K] each
+  const bs = tf.split(w['conv1d.bias']!, sizes, 0);
+  const shapes = [
+    [B, L, nheads, c.headdim], // [B, L, H, P]
+    [B, L, G, N],
+    [B, L, G, N],
+  ];
+  const out = [p.x, p.B, p.C].map((part, k) => {
+    const r = tf.tidy(() => tf.reshape(causalConv1dSilu(part, ws[k]!, bs[k]!), shapes[k]!));
+    free(part);
+    return r;
+  }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  tf.dispose([...ws, ...bs]);
   return out;
 }
 

@@ -44,7 +44,11 @@ export function causalConv1dSiluHost(backend: KernelBackend, x: TensorInfo, w: T
   }
 }
 
-/** g / sqrt(mean(g²) + eps) with g = y·silu(z), the mean over each row of y, z `[R, S]`. */
+/**
+ * g / sqrt(mean(g²) + eps) with g = y·silu(z), the mean over the last axis: y, z `[R, S]`, or y
+ * `[M, k, J, S]` with z `[M, 1, J, S]` broadcast over k (a shared gate: its sigmoid taken once, the
+ * products the same float32 products as with z repeated).
+ */
 export function gatedNormHost(backend: KernelBackend, y: TensorInfo, z: TensorInfo, eps: number): TensorInfo {
   const ops = new HostOps(backend);
   try {
@@ -53,7 +57,7 @@ export function gatedNormHost(backend: KernelBackend, y: TensorInfo, z: TensorIn
     const g = ops.call('Multiply', { a: yz, b: sz }); // [R, S]
     ops.free(yz, sz);
     const g2 = ops.call('Square', { x: g });
-    const ms = ops.call('Mean', { x: g2 }, { axis: [1], keepDims: true }); // [R, 1]
+    const ms = ops.call('Mean', { x: g2 }, { axis: [y.shape.length - 1], keepDims: true }); // [R, 1]
     ops.free(g2);
     const r = ops.call('Rsqrt', { x: ops.call('Add', { a: ms, b: ops.tensor([], Float32Array.of(eps)) }) });
     return ops.keep(ops.call('Multiply', { a: g, b: r }));

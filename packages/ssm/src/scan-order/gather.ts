@@ -1,6 +1,6 @@
 import { assertFloat, check, fmtShape } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { gatherRows } from './gather-rows.js';
+import { gatherRows, gatherRowsSplit } from './gather-rows.js';
 import { invertPermutation } from './scan-order.js';
 
 /**
@@ -77,6 +77,23 @@ export function toBothDirections(x: tf.Tensor, t: BothDirections): tf.Tensor {
     gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(gatherAxis1(tf.reshape(dy, [B, 2 * L, D]), t.gatherOut), [B, L, 2, D]), 2),
   }));
   return tf.tidy(() => op(x) as tf.Tensor);
+}
+
+/**
+ * `toBothDirections` with the channels cut into parts of `sizes` on the way: `[B, L, D]` → one
+ * `[2B, L, sizes[k]]` per part, each value copied once (a gather, then a split, copies it twice). On cpu
+ * and wasm, outside a gradient tape (it has no gradient); callers elsewhere split `toBothDirections`.
+ */
+export function toBothDirectionsSplit(x: tf.Tensor, t: BothDirections, sizes: readonly number[]): tf.Tensor[] {
+  assertFloat('x', x);
+  check(x.rank === 3 && x.shape[1] === t.L, () => `x must have shape [B, ${t.L}, D] for this scan, got ${fmtShape(x.shape)}.`);
+  const [B, L, D] = x.shape as number[];
+  check(
+    sizes.every((n) => Number.isInteger(n) && n >= 1) && sizes.reduce((a, b) => a + b, 0) === D,
+    () => `sizes [${sizes}] must be positive integers summing to D = ${D}.`,
+  );
+  check(tf.getBackend() !== 'webgpu', 'toBothDirectionsSplit runs on cpu and wasm; on webgpu split toBothDirections.');
+  return tf.tidy(() => gatherRowsSplit(x, t.gatherIn, sizes).map((part, k) => tf.reshape(part, [2 * B, L, sizes[k]!])));
 }
 
 /**

@@ -244,13 +244,20 @@ function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
   const K = q + (inState ? N : 0); // columns of the stacked matrix: tokens, then the entering state
   const R = q + (outState ? N : 0); // its rows: y / α, then the next state
   const row = (t: number) => ((b * L + t0 + t) * G + g) * N; // B and C of token t
-  const Ct = ops.tensor([1, q, N]);
-  const Bt = ops.tensor([1, N, q]);
+  // With one group (as in the shapes student) a chunk's rows of C, X̃ and y are single runs, each
+  // moved with one heap copy (ops.copier) instead of a set per row, which on wasm also clones its
+  // source first (those sets were a quarter of the chunks' JavaScript time; the scan's CPU time on one
+  // thread drops 5%).
+  const one = G === 1;
+  const Ct = ops.empty([1, q, N]); // every value written below
+  const Bt = ops.empty([1, N, q]);
   {
     const [cv, bv, Cm, Bm] = [ops.values(Ct), ops.values(Bt), ops.values(s.C), ops.values(s.B)];
+    if (one) ops.copier(Cm, cv)(row(0), 0, q * N);
     for (let t = 0; t < q; t++) {
-      cv.set(Cm.subarray(row(t), row(t) + N), t * N);
-      for (let n = 0; n < N; n++) bv[n * q + t] = Bm[row(t) + n]!;
+      const r = row(t);
+      if (!one) cv.set(Cm.subarray(r, r + N), t * N);
+      for (let n = 0; n < N; n++) bv[n * q + t] = Bm[r + n]!;
     }
   }
   const CB = ops.matMul(Ct, Bt); // [1, q, q]
@@ -259,9 +266,11 @@ function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
   {
     const [cb, am, xs, cv, bv, x] = [ops.values(CB), ops.values(Am), ops.values(Xs), ops.values(Ct), ops.values(Bt), ops.values(s.x)];
     const xt = s.xt == null ? undefined : ops.values(s.xt);
+    if (xt && one) ops.copier(xt, xs)((b * L + t0) * W, 0, q * W);
     for (let t = 0; t < q; t++) {
       am.set(cb.subarray(t * q, t * q + t + 1), t * K);
       if (inState) am.set(cv.subarray(t * N, (t + 1) * N), t * K + q);
+      if (xt && one) continue;
       if (xt) {
         const from = ((b * L + t0 + t) * H + g * hpg) * P; // the group's heads are adjacent
         xs.set(xt.subarray(from, from + W), t * W);
@@ -291,9 +300,12 @@ function chunk(ops: HostOps, s: ChunkData, c: ChunkAt): void {
   }
   const Out = ops.matMul(Am, Xs); // [1, R, W]
   const [out, y] = [ops.values(Out), ops.values(s.y)];
-  for (let t = 0; t < q; t++) {
-    const o = (b * L + t0 + t) * H * P + g * W; // the group's heads are adjacent
-    y.set(out.subarray(t * W, (t + 1) * W), o);
+  if (one) ops.copier(out, y)(0, (b * L + t0) * W, q * W);
+  else {
+    for (let t = 0; t < q; t++) {
+      const o = (b * L + t0 + t) * H * P + g * W; // the group's heads are adjacent
+      y.set(out.subarray(t * W, (t + 1) * W), o);
+    }
   }
   if (!outState) {
     ops.free(Ct, Bt, CB, Am, Xs, Out);
