@@ -170,6 +170,32 @@ describe('BidirectionalMamba', () => {
     mg.dispose();
   });
 
+  it('on webgpu outside a gradient tape runs the directions in turn: the same bits as the batched directions under a tape, no leaks', async (ctx) => {
+    const info = await useBackend('webgpu', ctx);
+    console.log(`BidirectionalMamba in turn vs batched: running on ${describeInfo(info)}`);
+    const seed = freshSeed();
+    const [B, H, W, dModel] = [2, 4, 5, 16];
+    for (const merge of ['concat', 'sum'] as const) {
+      const m = new BidirectionalMamba({ ...BASE, dModel, order: 'HM', merge, snake: true }, new Rng(seed));
+      const x = tf.tensor(randomArray(B * H * W * dModel, seed + 1, -2, 2), [B, H * W, dModel]);
+      m.apply(x, [H, W]).dispose(); // makes the kept output weight (concat)
+      await withNoLeaks(async () => {
+        const inTurn = m.apply(x, [H, W]);
+        let batched: tf.Tensor | undefined;
+        // under a tape the mixer takes its training path: both directions as one batch of 2B sequences
+        const dx = tf.grad((xi: tf.Tensor) => {
+          batched = tf.keep(m.apply(xi, [H, W]));
+          return tf.sum(batched);
+        })(x);
+        const bits = async (t: tf.Tensor) => Array.from(new Uint32Array((await t.data()).buffer));
+        expect(await bits(inTurn), `${merge} (seed ${seed})`).toEqual(await bits(batched!));
+        tf.dispose([inTurn, batched!, dx]);
+      });
+      tf.dispose(x);
+      m.dispose();
+    }
+  });
+
   it('outside a gradient tape frees each activation once used: peak under 2× the in_proj of both directions', async (ctx) => {
     await useBackend('cpu', ctx);
     const [B, H, W, dModel] = [2, 8, 8, 16];

@@ -3,10 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type BothDirections, bothDirections, fromBothDirections, toBothDirections, toBothDirectionsSplit } from '../scan-order/gather.js';
 import { SCAN_ORDERS, type ScanOrder, scanPermutation } from '../scan-order/scan-order.js';
 import { type Mamba2Config, mamba2Dims } from './config.js';
-import { gatedRmsNormSharedGate } from './gated-norm.js';
+import { gatedRmsNormFused, gatedRmsNormSharedGate } from './gated-norm.js';
 import {
   checkMixerInput,
   Mamba2Mixer,
+  type Mamba2Projections,
   mamba2Core,
   mamba2InProj,
   mamba2OutWeight,
@@ -14,6 +15,44 @@ import {
   recordingGradients,
   releaser,
 } from './mamba2.js';
+
+/**
+ * The conv, scan and gated norm of both scan directions, one direction after the other: the same
+ * per-sequence work as one batch of 2B sequences (the same bits), at about half its peak, since a
+ * direction's intermediates (the conv output, the chunk states of the SSD kernel, the ungated scan
+ * output) are freed before the next direction's exist. Outside a gradient tape: `free` disposes.
+ * @param p in_proj's z `[B, L, dInner]`, xBC `[B, L, convDim]` and dt `[B, L, H]` in grid order (freed here)
+ * @returns `[B, L, 2·dInner]` in grid order, forward channels then reversed (as `fromBothDirections`)
+ */
+function directionsInTurn(
+  w: Record<string, tf.Tensor>,
+  p: Mamba2Projections & { xBC: tf.Tensor },
+  t: BothDirections,
+  c: Required<Mamba2Config>,
+  free: (...ts: tf.Tensor[]) => void,
+): tf.Tensor {
+  const { L } = t;
+  const B = p.dt.shape[0]!;
+  const { dInner } = mamba2Dims(c);
+  // direction d's tokens: gatherIn's d-th half, the rows toBothDirections puts in entry 2b + d
+  const scan = (x: tf.Tensor, d: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(t.gatherIn.subarray(d * L, (d + 1) * L), 'int32'), 1)); // [B, L, ·]
+  const ys: tf.Tensor[] = [];
+  for (const d of [0, 1]) {
+    const q = { xBC: scan(p.xBC, d), dt: scan(p.dt, d) };
+    if (d === 1) free(p.xBC, p.dt);
+    const y = tf.tidy(() => mamba2Scan(w, q, c, free)); // [B, L, dInner], ungated
+    const z = scan(p.z, d);
+    if (d === 1) free(p.z);
+    ys.push(tf.tidy(() => gatedRmsNormFused(y, z, dInner / c.ngroups, c.normEps))); // [B, L, dInner]
+    free(y, z);
+  }
+  // [B, 2L, dInner] is [2B, L, dInner] with entries 2b and 2b + 1 the two directions of sequence b
+  const both = tf.tidy(() => tf.reshape(tf.concat(ys, 1), [2 * B, L, dInner]));
+  free(...ys);
+  const cat = tf.tidy(() => fromBothDirections(both, t)); // [B, L, 2·dInner]
+  free(both);
+  return cat;
+}
 
 /** A bidirectional Mamba-2 mixer over a 2D token grid. */
 export interface BidirectionalMambaConfig extends Mamba2Config {
@@ -36,7 +75,8 @@ const MERGES = ['concat', 'sum'] as const;
  * (it is per token and both directions share it), its outputs are gathered into both scan orders, and
  * the conv, scan and norm run on the two directions as one batch of 2B sequences; one gather brings
  * them back into grid order, laid out as the concat the merge reads, and one linear (out_proj and the
- * merge folded together) maps it to D. The same weights give the same outputs as running the whole
+ * merge folded together) maps it to D. (Inference on WebGPU runs the two directions in turn instead,
+ * at about half the peak: `directionsInTurn`.) The same weights give the same outputs as running the whole
  * mixer on both directions and merging (`bidirectionalReference` in `@t2md/ssm/testing`).
  *
  * Weights: the Mamba-2 names (shared by both directions) and, for `'concat'`, `merge.weight` `[D, 2D]`
@@ -126,6 +166,10 @@ export class BidirectionalMamba {
         free(ys);
         cat = tf.tidy(() => gatedRmsNormSharedGate(raw, p.z, dInner / c.ngroups, c.normEps));
         free(raw, p.z);
+      } else if (!recordingGradients()) {
+        // Inference on webgpu: the two directions in turn, so that the first one's conv output, chunk
+        // states and scan output are freed before the second one's exist (issue 23).
+        cat = directionsInTurn(w, p, tables, c, free);
       } else {
         const q = { z: both(p.z), xBC: both(p.xBC), dt: both(p.dt) };
         const yn = mamba2Core(w, q, c, free); // [2B, L, dInner]

@@ -1,4 +1,4 @@
-import { InputError } from '@t2md/core';
+import { deviceMemory, InputError, releaseFreeBuffers, resetDevicePeak } from '@t2md/core';
 import { describeInfo, freshSeed, hostBuiltSizes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
@@ -319,5 +319,41 @@ describe('ssdScan rejects bad input with an InputError naming the argument and b
     expectErr(bad({}, { chunkSize: 0 }), /chunkSize must be an integer/);
     expectErr(bad({}, { dtLimit: [0.5, 0.1] }), /dtLimit must have min <= max/);
     tf.dispose([...made, ...Object.values(good)]);
+  });
+});
+
+describe('ssdScan on webgpu without initial states', () => {
+  it('passes the chunk states in place: the same bits as the two-buffer pass from zero states, a lower device peak, no leaks', async (ctx) => {
+    await useBackend('webgpu', ctx);
+    const seed = freshSeed();
+    // a longer sequence than CASES so that the chunk states dominate the kernel's buffers
+    const c: Case = { ...CASES[1]!, L: 200, init: false, opts: { chunkSize: 8, dtSoftplus: true, dtLimit: [0.02, 0.3] } };
+    const inp = makeInputs(c, seed);
+    const zero = tf.zeros([c.B, c.H, c.P, c.N]);
+    const run = async (init?: tf.Tensor) => {
+      releaseFreeBuffers();
+      const before = deviceMemory()!.allocatedBytes;
+      resetDevicePeak();
+      const r = ssdScan({ ...inp, ...(init ? { initialStates: init } : {}) }, { ...c.opts, returnFinalStates: true });
+      const out = { y: await r.y.data(), fin: await r.finalStates!.data(), peak: deviceMemory()!.peakBytes - before };
+      tf.dispose([r.y, r.finalStates!]);
+      return out;
+    };
+    await withNoLeaks(async () => {
+      await run(zero); // uploads the inputs, which the first run would count
+      const inPlace = await run(); // no initial states: passInPlace
+      const twoBuffers = await run(zero); // initial states (zero): passPass into a second buffer
+      expect(Array.from(new Uint32Array(inPlace.y.buffer)), `y bits (seed ${seed})`).toEqual(
+        Array.from(new Uint32Array(twoBuffers.y.buffer)),
+      );
+      expect(Array.from(new Uint32Array(inPlace.fin.buffer)), `finalStates bits (seed ${seed})`).toEqual(
+        Array.from(new Uint32Array(twoBuffers.fin.buffer)),
+      );
+      // the passed states [B, Nc + 1, H, P, N] are the buffer the in-place pass saves
+      const states = c.B * (Math.ceil(c.L / 8) + 1) * c.H * c.P * c.N * 4;
+      console.log(`ssd device peak: in place ${inPlace.peak} B, two buffers ${twoBuffers.peak} B (states ${states} B)`);
+      expect(twoBuffers.peak - inPlace.peak).toBeGreaterThanOrEqual(states);
+    });
+    tf.dispose([zero, ...Object.values(inp).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
   });
 });

@@ -63,12 +63,12 @@ function run(
   g: SsdGeom,
   prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram | RowDotsProgram,
   inputs: TensorInfo[],
-  extra?: { gemm?: GemmProgram['tiles']; aux?: number },
+  extra?: { gemm?: GemmProgram['tiles']; aux?: number; out?: TensorInfo },
 ): TensorInfo {
   const tiles = prog instanceof GemmProgram ? prog.tiles : (extra?.gemm ?? null);
   // tfjs names a program's GPU timer (tf.time's getExtraProfileInfo) after its constructor: name each pass
   Object.defineProperty(prog, 'constructor', { value: { name: prog.shaderKey }, enumerable: false });
-  return runProgram(backend, prog, inputs, ssdUniforms(g, tiles, extra?.aux ?? 0));
+  return runProgram(backend, prog, inputs, ssdUniforms(g, tiles, extra?.aux ?? 0), 'float32', extra?.out);
 }
 
 // ---- the passes shared by forward and backward ----
@@ -170,24 +170,64 @@ function passPass(be: KernelBackend, g: SsdGeom, i: Inputs, st: TensorInfo, dtc:
 }
 
 /**
+ * `passPass` in place, for the forward without initial states: S_c is overwritten by H_{c+1}, the
+ * state leaving chunk c (H_0 = 0 is never stored), so the forward holds one [B, Nc, H, P, N] buffer
+ * where `passPass` holds two (a 1.1 GiB buffer at 32,400 tokens of the scaling bench's student; issue
+ * 23). The same sums in the same order: `yPass(..., inPlace)` reads the same states. The backward
+ * recomputes its states with `passPass`, which it reads by the `hpBase` layout.
+ */
+function passInPlace(be: KernelBackend, g: SsdGeom, st: TensorInfo, dtc: TensorInfo): TensorInfo {
+  const PN = g.P * g.N;
+  const prog = new MapProgram(
+    'pass_ip',
+    ['dtc'],
+    [g.Bz * g.Nc * g.H * PN],
+    g.Bz * g.H * PN,
+    'uniforms.Bz * uniforms.Hh * uniforms.Pp * uniforms.Nn',
+    `let PN = uniforms.Pp * uniforms.Nn;
+  let pn = index % PN;
+  let bh = index / PN;
+  let h = bh % uniforms.Hh;
+  let b = bh / uniforms.Hh;
+  var s = 0.0;
+  for (var c = 0; c < uniforms.Nc; c++) {
+    let at = stBase(b, c, h) + pn;
+    s = exp(csAt(b, h, c * uniforms.Qc + uniforms.Qc - 1)) * s + result[at];
+    result[at] = s;
+  }`,
+  );
+  return run(be, g, prog, [dtc], { out: st });
+}
+
+/**
  * y per (b, chunk, head): exp(cs_i) C_i·H_c + Σ_{j<=i} CB_ij exp(cs_i - cs_j) dt'_j x_j, then (forward)
  * + D x and the silu(z) gate, or (raw, for the backward) the SSM part alone. [B, L, H, P].
  */
-function yPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo, cb: TensorInfo, hp: TensorInfo, raw: boolean): TensorInfo {
+function yPass(
+  be: KernelBackend,
+  g: SsdGeom,
+  i: Inputs,
+  dtc: TensorInfo,
+  cb: TensorInfo,
+  hp: TensorInfo,
+  raw: boolean,
+  inPlace = false,
+): TensorInfo {
   const prog = new GemmProgram(
-    raw ? 'y_raw' : 'y',
+    raw ? 'y_raw' : inPlace ? 'y_ip' : 'y',
     ['xIn', 'cIn', 'dtc', 'cb', 'hp', 'dIn', 'zIn'],
     [g.Bz, g.L, g.H, g.P],
     { M: g.Q, N: g.P, batch: g.Bz * g.Nc * g.H },
     {
+      // inPlace: hp is passInPlace's [B, Nc, H, P, N], H_c in slot c - 1 and H_0 = 0 (as passPass writes it)
       batchDecl: `${BATCH_CH}
-  let hb = hpBase(b, c, h);`,
+  let hb = ${inPlace ? 'stBase(b, max(c - 1, 0), h)' : 'hpBase(b, c, h)'};`,
       phases: [
         {
           kMax: 'uniforms.Nn',
           a: 'ldC(b, t0 + m, g, k)',
           aLayout: 'mk',
-          b: 'hp[hb + n * uniforms.Nn + k]',
+          b: inPlace ? 'select(0.0, hp[hb + n * uniforms.Nn + k], c > 0)' : 'hp[hb + n * uniforms.Nn + k]',
           bLayout: 'nk',
           scale: 'exp(csAt(b, h, t0 + m))',
         },
@@ -230,22 +270,25 @@ export const ssdForwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) => 
   const dtc = dtcPass(backend, g, i);
   const cb = cbPass(backend, g, i);
   const st = statesPass(backend, g, i, dtc);
-  const hp = passPass(backend, g, i, st, dtc);
-  disposeIntermediate(backend, st);
-  const y = yPass(backend, g, i, dtc, cb, hp, false);
+  // without initial states the chunk states become the passed states in place: H_c in slot c - 1
+  const inPlace = (g.flags & F_HASINIT) === 0;
+  const hp = inPlace ? passInPlace(backend, g, st, dtc) : passPass(backend, g, i, st, dtc);
+  if (!inPlace) disposeIntermediate(backend, st);
+  const y = yPass(backend, g, i, dtc, cb, hp, false, inPlace);
   if (!(attrs as unknown as SsdAttrs).returnFinal) {
     disposeIntermediate(backend, dtc, cb, hp);
     return [y];
   }
   const PN = g.P * g.N;
-  // H_Nc of each batch row is the final state
+  const slots = inPlace ? g.Nc : g.Nc + 1;
+  // H_Nc of each batch row (the last slot) is the final state
   const fin = sliceCopy(
     backend,
     g,
     hp,
     [g.Bz, g.H, g.P, g.N],
-    `(index / ${g.H * PN}) * ${(g.Nc + 1) * g.H * PN} + ${g.Nc * g.H * PN} + index % ${g.H * PN}`,
-    'final',
+    `(index / ${g.H * PN}) * ${slots * g.H * PN} + ${(slots - 1) * g.H * PN} + index % ${g.H * PN}`,
+    inPlace ? 'final_ip' : 'final',
   );
   disposeIntermediate(backend, dtc, cb, hp);
   return [y, fin];
