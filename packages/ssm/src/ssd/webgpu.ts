@@ -144,6 +144,14 @@ function statesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo): 
   return run(be, g, prog, [i.x, i.B, dtc]);
 }
 
+/** The pass kernels' start: one invocation per (b, h, p·n) state element, walking the chunks in order. */
+const PASS_STATE = `let PN = uniforms.Pp * uniforms.Nn;
+  let pn = index % PN;
+  let bh = index / PN;
+  let h = bh % uniforms.Hh;
+  let b = bh / uniforms.Hh;
+  var s = 0.0;`;
+
 /** States entering each chunk, H_0 = initial, ..., H_Nc = final: [B, Nc + 1, H, P, N]. */
 function passPass(be: KernelBackend, g: SsdGeom, i: Inputs, st: TensorInfo, dtc: TensorInfo): TensorInfo {
   const PN = g.P * g.N;
@@ -153,12 +161,7 @@ function passPass(be: KernelBackend, g: SsdGeom, i: Inputs, st: TensorInfo, dtc:
     [g.Bz * (g.Nc + 1) * g.H * PN],
     g.Bz * g.H * PN,
     'uniforms.Bz * uniforms.Hh * uniforms.Pp * uniforms.Nn',
-    `let PN = uniforms.Pp * uniforms.Nn;
-  let pn = index % PN;
-  let bh = index / PN;
-  let h = bh % uniforms.Hh;
-  let b = bh / uniforms.Hh;
-  var s = 0.0;
+    `${PASS_STATE}
   if (hasFlag(${F_HASINIT})) { s = initIn[index]; }
   result[hpBase(b, 0, h) + pn] = s;
   for (var c = 0; c < uniforms.Nc; c++) {
@@ -184,12 +187,7 @@ function passInPlace(be: KernelBackend, g: SsdGeom, st: TensorInfo, dtc: TensorI
     [g.Bz * g.Nc * g.H * PN],
     g.Bz * g.H * PN,
     'uniforms.Bz * uniforms.Hh * uniforms.Pp * uniforms.Nn',
-    `let PN = uniforms.Pp * uniforms.Nn;
-  let pn = index % PN;
-  let bh = index / PN;
-  let h = bh % uniforms.Hh;
-  let b = bh / uniforms.Hh;
-  var s = 0.0;
+    `${PASS_STATE}
   for (var c = 0; c < uniforms.Nc; c++) {
     let at = stBase(b, c, h) + pn;
     s = exp(csAt(b, h, c * uniforms.Qc + uniforms.Qc - 1)) * s + result[at];
