@@ -39,7 +39,7 @@ const card = Object.values(doc)
 const date = new Date().toISOString();
 const rows = new Map((doc.baselines ?? []).map((r) => [key(r), r]));
 // bench/torch_train.py writes rows of `t2md bench train`'s shape under `train`: they join that section
-const TRAIN_KEYS = ['step', 'batch', 'impl', 'preset'];
+const TRAIN_KEYS = ['step', 'batch', 'impl', 'preset', 'recompute'];
 const trainKey = (r) => JSON.stringify(TRAIN_KEYS.map((k) => r[k] ?? null));
 const train = new Map((doc.train ?? []).map((r) => [trainKey(r), r]));
 for (const src of sources) {

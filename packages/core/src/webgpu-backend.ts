@@ -172,11 +172,16 @@ let limit = DEFERRED_FREE_LIMIT;
  * starts, so a bad value is its error rather than a backend factory's (which tfjs would swallow).
  */
 export function applyDeferredFreeEnv(): void {
-  const raw = typeof process === 'undefined' ? undefined : process.env?.T2MD_DEFERRED_FREE_MB;
-  if (raw == null || raw === '') return;
+  limit = mibFromEnv('T2MD_DEFERRED_FREE_MB') ?? limit;
+}
+
+/** The bytes an environment variable of MiB (≥ 0, or Infinity) asks for, or undefined when unset (Node only). */
+function mibFromEnv(name: string): number | undefined {
+  const raw = typeof process === 'undefined' ? undefined : process.env?.[name];
+  if (raw == null || raw === '') return undefined;
   const mb = Number(raw);
-  if (!(mb >= 0)) throw new InputError(`T2MD_DEFERRED_FREE_MB must be a number of MiB ≥ 0 (or Infinity), got '${raw}'.`);
-  limit = mb * 2 ** 20;
+  if (!(mb >= 0)) throw new InputError(`${name} must be a number of MiB ≥ 0 (or Infinity), got '${raw}'.`);
+  return mb * 2 ** 20;
 }
 
 /**
@@ -206,11 +211,7 @@ let poolCap = POOL_LIMIT;
  * its variable.
  */
 export function applyPoolEnv(): void {
-  const raw = typeof process === 'undefined' ? undefined : process.env?.T2MD_POOL_MB;
-  if (raw == null || raw === '') return;
-  const mb = Number(raw);
-  if (!(mb >= 0)) throw new InputError(`T2MD_POOL_MB must be a number of MiB ≥ 0 (or Infinity), got '${raw}'.`);
-  poolCap = mb * 2 ** 20;
+  poolCap = mibFromEnv('T2MD_POOL_MB') ?? poolCap;
 }
 
 /**

@@ -164,6 +164,8 @@ export function failRow<T extends object>(row: T, err: unknown): T {
  * recorded and charted). The WebGPU error is named before an exception `fn` threw, being its likely cause.
  */
 export async function checked<T>(fn: () => Promise<T>): Promise<T> {
+  // first, so that a point refused below does not report the point before's peak as its own
+  resetDevicePeak();
   const lost = webgpuDeviceLost();
   if (lost != null) throw new Error(`${lost}; every later point fails too`);
   await webgpuIdle();

@@ -24,7 +24,7 @@ export const SECTIONS = [
   { name: 'scaling', keys: ['tokens', 'batch'] },
   { name: 'matmul', keys: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'] },
   { name: 'elementwise', keys: ['op', 'elements', 'variant'] },
-  { name: 'train', keys: ['step', 'batch', 'impl', 'preset'] },
+  { name: 'train', keys: ['step', 'batch', 'impl', 'preset', 'recompute'] },
   { name: 'sample', keys: ['model', 'layout', 'batch', 'size'] },
 ] as const;
 

@@ -194,20 +194,25 @@ async function run<S>(what: 'train' | 'distill', plan: RunPlan, hooks: RunHooks<
   );
 }
 
-/** `t2md train`: train the teacher DiT (and its caption encoder) on the shapes world. */
-export async function trainCommand(opts: TrainOptions): Promise<void> {
-  checkPaths(opts);
-  const options = {
+/** What `t2md train` and `t2md distill` hand the trainer alike: the folder, preset, length, model files, world, check and command line. */
+function runOptions(opts: TrainOptions) {
+  return {
     out: opts.out,
     preset: opts.preset,
     steps: opts.steps,
     resume: opts.resume,
     ...modelFileOptions(opts),
-    ...(stageChanges(opts) ? { overrides: { teacher: stageChanges(opts) } } : {}),
     ...world,
     ...evaluator(opts),
     command: commandLine(),
   };
+}
+
+/** `t2md train`: train the teacher DiT (and its caption encoder) on the shapes world. */
+export async function trainCommand(opts: TrainOptions): Promise<void> {
+  checkPaths(opts);
+  const change = stageChanges(opts);
+  const options = { ...runOptions(opts), ...(change ? { overrides: { teacher: change } } : {}) };
   const plan = planTeacher(options);
   noteQuickEvalOnResume('train', opts); // after the plan: a refused run gets its one sentence alone
   await run('train', plan, options, opts.backend, opts.timeLimit);
@@ -216,19 +221,7 @@ export async function trainCommand(opts: TrainOptions): Promise<void> {
 /** `t2md distill`: teacher forcing → feature distillation → adaptation → fine-tuning of the hybrid student. */
 export async function distillCommand(opts: DistillCliOptions): Promise<void> {
   checkPaths(opts);
-  const options = {
-    out: opts.out,
-    teacher: opts.teacher,
-    preset: opts.preset,
-    stage: opts.stage,
-    steps: opts.steps,
-    resume: opts.resume,
-    ...modelFileOptions(opts),
-    ...distillRunOptions(opts),
-    ...world,
-    ...evaluator(opts),
-    command: commandLine(),
-  };
+  const options = { ...runOptions(opts), teacher: opts.teacher, stage: opts.stage, ...distillRunOptions(opts) };
   const plan = planDistill(options);
   noteQuickEvalOnResume('distill', opts); // after the plan: a refused run gets its one sentence alone
   await run('distill', plan, options, opts.backend, opts.timeLimit);

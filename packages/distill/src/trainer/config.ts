@@ -264,6 +264,9 @@ export function withOverrides(p: TrainPreset, overrides: StageOverrides | undefi
   return { ...p, stages };
 }
 
+/** Stage settings that change memory and time but not a number of the run: a resume may switch them. */
+const RESUME_MAY_CHANGE: ReadonlySet<string> = new Set(['recompute']);
+
 /**
  * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that
  * differs from the checkpoint's is an InputError. Chaining (a later stage into the same folder) applies
@@ -284,9 +287,8 @@ export function continuedPreset(
     }
     for (const [k, v] of Object.entries(o ?? {})) {
       const had = (saved.stages[s] as unknown as Record<string, unknown>)[k];
-      // recompute changes memory and time, not a number of the run: a resume may switch it
-      if (k === 'recompute' && opts.resuming) {
-        apply[s] = { ...apply[s], recompute: v as boolean };
+      if (opts.resuming && RESUME_MAY_CHANGE.has(k)) {
+        apply[s] = { ...apply[s], [k]: v };
         continue;
       }
       if (JSON.stringify(had) !== JSON.stringify(v)) {

@@ -163,12 +163,15 @@ export function stageLoss(
   cfg: StageConfig,
   m: StageModels,
   nb: NoisedBatch,
+  trained?: ReadonlySet<tf.Variable>,
 ): { loss: () => tf.Scalar; parts: () => Record<string, tf.Scalar>; dispose: () => void } {
   const C = m.model.config.inChannels;
   const fwdOpts = { yMask: nb.mask, dropCaption: nb.drop };
   // The trained model's forward: recomputed block by block in the backward when the stage asks, with
   // gradients only for the weights the step trains (the frozen teacher runs off the tape either way).
-  const trainOpts = cfg.recompute === true ? { ...fwdOpts, recompute: new Set(Object.values(trainableWeights(stage, cfg, m))) } : fwdOpts;
+  // (`trained`: the step's own set, made once per stage; without it, made here)
+  const trainOpts =
+    cfg.recompute === true ? { ...fwdOpts, recompute: trained ?? new Set(Object.values(trainableWeights(stage, cfg, m))) } : fwdOpts;
   let kept: Record<string, tf.Scalar> = {};
   const keepPart = (name: string, v: tf.Scalar) => {
     kept[name] = tf.keep(v);

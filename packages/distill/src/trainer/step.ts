@@ -52,6 +52,7 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStep
   const trainable = trainableWeights(stage, cfg, models);
   const names = Object.keys(trainable);
   const vars = names.map((n) => trainable[n]);
+  const trained = new Set(vars);
   const byVarName = new Map(names.map((n) => [trainable[n].name, n]));
   const optimizer = new AdamW(trainable, { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay });
   const ema = new Ema(trainable, cfg.emaDecay);
@@ -60,7 +61,7 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStep
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
     const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
-    const sl = stageLoss(stage, cfg, models, nb);
+    const sl = stageLoss(stage, cfg, models, nb, trained);
     try {
       const res = tf.variableGrads(sl.loss, vars);
       const parts = sl.parts();

@@ -1,8 +1,10 @@
+import { HostOps } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { attentionBackwardValues, attentionForwardValues } from '../testing.js';
 import { registerAttentionKernels } from './attention.js';
+import { sameKeyGroups } from './attention-host.js';
 import { ATTENTION, ATTENTION_GRAD, type AttentionAttrs } from './attention-kernels.js';
 import { ATTENTION_TILES, LSE_EMPTY } from './attention-webgpu.js';
 
@@ -152,16 +154,18 @@ describe.each(['cpu', 'wasm'] as const)('attention host kernels on %s', (name) =
     );
     const attrs = { scale: 0.3, hasMask: true, tiles: ATTENTION_TILES, scoreBlock: 1 << 20 } satisfies AttentionAttrs;
     const label = `${describeInfo(info)}, seed ${seed}`;
+    // the groups the wasm kernel runs as one entry each (so the comparisons below test the grouped path there)
+    const ops = new HostOps(tf.backend());
+    expect(sameKeyGroups(ops, k, v, keyMask, B, Lk)).toEqual([[0, 1, 3], [2, 4], [5], [6, 7]]);
+    ops.dispose();
     const before = dataIds();
     await withNoLeaks(async () => {
       for (const stackHeads of [true, false]) {
         const run = (qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, mi: tf.Tensor) =>
-          tf
-            .engine()
-            .runKernel(ATTENTION, { q: qi, k: ki, v: vi, keyMask: mi }, {
-              ...attrs,
-              stackHeads,
-            } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          tf.engine().runKernel(ATTENTION, { q: qi, k: ki, v: vi, keyMask: mi }, {
+            ...attrs,
+            stackHeads,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor[];
         const [o, l] = run(q, k, v, keyMask);
         const [ov, lv] = [await o!.data(), await l!.data()];
         for (let b = 0; b < B; b++) {

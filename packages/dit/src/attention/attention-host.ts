@@ -161,9 +161,9 @@ export function attentionForwardHost(
 /**
  * Batch entries whose keys, values and key mask are the same bits, in groups (first entry first).
  * In a guided sampling batch of one prompt that is two groups: the images' captioned rows and their
- * unconditional rows.
+ * unconditional rows. Exported for the kernel's test only (not from the package).
  */
-function sameKeyGroups(ops: HostOps, k: TensorInfo, v: TensorInfo, mask: TensorInfo | undefined, B: number, Lk: number): number[][] {
+export function sameKeyGroups(ops: HostOps, k: TensorInfo, v: TensorInfo, mask: TensorInfo | undefined, B: number, Lk: number): number[][] {
   const bits = (x: TensorInfo) => {
     const f = ops.values(x);
     return new Uint32Array(f.buffer, f.byteOffset, f.length);

@@ -106,6 +106,11 @@ describe('dataset', () => {
     expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, mix: { shapes: 2 } as never })).toThrow(
       /mix names "shapes", which is not one of the categories drawn/,
     );
+    for (const mix of [5, [2], true]) {
+      expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, mix: mix as never })).toThrow(
+        /mix must be an object of category weights/,
+      );
+    }
     expect(() => createDataset({ seed: 1, resolution: 32, batchSize: 2, mix: { position: 1.5 } })).toThrow(
       /mix.position must be an integer in \[0, 100\]/,
     );

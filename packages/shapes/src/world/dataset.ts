@@ -92,8 +92,8 @@ export function createDataset(opts: DatasetOptions): Dataset {
       throw new InputError(`categories has ${JSON.stringify(c)}, which is not one of ${CATEGORIES.join(', ')}.`);
     }
   }
+  const draw = mixedCategories(categories, opts.mix);
   const mix = opts.mix == null ? undefined : Object.freeze({ ...opts.mix });
-  const draw = mixedCategories(categories, mix);
   let index = 0;
   const restore = (state: DatasetState) => {
     if (state == null || typeof state !== 'object') throw new InputError('dataset state must be {seed, index}.');

@@ -128,10 +128,6 @@ const jsSharedForward = typedArrayKernel<GatedNormAttrs>(['y', 'z'], (i, a) => (
   shape: i.y!.shape,
   values: gatedNormSharedValues(i.y!.values, i.z!.values, i.y!.shape, a.eps),
 }));
-const wasmSharedForward: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { y, z } = inputs as { y: TensorInfo; z: TensorInfo };
-  return gatedNormHost(backend as KernelBackend, y, z, (attrs as unknown as GatedNormAttrs).eps);
-};
 const jsGrad = typedArrayKernel<GatedNormAttrs>(['y', 'z', 'dn'], (i, a) => {
   const [dy, dz] = gatedNormGradValues(i.y!.values, i.z!.values, i.dn!.values, i.y!.shape[1], a.eps);
   return [
@@ -173,7 +169,8 @@ const kernels: KernelConfig[] = [
   ...onEveryBackend(GATED_NORM, jsForward, gpuForward, wasmForward),
   ...onEveryBackend(GATED_NORM_GRAD, jsGrad, gpuGrad),
   { kernelName: GATED_NORM_SHARED, backendName: 'cpu', kernelFunc: jsSharedForward as unknown as KernelFunc },
-  { kernelName: GATED_NORM_SHARED, backendName: 'wasm', kernelFunc: wasmSharedForward },
+  // wasm: gatedNormHost broadcasts the shared gate itself, so the plain forward serves both
+  { kernelName: GATED_NORM_SHARED, backendName: 'wasm', kernelFunc: wasmForward },
 ];
 
 const grad: GradConfig = {

@@ -57,7 +57,7 @@ export function gatedNormHost(backend: KernelBackend, y: TensorInfo, z: TensorIn
     const g = ops.call('Multiply', { a: yz, b: sz }); // [R, S]
     ops.free(yz, sz);
     const g2 = ops.call('Square', { x: g });
-    const ms = ops.call('Mean', { x: g2 }, { axis: [y.shape.length - 1], keepDims: true }); // [R, 1]
+    const ms = ops.call('Mean', { x: g2 }, { axis: [y.shape.length - 1], keepDims: true }); // [..., 1]
     ops.free(g2);
     const r = ops.call('Rsqrt', { x: ops.call('Add', { a: ms, b: ops.tensor([], Float32Array.of(eps)) }) });
     return ops.keep(ops.call('Multiply', { a: g, b: r }));

@@ -17,23 +17,32 @@ export interface SsdArrays {
   initialStates: Float32Array;
 }
 
-/** dt' = clamp(softplus?(dt + bias)) and d dt' / d dt (0 where clamped). */
-export function processDt(raw: number, bias: number, a: SsdAttrs): [number, number] {
-  let v = raw + bias;
-  let d = 1;
-  if (a.dtSoftplus) {
-    // as torch/triton: softplus(v) = v above 20
-    if (v <= 20) {
-      const e = Math.exp(v);
-      d = e / (1 + e);
-      v = Math.log1p(e);
-    }
+/** softplus?(u), before the clamp (as torch/triton: softplus(u) = u above 20). */
+function dtUnclamped(u: number, a: SsdAttrs): number {
+  return a.dtSoftplus && u <= 20 ? Math.log1p(Math.exp(u)) : u;
+}
+
+/** dt' = clamp(softplus?(dt + bias)) alone: the wasm forward's hot loop, without processDt's pair. */
+export function dtValue(raw: number, bias: number, a: SsdAttrs): number {
+  const v = dtUnclamped(raw + bias, a);
+  if (a.dtClamp) {
+    if (v < a.dtMin) return a.dtMin;
+    if (v > a.dtMax) return a.dtMax;
   }
+  return v;
+}
+
+/** dtValue's dt' and d dt' / d dt (0 where clamped). */
+export function processDt(raw: number, bias: number, a: SsdAttrs): [number, number] {
+  const u = raw + bias;
+  const v = dtUnclamped(u, a);
   if (a.dtClamp) {
     if (v < a.dtMin) return [a.dtMin, 0];
     if (v > a.dtMax) return [a.dtMax, 0];
   }
-  return [v, d];
+  if (!a.dtSoftplus || u > 20) return [v, 1];
+  const e = Math.exp(u);
+  return [v, e / (1 + e)];
 }
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));

@@ -33,6 +33,7 @@
  */
 import { HostOps } from '@t2md/core';
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import { dtValue } from './cpu.js';
 import { dimsOf, type SsdAttrs } from './types.js';
 
 /** Most decay (−Σ a) a chunk may span after its first token: e^60 ≈ 1e26 keeps β·x far from float32's 3e38. */
@@ -138,21 +139,13 @@ export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, Te
   }
 }
 
-/**
- * dt' and a = dt'·A per (token, head) of all sequences, float64: processDt's value (the same
- * operations), inline, without its derivative and the pair it returns per element.
- */
+/** dt' (dtValue) and a = dt'·A per (token, head) of all sequences, float64. */
 function stepDecays(dt: Float32Array, A: Float32Array, bias: Float32Array | undefined, a: SsdAttrs, tokens: number, H: number) {
   const dtp = new Float64Array(tokens * H);
   const la = new Float64Array(tokens * H);
   for (let i = 0; i < tokens * H; i++) {
     const h = i % H;
-    let v = dt[i]! + (bias ? bias[h]! : 0);
-    if (a.dtSoftplus && v <= 20) v = Math.log1p(Math.exp(v)); // as processDt (torch/triton: v above 20)
-    if (a.dtClamp) {
-      if (v < a.dtMin) v = a.dtMin;
-      else if (v > a.dtMax) v = a.dtMax;
-    }
+    const v = dtValue(dt[i]!, bias ? bias[h]! : 0, a);
     dtp[i] = v;
     la[i] = v * A[h]!;
   }
