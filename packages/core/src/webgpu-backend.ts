@@ -296,10 +296,13 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
   class T2mdWebGPUBackend extends (Base as unknown as new (device: GPUDevice, info?: unknown) => object) {
     /** Bytes of disposed tensors waiting for the next submit (tfjs's tensorDataPendingDisposal). */
     private pendingFreeBytes = 0;
+    /** Whether tfjs's internals have the shape the early submit relies on (decided once, here). */
+    private readonly tracked: boolean;
 
     constructor(device: GPUDevice, info?: unknown) {
       super(device, info);
       const self = this as unknown;
+      this.tracked = hasSubmitInternals(self);
       if (!hasSubmitInternals(self)) return;
       // Before the pool allocates anew: submit first when enough dead buffers wait (module comment).
       const bm = self.bufferManager;
@@ -327,8 +330,8 @@ export function tunedWebGPUBackend(Base: BackendClass): BackendClass {
     }
 
     disposeData(dataId: object, force?: boolean): boolean {
-      const self = this as unknown;
-      if (!hasSubmitInternals(self)) return baseProto.disposeData.call(this, dataId, force);
+      if (!this.tracked) return baseProto.disposeData.call(this, dataId, force);
+      const self = this as unknown as SubmitInternals;
       const waiting = self.tensorDataPendingDisposal.length;
       const done = baseProto.disposeData.call(this, dataId, force);
       if (self.tensorDataPendingDisposal.length > waiting) {

@@ -207,6 +207,7 @@ function groupedForward(
     const qg = ops.empty([1, H, m * Lq, Dh]);
     const [kg, vg] = [ops.slice(t.k, [g[0]!, 0, 0, 0], [1, H, Lk, Dh]), ops.slice(t.v, [g[0]!, 0, 0, 0], [1, H, Lk, Dh])];
     const mg = t.mask == null ? undefined : be.makeOutput([1, Lk], 'bool');
+    let res: [TensorInfo, TensorInfo] | undefined;
     try {
       if (mg) (be.typedArrayFromHeap(mg) as Uint8Array).set(Uint8Array.from(ops.data(t.mask!)).subarray(g[0]! * Lk, (g[0]! + 1) * Lk));
       {
@@ -214,7 +215,8 @@ function groupedForward(
         const copy = ops.copier(qv, gv);
         for (let h = 0; h < H; h++) for (const [i, b] of g.entries()) copy((b * H + h) * run, (h * m + i) * run, run);
       }
-      const [og, lg] = attentionForwardHost(ops.backend, qg, kg, vg, mg, scale, block, stack, withLse);
+      res = attentionForwardHost(ops.backend, qg, kg, vg, mg, scale, block, stack, withLse);
+      const [og, lg] = res;
       const [ov, outv, lv] = [ops.values(og), ops.values(out), ops.values(lg)];
       const copy = ops.copier(ov, outv);
       for (let h = 0; h < H; h++) {
@@ -223,9 +225,8 @@ function groupedForward(
           lse.set(lv.subarray((h * m + i) * Lq, (h * m + i + 1) * Lq), (b * H + h) * Lq);
         }
       }
-      be.disposeData(og.dataId);
-      be.disposeData(lg.dataId);
     } finally {
+      for (const r of res ?? []) be.disposeData(r.dataId); // also when a copy above threw
       if (mg) be.disposeData(mg.dataId);
       ops.free(qg, kg, vg);
     }
