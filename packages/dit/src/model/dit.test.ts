@@ -125,6 +125,25 @@ describe('DiT on cpu', () => {
     expect(before - tf.memory().numTensors).toBe(names.length + 1 + fused); // every weight and the cached embedding and weights
   });
 
+  it('releaseCaches frees the cached embedding and fused weights; the next forward makes them again, same bits', async () => {
+    const model = createDiT(tinyStudent);
+    perturb(model, freshSeed());
+    const inp = randomInputs(model, 1, 16, 16, freshSeed());
+    const before = tf.memory().numTensors;
+    const first = model.forward(inp.x, inp.t, inp.y);
+    const kept = tf.memory().numTensors - before - 1; // the pos embedding and one fused weight per concat mixer
+    expect(kept).toBe(1 + 3);
+    model.releaseCaches();
+    expect(tf.memory().numTensors).toBe(before + 1);
+    model.releaseCaches(); // idempotent
+    const again = model.forward(inp.x, inp.t, inp.y);
+    expect(tf.memory().numTensors).toBe(before + 2 + kept);
+    expect(Array.from(new Uint32Array((await again.data()).buffer))).toEqual(Array.from(new Uint32Array((await first.data()).buffer)));
+    tf.dispose([first, again]);
+    inp.dispose();
+    model.dispose();
+  });
+
   it('gradients reach every token-mixer weight, and only mixer weights are named as such', async () => {
     const model = createDiT(tinyStudent);
     perturb(model, 11);

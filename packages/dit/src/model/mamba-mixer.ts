@@ -85,6 +85,11 @@ export class MambaMixer implements TokenMixer {
     return prefixed('mixer.', this.inner.weights());
   }
 
+  /** Frees what the mixer keeps between calls (the bidirectional mixer's fused output weight). */
+  releaseCaches(): void {
+    if (this.inner instanceof BidirectionalMamba) this.inner.releaseCaches();
+  }
+
   dispose(): void {
     this.inner.dispose();
   }

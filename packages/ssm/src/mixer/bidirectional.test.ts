@@ -3,7 +3,7 @@ import { describeInfo, freshSeed, peakDataBytes, randomArray, relErr, testBacken
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { scanPermutation } from '../scan-order/scan-order.js';
-import { BidirectionalMamba, type BidirectionalMambaConfig } from './bidirectional.js';
+import { BidirectionalMamba, type BidirectionalMambaConfig, FUSED_PER_CALL_TOKENS } from './bidirectional.js';
 import { bidirectionalReference, mamba2Reference } from './reference.js';
 
 const BASE = { dModel: 8, dState: 4, headdim: 4, chunkSize: 4 };
@@ -212,6 +212,37 @@ describe('BidirectionalMamba', () => {
     tf.dispose(x);
     m.dispose();
   });
+
+  it.for(['cpu', 'webgpu'] as const)(
+    'on %s a call of FUSED_PER_CALL_TOKENS·D tokens or more makes the fused output weight for itself and keeps none: the bits of the kept one',
+    async (backend, ctx) => {
+      const info = await useBackend(backend, ctx);
+      console.log(`BidirectionalMamba fused weight per call: running on ${describeInfo(info)}`);
+      const seed = freshSeed();
+      const [H, W, dModel] = [4, 4, 8];
+      const L = H * W;
+      const B = (FUSED_PER_CALL_TOKENS * dModel) / L; // B·L at the threshold: the fused weight is made per call
+      const m = new BidirectionalMamba({ ...BASE, dModel, order: 'WM' }, new Rng(seed));
+      const x = tf.tensor(randomArray(B * L * dModel, seed + 1, -2, 2), [B, L, dModel]);
+      const rows = tf.split(x, B, 0); // [1, L, D] each: below the threshold, the kept weight
+      const bits = async (t: tf.Tensor) => Array.from(new Uint32Array((await t.data()).buffer));
+      const before = tf.memory().numTensors;
+      const one = m.apply(rows[0]!, [H, W]);
+      expect(tf.memory().numTensors, "a short call keeps W'").toBe(before + 2);
+      // the whole batch: W' made for this call and freed, the kept one freed too
+      const all = m.apply(x, [H, W]);
+      expect(tf.memory().numTensors, "a long call frees the kept W'").toBe(before + 2);
+      // and with none kept, a long call leaves nothing but its output
+      const again = await withNoLeaks(() => m.apply(x, [H, W]));
+      expect(await bits(again)).toEqual(await bits(all));
+      again.dispose();
+      const parts = [one, ...rows.slice(1).map((r) => m.apply(r, [H, W]))];
+      const joined = tf.concat(parts, 0);
+      expect(await bits(all), `seed ${seed}`).toEqual(await bits(joined));
+      tf.dispose([all, joined, ...parts, ...rows, x]);
+      m.dispose();
+    },
+  );
 
   it('rejects bad input with an InputError naming the argument', async (ctx) => {
     await useBackend('cpu', ctx);

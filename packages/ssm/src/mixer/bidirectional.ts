@@ -54,6 +54,13 @@ function directionsInTurn(
   return cat;
 }
 
+/**
+ * Outside a gradient tape, a call of at least this many tokens (B·L) per model channel (D) makes the
+ * fused output weight of the concat merge for itself and frees it after use instead of keeping it
+ * (`BidirectionalMamba.mergedOutWeight`): 18,432 tokens and more for T2MD-XL/2 (D = 1152).
+ */
+export const FUSED_PER_CALL_TOKENS = 16;
+
 /** A bidirectional Mamba-2 mixer over a 2D token grid. */
 export interface BidirectionalMambaConfig extends Mamba2Config {
   /** The scan order: `'WM'` width-first (row-major) or `'HM'` height-first (column-major). */
@@ -186,8 +193,10 @@ export class BidirectionalMamba {
       } else {
         // merge(concat(out_proj(y_f), out_proj(y_b))) is two linear maps in a row: one linear with
         // W' = [W_m1·W_out | W_m2·W_out] over concat(y_f, y_b) replaces three (see mergedOutWeight).
-        out = linear(tf.reshape(cat, [B * L, 2 * dInner]), this.mergedOutWeight(w), w['merge.bias']);
+        const fused = this.mergedOutWeight(w, B * L);
+        out = linear(tf.reshape(cat, [B * L, 2 * dInner]), fused.w, w['merge.bias']);
         free(cat);
+        if (!fused.kept) free(fused.w);
       }
       return tf.reshape(out, [B, L, this.config.dModel]);
     });
@@ -195,33 +204,50 @@ export class BidirectionalMamba {
 
   /**
    * W' `[D, 2·dInner]` = [W_m1·W_out | W_m2·W_out], W_out = out_proj.weight ⊙ norm.weight and W_m1,
-   * W_m2 the forward and backward halves of merge.weight: a small GEMM (D·D·dInner). Made on every
-   * call under a gradient tape (so its gradient reaches the three weights); otherwise kept until one
-   * of the weights is assigned anew (sampling calls the mixer with the same weights at every step).
+   * W_m2 the forward and backward halves of merge.weight: two small GEMMs (2·D·D·dInner multiply-adds).
+   * Made on every call under a gradient tape (so its gradient reaches the three weights). Outside one:
+   * - a call of fewer than `FUSED_PER_CALL_TOKENS`·D tokens (B·L) keeps it until one of the weights is
+   *   assigned anew (sampling calls the mixer with the same weights at every step), since making it
+   *   would cost as much as the GEMM it saves;
+   * - a longer call makes it and frees it after its linear (`kept: false`), and frees a kept one. Kept,
+   *   the 24 mixers' W' of T2MD-XL/2 hold 486 MiB for the whole forward, at its peak too (an SA block's
+   *   MLP, issue 23); made per call, it costs 2·D·D·dInner against the B·L·D·2·dInner of the linear it
+   *   feeds, i.e. D/(B·L) of it (≤ 1/16 here; 3.6% at 32,400 tokens, and 0.8% of the block's GEMMs),
+   *   and it exists only while its linear runs. The same ops either way: the same bits.
    */
-  private mergedOutWeight(w: Record<string, tf.Tensor>): tf.Tensor {
+  private mergedOutWeight(w: Record<string, tf.Tensor>, tokens: number): { w: tf.Tensor; kept: boolean } {
     const make = () =>
       tf.tidy(() => {
         const Wout = mamba2OutWeight(w); // [D, dInner]
         const [m1, m2] = tf.split(w['merge.weight'], 2, 1); // [D, D] each: its gradient is one concat
         return tf.concat([gemm(m1!, Wout), gemm(m2!, Wout)], 1); // [D, 2·dInner]
       });
-    if (recordingGradients()) return make();
+    if (recordingGradients()) return { w: make(), kept: false };
+    if (tokens >= FUSED_PER_CALL_TOKENS * this.config.dModel) {
+      this.merged?.w.dispose();
+      this.merged = null;
+      return { w: make(), kept: false };
+    }
     const key = ['merge.weight', 'out_proj.weight', 'norm.weight'].map((n) => w[n]!.dataId);
     const hit = this.merged != null && !this.merged.w.isDisposed && this.merged.key.every((id, i) => id === key[i]);
     if (!hit) {
       this.merged?.w.dispose();
       this.merged = { key, w: tf.keep(make()) };
     }
-    return this.merged!.w;
+    return { w: this.merged!.w, kept: true };
+  }
+
+  /** Frees the fused output weight kept for short calls (`mergedOutWeight`); the next one makes it again. */
+  releaseCaches(): void {
+    this.merged?.w.dispose();
+    this.merged = null;
   }
 
   /** Frees every weight; the module cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.merged?.w.dispose();
-    this.merged = null;
+    this.releaseCaches();
     this.mixer.dispose();
     for (const v of Object.values(this.mergeVars)) v.dispose();
   }
