@@ -89,7 +89,7 @@ export interface ScalingRow {
   /**
    * WebGPU only: the most bytes tfjs-webgpu had allocated from the device at once while this model was
    * measured (its weights, inputs, activations, the pool of released buffers, uniforms and staging
-   * buffers), less the other model's weights, which the bench keeps resident. The pool is released
+   * buffers), less the other model's weights, which the bench keeps resident (its caches it frees). The pool is released
    * before each model. Absent in older files (some have `gpuPoolMB`: the pool's size after the point).
    */
   teacherDeviceMB?: number;
@@ -231,6 +231,10 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
           studentRuns: [],
         };
         try {
+          // Each model is measured with the other's weights resident (excluded from its device peak) but
+          // not its caches: the other model's positional embedding at this grid (one [1, T, D] tensor,
+          // 142 MiB at 32,400 tokens) would count against this model's peak.
+          student.releaseCaches();
           const tp = await checked(() => measureModel(teacher, T, N, T + N, runs));
           const teacherDevice = devicePeakMB(weightBytes(student));
           Object.assign(row, {
@@ -245,6 +249,7 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
           opts.log(
             `  teacher ${tp.ms.toFixed(2)} ms (attention ${tp.attnMs.toFixed(2)}, cross ${tp.crossMs.toFixed(2)}), ${tp.mb.toFixed(0)} MiB${teacherDevice != null ? `, device peak ${teacherDevice.toFixed(0)} MiB` : ''}`,
           );
+          teacher.releaseCaches();
           const sp = await checked(() => measureModel(student, T, N, T + N, runs));
           const studentDevice = devicePeakMB(weightBytes(teacher));
           Object.assign(row, {
