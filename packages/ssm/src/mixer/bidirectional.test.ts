@@ -196,6 +196,28 @@ describe('BidirectionalMamba', () => {
     }
   });
 
+  it('on webgpu outside a gradient tape makes no [B, L, convDim] tensor: x, B and C stay apart from in_proj to the scan', async (ctx) => {
+    const info = await useBackend('webgpu', ctx);
+    console.log(`BidirectionalMamba xBC apart: running on ${describeInfo(info)}`);
+    const [B, H, W, dModel] = [1, 3, 4, 16];
+    const m = new BidirectionalMamba({ ...BASE, dModel, order: 'WM' }, new Rng(5));
+    const convDim = 2 * dModel + 2 * BASE.dState; // dInner + 2·G·N
+    const x = tf.tensor(randomArray(B * H * W * dModel, 6), [B, H * W, dModel]);
+    m.apply(x, [H, W]).dispose(); // makes the kept output weight
+    await withNoLeaks(async () => {
+      const prof = await tf.profile(() => m.apply(x, [H, W]));
+      const wide = prof.kernels.filter((k) =>
+        k.outputShapes.some((s) => s != null && s.length >= 2 && s[1] === H * W && s.at(-1) === convDim),
+      );
+      expect(wide.map((k) => `${k.name} ${JSON.stringify(k.outputShapes)}`)).toEqual([]);
+      // in_proj as four linears and x, B, C each convolved (the tape path makes xBC whole: the test above)
+      expect(prof.kernels.filter((k) => k.outputShapes.some((s) => s?.at(-1) === 2 * dModel && s[1] === H * W)).length).toBeGreaterThan(0);
+      (prof.result as tf.Tensor).dispose();
+    });
+    tf.dispose(x);
+    m.dispose();
+  });
+
   it('outside a gradient tape frees each activation once used: peak under 2× the in_proj of both directions', async (ctx) => {
     await useBackend('cpu', ctx);
     const [B, H, W, dModel] = [2, 8, 8, 16];

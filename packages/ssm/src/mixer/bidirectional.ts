@@ -10,23 +10,29 @@ import {
   type Mamba2Projections,
   mamba2Core,
   mamba2InProj,
+  mamba2InProjParts,
   mamba2OutWeight,
   mamba2Scan,
   recordingGradients,
   releaser,
+  type XbcParts,
 } from './mamba2.js';
 
 /**
  * The conv, scan and gated norm of both scan directions, one direction after the other: the same
  * per-sequence work as one batch of 2B sequences (the same bits), at about half its peak, since a
  * direction's intermediates (the conv output, the chunk states of the SSD kernel, the ungated scan
- * output) are freed before the next direction's exist. Outside a gradient tape: `free` disposes.
- * @param p in_proj's z `[B, L, dInner]`, xBC `[B, L, convDim]` and dt `[B, L, H]` in grid order (freed here)
+ * output) are freed before the next direction's exist. x, B and C come from in_proj apart
+ * (`mamba2InProjParts`) and are gathered and convolved apart: no `[B, L, convDim]` tensor exists, a
+ * size nothing else in the model uses, which tfjs's pool would otherwise keep three of (1 GiB at
+ * 32,400 tokens of T2MD-XL/2). Outside a gradient tape: `free` disposes.
+ * @param p in_proj's z `[B, L, dInner]`, x `[B, L, dInner]`, B and C `[B, L, G·N]` and dt `[B, L, H]`
+ *   in grid order (freed here)
  * @returns `[B, L, 2·dInner]` in grid order, forward channels then reversed (as `fromBothDirections`)
  */
 function directionsInTurn(
   w: Record<string, tf.Tensor>,
-  p: Mamba2Projections & { xBC: tf.Tensor },
+  p: Mamba2Projections & { xBC: XbcParts },
   t: BothDirections,
   c: Required<Mamba2Config>,
   free: (...ts: tf.Tensor[]) => void,
@@ -34,15 +40,18 @@ function directionsInTurn(
   const { L } = t;
   const B = p.dt.shape[0]!;
   const { dInner } = mamba2Dims(c);
-  // direction d's tokens: gatherIn's d-th half, the rows toBothDirections puts in entry 2b + d
-  const scan = (x: tf.Tensor, d: number) => tf.tidy(() => tf.gather(x, tf.tensor1d(t.gatherIn.subarray(d * L, (d + 1) * L), 'int32'), 1)); // [B, L, ·]
+  // direction d's tokens: gatherIn's d-th half, the rows toBothDirections puts in entry 2b + d; on the
+  // second direction each grid-order input is freed as soon as it is gathered
+  const scan = (x: tf.Tensor, d: number) => {
+    const r = tf.tidy(() => tf.gather(x, tf.tensor1d(t.gatherIn.subarray(d * L, (d + 1) * L), 'int32'), 1)); // [B, L, ·]
+    if (d === 1) free(x);
+    return r;
+  };
   const ys: tf.Tensor[] = [];
   for (const d of [0, 1]) {
-    const q = { xBC: scan(p.xBC, d), dt: scan(p.dt, d) };
-    if (d === 1) free(p.xBC, p.dt);
+    const q = { xBC: { x: scan(p.xBC.x, d), B: scan(p.xBC.B, d), C: scan(p.xBC.C, d) }, dt: scan(p.dt, d) };
     const y = tf.tidy(() => mamba2Scan(w, q, c, free)); // [B, L, dInner], ungated
     const z = scan(p.z, d);
-    if (d === 1) free(p.z);
     ys.push(tf.tidy(() => gatedRmsNormFused(y, z, dInner / c.ngroups, c.normEps))); // [B, L, dInner]
     free(y, z);
   }
@@ -152,6 +161,12 @@ export class BidirectionalMamba {
       // Outside a gradient tape each activation is freed as soon as the next one exists (a tidy would
       // keep all of them to its end): the peak is two stages, not the whole mixer.
       const free = releaser();
+      if (!recordingGradients() && tf.getBackend() === 'webgpu') {
+        // Inference on webgpu: the two directions in turn, so that the first one's conv output, chunk
+        // states and scan output are freed before the second one's exist (issue 23).
+        const cat = directionsInTurn(w, mamba2InProjParts(w, x, c), tables, c, free); // [B, L, 2·dInner]
+        return this.merge(w, cat, B, L, free);
+      }
       const p = mamba2InProj(w, x, c);
       // (each stage in its own tidy, so that the tensor it returns is the only one holding its data)
       const both = (t: tf.Tensor) => {
@@ -160,8 +175,8 @@ export class BidirectionalMamba {
         return r;
       };
       let cat: tf.Tensor; // [B, L, 2·dInner], grid order: forward channels, then reversed
-      if (!recordingGradients() && tf.getBackend() !== 'webgpu') {
-        // Inference on cpu and wasm: the gather cuts xBC into x, B and C itself (the conv is per channel,
+      if (!recordingGradients()) {
+        // Inference on cpu and wasm (webgpu's returned above): the gather cuts xBC into x, B and C itself (the conv is per channel,
         // so no split copies it again), and z is never gathered: the gated norm is per token, so it runs
         // after the gather back, each token's gate shared by its two directions. Neither path has a
         // gradient, hence the tape check.
@@ -173,33 +188,39 @@ export class BidirectionalMamba {
         free(ys);
         cat = tf.tidy(() => gatedRmsNormSharedGate(raw, p.z, dInner / c.ngroups, c.normEps));
         free(raw, p.z);
-      } else if (!recordingGradients()) {
-        // Inference on webgpu: the two directions in turn, so that the first one's conv output, chunk
-        // states and scan output are freed before the second one's exist (issue 23).
-        cat = directionsInTurn(w, p, tables, c, free);
       } else {
         const q = { z: both(p.z), xBC: both(p.xBC), dt: both(p.dt) };
         const yn = mamba2Core(w, q, c, free); // [2B, L, dInner]
         cat = tf.tidy(() => fromBothDirections(yn, tables));
         free(yn);
       }
-      let out: tf.Tensor;
-      if (this.config.merge === 'sum') {
-        // out_proj(y_f) + out_proj(y_b) = out_proj(y_f + y_b): one projection
-        const sum = tf.tidy(() => tf.sum(tf.reshape(cat, [B, L, 2, dInner]), 2)); // [B, L, dInner]
-        free(cat);
-        out = linear(tf.reshape(sum, [B * L, dInner]), mamba2OutWeight(w));
-        free(sum);
-      } else {
-        // merge(concat(out_proj(y_f), out_proj(y_b))) is two linear maps in a row: one linear with
-        // W' = [W_m1·W_out | W_m2·W_out] over concat(y_f, y_b) replaces three (see mergedOutWeight).
-        const fused = this.mergedOutWeight(w, B * L);
-        out = linear(tf.reshape(cat, [B * L, 2 * dInner]), fused.w, w['merge.bias']);
-        free(cat);
-        if (!fused.kept) free(fused.w);
-      }
-      return tf.reshape(out, [B, L, this.config.dModel]);
+      return this.merge(w, cat, B, L, free);
     });
+  }
+
+  /**
+   * The merge of both directions' gated outputs and out_proj, as one linear map to D.
+   * @param cat `[B, L, 2·dInner]` in grid order, forward channels then reversed (freed here)
+   * @returns `[B, L, D]`
+   */
+  private merge(w: Record<string, tf.Tensor>, cat: tf.Tensor, B: number, L: number, free: (...ts: tf.Tensor[]) => void): tf.Tensor {
+    const { dInner } = mamba2Dims(this.mixer.config);
+    let out: tf.Tensor;
+    if (this.config.merge === 'sum') {
+      // out_proj(y_f) + out_proj(y_b) = out_proj(y_f + y_b): one projection
+      const sum = tf.tidy(() => tf.sum(tf.reshape(cat, [B, L, 2, dInner]), 2)); // [B, L, dInner]
+      free(cat);
+      out = linear(tf.reshape(sum, [B * L, dInner]), mamba2OutWeight(w));
+      free(sum);
+    } else {
+      // merge(concat(out_proj(y_f), out_proj(y_b))) is two linear maps in a row: one linear with
+      // W' = [W_m1·W_out | W_m2·W_out] over concat(y_f, y_b) replaces three (see mergedOutWeight).
+      const fused = this.mergedOutWeight(w, B * L);
+      out = linear(tf.reshape(cat, [B * L, 2 * dInner]), fused.w, w['merge.bias']);
+      free(cat);
+      if (!fused.kept) free(fused.w);
+    }
+    return tf.reshape(out, [B, L, this.config.dModel]);
   }
 
   /**

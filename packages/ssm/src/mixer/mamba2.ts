@@ -120,6 +120,31 @@ export function mamba2InProj(
 }
 
 /**
+ * `mamba2InProj` with xBC made as its parts x `[B, L, dInner]`, B and C `[B, L, G·N]` by one linear
+ * each (in_proj's rows split four ways): every output column is the same dot product as in the one
+ * xBC linear, and no `[B, L, convDim]` tensor (nor the split's copies of it) is made. For inference
+ * paths that convolve the parts apart (`XbcParts`). Call inside `tf.tidy`.
+ */
+export function mamba2InProjParts(
+  w: Record<string, tf.Tensor>,
+  x: tf.Tensor,
+  c: Required<Mamba2Config>,
+): Mamba2Projections & { xBC: XbcParts } {
+  const { dInner, nheads } = mamba2Dims(c);
+  const GN = c.ngroups * c.dState;
+  const [Wz, Wx, WB, WC, Wdt] = tf.split(w['in_proj.weight'], [dInner, dInner, GN, GN, nheads], 0);
+  return {
+    z: tf.tidy(() => linear(x, Wz!)), // [B, L, dInner]
+    xBC: {
+      x: tf.tidy(() => linear(x, Wx!)), // [B, L, dInner]
+      B: tf.tidy(() => linear(x, WB!)), // [B, L, G·N]
+      C: tf.tidy(() => linear(x, WC!)), // [B, L, G·N]
+    },
+    dt: tf.tidy(() => linear(x, Wdt!)), // [B, L, H]
+  };
+}
+
+/**
  * Everything between in_proj and out_proj: the causal conv with SiLU, the SSD scan and the gated
  * RMSNorm (without its weight, which `mamba2OutWeight` folds into out_proj). A batch whose chunk
  * states would pass WebGPU's per-binding limit is split by `ssdScan` itself. Call inside `tf.tidy`.
