@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type BothDirections, bothDirections, fromBothDirections, toBothDirections, toBothDirectionsSplit } from '../scan-order/gather.js';
 import { SCAN_ORDERS, type ScanOrder, scanPermutation } from '../scan-order/scan-order.js';
 import { type Mamba2Config, mamba2Dims } from './config.js';
-import { gatedRmsNormFused, gatedRmsNormSharedGate } from './gated-norm.js';
+import { gatedRmsNormSharedGate } from './gated-norm.js';
 import {
   checkMixerInput,
   Mamba2Mixer,
@@ -22,7 +22,8 @@ import {
  * The conv, scan and gated norm of both scan directions, one direction after the other: the same
  * per-sequence work as one batch of 2B sequences (the same bits), at about half its peak, since a
  * direction's intermediates (the conv output, the chunk states of the SSD kernel, the ungated scan
- * output) are freed before the next direction's exist. x, B and C come from in_proj apart
+ * output) are freed before the next direction's exist; the gated norm runs once both are back in grid
+ * order, with z shared by the two directions. x, B and C come from in_proj apart
  * (`mamba2InProjParts`) and are gathered and convolved apart: no `[B, L, convDim]` tensor exists, a
  * size nothing else in the model uses, which tfjs's pool would otherwise keep three of (1 GiB at
  * 32,400 tokens of T2MD-XL/2). Outside a gradient tape: `free` disposes.
@@ -50,16 +51,17 @@ function directionsInTurn(
   const ys: tf.Tensor[] = [];
   for (const d of [0, 1]) {
     const q = { xBC: { x: scan(p.xBC.x, d), B: scan(p.xBC.B, d), C: scan(p.xBC.C, d) }, dt: scan(p.dt, d) };
-    const y = tf.tidy(() => mamba2Scan(w, q, c, free)); // [B, L, dInner], ungated
-    const z = scan(p.z, d);
-    ys.push(tf.tidy(() => gatedRmsNormFused(y, z, dInner / c.ngroups, c.normEps))); // [B, L, dInner]
-    free(y, z);
+    ys.push(tf.tidy(() => mamba2Scan(w, q, c, free))); // [B, L, dInner], ungated
   }
   // [B, 2L, dInner] is [2B, L, dInner] with entries 2b and 2b + 1 the two directions of sequence b
   const both = tf.tidy(() => tf.reshape(tf.concat(ys, 1), [2 * B, L, dInner]));
   free(...ys);
-  const cat = tf.tidy(() => fromBothDirections(both, t)); // [B, L, 2·dInner]
+  const raw = tf.tidy(() => fromBothDirections(both, t)); // [B, L, 2·dInner]
   free(both);
+  // the gated norm is per token: in grid order each token's gate z serves its two directions, so z is
+  // never gathered (no [B, L, dInner] copy per direction), and the same bits as gating each direction
+  const cat = tf.tidy(() => gatedRmsNormSharedGate(raw, p.z, dInner / c.ngroups, c.normEps)); // [B, L, 2·dInner]
+  free(raw, p.z);
   return cat;
 }
 

@@ -43,18 +43,31 @@ abstract class UnitProgram implements WebGPUProgramSpec {
   abstract getUserCode(): string;
 }
 
-/** out = g / sqrt(mean_unit(g^2) + eps), g = y * silu(z). Inputs y, z `[R, S]`. */
+/**
+ * out = g / sqrt(mean_unit(g^2) + eps), g = y * silu(z). Inputs y, z `[R, S]`; with `shared`, z
+ * `[M·J, S]` is one gate row per (m, j) shared by the k rows (m, 0..k-1, j) of y `[M·k·J, S]`
+ * (uniforms K and J): the same arithmetic per row, so the bits of gating k copies of z.
+ */
 export class GatedNormProgram extends UnitProgram {
   shaderKey: string;
   variableNames = ['y', 'z'];
+  private readonly shared: boolean;
 
-  constructor(R: number, S: number, U: number) {
+  constructor(R: number, S: number, U: number, shared = false) {
     super(R, S, U);
-    this.shaderKey = `t2md_gated_norm_${this.wg}`;
+    this.shared = shared;
+    this.shaderKey = `t2md_gated_norm_${shared ? 'shared_' : ''}${this.wg}`;
+    if (shared) this.uniforms += ' K : i32, J : i32,';
   }
 
   getUserCode(): string {
     const WG = this.wg;
+    const zb = this.shared ? 'zbase' : 'base';
+    const zLine = this.shared
+      ? `
+  let row = min(unit, uniforms.R - 1);
+  let zbase = ((row / (uniforms.K * uniforms.J)) * uniforms.J + row % uniforms.J) * uniforms.S;`
+      : '';
     return `${COMMON}
 var<workgroup> red : array<f32, ${WG}>;
 fn main(index : i32) {
@@ -63,10 +76,10 @@ fn main(index : i32) {
   for (var u = 0; u < uniforms.U; u++) {
   let unit = wid * uniforms.U + u;
   let live = unit < uniforms.R;
-  let base = min(unit, uniforms.R - 1) * uniforms.S;
+  let base = min(unit, uniforms.R - 1) * uniforms.S;${zLine}
   var acc = 0.0;
   for (var c = lid; c < uniforms.S; c += ${WG}) {
-    let zv = z[base + c];
+    let zv = z[${zb} + c];
     let g = y[base + c] * zv * sigm(zv);
     acc += g * g;
   }
@@ -79,7 +92,7 @@ fn main(index : i32) {
   let r = inverseSqrt(red[0] / f32(uniforms.S) + uniforms.eps);
   if (live) {
     for (var c = lid; c < uniforms.S; c += ${WG}) {
-      let zv = z[base + c];
+      let zv = z[${zb} + c];
       result[base + c] = y[base + c] * zv * sigm(zv) * r;
     }
   }

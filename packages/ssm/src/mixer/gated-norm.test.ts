@@ -74,7 +74,7 @@ describe.each(testBackends())('gatedRmsNormFused on %s', (name) => {
   });
 });
 
-describe.each(['cpu', 'wasm'] as const)('gatedRmsNormSharedGate on %s', (name) => {
+describe.each(['cpu', 'wasm', 'webgpu'] as const)('gatedRmsNormSharedGate on %s', (name) => {
   it('equals gatedRmsNormFused with the gate repeated, bit for bit, and its loop reference, without leaking', async (ctx) => {
     const info = await useBackend(name, ctx);
     const seed = freshSeed();
@@ -92,6 +92,10 @@ describe.each(['cpu', 'wasm'] as const)('gatedRmsNormSharedGate on %s', (name) =
         const repeated = tf.tidy(() => gatedRmsNormFused(y, tf.concat(Array(k).fill(z), 2), group, 1e-5));
         const gv = await got.data();
         expect(Array.from(gv), label).toEqual(Array.from(await repeated.data()));
+        // several units per workgroup (webgpu: as above 65535 units; a no-op elsewhere)
+        const capped = gatedRmsNormSharedGate(y, z, group, 1e-5, { maxWorkgroups: 3 });
+        expect(Array.from(await capped.data()), `${label} capped`).toEqual(Array.from(gv));
+        capped.dispose();
         const ref = gatedNormSharedValues(
           (await y.data()) as Float32Array,
           (await z.data()) as Float32Array,

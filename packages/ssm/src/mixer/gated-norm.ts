@@ -16,7 +16,6 @@ import {
 import {
   engine,
   type GradConfig,
-  getBackend,
   type KernelBackend,
   type KernelConfig,
   type KernelFunc,
@@ -31,7 +30,7 @@ import { gatedNormHost } from './mixer-host.js';
 
 export const GATED_NORM = 'T2mdGatedRmsNorm';
 export const GATED_NORM_GRAD = 'T2mdGatedRmsNormGrad';
-/** The forward with one gate row shared by several rows of y (cpu and wasm, no gradient). */
+/** The forward with one gate row shared by several rows of y (cpu, wasm and webgpu; no gradient). */
 export const GATED_NORM_SHARED = 'T2mdGatedRmsNormSharedGate';
 
 interface GatedNormAttrs {
@@ -154,6 +153,14 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { U, uniforms } = plan(y.shape, attrs as unknown as GatedNormAttrs);
   return runProgram(backend as KernelBackend, new GatedNormProgram(y.shape[0], y.shape[1], U), [y, z], uniforms);
 };
+// y [M, k, J, S], z [M, 1, J, S]: the units are y's M·k·J rows of S; the program reads both flat
+const gpuSharedForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { y, z } = inputs as { y: TensorInfo; z: TensorInfo };
+  const [M, k, J, S] = y.shape as [number, number, number, number];
+  const { U, uniforms } = plan([M * k * J, S], attrs as unknown as GatedNormAttrs);
+  uniforms.push({ type: 'int32', data: [k] }, { type: 'int32', data: [J] });
+  return runProgram(backend as KernelBackend, new GatedNormProgram(M * k * J, S, U, true), [y, z], uniforms); // [M·k·J, S]: the op reshapes
+};
 const gpuGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { y, z, dn } = inputs as { y: TensorInfo; z: TensorInfo; dn: TensorInfo };
   const [R, S] = y.shape;
@@ -171,6 +178,7 @@ const kernels: KernelConfig[] = [
   { kernelName: GATED_NORM_SHARED, backendName: 'cpu', kernelFunc: jsSharedForward as unknown as KernelFunc },
   // wasm: gatedNormHost broadcasts the shared gate itself, so the plain forward serves both
   { kernelName: GATED_NORM_SHARED, backendName: 'wasm', kernelFunc: wasmForward },
+  { kernelName: GATED_NORM_SHARED, backendName: 'webgpu', kernelFunc: gpuSharedForward },
 ];
 
 const grad: GradConfig = {
@@ -230,11 +238,18 @@ export function gatedRmsNormFused(y: Tensor, z: Tensor, groupSize: number, eps: 
  * `gatedRmsNormFused(y, z')` where z' repeats each gate row k times: y `[B, L, k·C]` (k blocks of C
  * channels per token, e.g. the bidirectional mixer's two scan directions gathered back to grid order),
  * z `[B, L, C]`, groups of `groupSize` channels within each block. The same values as gating a k-fold
- * copy of z (bit for bit on cpu and wasm) without making that copy, and each gate's sigmoid taken once.
- * cpu and wasm, forward only (no gradient): for inference.
+ * copy of z (bit for bit) without making that copy (on cpu and wasm each gate's sigmoid is taken once).
+ * cpu, wasm and webgpu, forward only (no gradient): for inference.
+ * @param opts.maxWorkgroups webgpu only: as for `gatedRmsNormFused`
  * @returns like y
  */
-export function gatedRmsNormSharedGate(y: Tensor, z: Tensor, groupSize: number, eps: number): Tensor {
+export function gatedRmsNormSharedGate(
+  y: Tensor,
+  z: Tensor,
+  groupSize: number,
+  eps: number,
+  opts: { maxWorkgroups?: number } = {},
+): Tensor {
   assertFloat('y', y);
   assertFloat('z', z);
   const C = z.shape[z.rank - 1]!;
@@ -247,12 +262,13 @@ export function gatedRmsNormSharedGate(y: Tensor, z: Tensor, groupSize: number, 
     () => `groupSize must divide z's channels (${C}), got ${groupSize}.`,
   );
   check(eps > 0, () => `eps must be positive, got ${eps}.`);
-  check(getBackend() !== 'webgpu', 'gatedRmsNormSharedGate runs on cpu and wasm.');
+  const maxWg = opts.maxWorkgroups ?? 65535;
+  check(Number.isInteger(maxWg) && maxWg >= 1 && maxWg <= 65535, () => `maxWorkgroups must be an integer in [1, 65535], got ${maxWg}.`);
   registerGatedNormKernels();
   return tidy(() => {
     const [B, L] = y.shape as number[];
     const [M, k, J] = [B! * L!, y.shape[2]! / C, C / groupSize];
-    const attrs = { eps, maxWorkgroups: 65535 } satisfies GatedNormAttrs;
+    const attrs = { eps, maxWorkgroups: maxWg } satisfies GatedNormAttrs;
     const out = engine().runKernel(
       GATED_NORM_SHARED,
       { y: reshape(y, [M, k, J, groupSize]), z: reshape(z, [M, 1, J, groupSize]) },
