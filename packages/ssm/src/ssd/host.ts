@@ -70,9 +70,13 @@ export function ssdForwardHost(backend: KernelBackend, inputs: Record<string, Te
     const chunks: { b: number; t0: number; q: number; e0: Float64Array }[] = [];
     const most = ops.kind === 'wasm' ? Math.max(a.chunkSize, MIN_HOST_CHUNK) : a.chunkSize;
     const centred = ops.kind === 'wasm'; // α relative to the middle of each chunk's decay
+    const limit = centred ? 2 * MAX_DECAY : MAX_DECAY;
     for (let b = 0; b < Bz; b++) {
-      for (let t0 = 0; t0 < L; ) {
-        const q = chunkLength(logE.a, b * L + t0, Math.min(most, L - t0), H, centred ? 2 * MAX_DECAY : MAX_DECAY);
+      // wasm: as many chunks as the longest allowed ones make, of even lengths (decay permitting)
+      const even = ops.kind === 'wasm' ? chunkCount(logE.a, b * L, L, most, H, limit) : 0;
+      for (let t0 = 0, k = 0; t0 < L; k++) {
+        const at = even - k > 1 ? Math.ceil((L - t0) / (even - k)) : L - t0;
+        const q = chunkLength(logE.a, b * L + t0, Math.min(most, at), H, limit);
         chunks.push({ b, t0, q, e0: chunkScales(logE, alpha, beta, b * L + t0, q, H, centred) });
         t0 += q;
       }
@@ -159,6 +163,18 @@ function chunkLength(la: Float64Array, i0: number, most: number, H: number, limi
     }
   }
   return most;
+}
+
+/**
+ * How many chunks the sequence of `L` tokens from token `i0` takes when each is as long as
+ * `chunkLength` allows. Its chunks are then cut to even lengths: the same number of products, but
+ * (with MAX_DECAY cutting the shapes student's strongest heads at ~108 tokens) 86 + 85 + 85 instead
+ * of 108 + 108 + 40 tokens of 256, 9% fewer multiply-adds (Σ (q + N)² is least for equal q).
+ */
+function chunkCount(la: Float64Array, i0: number, L: number, most: number, H: number, limit: number): number {
+  let n = 0;
+  for (let t0 = 0; t0 < L; n++) t0 += chunkLength(la, i0 + t0, Math.min(most, L - t0), H, limit);
+  return n;
 }
 
 /**
