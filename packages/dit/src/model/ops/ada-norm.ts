@@ -171,7 +171,7 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-// wasm: its XNNPACK kernels (dit-host.ts: about 3× faster than the loop), adaNormValues its reference
+// wasm: its XNNPACK kernels (dit-host.ts: about twice as fast as the loop), adaNormValues its reference
 const wasmForward: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, ada } = inputs as { x: TensorInfo; ada: TensorInfo };
   return adaNormHost(backend as KernelBackend, x, ada, attrs as unknown as AdaNormAttrs);
