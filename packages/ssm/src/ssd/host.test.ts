@@ -20,7 +20,8 @@ interface Case {
   A: [number, number];
 }
 
-// on wasm chunks take at least MIN_HOST_CHUNK (128) tokens: sequences longer than that split unevenly;
+// on wasm chunks take up to MIN_HOST_CHUNK (128) tokens whatever chunkSize says, cut to even lengths
+// (300 tokens: 100 + 100 + 100, not 128 + 128 + 44);
 // groups; every optional input; decays strong enough that chunks end early (MAX_DECAY), down to one token
 const CASES: Case[] = [
   { B: 1, L: 300, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', init: true, A: [-0.1, -0.01] },
@@ -45,6 +46,9 @@ const CASES: Case[] = [
   { B: 1, L: 21, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 16, dtSoftplus: true }, D: 'head', A: [-90, -50] },
   // ~0.7 of decay a token: a 128-token chunk spans 60–120 of it, which on wasm α centred in the chunk allows (e^{±60})
   { B: 1, L: 200, H: 2, P: 3, G: 1, N: 4, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', A: [-1.2, -0.9] },
+  // the shapes student's sequences: 256 tokens, heads of weak and strong decay (chunks cut by the
+  // decay, then evened), several heads sharing each product
+  { B: 2, L: 256, H: 4, P: 4, G: 1, N: 16, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', A: [-16, -2] },
 ];
 
 const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();

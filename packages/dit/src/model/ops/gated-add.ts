@@ -21,6 +21,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { gatedAddHost } from './dit-host.js';
 import { gatedAddSpec } from './gated-add-webgpu.js';
 import { fusedModGrad, gatedMul, modGradAda } from './mod-grad.js';
 
@@ -90,7 +91,7 @@ export function gatedAddValues(
 }
 
 /**
- * cpu and wasm: the same sums row by row, in place on the backend's memory (no copies in or out, no
+ * cpu: the same sums row by row, in place on the backend's memory (no copies in or out, no
  * index division per element): the same float64 arithmetic, so the same float32 results.
  */
 const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -128,7 +129,13 @@ const gpuForward: KernelFunc = ({ inputs, backend, attrs }) => {
   );
 };
 
-export const gatedAddKernels: KernelConfig[] = [...onEveryBackend(GATED_ADD, jsForward, gpuForward)];
+// wasm: a broadcast Multiply and an Add on its XNNPACK kernels (dit-host.ts), gatedAddValues its reference
+const wasmForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, m, ada } = inputs as { x: TensorInfo; m: TensorInfo; ada: TensorInfo };
+  return gatedAddHost(backend as KernelBackend, x, m, ada, (attrs as unknown as GatedAddAttrs).gateIdx);
+};
+
+export const gatedAddKernels: KernelConfig[] = [...onEveryBackend(GATED_ADD, jsForward, gpuForward, wasmForward)];
 
 /** dx = dy; dm = dy · gate; dada = Σ_T dy · m in row gateIdx, zeros elsewhere. */
 export const gatedAddGrad: GradConfig = {
