@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@t2md/core';
-import { placeholderNotice } from '@t2md/shapes';
-import { loadModel, shippedModelPath } from '../models.js';
+import { FALLBACK_STEPS, placeholderNotice } from '@t2md/shapes';
+import { loadModel, shippedModelPath, shippedSteps } from '../models.js';
 import { checkOutDir } from '../out-path.js';
 import { encodeGridPng, type ImageCHW, writeFileAtomic } from '../png.js';
 import { drawImages } from './sample.js';
@@ -30,6 +30,8 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   process.stdout.write(`t2md demo: backend ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; writing to ${out}\n`);
   let teacher = shippedModelPath('teacher');
   let student = shippedModelPath('student');
+  // the shipped models sample with their measured step counts (models/sampling.json); models trained here with 20
+  let steps = { teacher: FALLBACK_STEPS, student: FALLBACK_STEPS };
   if (teacher == null || student == null) {
     process.stdout.write(
       'no shipped models in this install: training a tiny teacher and distilling a student first (a few minutes on a CPU)\n',
@@ -48,6 +50,10 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     if (process.exitCode) return;
     teacher = join(tdir, 'model.safetensors');
     student = join(sdir, 'model.safetensors');
+  } else {
+    const chosen = { teacher: shippedSteps('teacher')!, student: shippedSteps('student')! };
+    for (const [name, s] of Object.entries(chosen)) process.stdout.write(`${name}: ${s.note}\n`);
+    steps = { teacher: chosen.teacher.steps, student: chosen.student.steps };
   }
   const rows: ImageCHW[] = [];
   const metadata: Record<string, string>[] = [];
@@ -55,7 +61,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     ['teacher', teacher],
     ['student', student],
   ] as const) {
-    const got = await sampleAll(name, model, out, info.backend);
+    const got = await sampleAll(name, model, steps[name], out, info.backend);
     rows.push(...got.firsts);
     metadata.push(got.metadata);
   }
@@ -71,7 +77,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
 const PER_PROMPT = 4;
 
 /**
- * Samples `PER_PROMPT` images of each prompt from `path` (20 DPM-Solver++ steps, cfg 4.5, seed = the
+ * Samples `PER_PROMPT` images of each prompt from `path` (`steps` DPM-Solver++ steps, cfg 4.5, seed = the
  * prompt's index), the model loaded once; writes `DIR/<name>-<i>.png` per prompt and returns each
  * prompt's first image (the comparison figure's row) with the model file's metadata. One batch per
  * prompt: on wasm a batch of 16 measured no cheaper per image-step than a batch of 4 (32-px teacher,
@@ -80,11 +86,11 @@ const PER_PROMPT = 4;
 async function sampleAll(
   name: string,
   path: string,
+  steps: number,
   out: string,
   backend: string,
 ): Promise<{ firsts: ImageCHW[]; metadata: Record<string, string> }> {
   const trained = loadModel(path);
-  const steps = 20;
   try {
     const firsts: ImageCHW[] = [];
     for (const [i, prompt] of PROMPTS.entries()) {
