@@ -4,7 +4,17 @@
 import { type BackendInfo, backendReport, initBackend, isInputError, releaseFreeBuffers, wasmBuild } from '@t2md/core';
 import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
-import { type CaptionEncoder, createCaptionEncoder, generate, parseCaption, placeholderNotice } from '@t2md/shapes';
+import {
+  type CaptionEncoder,
+  createCaptionEncoder,
+  FALLBACK_STEPS,
+  generate,
+  parseCaption,
+  placeholderNotice,
+  type ShippedSampling,
+  sha256Hex,
+  shippedSampling,
+} from '@t2md/shapes';
 import { ssdScan } from '@t2md/ssm';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -67,6 +77,21 @@ export async function pageBackend(wasmPaths: string): Promise<BackendState> {
 export function loadModel(name: ModelName, bytes: Uint8Array): LoadedModel {
   const m = loadTrainedModel(bytes, createCaptionEncoder, { where: `${name}.safetensors` });
   return { name, model: m.model, encoder: m.encoder, metadata: m.metadata, dispose: m.dispose };
+}
+
+/**
+ * The measured step count of a shipped model file (the step table of @t2md/shapes, checked against the
+ * file's size and sha256). Without Web Crypto (a page served over plain http from another host) the file
+ * cannot be checked: the default steps, and a note that says why.
+ */
+export async function measuredSteps(name: ModelName, bytes: Uint8Array): Promise<ShippedSampling> {
+  let sha256: string;
+  try {
+    sha256 = await sha256Hex(bytes);
+  } catch (err) {
+    return { steps: FALLBACK_STEPS, measured: false, table: [], note: `${(err as Error).message} Using ${FALLBACK_STEPS} steps.` };
+  }
+  return shippedSampling(name, { bytes: bytes.length, sha256 });
 }
 
 /** One sentence when the loaded models are placeholders (their metadata names a placeholder preset), else ''. */

@@ -27,6 +27,8 @@ const ARGS = [
 /** Generous bounds for a 2-core CI machine with WebGPU on SwiftShader (software). */
 const READY_MS = 60_000;
 const GENERATE_MS = 240_000;
+/** Issue 26: one 32-px image on wasm, in a browser without WebGPU, within 5 s of the click. */
+const GENERATE_ONE_WASM_MS = 5_000;
 
 let server: StaticServer;
 let browser: Browser;
@@ -38,8 +40,8 @@ interface Opened {
   status(): Promise<string>;
 }
 
-async function open(name: string, prepare?: (page: Page) => Promise<unknown>): Promise<Opened> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 1300 } });
+async function open(name: string, prepare?: (page: Page) => Promise<unknown>, from: Browser = browser): Promise<Opened> {
+  const page = await from.newPage({ viewport: { width: 1100, height: 1300 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`[${name}] page error: ${e.message}`));
   page.on('console', (m) => {
@@ -272,6 +274,79 @@ describe('playground (built site, headless Chromium)', () => {
     await page.screenshot({ path: join(results, 'playground-side-by-side.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('wasm without WebGPU: one 32-px image of the default model at its measured steps in ≤ 5 s, warm-up included', async () => {
+    // Chromium without WebGPU: a browser of its own, started without the WebGPU flags (so no SwiftShader
+    // GPU process shares the CPU with it), and navigator.gpu absent. auto takes wasm, single-threaded
+    // (the static site sends no COOP/COEP headers).
+    const plain = await chromium.launch({ executablePath: CHROMIUM, args: ARGS.filter((a) => !/webgpu|Vulkan|gpu-sandbox/i.test(a)) });
+    try {
+      const { page, errors, status } = await open(
+        'no-webgpu',
+        (p) => p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true })),
+        plain,
+      );
+      const ready = await status();
+      expect(ready).toMatch(/^Ready: wasm\b/);
+      expect(await page.getByTestId('backend-note').textContent()).toMatch(/^auto took wasm: /);
+      // The page's own step count: the default model's (student) measured one, from the step table of @t2md/shapes.
+      const steps = Number(await page.getByTestId('steps').inputValue());
+      const note = ((await page.getByTestId('steps-note').textContent()) ?? '').trim();
+      console.log(`no-webgpu: ${ready}; ${steps} steps (${note})`);
+      expect(note, 'the step table must cover the shipped models: regenerate it with bench/step-table.mjs').toMatch(
+        new RegExp(`^Steps: ${steps} steps: the fewest whose eval score`),
+      );
+      expect(await page.getByTestId('model').inputValue()).toBe('student');
+      await page.getByTestId('prompt').fill('a red circle above a blue square');
+      await page.getByTestId('size').selectOption('32');
+      await recordFrames(page);
+      // Timed in the page, from the click to the final status (a MutationObserver, not polling), twice:
+      // the first run is what a visitor waits for (it includes the wasm kernels' first calls), the second is warm.
+      const timeOne = async (which: string): Promise<number> => {
+        const ms = await page.evaluate(
+          () =>
+            new Promise<number>((resolve) => {
+              const w = window as unknown as { __statuses: { text: string; at: number }[]; __clicked: number };
+              w.__statuses.length = 0;
+              const el = document.querySelector('[data-testid="status"]')!;
+              const button = document.querySelector('[data-testid="generate"]') as HTMLButtonElement;
+              const t0 = performance.now();
+              w.__clicked = t0;
+              new MutationObserver((_, o) => {
+                if (!/ms per step|rror|annot|Cancelled/.test(el.textContent ?? '')) return;
+                o.disconnect();
+                resolve(performance.now() - t0);
+              }).observe(el, { childList: true, characterData: true, subtree: true });
+              button.click();
+            }),
+        );
+        expect(await status()).toMatch(
+          new RegExp(`^wasm — student \\d+(\\.\\d+)? ms per step \\(${steps} dpmpp-2m steps, 32×32 px, seed 0\\)\\.$`),
+        );
+        // where the time went: the first step's wait (warm-up included) and each step's compute, as the page reported them
+        const { statuses, clicked } = await page.evaluate(() => {
+          const w = window as unknown as { __statuses: { text: string; at: number }[]; __clicked: number };
+          return { statuses: w.__statuses, clicked: w.__clicked };
+        });
+        const stepMs = statuses.map((x) => /step \d+ of \d+ \((\d+) ms\)/.exec(x.text)?.[1]).filter((x) => x != null);
+        const first = statuses.find((x) => /step 1 of/.test(x.text));
+        console.log(
+          `no-webgpu ${which}: ${ms.toFixed(0)} ms; step 1 shown after ${first ? (first.at - clicked).toFixed(0) : '?'} ms; steps ${stepMs.join(', ')} ms`,
+        );
+        return ms;
+      };
+      const first = await timeOne('first');
+      const warm = await timeOne('warm');
+      console.log(`no-webgpu: one 32-px image in ${first.toFixed(0)} ms (first, warm-up included), ${warm.toFixed(0)} ms (warm)`);
+      expectGenerated(await canvasStats(page, 'output'), 32);
+      expect(first).toBeLessThanOrEqual(GENERATE_ONE_WASM_MS);
+      expect(warm).toBeLessThanOrEqual(GENERATE_ONE_WASM_MS);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await plain.close();
+    }
   });
 
   it('shows the grammar error for a prompt outside the shapes world, and cancels a run', async () => {

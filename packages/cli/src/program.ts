@@ -133,7 +133,11 @@ export function buildProgram(): Command {
     .description('generate an image (a grid with --count) for a prompt of the shapes world')
     .argument('<prompt>', 'e.g. "two red circles left of a blue square"')
     .option('--model <name>', 'teacher, student, or a model/checkpoint file', 'student')
-    .option('--steps <n>', 'sampling steps', intArg('--steps', 1, 1000), 20)
+    .option(
+      '--steps <n>',
+      "sampling steps (default: a shipped model's measured count from models/sampling.json, else 20)",
+      intArg('--steps', 1, 1000),
+    )
     .option('--sampler <name>', 'ddpm, ddim, dpmpp-2m or euler', choiceArg('--sampler', SAMPLERS), 'dpmpp-2m')
     .option('--cfg <x>', 'classifier-free guidance scale (1 = off)', numArg('--cfg', 0, 100), 4.5)
     .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)

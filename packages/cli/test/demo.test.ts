@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { placeholderNotice } from '@t2md/shapes';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { shippedModelPath } from '../src/models.js';
+import { shippedModelPath, shippedSteps } from '../src/models.js';
 import { t2md } from './cli.js';
 
 /** A safetensors file's metadata: the `__metadata__` of its JSON header (after an 8-byte little-endian length). */
@@ -34,6 +34,12 @@ describe('t2md demo (shipped models, wasm)', () => {
     expect(Number.isInteger(side) && side > 0).toBe(true);
     expect(png.height).toBe(2 * side + 6);
     expect(r.stdout).toContain('teacher (top) and student (bottom)');
+    // each model at its measured step count (the step table), said before sampling and in every grid's line
+    for (const name of ['teacher', 'student'] as const) {
+      const chosen = shippedSteps(name)!;
+      expect(r.stdout).toContain(`${name}: ${chosen.note}`);
+      expect(r.stdout).toMatch(new RegExp(`^wrote .+${name}-0\\.png \\(4 images\\), ${chosen.steps} steps at `, 'm'));
+    }
     expect(r.stdout).toMatch(/^done: PNG grids are in .+ \(backend wasm\)$/m);
     // the shipped models' metadata decides whether they are announced as placeholders
     const notice = placeholderNotice(...(['teacher', 'student'] as const).map((n) => metadataOf(shippedModelPath(n)!)));

@@ -3,15 +3,16 @@ import { dirname } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
 import type { TrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
-import { generate, parseCaption } from '@t2md/shapes';
-import { loadModel } from '../models.js';
+import { FALLBACK_STEPS, generate, parseCaption } from '@t2md/shapes';
+import { loadModel, shippedSteps } from '../models.js';
 import { checkOutFile } from '../out-path.js';
 import { encodeGridPng, type ImageCHW, readImages, writeFileAtomic } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
 
 export interface SampleOptions {
   model: string;
-  steps: number;
+  /** Absent: a shipped model's measured step count (`shippedSteps`), else `FALLBACK_STEPS` (20). */
+  steps?: number;
   sampler: SamplerName;
   cfg: number;
   seed: number;
@@ -27,8 +28,11 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
   const out = checkOutFile('--out', opts.out); // so is a path the PNG cannot be written to
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const trained = loadModel(opts.model);
+  // no --steps: a shipped model samples with its measured count (the DPM-Solver++ table), anything else with 20
+  const table = opts.steps == null && opts.sampler === 'dpmpp-2m' ? shippedSteps(opts.model) : undefined;
+  const steps = opts.steps ?? table?.steps ?? FALLBACK_STEPS;
   try {
-    const { images: imgs, msPerStep, seconds } = await drawImages(trained, { ...opts, prompt }, info.backend);
+    const { images: imgs, msPerStep, seconds } = await drawImages(trained, { ...opts, steps, prompt }, info.backend);
     const n = imgs.length;
     const { height: h, width: w } = imgs[0]!;
     const png = encodeGridPng(imgs);
@@ -36,8 +40,9 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
     writeFileAtomic(out, png);
     process.stdout.write(
       `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}) from ${trained.source}\n` +
-        `${opts.steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${seconds.toFixed(1)} s in all\n`,
+        `${steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${seconds.toFixed(1)} s in all\n`,
     );
+    if (table) process.stdout.write(`${table.note}\n`);
   } finally {
     trained.dispose();
   }
