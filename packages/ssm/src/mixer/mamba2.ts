@@ -107,16 +107,17 @@ export function mamba2InProj(
   c: Required<Mamba2Config>,
 ): Mamba2Projections & { xBC: tf.Tensor } {
   const { dInner, nheads, convDim } = mamba2Dims(c);
-  const Win = w['in_proj.weight']; // [dInProj, D]
-  // One split (its gradient is one concat; three slices would cost three zero-padded copies and two
-  // adds), then each linear in its own tidy, so that no intermediate view holds the output's data once
-  // a caller frees it.
-  const [Wz, Wx, Wdt] = tf.split(Win, [dInner, convDim, nheads], 0);
-  return {
-    z: tf.tidy(() => linear(x, Wz!)), // [B, L, dInner]
-    xBC: tf.tidy(() => linear(x, Wx!)), // [B, L, convDim]
-    dt: tf.tidy(() => linear(x, Wdt!)), // [B, L, H]
-  };
+  const [z, xBC, dt] = inProjRows(w, x, [dInner, convDim, nheads]);
+  return { z: z!, xBC: xBC!, dt: dt! }; // [B, L, dInner], [B, L, convDim], [B, L, H]
+}
+
+/**
+ * x · Wᵢᵀ for in_proj's row blocks of `sizes`: one split of the weight (its gradient is one concat;
+ * slices would cost zero-padded copies and adds), then each linear in its own tidy, so that no
+ * intermediate view holds an output's data once a caller frees it.
+ */
+function inProjRows(w: Record<string, tf.Tensor>, x: tf.Tensor, sizes: number[]): tf.Tensor[] {
+  return tf.split(w['in_proj.weight'], sizes, 0).map((Wi) => tf.tidy(() => linear(x, Wi)));
 }
 
 /**
@@ -132,16 +133,9 @@ export function mamba2InProjParts(
 ): Mamba2Projections & { xBC: XbcParts } {
   const { dInner, nheads } = mamba2Dims(c);
   const GN = c.ngroups * c.dState;
-  const [Wz, Wx, WB, WC, Wdt] = tf.split(w['in_proj.weight'], [dInner, dInner, GN, GN, nheads], 0);
-  return {
-    z: tf.tidy(() => linear(x, Wz!)), // [B, L, dInner]
-    xBC: {
-      x: tf.tidy(() => linear(x, Wx!)), // [B, L, dInner]
-      B: tf.tidy(() => linear(x, WB!)), // [B, L, G·N]
-      C: tf.tidy(() => linear(x, WC!)), // [B, L, G·N]
-    },
-    dt: tf.tidy(() => linear(x, Wdt!)), // [B, L, H]
-  };
+  const [z, xs, Bs, Cs, dt] = inProjRows(w, x, [dInner, dInner, GN, GN, nheads]);
+  // z and x [B, L, dInner], B and C [B, L, G·N], dt [B, L, H]
+  return { z: z!, xBC: { x: xs!, B: Bs!, C: Cs! }, dt: dt! };
 }
 
 /**
