@@ -26,10 +26,10 @@ one() { # one ROLE LABEL FILE SEED STEPS
     return
   fi
   node -e '
-    const [role, label, seed, steps, card, report] = process.argv.slice(1);
+    const [role, label, seed, steps, card, sha256, report] = process.argv.slice(1);
     const r = JSON.parse(report);
-    const line = { role, label, seed: Number(seed), steps: Number(steps), sampler: "dpmpp-2m", cfg: 4.5, batch: 25, backend: "webgpu", card, ...r };
-    process.stdout.write(JSON.stringify(line) + "\n");' "$1" "$2" "$4" "$5" "$card" "$report" | tee -a "$OUT/evals.jsonl"
+    const line = { role, label, seed: Number(seed), steps: Number(steps), sampler: "dpmpp-2m", cfg: 4.5, batch: 25, backend: "webgpu", card, sha256, ...r };
+    process.stdout.write(JSON.stringify(line) + "\n");' "$1" "$2" "$4" "$5" "$card" "$(sha256sum "$3" | cut -c1-64)" "$report" | tee -a "$OUT/evals.jsonl"
 }
 
 for spec in "$@"; do
