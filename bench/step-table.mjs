@@ -16,6 +16,15 @@
  * --reference [20], --backend [auto], --out [packages/shapes/models/sampling.json]. Each model is hashed
  * (size and sha256) so a table left from other weights is refused by its readers.
  *
+ * Or, from the evals a GPU call already ran (bench/gpu-evals.sh writes them, one JSON line each, with
+ * the model file's sha256), without running any eval here:
+ *
+ *   node bench/step-table.mjs --rows evals.jsonl [--pick teacher=t1,student=mx] [--models ...]
+ *
+ * which takes each model's seed-0 rows (of the label --pick names, when the file holds several), checks
+ * that they were made from the file now in packages/shapes/models/ (sha256) with the table's settings,
+ * and writes the same table (eval.backend and card say where they ran; commit is this checkout's HEAD).
+ *
  * Only the models measured are replaced; other models' entries stay when their eval settings match. The
  * file is written atomically (temp file + rename) once every eval has finished; an eval that fails stops
  * the script (exit 1) and leaves the file as it was.
@@ -34,7 +43,7 @@ const modelsDir = join(root, 'packages', 'shapes', 'models');
 const args = process.argv.slice(2);
 const usage = (msg) => {
   process.stderr.write(
-    `step-table: ${msg}\nusage: node bench/step-table.mjs [--models teacher,student] [--steps 6,8,10,12,15,20] [--prompts 200] [--seed 0] [--sampler dpmpp-2m] [--cfg 4.5] [--batch 25] [--tolerance 0.01] [--reference 20] [--backend auto] [--out FILE]\n`,
+    `step-table: ${msg}\nusage: node bench/step-table.mjs [--models teacher,student] [--steps 6,8,10,12,15,20] [--prompts 200] [--seed 0] [--sampler dpmpp-2m] [--cfg 4.5] [--batch 25] [--tolerance 0.01] [--reference 20] [--backend auto] [--out FILE] [--rows evals.jsonl [--pick teacher=LABEL,student=LABEL]]\n`,
   );
   process.exit(2);
 };
@@ -47,7 +56,7 @@ const opt = (name, fallback) => {
 for (const a of args)
   if (
     a.startsWith('--') &&
-    !['models', 'steps', 'prompts', 'seed', 'sampler', 'cfg', 'batch', 'tolerance', 'reference', 'backend', 'out'].includes(a.slice(2))
+    !['models', 'steps', 'prompts', 'seed', 'sampler', 'cfg', 'batch', 'tolerance', 'reference', 'backend', 'out', 'rows', 'pick'].includes(a.slice(2))
   )
     usage(`unknown option ${a}`);
 const int = (name, fallback) => {
@@ -71,14 +80,73 @@ const evalSettings = {
 const tolerance = Number(opt('tolerance', '0.02'));
 if (!(tolerance >= 0)) usage('--tolerance must be a number ≥ 0');
 const out = opt('out', join(modelsDir, 'sampling.json'));
-if (!existsSync(bin)) usage(`${relative(root, bin)} is missing; run npm run build first`);
+const rowsFile = opt('rows', undefined);
+const pick = Object.fromEntries(
+  (opt('pick', '') || '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('=')),
+);
+const measured = rowsFile == null ? undefined : readMeasuredRows(rowsFile);
+if (measured == null && !existsSync(bin)) usage(`${relative(root, bin)} is missing; run npm run build first`);
 
 const t2md = (argv) =>
   execFileSync(process.execPath, [bin, ...argv], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
-const info = JSON.parse(t2md(['info', '--json', '--backend', evalSettings.backend]));
-evalSettings.backend = info.backend; // what auto took
-const card = info.backend === 'wasm' || info.backend === 'cpu' ? `${info.device}` : `${info.card} (${info.backend})`;
-const commit = `${info.source?.commit ?? 'unknown'}${info.source?.dirty ? ' (dirty)' : ''}`;
+let card;
+let commit;
+if (measured == null) {
+  const info = JSON.parse(t2md(['info', '--json', '--backend', evalSettings.backend]));
+  evalSettings.backend = info.backend; // what auto took
+  card = info.backend === 'wasm' || info.backend === 'cpu' ? `${info.device}` : `${info.card} (${info.backend})`;
+  commit = `${info.source?.commit ?? 'unknown'}${info.source?.dirty ? ' (dirty)' : ''}`;
+} else {
+  const backends = [...new Set(measured.map((r) => r.backend))];
+  const cards = [...new Set(measured.map((r) => r.card))];
+  if (backends.length !== 1 || cards.length !== 1) usage(`${rowsFile} mixes backends or cards (${backends}, ${cards}); give one call's rows`);
+  evalSettings.backend = backends[0];
+  card = `${cards[0]} (${backends[0]})`;
+  commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+}
+
+/** The lines of a gpu-evals.sh file, each checked to hold what the table needs. */
+function readMeasuredRows(path) {
+  if (!existsSync(path)) usage(`--rows ${path} does not exist`);
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  return lines.map((l, i) => {
+    let r;
+    try {
+      r = JSON.parse(l);
+    } catch {
+      usage(`line ${i + 1} of ${path} is not JSON`);
+    }
+    for (const k of ['role', 'label', 'seed', 'steps', 'overall', 'sha256', 'backend', 'card', 'prompts', 'sampler', 'cfg', 'batch'])
+      if (r[k] == null) usage(`line ${i + 1} of ${path} has no "${k}"; write the file with bench/gpu-evals.sh`);
+    return r;
+  });
+}
+
+/** The measured rows of `name` at the table's settings, one per step count, from this file's bytes. */
+function rowsFor(name, sha256) {
+  const mine = measured.filter(
+    (r) =>
+      r.role === name &&
+      (pick[name] == null || r.label === pick[name]) &&
+      r.seed === evalSettings.seed &&
+      r.prompts === evalSettings.prompts &&
+      r.sampler === evalSettings.sampler &&
+      r.cfg === evalSettings.cfg &&
+      r.batch === evalSettings.batch,
+  );
+  const labels = [...new Set(mine.map((r) => r.label))];
+  if (labels.length !== 1) usage(`${rowsFile} has ${labels.length === 0 ? 'no' : 'several'} ${name} rows at these settings (${labels.join(', ')}); name one with --pick ${name}=LABEL`);
+  if (mine.some((r) => r.sha256 !== sha256))
+    usage(`the ${name} rows of ${rowsFile} were measured on another file than packages/shapes/models/${name}.safetensors (sha256 differs); copy that model there first`);
+  return steps.map((s) => {
+    const r = mine.find((m) => m.steps === s);
+    if (r == null) usage(`${rowsFile} has no ${name} row at ${s} steps (label ${labels[0]}); pass --steps with the step counts it has`);
+    return { steps: s, overall: r.overall };
+  });
+}
 
 const table = existsSync(out) ? parseStepTable(JSON.parse(readFileSync(out, 'utf8'))) : undefined;
 const sameEval = table != null && JSON.stringify(table.eval) === JSON.stringify(evalSettings);
@@ -89,15 +157,16 @@ const file = {
   eval: evalSettings,
   // another eval's entries cannot share the file: its rows would not be comparable
   models: sameEval && table.tolerance === tolerance && table.reference === reference ? { ...table.models } : {},
-  command: `node bench/step-table.mjs --steps ${steps.join(',')} --prompts ${evalSettings.prompts} --seed ${evalSettings.seed} --sampler ${evalSettings.sampler} --cfg ${evalSettings.cfg} --batch ${evalSettings.batch} --tolerance ${tolerance} --reference ${reference} --backend ${evalSettings.backend}`,
+  command: `node bench/step-table.mjs ${rowsFile != null ? '--rows <gpu-evals.sh output> ' : ''}--steps ${steps.join(',')} --prompts ${evalSettings.prompts} --seed ${evalSettings.seed} --sampler ${evalSettings.sampler} --cfg ${evalSettings.cfg} --batch ${evalSettings.batch} --tolerance ${tolerance} --reference ${reference} --backend ${evalSettings.backend}`,
 };
 
 for (const name of models) {
   const path = join(modelsDir, `${name}.safetensors`);
   if (!existsSync(path)) usage(`${relative(root, path)} does not exist`);
   const bytes = readFileSync(path);
-  const rows = [];
-  for (const s of steps) {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const rows = measured == null ? [] : rowsFor(name, sha256);
+  for (const s of measured == null ? steps : []) {
     const t0 = Date.now();
     const argv = ['eval', '--model', name, '--json', '--steps', String(s), '--prompts', String(evalSettings.prompts)];
     argv.push('--seed', String(evalSettings.seed), '--sampler', evalSettings.sampler, '--cfg', String(evalSettings.cfg));
@@ -118,7 +187,7 @@ for (const name of models) {
   }
   const chosen = chooseSteps(rows, tolerance, reference);
   file.models[name] = {
-    file: { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') },
+    file: { bytes: bytes.length, sha256 },
     steps: chosen,
     table: rows,
     card,
