@@ -41,6 +41,8 @@ export interface Scores {
   prompts: number;
   /** Sampling time per step and prompt. */
   msPerPromptStep: number;
+  /** Image side in pixels that was sampled and scored. */
+  size: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function scoreModel(model: DiT, encoder: TextEncoderLike, o: ScoreO
   const prompts = evalPrompts(o.prompts, seed);
   const images: Float32Array[] = [];
   let ms = 0;
+  let size = 0;
   const batches = Math.ceil(prompts.length / batch);
   for (let b = 0; b < batches; b++) {
     const chunk = prompts.slice(b * batch, (b + 1) * batch);
@@ -69,13 +72,14 @@ export async function scoreModel(model: DiT, encoder: TextEncoderLike, o: ScoreO
       size: o.size,
       onStep: ({ step }) => o.onStep?.({ done: b * steps + step, total: batches * steps, batch: b + 1, batches }),
     });
+    size = img.shape[2] ?? 0;
     for (const im of await readImages(img)) images.push(im.data);
     ms += msPerStep * chunk.length;
   }
   const result = await evaluate(images, prompts);
   // a balanced set of ≥ 6 prompts has every category, so none is null
   const categories = Object.fromEntries(CATEGORIES.map((c: Category) => [c, result.categories[c] ?? 0])) as Record<Category, number>;
-  return { overall: result.overall, categories, prompts: prompts.length, msPerPromptStep: ms / prompts.length };
+  return { overall: result.overall, categories, prompts: prompts.length, msPerPromptStep: ms / prompts.length, size };
 }
 
 /**
@@ -103,7 +107,22 @@ export async function evalCommand(opts: EvalOptions): Promise<void> {
     trained.dispose();
   }
   const { overall, categories } = scores;
-  const report = { model: opts.model, prompts: scores.prompts, overall, categories };
+  // The contract's fields first, then what made the score: a score without its settings cannot be compared.
+  const report = {
+    model: opts.model,
+    prompts: scores.prompts,
+    overall,
+    categories,
+    settings: {
+      steps: opts.steps,
+      sampler: opts.sampler,
+      cfg: opts.cfg,
+      seed: opts.seed,
+      batch: opts.batch,
+      size: scores.size,
+      backend: info.backend,
+    },
+  };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
