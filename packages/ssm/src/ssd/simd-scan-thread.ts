@@ -107,8 +107,9 @@ export function runPairs(
 }
 
 // control words (Int32Array over a SharedArrayBuffer): the caller bumps GO and notifies, the worker
-// runs and stores the same number into DONE; READY once its module is instantiated
-const [GO, DONE, READY] = [0, 1, 2];
+// runs and stores the same number into DONE (FAILED 1 if its half threw); READY once its module is
+// instantiated
+const [GO, DONE, READY, FAILED] = [0, 1, 2, 3];
 const WORDS = 4;
 /** How long the caller waits for the worker's half before giving up with an error. */
 const TIMEOUT_MS = 60_000;
@@ -129,7 +130,11 @@ for (let seen = 0; ; ) {
   seen = Atomics.load(c, ${GO});
   const j = {};
   fields.forEach((k, i) => { j[k] = f[i]; });
-  runPairs(scans['scan' + j.vectors], dtValue, new Float32Array(memory.buffer), j, f[fields.length], f[fields.length + 1], f[fields.length + 2]);
+  try {
+    runPairs(scans['scan' + j.vectors], dtValue, new Float32Array(memory.buffer), j, f[fields.length], f[fields.length + 1], f[fields.length + 2]);
+  } catch {
+    Atomics.store(c, ${FAILED}, 1);
+  }
   Atomics.store(c, ${DONE}, seen);
   Atomics.notify(c, ${DONE});
 }`;
@@ -206,6 +211,7 @@ export function runAllPairs(
         throw new Error(`the SSD scan's second thread did not finish within ${TIMEOUT_MS / 1000} s`);
       }
     }
+    if (Atomics.exchange(h.control, FAILED, 0) === 1) throw new Error("the SSD scan's second thread failed on its half of the sequences");
     return;
   }
   runPairs(scan, dtValue, new Float32Array(memory.buffer), job, S, 0, half);
