@@ -140,8 +140,11 @@ async function startThreaded(
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
+    // the heap, made here (as Emscripten would: 16 MiB growing to 4 GiB, shared) so that it is
+    // reachable as the module's `wasmMemory`: kernels of ours import it (HostOps.heapMemory)
+    const wasmMemory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
     const module = await Promise.race([
-      factory({ locateFile }),
+      factory({ locateFile, wasmMemory }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`its workers did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
       }),

@@ -7,3 +7,4 @@ export { bidirectionalReference, mamba2Reference } from './mixer/reference.js';
 export * from './selective/reference.js';
 export { ssdBackwardValues, ssdForwardValues } from './ssd/cpu.js';
 export * from './ssd/reference.js';
+export { setWasmSimdScan, wasmSimdScanThreads } from './ssd/simd-scan.js';

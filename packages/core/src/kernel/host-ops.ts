@@ -138,6 +138,19 @@ export class HostOps {
     return (from, to, n) => dst.set(src.subarray(from, from + n), to);
   }
 
+  /**
+   * The wasm heap itself, for a WebAssembly module of ours that imports it and works on tensors in
+   * place (a tensor's address is `values(t).byteOffset`), or undefined on cpu and where the build
+   * hides it. tfjs's SIMD build exports its memory (`asm.memory`); the threaded build imports one,
+   * which our Node loader makes and hands it (`wasmMemory`, wasm-threads.ts).
+   */
+  heapMemory(): WebAssembly.Memory | undefined {
+    if (this.kind !== 'wasm') return undefined;
+    const m = (this.backend as unknown as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
+    const memory = m?.wasmMemory ?? m?.asm?.memory;
+    return memory instanceof WebAssembly.Memory ? memory : undefined;
+  }
+
   /** The raw values of any dtype (bool as Uint8Array), in place like `values`. */
   data(x: TensorInfo): ArrayLike<number> {
     if (this.kind === 'wasm') return (this.backend as unknown as WasmLike).typedArrayFromHeap(x);

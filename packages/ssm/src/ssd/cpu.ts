@@ -22,9 +22,13 @@ function dtUnclamped(u: number, a: SsdAttrs): number {
   return a.dtSoftplus && u <= 20 ? Math.log1p(Math.exp(u)) : u;
 }
 
-/** dt' = clamp(softplus?(dt + bias)) alone: the wasm forward's hot loop, without processDt's pair. */
-export function dtValue(raw: number, bias: number, a: SsdAttrs): number {
-  const v = dtUnclamped(raw + bias, a);
+/**
+ * dt' = clamp(softplus?(dt + bias)) alone: the wasm forward's hot loop, without processDt's pair.
+ * Self-contained (dtUnclamped written out): the SIMD scan's second thread runs its source text.
+ */
+export function dtValue(raw: number, bias: number, a: Pick<SsdAttrs, 'dtSoftplus' | 'dtClamp' | 'dtMin' | 'dtMax'>): number {
+  const u = raw + bias;
+  const v = a.dtSoftplus && u <= 20 ? Math.log1p(Math.exp(u)) : u;
   if (a.dtClamp) {
     if (v < a.dtMin) return a.dtMin;
     if (v > a.dtMax) return a.dtMax;

@@ -1,7 +1,9 @@
+import { availableParallelism } from 'node:os';
+import { HostOps } from '@t2md/core';
 import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { ssdForwardValues } from '../testing.js';
+import { setWasmSimdScan, ssdForwardValues, wasmSimdScanThreads } from '../testing.js';
 import { ssdScan } from './index.js';
 import type { SsdScanOptions } from './types.js';
 import { validateSsd } from './validate.js';
@@ -49,71 +51,121 @@ const CASES: Case[] = [
   // the shapes student's sequences: 256 tokens, heads of weak and strong decay (chunks cut by the
   // decay, then evened), several heads sharing each product
   { B: 2, L: 256, H: 4, P: 4, G: 1, N: 16, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', A: [-16, -2] },
+  // the SIMD scan's channel blocks: P of 32 (the shapes student's heads, N 64), 64 (two blocks of
+  // 32), 16, 8 and 12 (three blocks of 4), with groups and every optional input
+  { B: 2, L: 256, H: 8, P: 32, G: 1, N: 64, opts: { chunkSize: 64, dtSoftplus: true }, D: 'head', A: [-8, -0.05] },
+  { B: 1, L: 40, H: 2, P: 64, G: 2, N: 8, opts: { chunkSize: 16, dtSoftplus: true }, D: 'channel', init: true, A: [-2, -0.1] },
+  {
+    B: 2,
+    L: 33,
+    H: 4,
+    P: 16,
+    G: 2,
+    N: 12,
+    opts: { chunkSize: 8, dtSoftplus: true, dtLimit: [0.01, 0.4] },
+    z: true,
+    init: true,
+    A: [-4, -1],
+  },
+  { B: 1, L: 50, H: 3, P: 8, G: 3, N: 5, opts: { chunkSize: 64 }, D: 'head', z: true, A: [-1, -0.1] },
+  { B: 1, L: 17, H: 2, P: 12, G: 1, N: 7, opts: { chunkSize: 4, dtSoftplus: true }, D: 'channel', init: true, A: [-30, -5] },
 ];
 
 const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
 
-describe.each(['cpu', 'wasm'] as const)('ssdScan forward in chunked matrix form on %s', (name) => {
+// on wasm the SIMD recurrence (simd-scan.ts) runs where P is a multiple of 4, the chunked form
+// elsewhere; with it turned off the chunked form runs everywhere
+describe.each([
+  ['cpu', 'chunked matrix form', false],
+  ['wasm', 'chunked matrix form', false],
+  ['wasm', 'SIMD recurrence', true],
+] as const)('ssdScan forward on %s, %s', (name, form, simd) => {
   it('matches the float64 recurrence (y and finalStates) on fresh random inputs, without leaking', async (ctx) => {
     const info = await useBackend(name, ctx);
     const seed = freshSeed();
-    console.log(`ssd host: ${describeInfo(info)}, seed ${seed}`);
-    for (const [ci, c] of CASES.entries()) {
-      let k = 1000 * ci;
-      const r = (shape: number[], lo: number, hi: number) =>
-        tf.tensor(
-          randomArray(
-            shape.reduce((a, b) => a * b, 1),
-            seed + 7919 * ++k,
-            lo,
-            hi,
-          ),
-          shape,
-        );
-      const inp = {
-        x: r([c.B, c.L, c.H, c.P], -1, 1),
-        dt: r([c.B, c.L, c.H], -3, 1),
-        A: r([c.H], c.A[0], c.A[1]),
-        B: r([c.B, c.L, c.G, c.N], -1, 1),
-        C: r([c.B, c.L, c.G, c.N], -1, 1),
-        dtBias: r([c.H], -1, 1),
-        ...(c.D ? { D: r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5) } : {}),
-        ...(c.z ? { z: r([c.B, c.L, c.H, c.P], -2, 2) } : {}),
-        ...(c.init ? { initialStates: r([c.B, c.H, c.P, c.N], -1, 1) } : {}),
-      };
-      const attrs = { ...validateSsd(inp, { ...c.opts, returnFinalStates: true }) };
-      const one = new Float32Array(1);
-      const vals = async (t?: tf.Tensor) => (t ? ((await t.data()) as Float32Array) : one);
-      const want = ssdForwardValues(
-        {
-          x: await vals(inp.x),
-          dt: await vals(inp.dt),
-          A: await vals(inp.A),
-          B: await vals(inp.B),
-          C: await vals(inp.C),
-          D: await vals(inp.D),
-          z: await vals(inp.z),
-          dtBias: await vals(inp.dtBias),
-          initialStates: await vals(inp.initialStates),
-        },
-        { batch: c.B, seqlen: c.L, nheads: c.H, headdim: c.P, ngroups: c.G, dstate: c.N },
-        attrs,
-      );
-      const before = dataIds();
-      await withNoLeaks(async () => {
-        const got = ssdScan(inp, { ...c.opts, returnFinalStates: true });
-        const ey = relErr(await got.y.data(), want.y);
-        const ef = relErr(await got.finalStates!.data(), want.finalStates);
-        console.log(`ssd host ${name} case ${ci}: y ${ey.toExponential(2)}, finalStates ${ef.toExponential(2)}`);
-        expect(ey, `case ${ci} y, seed ${seed}`).toBeLessThan(2e-6);
-        expect(ef, `case ${ci} finalStates, seed ${seed}`).toBeLessThan(2e-6);
-        // without finalStates the last chunk leaves out the next state's rows: the same y
-        const yOnly = ssdScan(inp, c.opts).y;
-        expect(relErr(await yOnly.data(), want.y), `case ${ci} y without finalStates, seed ${seed}`).toBeLessThan(2e-6);
-        tf.dispose([got.y, got.finalStates!, yOnly]);
-      });
-      expect(dataIds(), `backend data after case ${ci}`).toBe(before);
-      tf.dispose(Object.values(inp));
+    console.log(`ssd host (${form}): ${describeInfo(info)}, seed ${seed}`);
+    setWasmSimdScan(simd);
+    if (simd) await secondThreadStarted();
+    try {
+      await compareCases(name, form, seed);
+    } finally {
+      setWasmSimdScan(true);
     }
   });
 });
+
+/**
+ * The SIMD scan runs here, and on a shared heap (Node's threaded build, 2+ cores) its second thread
+ * has started: the first call starts it, later calls split their pairs with it.
+ */
+async function secondThreadStarted(): Promise<void> {
+  const memory = new HostOps(tf.backend()).heapMemory();
+  expect(memory, 'the wasm heap a SIMD module can import').toBeInstanceOf(WebAssembly.Memory);
+  const two = memory!.buffer instanceof SharedArrayBuffer && availableParallelism() >= 2;
+  const x = tf.zeros([2, 3, 1, 4]);
+  const [dt, A, bc] = [tf.zeros([2, 3, 1]), tf.zeros([1]), tf.zeros([2, 3, 1, 4])];
+  tf.dispose(ssdScan({ x, dt, A, B: bc, C: bc }).y);
+  tf.dispose([x, dt, A, bc]);
+  for (let i = 0; i < 200 && two && wasmSimdScanThreads(tf.backend()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(wasmSimdScanThreads(tf.backend()), 'threads of the SIMD scan').toBe(two ? 2 : 1);
+}
+
+async function compareCases(name: string, form: string, seed: number): Promise<void> {
+  for (const [ci, c] of CASES.entries()) {
+    let k = 1000 * ci;
+    const r = (shape: number[], lo: number, hi: number) =>
+      tf.tensor(
+        randomArray(
+          shape.reduce((a, b) => a * b, 1),
+          seed + 7919 * ++k,
+          lo,
+          hi,
+        ),
+        shape,
+      );
+    const inp = {
+      x: r([c.B, c.L, c.H, c.P], -1, 1),
+      dt: r([c.B, c.L, c.H], -3, 1),
+      A: r([c.H], c.A[0], c.A[1]),
+      B: r([c.B, c.L, c.G, c.N], -1, 1),
+      C: r([c.B, c.L, c.G, c.N], -1, 1),
+      dtBias: r([c.H], -1, 1),
+      ...(c.D ? { D: r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5) } : {}),
+      ...(c.z ? { z: r([c.B, c.L, c.H, c.P], -2, 2) } : {}),
+      ...(c.init ? { initialStates: r([c.B, c.H, c.P, c.N], -1, 1) } : {}),
+    };
+    const attrs = { ...validateSsd(inp, { ...c.opts, returnFinalStates: true }) };
+    const one = new Float32Array(1);
+    const vals = async (t?: tf.Tensor) => (t ? ((await t.data()) as Float32Array) : one);
+    const want = ssdForwardValues(
+      {
+        x: await vals(inp.x),
+        dt: await vals(inp.dt),
+        A: await vals(inp.A),
+        B: await vals(inp.B),
+        C: await vals(inp.C),
+        D: await vals(inp.D),
+        z: await vals(inp.z),
+        dtBias: await vals(inp.dtBias),
+        initialStates: await vals(inp.initialStates),
+      },
+      { batch: c.B, seqlen: c.L, nheads: c.H, headdim: c.P, ngroups: c.G, dstate: c.N },
+      attrs,
+    );
+    const before = dataIds();
+    await withNoLeaks(async () => {
+      const got = ssdScan(inp, { ...c.opts, returnFinalStates: true });
+      const ey = relErr(await got.y.data(), want.y);
+      const ef = relErr(await got.finalStates!.data(), want.finalStates);
+      console.log(`ssd host ${name} (${form}) case ${ci}: y ${ey.toExponential(2)}, finalStates ${ef.toExponential(2)}`);
+      expect(ey, `case ${ci} y, seed ${seed}`).toBeLessThan(2e-6);
+      expect(ef, `case ${ci} finalStates, seed ${seed}`).toBeLessThan(2e-6);
+      // without finalStates the last chunk leaves out the next state's rows: the same y
+      const yOnly = ssdScan(inp, c.opts).y;
+      expect(relErr(await yOnly.data(), want.y), `case ${ci} y without finalStates, seed ${seed}`).toBeLessThan(2e-6);
+      tf.dispose([got.y, got.finalStates!, yOnly]);
+    });
+    expect(dataIds(), `backend data after case ${ci}`).toBe(before);
+    tf.dispose(Object.values(inp));
+  }
+}

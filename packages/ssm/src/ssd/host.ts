@@ -2,7 +2,8 @@
  * The SSD scan's forward on cpu and wasm in its chunked matrix form (Mamba-2, arXiv 2405.21060 §6),
  * each chunk of each group one `[q + N, q + N] × [q + N, W]` product on the backend's own BatchMatMul
  * (XNNPACK on wasm, on every thread), plus C Bᵀ. Letters of types.ts; W = (H/G)·P, the group's heads
- * side by side, so every head of a group shares one product.
+ * side by side, so every head of a group shares one product. On wasm it runs only where the SIMD
+ * recurrence (simd-scan.ts) cannot: P not a multiple of 4, or a heap tfjs keeps to itself.
  *
  * Within a chunk of tokens 0..q-1, with a_t = dt'_t A_h, α_t = exp(a_1 + … + a_t) (α_0 = 1) and
  * β_j = dt'_j / α_j, the decay from token j to t is α_t β_j / dt'_j, so with X̃ = β ∘ X and S' = e^{a_0} S

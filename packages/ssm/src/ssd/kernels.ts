@@ -12,6 +12,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { type SsdArrays, ssdBackwardValues } from './cpu.js';
 import { ssdForwardHost } from './host.js';
+import { ssdForwardSimd } from './simd-scan.js';
 import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
 import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
 
@@ -35,10 +36,13 @@ function arrays(i: Arr): SsdArrays {
   };
 }
 
-// forward: the chunked matrix form on the backend's own GEMMs (host.ts); the plain recurrence of
-// cpu.ts (ssdForwardValues) is its reference. The backward is still the recurrence.
-const jsForward: KernelFunc = ({ inputs, backend, attrs }) =>
-  ssdForwardHost(backend as KernelBackend, inputs as Record<string, TensorInfo>, attrs as unknown as SsdAttrs);
+// forward: on wasm the recurrence in a SIMD module of ours (simd-scan.ts), else the chunked matrix
+// form on the backend's own GEMMs (host.ts); the plain recurrence of cpu.ts (ssdForwardValues) is
+// the reference of both. The backward is still the recurrence.
+const jsForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const [b, i, a] = [backend as KernelBackend, inputs as Record<string, TensorInfo>, attrs as unknown as SsdAttrs];
+  return ssdForwardSimd(b, i, a) ?? ssdForwardHost(b, i, a);
+};
 
 const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (i, attrs) => {
   const d = dimsOf(i.x!.shape, i.B!.shape);
