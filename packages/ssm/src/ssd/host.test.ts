@@ -106,7 +106,7 @@ async function secondThreadStarted(): Promise<void> {
   const [dt, A, bc] = [tf.zeros([2, 3, 1]), tf.zeros([1]), tf.zeros([2, 3, 1, 4])];
   tf.dispose(ssdScan({ x, dt, A, B: bc, C: bc }).y);
   tf.dispose([x, dt, A, bc]);
-  for (let i = 0; i < 200 && two && wasmSimdScanThreads(tf.backend()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 600 && two && wasmSimdScanThreads(tf.backend()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
   expect(wasmSimdScanThreads(tf.backend()), 'threads of the SIMD scan').toBe(two ? 2 : 1);
 }
 
