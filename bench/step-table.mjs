@@ -56,7 +56,9 @@ const opt = (name, fallback) => {
 for (const a of args)
   if (
     a.startsWith('--') &&
-    !['models', 'steps', 'prompts', 'seed', 'sampler', 'cfg', 'batch', 'tolerance', 'reference', 'backend', 'out', 'rows', 'pick'].includes(a.slice(2))
+    !['models', 'steps', 'prompts', 'seed', 'sampler', 'cfg', 'batch', 'tolerance', 'reference', 'backend', 'out', 'rows', 'pick'].includes(
+      a.slice(2),
+    )
   )
     usage(`unknown option ${a}`);
 const int = (name, fallback) => {
@@ -102,7 +104,8 @@ if (measured == null) {
 } else {
   const backends = [...new Set(measured.map((r) => r.backend))];
   const cards = [...new Set(measured.map((r) => r.card))];
-  if (backends.length !== 1 || cards.length !== 1) usage(`${rowsFile} mixes backends or cards (${backends}, ${cards}); give one call's rows`);
+  if (backends.length !== 1 || cards.length !== 1)
+    usage(`${rowsFile} mixes backends or cards (${backends}, ${cards}); give one call's rows`);
   evalSettings.backend = backends[0];
   card = `${cards[0]} (${backends[0]})`;
   commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
@@ -111,7 +114,9 @@ if (measured == null) {
 /** The lines of a gpu-evals.sh file, each checked to hold what the table needs. */
 function readMeasuredRows(path) {
   if (!existsSync(path)) usage(`--rows ${path} does not exist`);
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines.map((l, i) => {
     let r;
     try {
@@ -138,9 +143,14 @@ function rowsFor(name, sha256) {
       r.batch === evalSettings.batch,
   );
   const labels = [...new Set(mine.map((r) => r.label))];
-  if (labels.length !== 1) usage(`${rowsFile} has ${labels.length === 0 ? 'no' : 'several'} ${name} rows at these settings (${labels.join(', ')}); name one with --pick ${name}=LABEL`);
+  if (labels.length !== 1)
+    usage(
+      `${rowsFile} has ${labels.length === 0 ? 'no' : 'several'} ${name} rows at these settings (${labels.join(', ')}); name one with --pick ${name}=LABEL`,
+    );
   if (mine.some((r) => r.sha256 !== sha256))
-    usage(`the ${name} rows of ${rowsFile} were measured on another file than packages/shapes/models/${name}.safetensors (sha256 differs); copy that model there first`);
+    usage(
+      `the ${name} rows of ${rowsFile} were measured on another file than packages/shapes/models/${name}.safetensors (sha256 differs); copy that model there first`,
+    );
   return steps.map((s) => {
     const r = mine.find((m) => m.steps === s);
     if (r == null) usage(`${rowsFile} has no ${name} row at ${s} steps (label ${labels[0]}); pass --steps with the step counts it has`);

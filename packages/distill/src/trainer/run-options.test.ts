@@ -84,7 +84,10 @@ describe('ablation options of distillStudent (cpu)', () => {
     const overrides = { forcing: { steps: 1, lr: 2e-3, batchSize: 3, dataMix: { odd: 2 } } };
     // the stage's dataMix reaches the data source as its mix
     const mixes: unknown[] = [];
-    const data: typeof syntheticData = (o) => (mixes.push(o.mix), syntheticData(o));
+    const data: typeof syntheticData = (o) => {
+      mixes.push(o.mix);
+      return syntheticData(o);
+    };
     await distillStudent({ ...common, data, out, teacher: teacherDir, stage: 'forcing', student, overrides });
     expect(mixes).toEqual([{ odd: 2 }]);
     // Chained into the same folder: the distill stage's λ changes apply; the student must agree.
