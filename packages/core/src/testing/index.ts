@@ -225,6 +225,19 @@ export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Ar
   return out;
 }
 
+/** A float32 tensor of `shape` holding `randomArray`'s draw of `seed` in [lo, hi). */
+export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
+  return tf.tensor(
+    randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      lo,
+      hi,
+    ),
+    shape,
+  );
+}
+
 /**
  * `n` floats in [lo, hi], one uniform draw in each of `n` equal strata, in an order shuffled by `seed`:
  * fresh values whose spread over the range does not depend on the seed. A few plain uniform draws can all

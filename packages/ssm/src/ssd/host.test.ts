@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { HostOps } from '@t2md/core';
-import { describeInfo, freshSeed, randomArray, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, randomTensor, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { setWasmSimdScan, ssdForwardValues, wasmSimdScanThreads } from '../testing.js';
@@ -113,16 +113,7 @@ async function secondThreadStarted(): Promise<void> {
 async function compareCases(name: string, form: string, seed: number): Promise<void> {
   for (const [ci, c] of CASES.entries()) {
     let k = 1000 * ci;
-    const r = (shape: number[], lo: number, hi: number) =>
-      tf.tensor(
-        randomArray(
-          shape.reduce((a, b) => a * b, 1),
-          seed + 7919 * ++k,
-          lo,
-          hi,
-        ),
-        shape,
-      );
+    const r = (shape: number[], lo: number, hi: number) => randomTensor(shape, seed + 7919 * ++k, lo, hi);
     const inp = {
       x: r([c.B, c.L, c.H, c.P], -1, 1),
       dt: r([c.B, c.L, c.H], -3, 1),

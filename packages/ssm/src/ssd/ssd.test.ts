@@ -1,5 +1,5 @@
 import { deviceMemory, InputError, releaseFreeBuffers, resetDevicePeak } from '@t2md/core';
-import { describeInfo, freshSeed, hostBuiltSizes, randomArray, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
+import { describeInfo, freshSeed, hostBuiltSizes, randomTensor, relErr, testBackends, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ssdGradBound, ssdGradError } from './grad-error.js';
@@ -74,16 +74,7 @@ const CASES: Case[] = [
 
 function makeInputs(c: Case, seed: number): SsdScanInputs {
   let k = 0;
-  const r = (shape: number[], lo: number, hi: number) =>
-    tf.tensor(
-      randomArray(
-        shape.reduce((a, b) => a * b, 1),
-        seed + 7919 * ++k,
-        lo,
-        hi,
-      ),
-      shape,
-    );
+  const r = (shape: number[], lo: number, hi: number) => randomTensor(shape, seed + 7919 * ++k, lo, hi);
   const inp: SsdScanInputs = {
     x: r([c.B, c.L, c.H, c.P], -1, 1),
     dt: r([c.B, c.L, c.H], c.dt[0], c.dt[1]),
@@ -133,8 +124,8 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
     for (const c of CASES) {
       const inp = makeInputs(c, seed);
       const keys = names(inp);
-      const wy = tf.tensor(randomArray(c.B * c.L * c.H * c.P, seed + 1), [c.B, c.L, c.H, c.P]);
-      const wf = tf.tensor(randomArray(c.B * c.H * c.P * c.N, seed + 2), [c.B, c.H, c.P, c.N]);
+      const wy = randomTensor([c.B, c.L, c.H, c.P], seed + 1);
+      const wf = randomTensor([c.B, c.H, c.P, c.N], seed + 2);
       await withNoLeaks(async () => {
         const a = ssdScan(inp, { ...c.opts, returnFinalStates: true });
         const r = ssdScanRef(inp, { ...c.opts, returnFinalStates: true });
@@ -168,7 +159,7 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
     const inp = makeInputs(c, seed);
     const keys = names(inp);
     const xs = keys.map((k) => inp[k] as tf.Tensor);
-    const wy = tf.tensor(randomArray(c.B * c.L * c.H * c.P, seed + 1), [c.B, c.L, c.H, c.P]);
+    const wy = randomTensor([c.B, c.L, c.H, c.P], seed + 1);
     const loss =
       (op: typeof ssdScan) =>
       (...ts: tf.Tensor[]) =>
@@ -228,8 +219,8 @@ describe('ssdScan gradient by finite differences (cpu, float64 loops)', () => {
     const seed = freshSeed();
     const inp = makeInputs(c, seed);
     const keys = names(inp);
-    const wy = tf.tensor(randomArray(c.L * c.H * c.P, seed + 1), [1, c.L, c.H, c.P]);
-    const wf = tf.tensor(randomArray(c.H * c.P * c.N, seed + 2), [1, c.H, c.P, c.N]);
+    const wy = randomTensor([1, c.L, c.H, c.P], seed + 1);
+    const wf = randomTensor([1, c.H, c.P, c.N], seed + 2);
     const f = lossFn(ssdScan, keys, c.opts, wy, wf);
     const xs = keys.map((k) => inp[k] as tf.Tensor);
     const grads = tf.grads(f)(xs);
