@@ -30,11 +30,10 @@
  * the script (exit 1) and leaves the file as it was.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chooseSteps, parseStepTable } from '@t2md/shapes';
+import { chooseSteps, parseStepTable, sha256Hex } from '@t2md/shapes';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'dist', 'bin.js');
@@ -174,7 +173,7 @@ for (const name of models) {
   const path = join(modelsDir, `${name}.safetensors`);
   if (!existsSync(path)) usage(`${relative(root, path)} does not exist`);
   const bytes = readFileSync(path);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sha256 = await sha256Hex(bytes);
   const rows = measured == null ? [] : rowsFor(name, sha256);
   for (const s of measured == null ? steps : []) {
     const t0 = Date.now();

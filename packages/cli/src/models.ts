@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { InputError } from '@t2md/core';
 import { loadTrainedModel, type TrainedModel } from '@t2md/dit';
-import { createCaptionEncoder, type ShippedSampling, shippedSampling } from '@t2md/shapes';
+import { createCaptionEncoder, type ShippedSampling, sha256Hex, shippedSampling } from '@t2md/shapes';
 
 const require = createRequire(import.meta.url);
 
@@ -26,13 +25,13 @@ export function shippedModelPath(name: (typeof SHIPPED)[number]): string | undef
  * The measured step count of a shipped model (the step table, models/sampling.json, checked against the
  * file's size and sha256), or undefined when `spec` names no shipped model (a path, or none installed).
  */
-export function shippedSteps(spec: string): ShippedSampling | undefined {
+export async function shippedSteps(spec: string): Promise<ShippedSampling | undefined> {
   if (!(SHIPPED as readonly string[]).includes(spec)) return undefined;
   const name = spec as (typeof SHIPPED)[number];
   const path = shippedModelPath(name);
   if (path == null) return undefined;
   const bytes = readFileSync(path);
-  return shippedSampling(name, { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+  return shippedSampling(name, { bytes: bytes.length, sha256: await sha256Hex(bytes) });
 }
 
 /**

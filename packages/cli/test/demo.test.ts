@@ -21,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 't2md-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('t2md demo (shipped models, wasm)', () => {
-  it('writes a grid per model and prompt and teacher-vs-student.png: 4 prompts wide, 2 models high', () => {
+  it('writes a grid per model and prompt and teacher-vs-student.png: 4 prompts wide, 2 models high', async () => {
     const r = t2md(['demo', '--out', dir], { T2MD_BACKEND: 'wasm' });
     expect(r.code, r.stderr).toBe(0);
     const files = readdirSync(dir).sort();
@@ -36,7 +36,7 @@ describe('t2md demo (shipped models, wasm)', () => {
     expect(r.stdout).toContain('teacher (top) and student (bottom)');
     // each model at its measured step count (the step table), said before sampling and in every grid's line
     for (const name of ['teacher', 'student'] as const) {
-      const chosen = shippedSteps(name)!;
+      const chosen = (await shippedSteps(name))!;
       expect(r.stdout).toContain(`${name}: ${chosen.note}`);
       expect(r.stdout).toMatch(new RegExp(`^wrote .+${name}-0\\.png \\(4 images\\), ${chosen.steps} steps at `, 'm'));
     }

@@ -15,8 +15,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = { T2MD_BACKEND: 'wasm' };
 
 describe('t2md sample: step count', () => {
-  it("a shipped model without --steps takes the table's count; --steps and model files keep theirs", () => {
-    const chosen = shippedSteps('teacher')!;
+  it("a shipped model without --steps takes the table's count; --steps and model files keep theirs", async () => {
+    const chosen = (await shippedSteps('teacher'))!;
     expect(chosen.measured, chosen.note).toBe(true);
     const r = t2md(['sample', 'a red circle', '--model', 'teacher', '--out', join(dir, 'a.png')], env);
     expect(r.code, r.stderr).toBe(0);

@@ -53,7 +53,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     teacher = join(tdir, 'model.safetensors');
     student = join(sdir, 'model.safetensors');
   } else {
-    const chosen = { teacher: shippedSteps('teacher')!, student: shippedSteps('student')! };
+    const chosen = { teacher: (await shippedSteps('teacher'))!, student: (await shippedSteps('student'))! };
     for (const [name, s] of Object.entries(chosen)) process.stdout.write(`${name}: ${s.note}\n`);
     steps = { teacher: chosen.teacher.steps, student: chosen.student.steps };
   }

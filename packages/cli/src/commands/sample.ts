@@ -29,7 +29,7 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
   const trained = loadModel(opts.model);
   // no --steps: a shipped model samples with its measured count (the DPM-Solver++ table), anything else with 20
-  const table = opts.steps == null && opts.sampler === 'dpmpp-2m' ? shippedSteps(opts.model) : undefined;
+  const table = opts.steps == null && opts.sampler === 'dpmpp-2m' ? await shippedSteps(opts.model) : undefined;
   const steps = opts.steps ?? table?.steps ?? FALLBACK_STEPS;
   try {
     const { images: imgs, msPerStep, seconds } = await drawImages(trained, { ...opts, steps, prompt }, info.backend);

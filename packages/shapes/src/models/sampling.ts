@@ -113,8 +113,8 @@ export interface ShippedSampling {
 
 /**
  * The measured step count of shipped model `name`, given the model file's size and sha256 (lower-case
- * hex; `sha256Hex` computes it). A table measured on other bytes (the lead replaced the models but not
- * the table) is refused: `measured` is false, `steps` is `FALLBACK_STEPS` and `note` says what to run.
+ * hex; `sha256Hex` computes it). A table measured on other bytes (the models were replaced but not the
+ * table) is refused: `measured` is false, `steps` is `FALLBACK_STEPS` and `note` says what to run.
  */
 export function shippedSampling(
   name: ShippedModelName,
