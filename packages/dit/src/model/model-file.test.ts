@@ -11,6 +11,7 @@ import {
   encodeTrainedModel,
   loadTrainedModel,
   MODEL_PREFIX,
+  PREDICTION_KEY,
   type TextEncoderLike,
   type TextEncoderSpec,
 } from './model-file.js';
@@ -91,6 +92,28 @@ describe('model files', () => {
       /x\.safetensors's 't2md\.text_encoder' metadata is missing/,
     );
     expect(() => loadTrainedModel(new Uint8Array([1, 2, 3]), fakeEncoder)).toThrow(/the model file is not a model or checkpoint file/);
+    enc.dispose();
+    model.dispose();
+  });
+
+  it("records the prediction type: 'v' reads back 'v', no field reads 'epsilon', a bad value is one InputError", async () => {
+    const model = createDiT(tinyStudent);
+    const enc = fakeEncoder(spec);
+    const before = tf.memory().numTensors;
+    const read = async (meta: Record<string, string>) => {
+      const m = loadTrainedModel(await encodeTrainedModel(model, enc, spec, {}, meta), fakeEncoder, { where: 'x.safetensors' });
+      m.dispose();
+      return m.prediction;
+    };
+    expect(await read({ [PREDICTION_KEY]: 'v' })).toBe('v');
+    expect(await read({})).toBe('epsilon');
+    const bad = await encodeTrainedModel(model, enc, spec, {}, { [PREDICTION_KEY]: 'velocity' });
+    expect(() => loadTrainedModel(bad, fakeEncoder, { where: 'x.safetensors' })).toThrow(
+      new InputError(
+        `x.safetensors's 't2md.prediction' metadata is "velocity", not one of epsilon, v, sample; the file is damaged or from a newer t2md, write it again.`,
+      ),
+    );
+    expect(tf.memory().numTensors).toBe(before);
     enc.dispose();
     model.dispose();
   });

@@ -10,6 +10,7 @@
  *   ema.NAME           EMA of the trained weights (checkpoints only; a model file has them folded in)
  *
  * and string metadata: `t2md.config` (the DiT config), `t2md.text_encoder` (the encoder spec),
+ * `t2md.prediction` (what the DiT predicts; absent: epsilon, as every file before the key reads),
  * `t2md.preset` and `t2md.train` (written by @t2md/distill). Everything is F32, so a resumed run
  * continues from bit-identical state. No Node APIs here: bytes in, bytes out (the browser uses it too).
  */
@@ -27,6 +28,30 @@ export const EMA = 'ema.';
 export const TEXT_ENCODER_KEY = 't2md.text_encoder';
 export const PRESET_KEY = 't2md.preset';
 export const TRAIN_KEY = 't2md.train';
+export const PREDICTION_KEY = 't2md.prediction';
+
+/**
+ * What a model's output is (@t2md/sampler's `PredictionType`, spelled out here because dit sits below
+ * the sampler): `epsilon` the added noise, `v` = √ᾱ ε − √(1−ᾱ) x0 (Salimans & Ho 2022), `sample` x0.
+ */
+export const MODEL_PREDICTIONS = ['epsilon', 'v', 'sample'] as const;
+export type ModelPrediction = (typeof MODEL_PREDICTIONS)[number];
+
+/**
+ * The prediction type a file's metadata records under `t2md.prediction`: absent is `epsilon` (every
+ * file written before the key, the shipped models among them); anything else is an InputError naming
+ * `where`.
+ */
+export function readPrediction(metadata: Record<string, string>, where: string): ModelPrediction {
+  const p = metadata[PREDICTION_KEY];
+  if (p == null) return 'epsilon';
+  check(
+    (MODEL_PREDICTIONS as readonly string[]).includes(p),
+    () =>
+      `${where}'s '${PREDICTION_KEY}' metadata is ${JSON.stringify(p)}, not one of ${MODEL_PREDICTIONS.join(', ')}; the file is damaged or from a newer t2md, write it again.`,
+  );
+  return p as ModelPrediction;
+}
 
 /** The caption encoder's settings (shapes's `CaptionEncoderConfig`). */
 export interface TextEncoderSpec {
@@ -145,11 +170,15 @@ export async function encodeTrainedModel(
   );
 }
 
-/** A loaded model: the DiT, its caption encoder (what `createEncoder` made), and the file's metadata. */
+/**
+ * A loaded model: the DiT, its caption encoder (what `createEncoder` made), what the DiT predicts (a
+ * sampler must be told: @t2md/shapes' `generate` takes it), and the file's metadata.
+ */
 export interface TrainedModel<E extends TextEncoderLike = TextEncoderLike> {
   model: DiT;
   encoder: E;
   spec: TextEncoderSpec;
+  prediction: ModelPrediction;
   metadata: Record<string, string>;
   dispose(): void;
 }
@@ -189,6 +218,7 @@ export function fromCheckpoint<E extends TextEncoderLike = TextEncoderLike>(
   const meta = ckpt.metadata;
   const config = parseMetadataJson<DiTConfig>(meta[CONFIG_METADATA_KEY], `${where}'s '${CONFIG_METADATA_KEY}' metadata`);
   const spec = parseMetadataJson<TextEncoderSpec>(meta[TEXT_ENCODER_KEY], `${where}'s '${TEXT_ENCODER_KEY}' metadata`);
+  const prediction = readPrediction(meta, where);
   const tensors: Record<string, tf.Tensor> = { ...ckpt.weights };
   if (opts.ema !== false) for (const [n, t] of Object.entries(ckpt.ema)) if (n in tensors) tensors[n] = t;
   const model = createDiT({ ...config, ...(opts.configOverride ?? {}) });
@@ -208,6 +238,7 @@ export function fromCheckpoint<E extends TextEncoderLike = TextEncoderLike>(
     model,
     encoder: enc,
     spec,
+    prediction,
     metadata: meta,
     dispose: () => {
       model.dispose();
