@@ -2,7 +2,7 @@
 // server-side render of the site never touches TensorFlow.js. Uses the packages' public exports only
 // (never @t2md/distill, which reads files through node:fs).
 import { type BackendInfo, backendReport, initBackend, isInputError, releaseFreeBuffers, wasmBuild } from '@t2md/core';
-import { attention, type DiT, loadTrainedModel } from '@t2md/dit';
+import { attention, type DiT, loadTrainedModel, type ModelPrediction } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import {
   type CaptionEncoder,
@@ -35,6 +35,8 @@ export interface LoadedModel {
   name: ModelName;
   model: DiT;
   encoder: CaptionEncoder;
+  /** What the model predicts (the file's `t2md.prediction`), passed to the sampler. */
+  prediction: ModelPrediction;
   /** The file's metadata (`t2md.preset`, `t2md.train`, …). */
   metadata: Record<string, string>;
   dispose(): void;
@@ -76,7 +78,7 @@ export async function pageBackend(wasmPaths: string): Promise<BackendState> {
 /** Reads a shapes-world model file (bytes of `teacher.safetensors` / `student.safetensors`) with @t2md/dit's reader. */
 export function loadModel(name: ModelName, bytes: Uint8Array): LoadedModel {
   const m = loadTrainedModel(bytes, createCaptionEncoder, { where: `${name}.safetensors` });
-  return { name, model: m.model, encoder: m.encoder, metadata: m.metadata, dispose: m.dispose };
+  return { name, model: m.model, encoder: m.encoder, prediction: m.prediction, metadata: m.metadata, dispose: m.dispose };
 }
 
 /**
@@ -134,6 +136,7 @@ export async function runModel(m: LoadedModel, o: RunOptions): Promise<{ image: 
   const { images, msPerStep } = await generate({
     model: m.model,
     encoder: m.encoder,
+    prediction: m.prediction,
     prompt: o.prompt,
     steps: o.steps,
     sampler: o.sampler,

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { initBackend, loadSafetensors, Rng } from '@t2md/core';
-import { loadDiT } from '@t2md/dit';
+import { loadDiT, readPrediction } from '@t2md/dit';
 import { captionEncoderFromTensors, evaluate, generate, imagesToTensor, renderScene, sampleScene, tokenize } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -34,6 +34,7 @@ if (existsSync(file)) {
   const { images: out, msPerStep } = await generate({
     model,
     encoder,
+    prediction: readPrediction(metadata, file), // what the file's model outputs (absent: epsilon)
     prompt,
     steps: 20,
     seed: 1,

@@ -15,6 +15,7 @@ const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
 const SCANS = ['bi', 'uni'] as const;
 const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
 const MODEL_DTYPES = ['f32', 'f16'] as const;
+const PREDICTIONS = ['epsilon', 'v'] as const;
 
 /** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
 const batchSizeOption = () =>
@@ -157,6 +158,11 @@ export function buildProgram(): Command {
     .addOption(lrOption())
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
+    .option(
+      '--prediction <type>',
+      'what the teacher predicts: epsilon (the default) or v = √ᾱ·ε − √(1−ᾱ)·x0 (min-SNR then weights min(SNR, γ)/(SNR+1)); with --init, the file\'s unless given',
+      choiceArg('--prediction', PREDICTIONS),
+    )
     .addOption(backendOption());
   addModelFileOptions(
     addRecipeOptions(train),

@@ -101,7 +101,7 @@ async function matmulRate(gemms: readonly GemmShape[]): Promise<number> {
 
 /** Times sampling of one model at one image count, profiles one guided model call. */
 async function measure(name: string, trained: ReturnType<typeof loadModel>, batch: number, o: SampleBenchOptions): Promise<SampleRow> {
-  const { model, encoder } = trained;
+  const { model, encoder, prediction } = trained;
   const grid = model.config.baseGrid ?? [16, 16];
   const size = grid[0] * model.config.patchSize;
   const tokens = grid[0] * grid[1];
@@ -127,6 +127,7 @@ async function measure(name: string, trained: ReturnType<typeof loadModel>, batc
       const { images } = await generate({
         model,
         encoder,
+        prediction,
         prompt: PROMPT,
         count: batch,
         steps: o.steps + 1,

@@ -136,7 +136,9 @@ function makePoint(
     transferFromTeacher(student, teacher);
     models = { model: student, encoder, teacher };
   }
-  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: alphasCumprod(preset.schedule) });
+  // the preset's teacher parametrisation (the student's inherits it); v only adds the target's two multiplies
+  const prediction = preset.stages.teacher.prediction ?? 'epsilon';
+  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: alphasCumprod(preset.schedule), prediction });
   const data = createDataset({ seed: preset.dataSeed, resolution, batchSize: batch, maxTokens: preset.captionTokens });
   let last: ReturnType<typeof stepper.step> | undefined;
   const host = { dataMs: 0, stepMs: 0, steps: 0 };

@@ -1,6 +1,6 @@
 import { type BackendName, initBackend } from '@t2md/core';
 import type { DiT, TextEncoderLike } from '@t2md/dit';
-import type { SamplerName } from '@t2md/sampler';
+import type { PredictionType, SamplerName } from '@t2md/sampler';
 import { CATEGORIES, type Category, evalPrompts, evaluate, generate } from '@t2md/shapes';
 import { loadModel } from '../models.js';
 import { readImages } from '../png.js';
@@ -34,6 +34,16 @@ export interface ScoreOptions {
   onStep?: (p: { done: number; total: number; batch: number; batches: number }) => void;
 }
 
+/**
+ * What `scoreModel` samples: a loaded model file (or the trainer's models), whose `prediction` the
+ * sampler is told.
+ */
+export interface ScoredModel {
+  model: DiT;
+  encoder: TextEncoderLike;
+  prediction: PredictionType;
+}
+
 /** The GenEval-style scores of a model: overall (mean of the six categories) and each category. */
 export interface Scores {
   overall: number;
@@ -52,7 +62,8 @@ export interface Scores {
  * batch b draws its noise from seed·100003 + b, so scores depend on the batch size: keep it fixed when
  * comparing models.
  */
-export async function scoreModel(model: DiT, encoder: TextEncoderLike, o: ScoreOptions): Promise<Scores> {
+export async function scoreModel(m: ScoredModel, o: ScoreOptions): Promise<Scores> {
+  const { model, encoder, prediction } = m;
   const { steps, sampler = 'dpmpp-2m', cfg = 4.5, seed = 0, batch = 25 } = o;
   const prompts = evalPrompts(o.prompts, seed);
   const images: Float32Array[] = [];
@@ -64,6 +75,7 @@ export async function scoreModel(model: DiT, encoder: TextEncoderLike, o: ScoreO
     const { images: img, msPerStep } = await generate({
       model,
       encoder,
+      prediction,
       prompt: chunk.map((p) => p.caption),
       steps,
       sampler,
@@ -94,7 +106,7 @@ export async function evalCommand(opts: EvalOptions): Promise<void> {
   const firstStep = firstStepNotice(info.backend);
   let scores: Scores;
   try {
-    scores = await scoreModel(trained.model, trained.encoder, {
+    scores = await scoreModel(trained, {
       ...opts,
       onStep: ({ done, batch, batches }) => {
         firstStep.done();

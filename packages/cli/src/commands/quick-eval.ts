@@ -24,8 +24,9 @@ export function quickEval(o: QuickEvalOptions): StageEvaluator | undefined {
   return {
     name: 'geneval',
     every: o.evalEvery,
-    run: async ({ model, encoder }) => {
-      const s = await scoreModel(model, encoder, { prompts, steps });
+    // the trainer passes the prediction type the run trains, so a v model is scored as v
+    run: async (trained) => {
+      const s = await scoreModel(trained, { prompts, steps });
       return { overall: s.overall, ...s.categories };
     },
   };

@@ -75,6 +75,7 @@ export async function drawImages(
     const { images, msPerStep } = await generate({
       model: trained.model,
       encoder: trained.encoder,
+      prediction: trained.prediction,
       prompt: o.prompt,
       count: o.count,
       steps: o.steps,

@@ -29,6 +29,8 @@ export interface TrainOptions extends QuickEvalOptions {
   timeLimit?: number;
   /** `--min-snr γ`: min-SNR-γ weighting of L_mse (StageConfig.minSnrGamma; 0 = off). */
   minSnr?: number;
+  /** `--prediction`: what the teacher predicts (StageConfig.prediction; t2md train only). */
+  prediction?: StageConfig['prediction'];
   /** Recipe overrides of the stage configs: warmupSteps, lrDecay, emaDecay, captionDropout. */
   warmup?: number;
   lrDecay?: StageConfig['lrDecay'];
@@ -65,6 +67,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     batchSize: o.batchSize,
     lr: o.lr,
     minSnrGamma: o.minSnr,
+    prediction: o.prediction,
     warmupSteps: o.warmup,
     lrDecay: o.lrDecay,
     emaDecay: o.emaDecay,

@@ -24,7 +24,8 @@ export function meanSquaredError(a: tf.Tensor, b: tf.Tensor, names: [string, str
 }
 
 /**
- * L_mse = mean((ε − ε̂)²): the plain denoising loss (also the teacher stage's whole loss).
+ * L_mse = mean((ε − ε̂)²): the plain denoising loss (also the teacher stage's whole loss). For a
+ * v-predicting model pass v and v̂ (the target in the model's own parametrisation).
  * @param eps the noise that was added, `[N, C, H, W]`
  * @param epsHat the model's prediction, `[N, C, H, W]`
  */
@@ -33,18 +34,33 @@ export function denoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor): tf.Scalar {
 }
 
 /**
- * Min-SNR-γ loss weights (Hang et al. 2023) for ε-prediction: w_t = min(SNR_t, γ) / SNR_t with
- * SNR_t = ᾱ_t / (1 − ᾱ_t). Low-noise steps (SNR > γ), whose ε is nearly unpredictable and whose
- * gradients fight the rest, count less; the others count fully.
+ * What the trained model predicts: `epsilon` (the added noise ε, PixArt) or `v` = √ᾱ_t ε − √(1 − ᾱ_t) x_0
+ * (Salimans & Ho 2022, sec. 4). Written as x_0 error, ε-prediction's L_mse is weighted by SNR_t, about 0
+ * at high noise where the layout is decided; v-prediction's by SNR_t + 1.
+ */
+export const TRAIN_PREDICTIONS = ['epsilon', 'v'] as const;
+export type TrainPrediction = (typeof TRAIN_PREDICTIONS)[number];
+
+/**
+ * Min-SNR-γ loss weights (Hang et al. 2023, sec. 3.4 and its v form) with SNR_t = ᾱ_t / (1 − ᾱ_t):
+ *   epsilon: w_t = min(SNR_t, γ) / SNR_t
+ *   v:       w_t = min(SNR_t, γ) / (SNR_t + 1)
+ * Both make the x_0-space weight min(SNR_t, γ): low-noise steps (SNR > γ), whose target is nearly
+ * unpredictable and whose gradients fight the rest, count less.
  * @param ts timesteps `[N]`, indices into `alphasCumprod`
  */
-export function minSnrWeights(ts: ArrayLike<number>, alphasCumprod: ArrayLike<number>, gamma: number): Float32Array {
+export function minSnrWeights(
+  ts: ArrayLike<number>,
+  alphasCumprod: ArrayLike<number>,
+  gamma: number,
+  prediction: TrainPrediction = 'epsilon',
+): Float32Array {
   check(Number.isFinite(gamma) && gamma > 0, () => `gamma must be a finite number > 0, got ${String(gamma)}.`);
   const w = new Float32Array(ts.length);
   for (let i = 0; i < ts.length; i++) {
     const ab = alphasCumprod[ts[i]!]!;
     const snr = ab / (1 - ab);
-    w[i] = Math.min(snr, gamma) / snr;
+    w[i] = Math.min(snr, gamma) / (prediction === 'v' ? snr + 1 : snr);
   }
   return w;
 }
@@ -71,7 +87,8 @@ export function weightedDenoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor, weight: t
 }
 
 /**
- * L_pseudo = mean((ε_teacher − ε_student)²): the teacher's prediction as a soft label.
+ * L_pseudo = mean((ε_teacher − ε_student)²): the teacher's prediction as a soft label (for a v teacher
+ * and student, their v outputs: the student predicts what its teacher does).
  * @param epsTeacher `[N, C, H, W]` (a constant: the teacher is frozen)
  * @param epsStudent `[N, C, H, W]`
  */

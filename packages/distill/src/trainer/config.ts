@@ -11,6 +11,7 @@
 import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
 import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
 import type { ScheduleConfig } from '@t2md/sampler';
+import { TRAIN_PREDICTIONS, type TrainPrediction } from '../losses/losses.js';
 import type { StageOverrides } from './options.js';
 
 /** The stages, in pipeline order. `teacher` is the plain denoising pre-training of the teacher. */
@@ -62,6 +63,12 @@ export interface StageConfig {
    * 0 or absent leaves it unweighted (presets saved before the field read as 0).
    */
   readonly minSnrGamma?: number;
+  /**
+   * What the teacher predicts (`t2md train --prediction`): `epsilon` (absent: every preset saved before
+   * the field) or `v` (L_mse's target becomes v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, min-SNR-γ takes its v form).
+   * The teacher stage's only: the distillation stages' student predicts what its teacher file does.
+   */
+  readonly prediction?: TrainPrediction;
   /**
    * Relative weights of the data source's kinds of item, handed to it as `mix` (the shapes world: its
    * six categories, integer weights, unnamed ones 1). Absent: the source's own default (uniform).
@@ -216,6 +223,13 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     c.recompute == null || typeof c.recompute === 'boolean',
     () => `${at} recompute must be true or false, got ${JSON.stringify(c.recompute)}.`,
   );
+  if (c.prediction != null) {
+    check(
+      stage === 'teacher',
+      () => `${at} prediction cannot be set: a student predicts what its teacher file records; train the teacher with it instead.`,
+    );
+    assertOneOf(`${at} prediction`, c.prediction, TRAIN_PREDICTIONS);
+  }
   const g = c.minSnrGamma ?? 0;
   check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {

@@ -18,9 +18,11 @@ import {
   type LoadTrainedOptions,
   loadTrainedModel as loadTrainedBytes,
   type ModelFloatDtype,
+  type ModelPrediction,
   PRESET_KEY,
   parseMetadataJson,
   type ResolvedDiTConfig,
+  readPrediction,
   resolveConfig,
   TEXT_ENCODER_KEY,
   type TextEncoderFactory,
@@ -32,7 +34,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { atomicWriteFile } from '../checkpoint/atomic.js';
 import type { StageName, TrainPreset } from './config.js';
 
-export { PRESET_KEY, TEXT_ENCODER_KEY, TEXT_ENCODER_PREFIX, TRAIN_KEY } from '@t2md/dit';
+export { PREDICTION_KEY, PRESET_KEY, TEXT_ENCODER_KEY, TEXT_ENCODER_PREFIX, TRAIN_KEY } from '@t2md/dit';
 
 /** The training state a checkpoint records under `t2md.train`. */
 export interface TrainState {
@@ -147,6 +149,8 @@ export interface ModelHeader {
   /** Resolved (defaults filled in), as `createDiT` builds it; a bad config is an InputError here. */
   readonly config: ResolvedDiTConfig;
   readonly spec: TextEncoderSpec;
+  /** What the DiT predicts (`t2md.prediction`; absent: epsilon). */
+  readonly prediction: ModelPrediction;
   readonly preset?: TrainPreset;
   /** The `t2md.train` record, when the file has a readable one. */
   readonly state?: Partial<TrainState>;
@@ -160,7 +164,8 @@ export function readModelHeader(path: string): ModelHeader {
   const spec = parseMetadataJson<TextEncoderSpec>(metadata[TEXT_ENCODER_KEY], where(TEXT_ENCODER_KEY));
   const resolved = resolveConfig(config).config;
   const preset = metadata[PRESET_KEY] != null ? parseMetadataJson<TrainPreset>(metadata[PRESET_KEY], where(PRESET_KEY)) : undefined;
-  return { path, config: resolved, spec, preset, state: parseTrainState(metadata[TRAIN_KEY]) };
+  const prediction = readPrediction(metadata, path);
+  return { path, config: resolved, spec, prediction, preset, state: parseTrainState(metadata[TRAIN_KEY]) };
 }
 
 /** What a checkpoint's header says: the training state and preset every checkpoint records, and its model. */
@@ -171,6 +176,8 @@ export interface CheckpointHeader {
   /** The DiT being trained (resolved) and the caption encoder. */
   readonly config: ResolvedDiTConfig;
   readonly spec: TextEncoderSpec;
+  /** What the DiT being trained predicts (`t2md.prediction`; absent: epsilon). */
+  readonly prediction: ModelPrediction;
 }
 
 /** Reads a checkpoint's header (not its weights); errors as `loadCheckpoint` and `fromCheckpoint` word them. */
@@ -181,7 +188,7 @@ export function readCheckpointHeader(path: string): CheckpointHeader {
   const preset = parseMeta<TrainPreset>(metadata[PRESET_KEY], where(PRESET_KEY));
   const config = resolveConfig(parseMetadataJson<DiTConfig>(metadata[CONFIG_METADATA_KEY], where(CONFIG_METADATA_KEY))).config;
   const spec = parseMetadataJson<TextEncoderSpec>(metadata[TEXT_ENCODER_KEY], where(TEXT_ENCODER_KEY));
-  return { path, state, preset, config, spec };
+  return { path, state, preset, config, spec, prediction: readPrediction(metadata, path) };
 }
 
 function parseMeta<T>(text: string | undefined, where: string): T {

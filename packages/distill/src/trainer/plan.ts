@@ -9,7 +9,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertInt, assertOneOf, check } from '@t2md/core';
-import { type ModelFloatDtype, resolveConfig } from '@t2md/dit';
+import { type ModelFloatDtype, type ModelPrediction, resolveConfig } from '@t2md/dit';
+import type { TrainPrediction } from '../losses/losses.js';
 import {
   continuedPreset,
   DISTILL_STAGES,
@@ -31,7 +32,7 @@ import {
   readModelHeader,
   type TrainState,
 } from './model-file.js';
-import type { DistillOptions, RunOptions } from './options.js';
+import type { DistillOptions, RunOptions, StageOverrides } from './options.js';
 import type { TextEncoderSpec } from './types.js';
 
 /** The files of a run's folder: the checkpoint (rewritten atomically), the metrics log, the model. */
@@ -49,6 +50,11 @@ export interface RunPlan {
   readonly preset: TrainPreset;
   /** The caption encoder (a fresh teacher run builds it from this spec). */
   readonly spec: TextEncoderSpec;
+  /**
+   * What the trained model predicts, in every stage: the teacher stage's `prediction` (a teacher run),
+   * the teacher file's (a distill run: the student inherits it). Recorded in every file the run writes.
+   */
+  readonly prediction: TrainPrediction;
   readonly start: RunStart;
   /** A distill run's teacher file: the frozen teacher, and the frozen caption encoder of the student. */
   readonly teacher?: string;
@@ -99,7 +105,11 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
   if (ckpt) {
     const st = ckpt.state;
     check(st.run === 'teacher', () => `${ckpt.path} is a ${st.run} checkpoint, not a teacher one; resume it as a distillation run.`);
-    preset = continuedPreset(ckpt.preset, opts.overrides, { resuming: true, stages: ['teacher'], where: ckpt.path });
+    preset = continuedPreset(ckpt.preset, samePrediction(ckpt.preset, opts.overrides), {
+      resuming: true,
+      stages: ['teacher'],
+      where: ckpt.path,
+    });
     spec = ckpt.spec;
     start = { from: 'checkpoint', file: ckpt.path, state: st };
   } else {
@@ -107,6 +117,10 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
     preset = withOverrides(resolvePreset(opts.preset ?? from?.preset), opts.overrides);
     if (from != null) {
       checkSameConfig(from.config, preset.teacher, from.path, `preset '${preset.name}''s teacher`, []);
+      // without an asked prediction the file's is kept; with one (v from an epsilon file) it is the fine-tune's
+      const asked = opts.overrides?.teacher?.prediction;
+      const prediction = asked ?? trainable(from.prediction, from.path, 'init');
+      if (prediction !== predictionOf(preset)) preset = withOverrides(preset, { teacher: { prediction } });
       checkEncoderFits(from.spec, preset, opts.vocabSize, from.path);
       spec = from.spec;
       start = { from: 'init', file: from.path };
@@ -118,7 +132,8 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
   }
   const cfg = stageCfg(preset, 'teacher', opts.steps, ckpt?.state);
   const stages = [{ name: 'teacher' as const, cfg, resume: ckpt != null, complete: false }];
-  return { run: 'teacher', preset, spec, start, stages, provenance, ...folder };
+  const prediction = cfg.prediction ?? 'epsilon';
+  return { run: 'teacher', preset, spec, prediction, start, stages, provenance, ...folder };
 }
 
 /**
@@ -146,6 +161,15 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
     ? continuedPreset(ckpt.preset, opts.overrides, { resuming: opts.resume === true, stages: asked, where: ckpt.path })
     : withStudent(withOverrides(resolvePreset(opts.preset ?? from?.preset ?? teacher.preset ?? 'tiny'), opts.overrides), opts.student);
   checkTeacherFits(teacher.config, preset, teacherPath);
+  // The student predicts what its teacher does (L_mse's target, L_pseudo's label): it inherits the type.
+  const prediction = trainable(teacher.prediction, teacherPath, 'teacher');
+  for (const other of [from, ckpt]) {
+    check(
+      other == null || other.prediction === prediction,
+      () =>
+        `${other?.path} holds a ${other?.prediction}-predicting student, but the teacher ${teacherPath} predicts ${prediction}; distil from its own teacher.`,
+    );
+  }
   if (from != null) {
     // adapt and finetune change the positional embedding: a student file from after them still fits
     checkSameConfig(from.config, preset.student, from.path, `preset '${preset.name}''s student`, ['posEmbed']);
@@ -186,7 +210,29 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
       const resume = opts.resume === true && st?.stage === name;
       return { name, cfg, resume, complete: resume && st != null && st.step >= cfg.steps };
     });
-  return { run: 'distill', preset, spec: teacher.spec, start, teacher: teacherPath, stages, provenance, ...common(opts, ckpt) };
+  return { run: 'distill', preset, spec: teacher.spec, prediction, start, teacher: teacherPath, stages, provenance, ...common(opts, ckpt) };
+}
+
+/** The teacher stage's prediction type in `p` (absent: epsilon). */
+function predictionOf(p: TrainPreset): TrainPrediction {
+  return p.stages.teacher.prediction ?? 'epsilon';
+}
+
+/** A file's prediction type, when the trainer can train it (epsilon or v); else an InputError. */
+function trainable(p: ModelPrediction, path: string, what: string): TrainPrediction {
+  check(p !== 'sample', () => `${what} ${path} predicts x0 ('sample'); the trainer trains epsilon or v models, pass one of those.`);
+  return p;
+}
+
+/**
+ * A resume's overrides without a `prediction` equal to the checkpoint's own: a checkpoint saved
+ * before the field has none, and `--prediction epsilon` asks for what it already does.
+ */
+function samePrediction(saved: TrainPreset, o: StageOverrides | undefined): StageOverrides | undefined {
+  const asked = o?.teacher?.prediction;
+  if (asked == null || asked !== predictionOf(saved) || saved.stages.teacher.prediction === asked) return o;
+  const { prediction: _, ...teacher } = o!.teacher!;
+  return { ...o, teacher };
 }
 
 /** The options every run checks before it reads a file. */

@@ -37,7 +37,7 @@ async function run(stage: StageName, recompute: boolean, steps: number) {
   }
   const models: StageModels = student ? { model: student, encoder, teacher } : { model: teacher, encoder };
   const cfg = { ...p.stages[stage], recompute };
-  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: alphasCumprod(p.schedule) });
+  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: alphasCumprod(p.schedule), prediction: 'epsilon' });
   const data = syntheticData({ seed: 5, resolution: cfg.resolution as number, batchSize: cfg.batchSize, maxTokens: p.captionTokens });
   const rng = new Rng(9);
   const spy = vi.spyOn(DiTBlock.prototype, 'applyRecomputed');

@@ -15,6 +15,7 @@ import {
   createDiT,
   type DiT,
   fromCheckpoint,
+  PREDICTION_KEY,
   PRESET_KEY,
   TEXT_ENCODER_KEY,
   type TextEncoderFactory,
@@ -37,7 +38,10 @@ import type { StageHooks, StageOutcome, StageRun, StageStart, TextEncoderLike, T
 
 /** Carries out `plan`; `hooks` are the caller's data source, caption-encoder factory and callbacks. */
 export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<TrainResult> {
-  const { out, preset, spec, start } = plan;
+  const { out, preset, spec, start, prediction } = plan;
+  // Absent means epsilon (readPrediction), so only another type is written: an epsilon run's files stay
+  // byte for byte what they were before the key (the pinned-bytes test, the shipped models' sha256s).
+  const predicts: Record<string, string> = prediction === 'epsilon' ? {} : { [PREDICTION_KEY]: prediction };
   const checkpoint = join(out, CHECKPOINT_FILE);
   const modelPath = join(out, MODEL_FILE);
   // 1. The folder: metric lines logged after the checkpoint by a run that died are dropped (a new run
@@ -79,6 +83,7 @@ export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<Tra
     let result: TrainResult | undefined;
     for (const { name: stage, cfg, resume, complete } of plan.stages) {
       const trained = (at: object) => ({
+        ...predicts,
         [PRESET_KEY]: JSON.stringify(preset),
         [TRAIN_KEY]: JSON.stringify({ format: 1, stage, ...at, ...plan.provenance }),
       });
@@ -123,6 +128,7 @@ export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<Tra
           models,
           data: data as StageRun['data'],
           alphasCumprod: alphasCumprod(preset.schedule),
+          prediction,
           start: from,
           onLoaded: dropCheckpoint,
           metadata: ({ step, rng, data: position, optimizerStep }) => {
@@ -140,6 +146,7 @@ export async function runPlan<S>(plan: RunPlan, hooks: RunHooks<S>): Promise<Tra
             return {
               [CONFIG_METADATA_KEY]: JSON.stringify(models.model.config),
               [TEXT_ENCODER_KEY]: JSON.stringify(spec),
+              ...predicts,
               [PRESET_KEY]: JSON.stringify(preset),
               [TRAIN_KEY]: JSON.stringify(state),
             };
@@ -184,7 +191,7 @@ const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
  */
 export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promise<StageOutcome> {
   const { cfg, models, stage, dir } = run;
-  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: run.alphasCumprod });
+  const stepper = createTrainStep({ stage, cfg, models, alphasCumprod: run.alphasCumprod, prediction: run.prediction });
   const { optimizer, ema } = stepper;
   const rng = run.start.rng;
   if (run.start.optimizer) optimizer.load(run.start.optimizer);
@@ -259,7 +266,7 @@ export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promi
       if (ev != null && (step % ev.every === 0 || step === cfg.steps)) {
         // before the checkpoint: a run that dies between the two redoes both from the previous one
         const e0 = performance.now();
-        const scores = await withEmaWeights(models, ema.weights(), () => ev.run(models, { stage, step }));
+        const scores = await withEmaWeights(models, ema.weights(), () => ev.run({ ...models, prediction: run.prediction }, { stage, step }));
         appendMetrics(metricsPath, { step, stage, eval: ev.name, ...scores });
         lastEval = { step, scores };
         t0 += performance.now() - e0; // the step rate counts training only

@@ -8,7 +8,16 @@
 import { gaussianNoise, type Rng } from '@t2md/core';
 import { createDiT, type DiT, type DiTConfig, loadWeightsInto, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
-import { denoiseLoss, forcingLoss, minSnrWeights, mixerLoss, pseudoLoss, totalLoss, weightedDenoiseLoss } from '../losses/losses.js';
+import {
+  denoiseLoss,
+  forcingLoss,
+  minSnrWeights,
+  mixerLoss,
+  pseudoLoss,
+  type TrainPrediction,
+  totalLoss,
+  weightedDenoiseLoss,
+} from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
 import type { DataBatch, TextEncoderLike } from './types.js';
 
@@ -75,6 +84,11 @@ export interface NoisedBatch {
   readonly t: tf.Tensor;
   /** `[B, C, H, W]` the ε that was added */
   readonly noise: tf.Tensor;
+  /**
+   * `[B, C, H, W]` what the model should output (L_mse's target): ε itself for `epsilon` (the same
+   * tensor as `noise`), v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 for `v`.
+   */
+  readonly target: tf.Tensor;
   readonly tokens: tf.Tensor;
   /** bool `[B, Lc]` */
   readonly mask: tf.Tensor;
@@ -89,8 +103,9 @@ export interface NoisedBatch {
 /**
  * Draws t, the caption-drop flags and the key of ε from `rng` (in that order, in JavaScript: the same
  * numbers on every backend and after a resume; ε itself is made on the device from its key, see
- * `gaussianNoise`) and noises `batch.images`. Returns new tensors (dispose with
- * `disposeNoised`); does not dispose the batch.
+ * `gaussianNoise`) and noises `batch.images`; the target and min-SNR-γ weights follow `prediction`
+ * (the RNG stream does not depend on it). Returns new tensors (dispose with `disposeNoised`); does not
+ * dispose the batch.
  */
 export function noiseBatch(
   batch: DataBatch,
@@ -99,6 +114,7 @@ export function noiseBatch(
   captionDropout: number,
   patchSize: number,
   minSnrGamma = 0,
+  prediction: TrainPrediction = 'epsilon',
 ): NoisedBatch {
   const [B, C, H, W] = batch.images.shape;
   const T = alphasCumprod.length;
@@ -115,41 +131,45 @@ export function noiseBatch(
   // ε on the device from a key drawn here: the same stream on every backend (up to float rounding)
   // and no host work (Rng.randn took ~60 ms of host time per step at batch 512).
   const noise = gaussianNoise([B, C, H, W], [rng.nextU32(), rng.nextU32()]);
-  const xt = tf.tidy(() => {
+  const [xt, target] = tf.tidy(() => {
     const images = batch.images.dtype === 'float32' ? batch.images : tf.cast(batch.images, 'float32');
-    return tf.add(tf.mul(images, tf.tensor4d(a, [B, 1, 1, 1])), tf.mul(noise, tf.tensor4d(s, [B, 1, 1, 1])));
+    const [at, st] = [tf.tensor4d(a, [B, 1, 1, 1]), tf.tensor4d(s, [B, 1, 1, 1])];
+    const noised = tf.add(tf.mul(images, at), tf.mul(noise, st)); // x_t = α x_0 + σ ε
+    return [noised, prediction === 'v' ? tf.sub(tf.mul(noise, at), tf.mul(images, st)) : noise]; // v = α ε − σ x_0
   });
   const mask = batch.mask.dtype === 'bool' ? tf.clone(batch.mask) : tf.cast(batch.mask, 'bool');
   return {
     xt,
     t: tf.tensor1d(ts, 'int32'),
     noise,
+    target,
     tokens: tf.clone(batch.tokens),
     mask,
     drop: tf.tensor1d(drop, 'bool'),
     grid: [H / patchSize, W / patchSize],
     // from the drawn t only: the RNG stream is the same with and without the weighting
-    ...(minSnrGamma > 0 ? { weight: tf.tensor1d(minSnrWeights(ts, alphasCumprod, minSnrGamma)) } : {}),
+    ...(minSnrGamma > 0 ? { weight: tf.tensor1d(minSnrWeights(ts, alphasCumprod, minSnrGamma, prediction)) } : {}),
   };
 }
 
 export function disposeNoised(n: NoisedBatch): void {
-  tf.dispose([n.xt, n.t, n.noise, n.tokens, n.mask, n.drop, ...(n.weight ? [n.weight] : [])]);
+  const target = n.target !== n.noise ? [n.target] : [];
+  tf.dispose([n.xt, n.t, n.noise, ...target, n.tokens, n.mask, n.drop, ...(n.weight ? [n.weight] : [])]);
 }
 
-/** L_mse of the batch, min-SNR-γ weighted when the batch carries weights. */
-function mseOf(nb: NoisedBatch, epsHat: tf.Tensor): tf.Scalar {
-  return nb.weight ? weightedDenoiseLoss(nb.noise, epsHat, nb.weight) : denoiseLoss(nb.noise, epsHat);
+/** L_mse of the batch against its target (ε or v), min-SNR-γ weighted when the batch carries weights. */
+function mseOf(nb: NoisedBatch, predicted: tf.Tensor): tf.Scalar {
+  return nb.weight ? weightedDenoiseLoss(nb.target, predicted, nb.weight) : denoiseLoss(nb.target, predicted);
 }
 
-/** The teacher's constants for one step: its ε prediction and its taps. */
+/** The teacher's constants for one step: its prediction (ε or v, the student's parametrisation too) and its taps. */
 interface TeacherPass {
   eps?: tf.Tensor;
   taps: MixerTap[];
   y?: tf.Tensor;
 }
 
-/** The ε part of a model output (the first C channels; PixArt's learned sigma follows). */
+/** The prediction part of a model output (ε or v: the first C channels; PixArt's learned sigma follows). */
 function epsOf(out: tf.Tensor, channels: number): tf.Tensor {
   return out.shape[1] === channels ? out : tf.slice(out, [0, 0, 0, 0], [-1, channels, -1, -1]);
 }

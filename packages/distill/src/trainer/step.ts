@@ -5,6 +5,7 @@
  */
 import type { Rng } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
+import type { TrainPrediction } from '../losses/losses.js';
 import { AdamW } from '../optim/adamw.js';
 import { Ema } from '../optim/ema.js';
 import type { StageConfig, StageName } from './config.js';
@@ -46,9 +47,11 @@ export interface TrainStepOptions {
   readonly models: StageModels;
   /** ᾱ_t of the noise schedule, t = 0..T−1. */
   readonly alphasCumprod: Float64Array;
+  /** What the model predicts: L_mse's target (ε or v) and the form of the min-SNR-γ weights. */
+  readonly prediction: TrainPrediction;
 }
 
-export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStepOptions): TrainStepper {
+export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction }: TrainStepOptions): TrainStepper {
   const trainable = trainableWeights(stage, cfg, models);
   const names = Object.keys(trainable);
   const vars = names.map((n) => trainable[n]);
@@ -59,7 +62,7 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod }: TrainStep
   const patch = models.model.config.patchSize;
 
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
-    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0);
+    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0, prediction);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
     const sl = stageLoss(stage, cfg, models, nb, trained);
     try {

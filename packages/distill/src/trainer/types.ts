@@ -7,6 +7,7 @@
 import type { Rng } from '@t2md/core';
 import type { DiT, TextEncoderLike } from '@t2md/dit';
 import type * as tf from '@tensorflow/tfjs-core';
+import type { TrainPrediction } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
 import type { StageModels } from './stage-step.js';
 
@@ -56,7 +57,11 @@ export interface StageEvaluator {
   readonly name: string;
   /** Steps between evaluations (≥ 1). */
   readonly every: number;
-  run(models: { model: DiT; encoder: TextEncoderLike }, at: { stage: StageName; step: number }): Promise<Record<string, number>>;
+  /** `prediction`: what the model outputs, to sample it with (a sampler told otherwise draws noise). */
+  run(
+    models: { model: DiT; encoder: TextEncoderLike; prediction: TrainPrediction },
+    at: { stage: StageName; step: number },
+  ): Promise<Record<string, number>>;
 }
 
 /** Reported after every step (the CLI draws the bar). */
@@ -114,6 +119,8 @@ export interface StageRun {
   readonly models: StageModels;
   readonly data: DataSource;
   readonly alphasCumprod: Float64Array;
+  /** What the trained model predicts (`RunPlan.prediction`): L_mse's target, and how evaluate samples. */
+  readonly prediction: TrainPrediction;
   readonly start: StageStart;
   /** Metadata of every checkpoint (besides the training state this loop adds). */
   readonly metadata: (state: { step: number; rng: Rng; data: unknown; optimizerStep: number }) => Record<string, string>;

@@ -26,7 +26,7 @@ describe('generate with a list of prompts', () => {
   });
 
   const run = (prompt: string | string[], count?: number) =>
-    generate({ model, encoder, prompt, count, steps: 2, cfg: 2, seed: 7, sampler: 'ddim' });
+    generate({ model, encoder, prediction: 'epsilon', prompt, count, steps: 2, cfg: 2, seed: 7, sampler: 'ddim' });
 
   it('draws one image per prompt, each row following its own caption', async () => {
     // the first call fills the model's per-grid caches (positional embedding): not a leak

@@ -1,6 +1,6 @@
 import { check, InputError } from '@t2md/core';
 import { captionedDenoiser, type DiT } from '@t2md/dit';
-import { type SamplerName, sample } from '@t2md/sampler';
+import { type PredictionType, type SamplerName, sample } from '@t2md/sampler';
 import * as tf from '@tensorflow/tfjs-core';
 import { tokenizeToTensors } from '../world/tokenizer.js';
 
@@ -13,6 +13,11 @@ export interface GenerateOptions {
   /** The denoiser: a DiT teacher or T2MD student trained on the shapes world. */
   model: DiT;
   encoder: CaptionEncoderLike;
+  /**
+   * What the model outputs: a loaded model file's `prediction` (`epsilon` for PixArt-style files, `v`
+   * for `t2md train --prediction v`). Required, not defaulted: a v model sampled as epsilon draws noise.
+   */
+  prediction: PredictionType;
   /** One prompt (drawn `count` times), or one prompt per image: a batch of different captions. */
   prompt: string | readonly string[];
   /** Images to draw for a single prompt (default 1); with a list of prompts, one image each. */
@@ -80,6 +85,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       steps,
       shape: [count, model.config.inChannels, size, size],
       seed: opts.seed ?? 0,
+      prediction: opts.prediction,
       guidance: guided ? { scale: cfg } : undefined,
       // The shapes world is pixel space in [-1, 1]: DDPM and DDIM clip their clean-sample estimate to it
       // (diffusers' clip_sample), which keeps an early, badly amplified estimate from running away.
