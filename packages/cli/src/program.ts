@@ -160,7 +160,7 @@ export function buildProgram(): Command {
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .option(
       '--prediction <type>',
-      'what the teacher predicts: epsilon (the default) or v = √ᾱ·ε − √(1−ᾱ)·x0 (min-SNR then weights min(SNR, γ)/(SNR+1)); with --init, the file\'s unless given',
+      "what the teacher predicts: epsilon (the default) or v = √ᾱ·ε − √(1−ᾱ)·x0 (min-SNR then weights min(SNR, γ)/(SNR+1)); with --init, the file's unless given",
       choiceArg('--prediction', PREDICTIONS),
     )
     .addOption(backendOption());

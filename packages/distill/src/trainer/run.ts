@@ -266,7 +266,9 @@ export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promi
       if (ev != null && (step % ev.every === 0 || step === cfg.steps)) {
         // before the checkpoint: a run that dies between the two redoes both from the previous one
         const e0 = performance.now();
-        const scores = await withEmaWeights(models, ema.weights(), () => ev.run({ ...models, prediction: run.prediction }, { stage, step }));
+        const scores = await withEmaWeights(models, ema.weights(), () =>
+          ev.run({ ...models, prediction: run.prediction }, { stage, step }),
+        );
         appendMetrics(metricsPath, { step, stage, eval: ev.name, ...scores });
         lastEval = { step, scores };
         t0 += performance.now() - e0; // the step rate counts training only

@@ -167,9 +167,11 @@ describe('v-prediction (cpu)', () => {
     }
     await expect(
       distillStudent({ ...world, teacher: vFile, out: join(root, 'bad'), overrides: { distill: { prediction: 'v' } } }),
-    ).rejects.toThrow(new InputError(
-      "stage 'distill' prediction cannot be set: a student predicts what its teacher file records; train the teacher with it instead.",
-    ));
+    ).rejects.toThrow(
+      new InputError(
+        "stage 'distill' prediction cannot be set: a student predicts what its teacher file records; train the teacher with it instead.",
+      ),
+    );
     // a v student continued under an epsilon teacher is refused
     await expect(
       distillStudent({ ...world, teacher: epsFile, init: join(sDir, 'model.safetensors'), out: join(root, 'mixed'), stage: 'finetune' }),
