@@ -219,7 +219,7 @@ const train: Finder = (data) => {
  */
 const sample: Finder = (data) => {
   const rows = rowsOf(data.sample).filter((r) => num(r.gflops) != null && num(r.matmulGflops) != null && num(r.msPerImageStep) != null);
-  const out: Omit<Headline, 'card' | 'file'>[] = [];
+  const out: Omit<Headline, 'section' | 'card' | 'file'>[] = [];
   for (const model of [...new Set(rows.map((r) => String(r.model)))]) {
     const r = rows.filter((x) => String(x.model) === model).sort((a, b) => (b.batch as number) - (a.batch as number))[0]!;
     out.push({

@@ -17,7 +17,7 @@ describe('site examples', () => {
     expect(files).toEqual(['cli.ts', 'core.ts', 'distill.ts', 'dit.ts', 'sampler.ts', 'shapes.ts', 'ssm.ts']);
   });
 
-  it('type-checks every example against the built packages (tsc -p apps/docs/tsconfig.json)', async () => {
+  it('type-checks every example, the components and the tests against the built packages (tsc -p apps/docs/tsconfig.json)', async () => {
     let out = '';
     let code = 0;
     try {
