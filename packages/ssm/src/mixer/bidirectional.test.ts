@@ -218,6 +218,32 @@ describe('BidirectionalMamba', () => {
     m.dispose();
   });
 
+  it('on webgpu outside a gradient tape projects the gate z only after both scans, without leaking', async (ctx) => {
+    const info = await useBackend('webgpu', ctx);
+    console.log(`BidirectionalMamba late gate: running on ${describeInfo(info)}`);
+    const [B, H, W, dModel] = [1, 3, 4, 16];
+    const dInner = 2 * dModel;
+    const m = new BidirectionalMamba({ ...BASE, dModel, order: 'HM' }, new Rng(8));
+    const x = tf.tensor(randomArray(B * H * W * dModel, 9), [B, H * W, dModel]);
+    m.apply(x, [H, W]).dispose(); // makes the kept output weight
+    await withNoLeaks(async () => {
+      const prof = await tf.profile(() => m.apply(x, [H, W]));
+      const names = prof.kernels.map((k) => k.name);
+      // in_proj's linears of dInner outputs (x, then z) by the matmul kernels, and the two scans
+      const proj = prof.kernels
+        .map((k, i) => ({ k, i }))
+        .filter(({ k }) => /MatMul|Gemm/i.test(k.name) && k.outputShapes.some((s) => s?.at(-1) === dInner && s.at(-2) === H * W));
+      const scans = names.flatMap((n, i) => (n === 'T2mdSsdScan' ? [i] : []));
+      expect(scans.length).toBe(2);
+      expect(proj.length).toBe(2);
+      expect(proj[0]!.i).toBeLessThan(scans[0]!); // x, before the first scan
+      expect(proj[1]!.i).toBeGreaterThan(scans[1]!); // z, after the second
+      (prof.result as tf.Tensor).dispose();
+    });
+    tf.dispose(x);
+    m.dispose();
+  });
+
   it('outside a gradient tape frees each activation once used: peak under 2× the in_proj of both directions', async (ctx) => {
     await useBackend('cpu', ctx);
     const [B, H, W, dModel] = [2, 8, 8, 16];

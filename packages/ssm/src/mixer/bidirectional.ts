@@ -10,7 +10,7 @@ import {
   type Mamba2Projections,
   mamba2Core,
   mamba2InProj,
-  mamba2InProjParts,
+  mamba2InProjLateGate,
   mamba2OutWeight,
   mamba2Scan,
   recordingGradients,
@@ -24,16 +24,18 @@ import {
  * direction's intermediates (the conv output, the chunk states of the SSD kernel, the ungated scan
  * output) are freed before the next direction's exist; the gated norm runs once both are back in grid
  * order, with z shared by the two directions. x, B and C come from in_proj apart
- * (`mamba2InProjParts`) and are gathered and convolved apart: no `[B, L, convDim]` tensor exists, a
+ * (`mamba2InProjLateGate`) and are gathered and convolved apart: no `[B, L, convDim]` tensor exists, a
  * size nothing else in the model uses, which tfjs's pool would otherwise keep three of (1 GiB at
- * 32,400 tokens of T2MD-XL/2). Outside a gradient tape: `free` disposes.
- * @param p in_proj's z `[B, L, dInner]`, x `[B, L, dInner]`, B and C `[B, L, G·N]` and dt `[B, L, H]`
- *   in grid order (freed here)
+ * 32,400 tokens of T2MD-XL/2). z is projected only once both scans are done: during them it would be
+ * one more `[B, L, dInner]` buffer at the mixer's peak (285 MiB there; issue 23). Outside a gradient
+ * tape: `free` disposes.
+ * @param p in_proj's x `[B, L, dInner]`, B and C `[B, L, G·N]` and dt `[B, L, H]` in grid order (freed
+ *   here), and `gate()`, which makes z `[B, L, dInner]`
  * @returns `[B, L, 2·dInner]` in grid order, forward channels then reversed (as `fromBothDirections`)
  */
 function directionsInTurn(
   w: Record<string, tf.Tensor>,
-  p: Mamba2Projections & { xBC: XbcParts },
+  p: Omit<Mamba2Projections, 'z' | 'xBC'> & { xBC: XbcParts; gate: () => tf.Tensor },
   t: BothDirections,
   c: Required<Mamba2Config>,
   free: (...ts: tf.Tensor[]) => void,
@@ -58,10 +60,11 @@ function directionsInTurn(
   free(...ys);
   const raw = tf.tidy(() => fromBothDirections(both, t)); // [B, L, 2·dInner]
   free(both);
+  const z = tf.tidy(p.gate); // [B, L, dInner]
   // the gated norm is per token: in grid order each token's gate z serves its two directions, so z is
   // never gathered (no [B, L, dInner] copy per direction), and the same bits as gating each direction
-  const cat = tf.tidy(() => gatedRmsNormSharedGate(raw, p.z, dInner / c.ngroups, c.normEps)); // [B, L, 2·dInner]
-  free(raw, p.z);
+  const cat = tf.tidy(() => gatedRmsNormSharedGate(raw, z, dInner / c.ngroups, c.normEps)); // [B, L, 2·dInner]
+  free(raw, z);
   return cat;
 }
 
@@ -166,7 +169,7 @@ export class BidirectionalMamba {
       if (!recordingGradients() && tf.getBackend() === 'webgpu') {
         // Inference on webgpu: the two directions in turn, so that the first one's conv output, chunk
         // states and scan output are freed before the second one's exist (issue 23).
-        const cat = directionsInTurn(w, mamba2InProjParts(w, x, c), tables, c, free); // [B, L, 2·dInner]
+        const cat = directionsInTurn(w, mamba2InProjLateGate(w, x, c), tables, c, free); // [B, L, 2·dInner]
         return this.merge(w, cat, B, L, free);
       }
       const p = mamba2InProj(w, x, c);

@@ -139,6 +139,32 @@ export function mamba2InProjParts(
 }
 
 /**
+ * `mamba2InProjParts` without the gate: x, B, C and dt now, and `gate()` making z `[B, L, dInner]`
+ * from `x` (which the caller keeps alive) when the gated norm needs it, by the same linear as
+ * `mamba2InProjParts` (the same bits). A caller that scans first holds one `[B, L, dInner]` tensor
+ * fewer during the scan (issue 23). Call inside `tf.tidy`; `gate()` inside one too.
+ */
+export function mamba2InProjLateGate(
+  w: Record<string, tf.Tensor>,
+  x: tf.Tensor,
+  c: Required<Mamba2Config>,
+): Omit<Mamba2Projections, 'z' | 'xBC'> & { xBC: XbcParts; gate: () => tf.Tensor } {
+  const { dInner, nheads } = mamba2Dims(c);
+  const GN = c.ngroups * c.dState;
+  const sizes = [dInner, dInner, GN, GN, nheads];
+  const Ws = tf.split(w['in_proj.weight'], sizes, 0); // the row blocks of inProjRows
+  const [xs, Bs, Cs, dt] = Ws.slice(1).map((Wi) => tf.tidy(() => linear(x, Wi)));
+  tf.dispose(Ws.slice(1));
+  const Wz = Ws[0]!;
+  const gate = () => {
+    const z = linear(x, Wz); // [B, L, dInner]
+    Wz.dispose();
+    return z;
+  };
+  return { xBC: { x: xs!, B: Bs!, C: Cs! }, dt: dt!, gate };
+}
+
+/**
  * Everything between in_proj and out_proj: the causal conv with SiLU, the SSD scan and the gated
  * RMSNorm (without its weight, which `mamba2OutWeight` folds into out_proj). A batch whose chunk
  * states would pass WebGPU's per-binding limit is split by `ssdScan` itself. Call inside `tf.tidy`.
