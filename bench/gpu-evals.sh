@@ -6,14 +6,14 @@
 #
 # Per ROLE:LABEL=FILE (ROLE is teacher or student, the file's slot in packages/shapes/models/):
 # - `t2md eval --prompts 200 --seed S` for S in SEEDS (default 0,1,2,3; 20 steps, eval's defaults);
-# - the step-table rows: --seed 0 at each of TABLE_STEPS (default 8,10,12; the 20-step row is the
+# - the step-table rows: --seed 0 at each of TABLE_STEPS (default 8,10,12, empty for none; the 20-step row is the
 #   seed-0 eval above, same settings), which `node bench/step-table.mjs --rows evals.jsonl` turns into
 #   sampling.json here, without running the evals again on a CPU.
 set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
 T2MD=${T2MD:-node .gpu/gpu.mjs}
 SEEDS=${SEEDS:-0,1,2,3}
-TABLE_STEPS=${TABLE_STEPS:-8,10,12}
+TABLE_STEPS=${TABLE_STEPS-8,10,12} # set and empty: no step-table rows
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 fail=0
 
