@@ -51,7 +51,11 @@ function addRecipeOptions(c: Command): Command {
       '--recompute',
       "recompute each DiT block's activations in the backward instead of keeping them (less memory, about one more forward per step; same gradients)",
     )
-    .option('--min-snr <gamma>', 'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off; default: 5 for the shapes teacher, else off)', numArg('--min-snr', 0, 1e6))
+    .option(
+      '--min-snr <gamma>',
+      'min-SNR-γ weighting of the denoising loss (e.g. 5; 0 = off; default: 5 for the shapes teacher, else off)',
+      numArg('--min-snr', 0, 1e6),
+    )
     .option(
       '--eval-every <steps>',
       'score the EMA weights every this many steps (and at the end) into metrics.jsonl',
