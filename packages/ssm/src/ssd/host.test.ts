@@ -116,11 +116,13 @@ async function compareCases(name: string, form: string, seed: number): Promise<v
     const r = (shape: number[], lo: number, hi: number) => randomTensor(shape, seed + 7919 * ++k, lo, hi);
     const inp = {
       x: r([c.B, c.L, c.H, c.P], -1, 1),
-      dt: r([c.B, c.L, c.H], -3, 1),
+      // Without softplus, dt + dtBias is the step itself and must be positive, as Mamba's is: a negative
+      // step grows the state by exp(|dt·A|) per token, which overflows float32 in any exact form.
+      dt: c.opts.dtSoftplus ? r([c.B, c.L, c.H], -3, 1) : r([c.B, c.L, c.H], 0.01, 0.5),
       A: r([c.H], c.A[0], c.A[1]),
       B: r([c.B, c.L, c.G, c.N], -1, 1),
       C: r([c.B, c.L, c.G, c.N], -1, 1),
-      dtBias: r([c.H], -1, 1),
+      dtBias: c.opts.dtSoftplus ? r([c.H], -1, 1) : r([c.H], 0, 0.5),
       ...(c.D ? { D: r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5) } : {}),
       ...(c.z ? { z: r([c.B, c.L, c.H, c.P], -2, 2) } : {}),
       ...(c.init ? { initialStates: r([c.B, c.H, c.P, c.N], -1, 1) } : {}),
