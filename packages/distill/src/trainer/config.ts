@@ -4,7 +4,7 @@
  * A run is a sequence of stages; each stage has its own `StageConfig` (steps, learning rate, what
  * trains, which losses, which resolution). The paper states neither optimiser, learning rate nor batch
  * size; the choices here are ours and are documented in ../../README.md. Also how a run's options
- * change a preset (`resolvePreset`, `withOverrides`, `continuedPreset`) and give each stage's config
+ * change a preset (`resolvePreset`, `withOverrides`; a continuing run's: continued-preset.ts) and give each stage's config
  * (`stageCfg`).
  */
 
@@ -276,45 +276,6 @@ export function withOverrides(p: TrainPreset, overrides: StageOverrides | undefi
     stages[s] = { ...stages[s], ...o };
   }
   return { ...p, stages };
-}
-
-/** Stage settings that change memory and time but not a number of the run: a resume may switch them. */
-const RESUME_MAY_CHANGE: ReadonlySet<string> = new Set(['recompute']);
-
-/**
- * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that
- * differs from the checkpoint's is an InputError. Chaining (a later stage into the same folder) applies
- * the overrides of the stages it runs; those of completed stages must agree.
- */
-export function continuedPreset(
-  saved: TrainPreset,
-  overrides: StageOverrides | undefined,
-  opts: { resuming: boolean; stages: readonly StageName[]; where: string },
-): TrainPreset {
-  if (overrides == null) return saved;
-  const apply: StageOverrides = {};
-  for (const [s, o] of Object.entries(overrides) as [StageName, Partial<StageConfig>][]) {
-    check(STAGES.includes(s), () => `overrides has unknown stage '${s}'; stages are ${STAGES.join(', ')}.`);
-    if (!opts.resuming && opts.stages.includes(s)) {
-      apply[s] = o;
-      continue;
-    }
-    for (const [k, v] of Object.entries(o ?? {})) {
-      const had = (saved.stages[s] as unknown as Record<string, unknown>)[k];
-      if (opts.resuming && RESUME_MAY_CHANGE.has(k)) {
-        apply[s] = { ...apply[s], [k]: v };
-        continue;
-      }
-      if (JSON.stringify(had) !== JSON.stringify(v)) {
-        throw new InputError(
-          `${opts.where} was made with stage '${s}' ${k} ${JSON.stringify(had)}, not ${JSON.stringify(v)}; ${
-            opts.resuming ? "--resume keeps the checkpoint's settings" : `stage '${s}' is already complete`
-          }: drop the flag or start a new run in another --out.`,
-        );
-      }
-    }
-  }
-  return withOverrides(saved, apply);
 }
 
 /** The stage's config: the preset's, with `steps`, else (resuming that stage) the checkpoint's length. */

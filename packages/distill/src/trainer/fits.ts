@@ -3,10 +3,11 @@
  * encoder reads the run's captions, a teacher has the shape the student's shared weights transfer from,
  * and a continued run's student is what the student changes (`StudentChanges`) ask for; a new run
  * applies those changes to its preset. Each failure is an InputError saying which field differs and
- * what to pass.
+ * what to pass; and whether the trainer can train a file's prediction type.
  */
 import { check } from '@t2md/core';
-import { type DiTConfig, type MambaSettings, parseLayout, resolveConfig } from '@t2md/dit';
+import { type DiTConfig, type MambaSettings, type ModelPrediction, parseLayout, resolveConfig } from '@t2md/dit';
+import type { TrainPrediction } from '../losses/losses.js';
 import type { TrainPreset } from './config.js';
 import type { StudentChanges } from './options.js';
 import type { TextEncoderSpec } from './types.js';
@@ -81,4 +82,10 @@ export function withStudent(p: TrainPreset, changes: StudentChanges | undefined)
     ...(changes.mamba != null ? { mamba: { ...(p.student.mamba ?? {}), ...changes.mamba } as MambaSettings } : {}),
   };
   return { ...p, student };
+}
+
+/** A file's prediction type, when the trainer can train it (epsilon or v); else an InputError. */
+export function trainable(p: ModelPrediction, path: string, what: string): TrainPrediction {
+  check(p !== 'sample', () => `${what} ${path} predicts x0 ('sample'); the trainer trains epsilon or v models, pass one of those.`);
+  return p;
 }

@@ -9,10 +9,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertInt, assertOneOf, check } from '@t2md/core';
-import { type ModelFloatDtype, type ModelPrediction, resolveConfig } from '@t2md/dit';
+import { type ModelFloatDtype, resolveConfig } from '@t2md/dit';
 import type { TrainPrediction } from '../losses/losses.js';
 import {
-  continuedPreset,
   DISTILL_STAGES,
   resolvePreset,
   STAGES,
@@ -22,7 +21,8 @@ import {
   type TrainPreset,
   withOverrides,
 } from './config.js';
-import { checkEncoderFits, checkSameConfig, checkStudentAgrees, checkTeacherFits, withStudent } from './fits.js';
+import { continuedPreset } from './continued-preset.js';
+import { checkEncoderFits, checkSameConfig, checkStudentAgrees, checkTeacherFits, trainable, withStudent } from './fits.js';
 import {
   type CheckpointHeader,
   type InitRecord,
@@ -216,12 +216,6 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
 /** The teacher stage's prediction type in `p` (absent: epsilon). */
 function predictionOf(p: TrainPreset): TrainPrediction {
   return p.stages.teacher.prediction ?? 'epsilon';
-}
-
-/** A file's prediction type, when the trainer can train it (epsilon or v); else an InputError. */
-function trainable(p: ModelPrediction, path: string, what: string): TrainPrediction {
-  check(p !== 'sample', () => `${what} ${path} predicts x0 ('sample'); the trainer trains epsilon or v models, pass one of those.`);
-  return p;
 }
 
 /**
