@@ -1,3 +1,4 @@
+import { TRAIN_PREDICTIONS } from '@t2md/distill';
 import { Command, Help, Option } from 'commander';
 import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
@@ -15,7 +16,6 @@ const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
 const SCANS = ['bi', 'uni'] as const;
 const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
 const MODEL_DTYPES = ['f32', 'f16'] as const;
-const PREDICTIONS = ['epsilon', 'v'] as const;
 
 /** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
 const batchSizeOption = () =>
@@ -165,7 +165,7 @@ export function buildProgram(): Command {
     .option(
       '--prediction <type>',
       "what the teacher predicts: epsilon (the default) or v = √ᾱ·ε − √(1−ᾱ)·x0 (min-SNR then weights min(SNR, γ)/(SNR+1)); with --init, the file's unless given",
-      choiceArg('--prediction', PREDICTIONS),
+      choiceArg('--prediction', TRAIN_PREDICTIONS),
     )
     .addOption(backendOption());
   addModelFileOptions(
