@@ -6,8 +6,8 @@ import { type Mamba2Config, mamba2Dims } from './config.js';
 import { gatedRmsNormSharedGate } from './gated-norm.js';
 import {
   checkMixerInput,
+  type LateGateProjections,
   Mamba2Mixer,
-  type Mamba2Projections,
   mamba2Core,
   mamba2InProj,
   mamba2InProjLateGate,
@@ -15,7 +15,6 @@ import {
   mamba2Scan,
   recordingGradients,
   releaser,
-  type XbcParts,
 } from './mamba2.js';
 
 /**
@@ -35,7 +34,7 @@ import {
  */
 function directionsInTurn(
   w: Record<string, tf.Tensor>,
-  p: Omit<Mamba2Projections, 'z' | 'xBC'> & { xBC: XbcParts; gate: () => tf.Tensor },
+  p: LateGateProjections,
   t: BothDirections,
   c: Required<Mamba2Config>,
   free: (...ts: tf.Tensor[]) => void,

@@ -120,6 +120,31 @@ function inProjRows(w: Record<string, tf.Tensor>, x: tf.Tensor, sizes: number[])
   return tf.split(w['in_proj.weight'], sizes, 0).map((Wi) => tf.tidy(() => linear(x, Wi)));
 }
 
+/** What `mamba2InProjLateGate` returns: the projections but z, and `gate()` to make z. */
+export type LateGateProjections = Omit<Mamba2Projections, 'z' | 'xBC'> & { xBC: XbcParts; gate: () => tf.Tensor };
+
+/**
+ * `mamba2InProjParts` with the gate made late: x, B, C and dt now (in_proj's rows split five ways, one
+ * linear each), and `gate()` making z `[B, L, dInner]` from `x` (which the caller keeps alive) when the
+ * gated norm needs it. A caller that scans first holds one `[B, L, dInner]` tensor fewer during the
+ * scan (issue 23). Call inside `tf.tidy`; `gate()` inside one too.
+ */
+export function mamba2InProjLateGate(w: Record<string, tf.Tensor>, x: tf.Tensor, c: Required<Mamba2Config>): LateGateProjections {
+  const { dInner, nheads } = mamba2Dims(c);
+  const GN = c.ngroups * c.dState;
+  const sizes = [dInner, dInner, GN, GN, nheads];
+  const Ws = tf.split(w['in_proj.weight'], sizes, 0); // one split, as inProjRows
+  const [xs, Bs, Cs, dt] = Ws.slice(1).map((Wi) => tf.tidy(() => linear(x, Wi)));
+  tf.dispose(Ws.slice(1));
+  const Wz = Ws[0]!;
+  const gate = () => {
+    const z = linear(x, Wz); // [B, L, dInner]
+    Wz.dispose();
+    return z;
+  };
+  return { xBC: { x: xs!, B: Bs!, C: Cs! }, dt: dt!, gate };
+}
+
 /**
  * `mamba2InProj` with xBC made as its parts x `[B, L, dInner]`, B and C `[B, L, G·N]` by one linear
  * each (in_proj's rows split four ways): every output column is the same dot product as in the one
@@ -131,37 +156,8 @@ export function mamba2InProjParts(
   x: tf.Tensor,
   c: Required<Mamba2Config>,
 ): Mamba2Projections & { xBC: XbcParts } {
-  const { dInner, nheads } = mamba2Dims(c);
-  const GN = c.ngroups * c.dState;
-  const [z, xs, Bs, Cs, dt] = inProjRows(w, x, [dInner, dInner, GN, GN, nheads]);
-  // z and x [B, L, dInner], B and C [B, L, G·N], dt [B, L, H]
-  return { z: z!, xBC: { x: xs!, B: Bs!, C: Cs! }, dt: dt! };
-}
-
-/**
- * `mamba2InProjParts` without the gate: x, B, C and dt now, and `gate()` making z `[B, L, dInner]`
- * from `x` (which the caller keeps alive) when the gated norm needs it, by the same linear as
- * `mamba2InProjParts` (the same bits). A caller that scans first holds one `[B, L, dInner]` tensor
- * fewer during the scan (issue 23). Call inside `tf.tidy`; `gate()` inside one too.
- */
-export function mamba2InProjLateGate(
-  w: Record<string, tf.Tensor>,
-  x: tf.Tensor,
-  c: Required<Mamba2Config>,
-): Omit<Mamba2Projections, 'z' | 'xBC'> & { xBC: XbcParts; gate: () => tf.Tensor } {
-  const { dInner, nheads } = mamba2Dims(c);
-  const GN = c.ngroups * c.dState;
-  const sizes = [dInner, dInner, GN, GN, nheads];
-  const Ws = tf.split(w['in_proj.weight'], sizes, 0); // the row blocks of inProjRows
-  const [xs, Bs, Cs, dt] = Ws.slice(1).map((Wi) => tf.tidy(() => linear(x, Wi)));
-  tf.dispose(Ws.slice(1));
-  const Wz = Ws[0]!;
-  const gate = () => {
-    const z = linear(x, Wz); // [B, L, dInner]
-    Wz.dispose();
-    return z;
-  };
-  return { xBC: { x: xs!, B: Bs!, C: Cs! }, dt: dt!, gate };
+  const { gate, ...p } = mamba2InProjLateGate(w, x, c);
+  return { z: gate(), ...p };
 }
 
 /**
