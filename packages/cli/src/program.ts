@@ -185,6 +185,11 @@ export function buildProgram(): Command {
     .addOption(lrOption())
     .option('--lambda-pseudo <x>', 'weight of L_pseudo (teacher output as soft label; 0 drops it)', numArg('--lambda-pseudo', 0, 1e6))
     .option('--lambda-mixer <x>', 'weight of L_mixer (per-layer token-mixer outputs; 0 drops it)', numArg('--lambda-mixer', 0, 1e6))
+    .option(
+      '--pseudo-x0 <cap>',
+      "weight L_pseudo toward high noise: clamp(1/SNR_t, 1, cap), normalised (1 = off, the paper's; ε teachers only)",
+      numArg('--pseudo-x0', 1, 1e6),
+    )
     .option('--trainable <set>', 'what the stage(s) train: all, mixers or mamba', choiceArg('--trainable', TRAINABLE))
     .option('--no-teacher-init', "start the student fresh instead of from the teacher's shared weights (ablation)")
     .option('--layout <layout>', "student block layout, e.g. '(HM-WM)x4' for no self-attention (default: the preset's)", layoutArg())

@@ -51,6 +51,8 @@ export interface DistillCliOptions extends TrainOptions {
   stage?: 'forcing' | 'distill' | 'adapt' | 'finetune' | 'all';
   lambdaPseudo?: number;
   lambdaMixer?: number;
+  /** `--pseudo-x0 Γ`: high-noise weighting of L_pseudo (StageConfig.pseudoX0Cap; 1 = off). */
+  pseudoX0?: number;
   trainable?: StageConfig['trainable'];
   /** commander's `--no-teacher-init`: true unless the flag is given. */
   teacherInit?: boolean;
@@ -76,6 +78,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     recompute: o.recompute,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
+    pseudoX0Cap: d.pseudoX0,
     trainable: d.trainable,
   };
   const given = Object.entries(c).filter(([, v]) => v !== undefined);

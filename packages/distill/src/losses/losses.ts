@@ -87,12 +87,36 @@ export function weightedDenoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor, weight: t
 }
 
 /**
+ * Weights that move an ε-space loss toward its x_0-space error at high noise: w_t = clamp(1/SNR_t, 1, Γ)
+ * (x_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t, so an ε error counts 1/SNR_t times in x_0), divided by their mean
+ * over every t of the schedule so that the loss keeps its scale. Why: at t ≳ 800, where the layout is
+ * decided, the ε output is almost x_t itself and the caption's part of it (cond − uncond) is ~0.1% of it;
+ * a student matched in plain ε-space there gets nearly no gradient and its guidance direction stays 60–70%
+ * off the teacher's (bench/recipe.md, 2026-12-07 third session). Γ = 1 gives all ones (the paper's L_pseudo).
+ * @param ts timesteps `[N]`, indices into `alphasCumprod`
+ */
+export function highNoiseWeights(ts: ArrayLike<number>, alphasCumprod: ArrayLike<number>, cap: number): Float32Array {
+  check(Number.isFinite(cap) && cap >= 1, () => `cap must be a finite number >= 1 (1 = unweighted), got ${String(cap)}.`);
+  const at = (t: number) => {
+    const ab = alphasCumprod[t]!;
+    return Math.min(Math.max((1 - ab) / ab, 1), cap);
+  };
+  let mean = 0;
+  for (let t = 0; t < alphasCumprod.length; t++) mean += at(t) / alphasCumprod.length;
+  const w = new Float32Array(ts.length);
+  for (let i = 0; i < ts.length; i++) w[i] = at(ts[i]!) / mean;
+  return w;
+}
+
+/**
  * L_pseudo = mean((ε_teacher − ε_student)²): the teacher's prediction as a soft label (for a v teacher
- * and student, their v outputs: the student predicts what its teacher does).
+ * and student, their v outputs: the student predicts what its teacher does). With `weight` `[N]`, each
+ * sample's mean counts w_n times (`highNoiseWeights`).
  * @param epsTeacher `[N, C, H, W]` (a constant: the teacher is frozen)
  * @param epsStudent `[N, C, H, W]`
  */
-export function pseudoLoss(epsTeacher: tf.Tensor, epsStudent: tf.Tensor): tf.Scalar {
+export function pseudoLoss(epsTeacher: tf.Tensor, epsStudent: tf.Tensor, weight?: tf.Tensor): tf.Scalar {
+  if (weight != null) return weightedDenoiseLoss(epsTeacher, epsStudent, weight);
   return meanSquaredError(epsTeacher, epsStudent, ['epsTeacher', 'epsStudent']);
 }
 

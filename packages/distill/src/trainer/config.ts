@@ -64,6 +64,13 @@ export interface StageConfig {
    */
   readonly minSnrGamma?: number;
   /**
+   * High-noise weighting of L_pseudo (`highNoiseWeights`, `t2md distill --pseudo-x0 Γ`): Γ > 1 weights
+   * each sample by clamp(1/SNR_t, 1, Γ), normalised to mean 1 over t, so the student matches its
+   * teacher's x_0 at the noise levels that decide the layout. 1 or absent: unweighted (the paper's).
+   * An ε-predicting student's only (a v student's L_pseudo already weights high noise).
+   */
+  readonly pseudoX0Cap?: number;
+  /**
    * What the teacher predicts (`t2md train --prediction`): `epsilon` (absent: every preset saved before
    * the field) or `v` (L_mse's target becomes v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, min-SNR-γ takes its v form).
    * The teacher stage's only: the distillation stages' student predicts what its teacher file does.
@@ -230,6 +237,8 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     );
     assertOneOf(`${at} prediction`, c.prediction, TRAIN_PREDICTIONS);
   }
+  const cap = c.pseudoX0Cap ?? 1;
+  check(Number.isFinite(cap) && cap >= 1, () => `${at} pseudoX0Cap must be a finite number >= 1 (1 = off), got ${String(c.pseudoX0Cap)}.`);
   const g = c.minSnrGamma ?? 0;
   check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   denoiseLoss,
   forcingLoss,
+  highNoiseWeights,
   minSnrWeights,
   mixerLoss,
   pseudoLoss,
@@ -98,14 +99,16 @@ export interface NoisedBatch {
   readonly grid: [number, number];
   /** `[B]` min-SNR-γ weights of the denoising loss (absent: unweighted) */
   readonly weight?: tf.Tensor;
+  /** `[B]` high-noise weights of L_pseudo (`highNoiseWeights`; absent: unweighted) */
+  readonly pseudoWeight?: tf.Tensor;
 }
 
 /**
  * Draws t, the caption-drop flags and the key of ε from `rng` (in that order, in JavaScript: the same
  * numbers on every backend and after a resume; ε itself is made on the device from its key, see
  * `gaussianNoise`) and noises `batch.images`; the target and min-SNR-γ weights follow `prediction`
- * (the RNG stream does not depend on it). Returns new tensors (dispose with `disposeNoised`); does not
- * dispose the batch.
+ * (the RNG stream does not depend on it), and a `pseudoX0Cap` above 1 adds L_pseudo's high-noise
+ * weights. Returns new tensors (dispose with `disposeNoised`); does not dispose the batch.
  */
 export function noiseBatch(
   batch: DataBatch,
@@ -115,6 +118,7 @@ export function noiseBatch(
   patchSize: number,
   minSnrGamma = 0,
   prediction: TrainPrediction = 'epsilon',
+  pseudoX0Cap = 1,
 ): NoisedBatch {
   const [B, C, H, W] = batch.images.shape;
   const T = alphasCumprod.length;
@@ -149,12 +153,14 @@ export function noiseBatch(
     grid: [H / patchSize, W / patchSize],
     // from the drawn t only: the RNG stream is the same with and without the weighting
     ...(minSnrGamma > 0 ? { weight: tf.tensor1d(minSnrWeights(ts, alphasCumprod, minSnrGamma, prediction)) } : {}),
+    ...(pseudoX0Cap > 1 ? { pseudoWeight: tf.tensor1d(highNoiseWeights(ts, alphasCumprod, pseudoX0Cap)) } : {}),
   };
 }
 
 export function disposeNoised(n: NoisedBatch): void {
   const target = n.target !== n.noise ? [n.target] : [];
-  tf.dispose([n.xt, n.t, n.noise, ...target, n.tokens, n.mask, n.drop, ...(n.weight ? [n.weight] : [])]);
+  const weights = [n.weight, n.pseudoWeight].filter((w): w is tf.Tensor => w != null);
+  tf.dispose([n.xt, n.t, n.noise, ...target, n.tokens, n.mask, n.drop, ...weights]);
 }
 
 /** L_mse of the batch against its target (ε or v), min-SNR-γ weighted when the batch carries weights. */
@@ -257,7 +263,7 @@ export function stageLoss(
       }
       const eps = epsOf(out, C);
       const mse = keepPart('mse', mseOf(nb, eps));
-      const pseudo = cfg.lambdaPseudo > 0 && teacher.eps ? keepPart('pseudo', pseudoLoss(teacher.eps, eps)) : undefined;
+      const pseudo = cfg.lambdaPseudo > 0 && teacher.eps ? keepPart('pseudo', pseudoLoss(teacher.eps, eps, nb.pseudoWeight)) : undefined;
       const mixer = withTaps
         ? keepPart(
             'mixer',

@@ -62,7 +62,7 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction 
   const patch = models.model.config.patchSize;
 
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
-    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0, prediction);
+    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0, prediction, cfg.pseudoX0Cap ?? 1);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
     const sl = stageLoss(stage, cfg, models, nb, trained);
     try {
