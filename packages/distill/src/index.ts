@@ -26,6 +26,7 @@ export {
   TRAIN_PRESETS,
   tinyPreset,
 } from './trainer/config.js';
+export { checkStepHealth, TrainingFailedError } from './trainer/health.js';
 export type { InitRecord, Provenance, TrainedModel, TrainState } from './trainer/model-file.js';
 export { fromCheckpoint, loadTrainedModel, PRESET_KEY, saveTrainedModel, TEXT_ENCODER_KEY, TRAIN_KEY } from './trainer/model-file.js';
 export type { DistillOptions, RunHooks, RunOptions, StageOverrides, StudentChanges } from './trainer/options.js';

@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng } from '@t2md/core';
+import { Rng, takeWebGPUErrors } from '@t2md/core';
 import {
   CONFIG_METADATA_KEY,
   createDiT,
@@ -29,6 +29,7 @@ import { disposeCheckpoint, type LoadedCheckpoint, loadCheckpoint, saveCheckpoin
 import { appendMetrics, type MetricsRecord, truncateMetrics } from '../checkpoint/metrics.js';
 import { learningRate } from '../optim/schedule.js';
 import { resolutions, STAGES } from './config.js';
+import { checkStepHealth } from './health.js';
 import { saveTrainedModel, type TrainState } from './model-file.js';
 import type { RunHooks } from './options.js';
 import { CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, type RunPlan } from './plan.js';
@@ -203,6 +204,7 @@ export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promi
   const metricsPath = join(dir, METRICS_FILE);
 
   let step = run.start.step;
+  takeWebGPUErrors(); // the stage's own errors only: earlier ones belong to whoever caused them
   let lastLoss = Number.NaN;
   let lastEval: TrainProgress['lastEval'];
   let t0 = performance.now();
@@ -257,6 +259,7 @@ export async function runStageLoop(run: StageRun, hooks: StageHooks = {}): Promi
           record.gradNorm = (await res.gradNorm.data())[0];
           record.lr = lr;
           lastLoss = record.loss as number;
+          checkStepHealth(stage, step, lastLoss); // before the line is kept: a broken step's numbers are garbage
           appendMetrics(metricsPath, record as { step: number; loss: number });
         }
       } finally {
