@@ -45,6 +45,19 @@ phase() { # phase DIR SECS ARGS... : a run bounded by the trainer's own --time-l
   reached "$dir"
 }
 
+stepped() { # stepped FLAGS STEP: the flags with the step reached; a run that set its own --steps (the
+  # length of its schedule) keeps it, with the step the time limit stopped it at when it fell short
+  local want
+  want=$(sed -nE 's/.*--steps ([0-9]+).*/\1/p' <<<"$1")
+  if [ -z "$want" ]; then
+    echo "$1 --steps $2"
+  elif [ "$want" = "$2" ]; then
+    echo "$1"
+  else
+    echo "$1 (stopped by the time limit at step $2)"
+  fi
+}
+
 one() { # one NAME FLAGS
   local name=$1 flags=$2 dir=$W/$1 cmd=""
   mkdir -p "$dir"
@@ -52,7 +65,7 @@ one() { # one NAME FLAGS
     local s
     # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     s=$(phase "$dir" "$SECS" train --preset shapes $flags)
-    cmd="t2md train --preset shapes $flags --steps $s"
+    cmd="t2md train --preset shapes $(stepped "$flags" "$s")"
   elif [[ "$flags" == *"--stage forcing+distill"* ]]; then
     # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder
     local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25}
@@ -68,7 +81,7 @@ one() { # one NAME FLAGS
     local s
     # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     s=$(phase "$dir" "$SECS" distill --teacher "${TEACHER:?}" $flags)
-    cmd="t2md distill --teacher teacher.safetensors $flags --steps $s"
+    cmd="t2md distill --teacher teacher.safetensors $(stepped "$flags" "$s")"
   fi
   echo "$cmd --out $name  # time-bounded: ${SECS} s on $(nvidia-smi --query-gpu=name --format=csv,noheader), $NRUNS runs in parallel" >"$dir/command.txt"
   log "$name: $cmd"
