@@ -12,7 +12,9 @@
 #   `init` in its metadata says so): "more:--init packages/shapes/models/teacher.safetensors --model-dtype f16"
 #
 # Each NAME:FLAGS argument is one run in parallel (own process, own folder); the GPU is far from busy
-# with one small model, so parallel runs cost little. The device tool returns at most 8 files, so:
+# with one small model, so parallel runs cost little. Memory is what limits them: on an 80 GB H100 two
+# shapes distillation runs at batch 256 fit and three do not (2026-12-07; the trainer then stops at the
+# first out-of-memory error), and two teacher runs at batch 512 fit. The device tool returns at most 8 files, so:
 # $OUT/train.log, $OUT/runs.tgz (every run's metrics.jsonl, eval.json, command.txt and logs) and
 # $OUT/NAME.safetensors for each NAME listed in KEEP (default: all runs).
 set -uo pipefail
