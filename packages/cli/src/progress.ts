@@ -111,11 +111,13 @@ export function trainingBar(opts: { backend?: string } = {}): { update(p: TrainP
         current = progress(p.stage, p.total, { unit: 'steps' });
       }
       const overall = p.lastEval?.scores.overall;
+      const rate = p.samplesPerSecond;
       current?.update(
         p.step,
         {
-          loss: p.loss.toFixed(4),
-          'samples/s': String(Math.round(p.samplesPerSecond)),
+          // NaN until the first metrics line reads the loss back (the trainer stops on a real NaN)
+          ...(Number.isFinite(p.loss) ? { loss: p.loss.toFixed(4) } : {}),
+          'samples/s': rate < 10 ? rate.toFixed(1) : String(Math.round(rate)),
           ...(overall != null ? { geneval: `${overall.toFixed(3)} @${p.lastEval!.step}` } : {}),
         },
         { secondsPerUnit: p.secondsPerStep, etaSeconds: p.etaSeconds },

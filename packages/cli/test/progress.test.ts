@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { fmtDuration, progress, progressLine } from '../src/progress.js';
+import { fmtDuration, progress, progressLine, trainingBar } from '../src/progress.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-progress-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,6 +52,26 @@ describe('plain progress lines', () => {
       progress('teacher', 10, { unit: 'steps', plain: true }).update(1, { loss: '0.5000' }, { secondsPerUnit: 2, etaSeconds: 18 }),
     );
     expect(line).toBe('teacher 1/10 steps | loss 0.5000 | 2.00 s/step | eta 18 s\n');
+  });
+
+  it("the training bar leaves the loss out until it is read back, and shows a slow rate's decimal", () => {
+    const at = (step: number, loss: number) => ({
+      stage: 'distill',
+      step,
+      total: 2,
+      loss,
+      secondsPerStep: 8.3,
+      samplesPerSecond: 0.24,
+      etaSeconds: 8,
+    });
+    const lines = captureStderr(() => {
+      const bar = trainingBar({ backend: 'wasm' });
+      bar.update(at(1, Number.NaN));
+      bar.update(at(2, 0.0056));
+      bar.stop();
+    });
+    expect(lines[0]).toBe('distill 1/2 steps | samples/s 0.2 | 8.30 s/step | eta 8 s\n');
+    expect(lines[1]).toMatch(/^distill 2\/2 steps \| loss 0\.0056 \| samples\/s 0\.2 \| 8\.30 s\/step/);
   });
 });
 
