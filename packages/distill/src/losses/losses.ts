@@ -88,7 +88,7 @@ export function weightedDenoiseLoss(eps: tf.Tensor, epsHat: tf.Tensor, weight: t
 
 /**
  * Weights that move an ε-space loss toward its x_0-space error at high noise: w_t = clamp(1/SNR_t, 1, Γ)
- * (x_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t, so an ε error counts 1/SNR_t times in x_0), divided by their mean
+ * (x_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t, so a squared ε error counts 1/SNR_t times in x_0), divided by their mean
  * over every t of the schedule. The loss does not keep its scale: the ε error is smallest at high noise,
  * so the weighted L_pseudo comes out far smaller than the plain one (1.1e-5 against 1.1e-3 for the shapes
  * student at Γ = 1000), and λ_pseudo has to rise with it to keep the term's share. Why: at t ≳ 800, where the layout is
