@@ -1,4 +1,5 @@
 import { isInputError } from '@t2md/core';
+import { TrainingFailedError } from '@t2md/distill';
 import { BACKENDS } from './options.js';
 
 /** Exit codes of the contract: 0 success, 1 failure while running, 2 bad usage or bad input. */
@@ -35,6 +36,14 @@ const FLAG_ADVICE: [RegExp, (m: RegExpExecArray) => string][] = [
   [/not a teacher one; resume it as a distillation run/, () => 'continue it with t2md distill --resume'],
   [/keep teacherInit as it was/, () => 'drop --no-teacher-init, or pass another --out'],
   [/distil into another out folder|start a new run in another out folder/, () => 'pass another --out'],
+  [
+    /free device memory \(fewer runs on the GPU, or recompute\) and resume the run/,
+    () => 'pass --resume, with --recompute for less memory',
+  ],
+  [
+    /start again from the last checkpoint with init and a lower lr/,
+    () => 'pass --init OUT/latest.safetensors, a lower --lr and another --out',
+  ],
 ];
 
 /** A library InputError's message with the CLI's flags for the fix appended, where it has some. */
@@ -53,6 +62,8 @@ export function withFlagAdvice(message: string): string {
 export function describeError(err: unknown, debug = false): { code: number; line: string } {
   if (err instanceof UsageError) return { code: EXIT_USAGE, line: `t2md: ${err.message}` };
   if (err instanceof PointsFailedError) return { code: EXIT_FAILURE, line: `t2md: ${err.message}` };
+  // a run stopped at a broken step: a failure while running, said in one sentence, no stack
+  if (err instanceof TrainingFailedError) return { code: EXIT_FAILURE, line: `t2md: ${withFlagAdvice(err.message)}` };
   if (isInputError(err)) return { code: EXIT_USAGE, line: `t2md: ${withFlagAdvice(err.message)}` };
   const e = err as { code?: string; message?: string; path?: string };
   if (e?.code === 'ENOENT') return { code: EXIT_USAGE, line: `t2md: no such file: ${e.path ?? e.message}; check the path.` };

@@ -5,7 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TrainingFailedError } from '@t2md/distill';
 import { afterAll, describe, expect, it } from 'vitest';
+import { describeError, EXIT_FAILURE } from '../src/errors.js';
 import { BIN } from './cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-errors-'));
@@ -175,5 +177,21 @@ describe('the refusals', () => {
     expect(readdirSync(join(dir, 'held'))).toEqual(['latest.safetensors']);
     expect(readdirSync(join(dir, 'shots.png'))).toEqual([]);
     expect(existsSync('/proc/t2md-run')).toBe(false);
+  });
+});
+
+describe('a training run stopped at a broken step', () => {
+  it('is exit 1 and one sentence with the flags that mend it, no stack', () => {
+    const oom = new TrainingFailedError(
+      `stage 'distill' stopped at step 10: the WebGPU device reported 3 error(s), the first: "out of memory"; the weights since the last checkpoint are not saved: free device memory (fewer runs on the GPU, or recompute) and resume the run.`,
+    );
+    expect(describeError(oom)).toEqual({
+      code: EXIT_FAILURE,
+      line: `t2md: ${oom.message.replace(/\.$/, '')} (pass --resume, with --recompute for less memory).`,
+    });
+    const nan = new TrainingFailedError(
+      `stage 'teacher' stopped at step 20: the loss is NaN; the weights since the last checkpoint are not saved: check the data for non-finite values, or start again from the last checkpoint with init and a lower lr.`,
+    );
+    expect(describeError(nan, true).line).toMatch(/\(pass --init OUT\/latest\.safetensors, a lower --lr and another --out\)\.$/);
   });
 });

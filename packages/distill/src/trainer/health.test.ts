@@ -52,6 +52,7 @@ describe('a broken training step stops the run', () => {
     const run = trainTeacher({ ...world, data: poisoned, out, overrides });
     await expect(run).rejects.toThrow(TrainingFailedError);
     await expect(run).rejects.toThrow(/stage 'teacher' stopped at step 10: the loss is NaN/);
+    await expect(run).rejects.toThrow(/start again from the last checkpoint with init and a lower lr\.$/); // the CLI's advice keys on it
     expect(loggedSteps(out)).toEqual([5]);
     expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
     expect(existsSync(join(out, 'latest.safetensors'))).toBe(true); // step 5's checkpoint stays
@@ -83,6 +84,8 @@ describe('a broken training step stops the run', () => {
         (err as Error).message,
       );
       expect(m, (err as Error).message).not.toBeNull();
+      // the phrase the CLI's flag advice keys on (packages/cli/src/errors.ts)
+      expect((err as Error).message).toMatch(/free device memory \(fewer runs on the GPU, or recompute\) and resume the run\.$/);
       const at = Number(m![1]);
       expect(at).toBeGreaterThanOrEqual(10);
       expect(loggedSteps(out)).toEqual([5, 10, 15, 20].filter((s) => s < at)); // nothing from the broken step on

@@ -20,17 +20,16 @@ export class TrainingFailedError extends Error {
 export function checkStepHealth(stage: string, step: number, loss: number): void {
   const errors = takeWebGPUErrors();
   const lost = webgpuDeviceLost();
-  const fix =
-    'the weights since the last checkpoint are not saved; give the run more device memory (fewer runs per GPU, a smaller --batch-size or --recompute) and continue it with --resume';
+  const lostSteps = 'the weights since the last checkpoint are not saved';
   if (errors.length > 0 || lost != null) {
     const first = (lost ?? errors[0] ?? '').split('\n')[0];
     throw new TrainingFailedError(
-      `stage '${stage}' stopped at step ${step}: the WebGPU device reported ${Math.max(errors.length, 1)} error(s), the first: "${first}"; ${fix}.`,
+      `stage '${stage}' stopped at step ${step}: the WebGPU device reported ${Math.max(errors.length, 1)} error(s), the first: "${first}"; ${lostSteps}: free device memory (fewer runs on the GPU, or recompute) and resume the run.`,
     );
   }
   if (!Number.isFinite(loss)) {
     throw new TrainingFailedError(
-      `stage '${stage}' stopped at step ${step}: the loss is ${loss}; the weights since the last checkpoint are not saved; lower --lr or continue from the last checkpoint with --resume.`,
+      `stage '${stage}' stopped at step ${step}: the loss is ${loss}; ${lostSteps}: check the data for non-finite values, or start again from the last checkpoint with init and a lower lr.`,
     );
   }
 }
