@@ -27,7 +27,9 @@ const TS = [950, 800, 700, 600]; // below ~600 pure noise is no longer what the 
 const N = 8;
 
 const fail = (msg) => {
-  process.stderr.write(`guidance-probe: ${msg}\nusage: node bench/guidance-probe.mjs [STUDENT...] [--teacher FILE] [--json] [--backend wasm|cpu|webgpu]\n`);
+  process.stderr.write(
+    `guidance-probe: ${msg}\nusage: node bench/guidance-probe.mjs [STUDENT...] [--teacher FILE] [--json] [--backend wasm|cpu|webgpu]\n`,
+  );
   process.exit(2);
 };
 const shipped = (m) => (m === 'teacher' || m === 'student' ? join(root, 'packages', 'shapes', 'models', `${m}.safetensors`) : m);
@@ -48,7 +50,8 @@ const backend = opts.backend ?? 'wasm';
 if (!['wasm', 'cpu', 'webgpu'].includes(backend)) fail(`--backend must be wasm, cpu or webgpu, got ${JSON.stringify(backend)}`);
 const teacherFile = shipped(opts.teacher ?? 'teacher');
 if (files.length === 0) files.push(shipped('student'));
-for (const f of [teacherFile, ...files]) if (!existsSync(f)) fail(`${f} does not exist; pass teacher, student or a file that t2md train or distill wrote`);
+for (const f of [teacherFile, ...files])
+  if (!existsSync(f)) fail(`${f} does not exist; pass teacher, student or a file that t2md train or distill wrote`);
 
 await initBackend({ backend });
 const norm = (t) => tf.tidy(() => tf.norm(t).dataSync()[0]);
