@@ -167,6 +167,11 @@ export function buildProgram(): Command {
       "what the teacher predicts: epsilon (the default) or v = √ᾱ·ε − √(1−ᾱ)·x0 (min-SNR then weights min(SNR, γ)/(SNR+1)); with --init, the file's unless given",
       choiceArg('--prediction', TRAIN_PREDICTIONS),
     )
+    .option(
+      '--text-lr-scale <k>',
+      "learning-rate multiplier of the caption encoder: its weights step at k·lr, the DiT's at lr (default 1)",
+      posNumArg('--text-lr-scale'),
+    )
     .addOption(backendOption());
   addModelFileOptions(
     addRecipeOptions(train),

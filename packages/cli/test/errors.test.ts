@@ -152,6 +152,13 @@ describe('every other bad input is one sentence and exit 2', () => {
     [['sample'], /missing required argument 'prompt'\. See t2md --help\.$/],
     [['info', 'extra'], /too many arguments for 'info'/],
     [['train', '--out', 'r', '--steps', '-3'], /--steps must be an integer in \[1, /],
+    [['train', '--out', 'r', '--text-lr-scale', '0'], /--text-lr-scale must be a number > 0, got '0'\. See t2md --help\.$/],
+    [['train', '--out', 'r', '--text-lr-scale', 'NaN'], /--text-lr-scale must be a number > 0, got 'NaN'\. See t2md --help\.$/],
+    // the caption encoder trains in t2md train only (distillation freezes it)
+    [
+      ['distill', '--teacher', 'junk.safetensors', '--out', 'r', '--text-lr-scale', '2'],
+      /unknown option '--text-lr-scale'\. See t2md --help\.$/,
+    ],
     [['info', '--backend', 'cuda'], /--backend must be one of auto, webgpu, wasm, cpu, got 'cuda'/],
     [['info'], /T2MD_BACKEND must be one of auto, webgpu, wasm, cpu, got 'cuda'/, { T2MD_BACKEND: 'cuda' }],
     [['sample', 'a red dragon'], /dragon/],

@@ -31,6 +31,8 @@ export interface TrainOptions extends QuickEvalOptions {
   minSnr?: number;
   /** `--prediction`: what the teacher predicts (StageConfig.prediction; t2md train only). */
   prediction?: StageConfig['prediction'];
+  /** `--text-lr-scale K`: the caption encoder's learning-rate multiplier (StageConfig.textLrScale; t2md train only). */
+  textLrScale?: number;
   /** Recipe overrides of the stage configs: warmupSteps, lrDecay, emaDecay, captionDropout. */
   warmup?: number;
   lrDecay?: StageConfig['lrDecay'];
@@ -70,6 +72,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     lr: o.lr,
     minSnrGamma: o.minSnr,
     prediction: o.prediction,
+    textLrScale: o.textLrScale,
     warmupSteps: o.warmup,
     lrDecay: o.lrDecay,
     emaDecay: o.emaDecay,

@@ -16,9 +16,15 @@ export interface AdamWConfig {
    * Mamba A_log / D / dt_bias vectors do not (GPT-2/nanoGPT's rule).
    */
   readonly decays?: (name: string, shape: readonly number[]) => boolean;
+  /**
+   * Per-weight learning-rate multipliers by parameter name (absent names: 1). The weight steps at
+   * lr·s, and its decoupled decay follows that rate: p ← p (1 − lr·s·wd) − (lr·s / (1 − β1^t)) · m̂ / …
+   * The trainer's `textLrScale`: a caption encoder trained from scratch beside the DiT.
+   */
+  readonly lrScale?: Readonly<Record<string, number>>;
 }
 
-export type ResolvedAdamWConfig = Required<Omit<AdamWConfig, 'decays'>>;
+export type ResolvedAdamWConfig = Required<Omit<AdamWConfig, 'decays' | 'lrScale'>>;
 
 const defaultDecays = (_name: string, shape: readonly number[]) => shape.length >= 2;
 
@@ -50,6 +56,23 @@ export function decayedNames(params: Record<string, tf.Variable>, config: AdamWC
       .filter(([n, p]) => decays(n, p.shape))
       .map(([n]) => n),
   );
+}
+
+/**
+ * The learning-rate multipliers that differ from 1, by name, checked (finite and > 0, each a weight
+ * the optimiser trains); null when there are none, so the default update keeps its ops and its bits.
+ */
+export function lrScales(params: Record<string, tf.Variable>, config: AdamWConfig): Map<string, number> | null {
+  const given = config.lrScale ?? {};
+  check(given != null && typeof given === 'object', 'lrScale must be an object of multipliers by parameter name.');
+  const out = new Map<string, number>();
+  for (const [name, s] of Object.entries(given)) {
+    check(Object.hasOwn(params, name), () => `lrScale names '${name}', which AdamW does not train; pass only trained names.`);
+    // > 0: a weight that must not move is left out of the trained set, not stepped at rate 0
+    check(Number.isFinite(s) && s > 0, () => `lrScale of '${name}' must be a finite number > 0, got ${String(s)}.`);
+    if (s !== 1) out.set(name, s);
+  }
+  return out.size > 0 ? out : null;
 }
 
 /** Validates a step's gradients against the trained variables and the learning rate. */

@@ -6,7 +6,9 @@
  *   m ← β1 m + (1 − β1) g ;  v ← β2 v + (1 − β2) g²
  *   p ← p (1 − lr·wd) − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
  *
- * The learning rate is passed to every `step` (the schedule lives outside, in `learningRate`).
+ * The learning rate is passed to every `step` (the schedule lives outside, in `learningRate`). A weight
+ * with a multiplier s (`lrScale`) steps at lr·s in both terms: lr·s·wd decays it and lr·s / (1 − β1^t)
+ * scales its update (PyTorch's per-parameter-group `lr`).
  *
  * The moments live in one flat vector over all trained weights (`flat.ts`): per step one concat of the
  * gradients, ~25 ops on `[P]`, and one split back into the variables, instead of ~20 ops per weight
@@ -23,6 +25,7 @@ import {
   checkOptimizerState,
   checkStep,
   decayedNames,
+  lrScales,
   type ResolvedAdamWConfig,
   resolveAdamWConfig,
 } from './adamw-config.js';
@@ -49,6 +52,8 @@ interface Step {
 export class AdamW {
   readonly config: ResolvedAdamWConfig;
   private readonly decays: Set<string>;
+  /** The multipliers ≠ 1 by name; null when every weight steps at lr. */
+  private readonly scales: Map<string, number> | null;
   private readonly params: Record<string, tf.Variable>;
   private readonly layout: FlatLayout;
   private readonly vars: tf.Variable[];
@@ -60,6 +65,12 @@ export class AdamW {
   /** `[P]` 1 where the weight decays, and 1 − that; null when every weight or none decays. */
   private decayMask: tf.Tensor1D | null = null;
   private keepMask: tf.Tensor1D | null = null;
+  /**
+   * `[P]` with `lrScale`: s per element (the update's rate), and s where the weight decays, 0
+   * elsewhere (the decay's rate, in place of the masks). Null without it: the plain path is untouched.
+   */
+  private stepScale: tf.Tensor1D | null = null;
+  private decayScale: tf.Tensor1D | null = null;
   /** Per-weight copies of m and v for `state()` (checkpoints), refreshed when read. */
   private readonly views: { m: FlatViews; v: FlatViews };
   private tCount = 0;
@@ -67,6 +78,7 @@ export class AdamW {
   /** @param params the trainable variables by name (updated in place by `step`) */
   constructor(params: Record<string, tf.Variable>, config: AdamWConfig = {}) {
     this.decays = decayedNames(params, config);
+    this.scales = lrScales(params, config);
     this.config = resolveAdamWConfig(config);
     this.params = { ...params };
     this.layout = new FlatLayout(Object.fromEntries(Object.entries(params).map(([n, p]) => [n, p.shape])));
@@ -79,7 +91,12 @@ export class AdamW {
     this.m = tf.zeros([this.layout.total]);
     this.v = tf.zeros([this.layout.total]);
     this.views = { m: new FlatViews(this.layout, this.m), v: new FlatViews(this.layout, this.v) };
-    if (this.decays.size > 0 && this.decays.size < this.layout.names.length) {
+    const scales = this.scales;
+    if (scales != null) {
+      // built once: per step the scales cost one multiply on [P] each for the update and the decay
+      this.stepScale = perElement(this.layout, (n) => scales.get(n) ?? 1);
+      this.decayScale = perElement(this.layout, (n) => (this.decays.has(n) ? (scales.get(n) ?? 1) : 0));
+    } else if (this.decays.size > 0 && this.decays.size < this.layout.names.length) {
       this.decayMask = this.layout.mask((n) => this.decays.has(n));
       this.keepMask = this.layout.mask((n) => !this.decays.has(n));
     }
@@ -93,6 +110,11 @@ export class AdamW {
   /** Names of the variables that take weight decay. */
   get decayed(): string[] {
     return [...this.decays];
+  }
+
+  /** The learning-rate multipliers that differ from 1, by name (`AdamWConfig.lrScale`). */
+  get lrScale(): Record<string, number> {
+    return Object.fromEntries(this.scales ?? []);
   }
 
   /**
@@ -151,7 +173,9 @@ export class AdamW {
       let m = tf.add(tf.mul(this.m, beta1), tf.mul(g, 1 - beta1));
       let v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(g), 1 - beta2));
       const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps);
-      let next = tf.sub(this.withDecay(w, lr * weightDecay), tf.mul(tf.div(m, denom), stepSize));
+      // lr·s / (1 − β1^t) per element with `lrScale`, else the one scalar
+      const rate = this.stepScale == null ? stepSize : tf.mul(this.stepScale, stepSize);
+      let next = tf.sub(this.withDecay(w, lr * weightDecay), tf.mul(tf.div(m, denom), rate));
       if (missing.length > 0) {
         // A weight without a gradient keeps its value and moments this step (as `AdamWRef` skips it).
         const active = tf.cast(
@@ -169,9 +193,11 @@ export class AdamW {
   /**
    * w·(1 − lr·wd) on the weights that decay, w elsewhere. The factor is mask·c + (1 − mask), which is
    * exactly c or exactly 1 per element, so this matches `AdamWRef`'s per-weight scalar multiply bit for bit.
+   * With `lrScale`: w·(1 − lr·wd·s), where s is 0 on the weights that do not decay (a factor of exactly 1).
    */
   private withDecay(w: tf.Tensor1D, lrWd: number): tf.Tensor {
     if (!(lrWd > 0) || this.decays.size === 0) return w;
+    if (this.decayScale != null) return tf.mul(w, tf.sub(1, tf.mul(this.decayScale, lrWd)));
     if (this.decayMask == null || this.keepMask == null) return tf.mul(w, 1 - lrWd);
     return tf.mul(w, tf.add(tf.mul(this.decayMask, 1 - lrWd), this.keepMask));
   }
@@ -212,9 +238,18 @@ export class AdamW {
       ...(this.w ? [this.w] : []),
       ...(this.decayMask ? [this.decayMask] : []),
       ...(this.keepMask ? [this.keepMask] : []),
+      ...(this.stepScale ? [this.stepScale] : []),
+      ...(this.decayScale ? [this.decayScale] : []),
     ]);
     this.w = null;
   }
+}
+
+/** `[P]` constant: `value(name)` over each tensor of the layout. */
+function perElement(layout: FlatLayout, value: (name: string) => number): tf.Tensor1D {
+  const out = new Float32Array(layout.total);
+  for (const [i, n] of layout.names.entries()) out.fill(value(n), layout.offsets[i], layout.offsets[i] + layout.sizes[i]);
+  return tf.tensor1d(out);
 }
 
 /** `[]` ‖g‖₂ of a flat `[P]` gradient. */

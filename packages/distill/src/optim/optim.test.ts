@@ -7,19 +7,23 @@ import { Ema } from './ema.js';
 import { AdamWRef, clipByGlobalNormRef, EmaRef } from './reference.js';
 import { learningRate } from './schedule.js';
 
-/** PyTorch's AdamW, one element at a time, in float64. */
-function adamwRef(p: number[], grads: number[][], lrs: number[], wd: number, b1 = 0.9, b2 = 0.999, eps = 1e-8): number[] {
+/**
+ * PyTorch's AdamW, one element at a time, in float64; `scale` multiplies this parameter's learning rate
+ * (its parameter group's lr: the decay and the update both take lr·scale).
+ */
+function adamwRef(p: number[], grads: number[][], lrs: number[], wd: number, scale = 1, b1 = 0.9, b2 = 0.999, eps = 1e-8): number[] {
   const m = p.map(() => 0);
   const v = p.map(() => 0);
   const out = [...p];
   grads.forEach((g, k) => {
     const t = k + 1;
+    const lr = lrs[k] * scale;
     for (let i = 0; i < out.length; i++) {
-      out[i] *= 1 - lrs[k] * wd;
+      out[i] *= 1 - lr * wd;
       m[i] = b1 * m[i] + (1 - b1) * g[i];
       v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
       const denom = Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps;
-      out[i] -= (lrs[k] / (1 - b1 ** t)) * (m[i] / denom);
+      out[i] -= (lr / (1 - b1 ** t)) * (m[i] / denom);
     }
   });
   return out;
@@ -64,6 +68,83 @@ describe('optimiser (cpu)', () => {
     expect(opt.t).toBe(3);
     opt.dispose();
     tf.dispose([w, b]);
+  });
+
+  it('AdamW with lrScale {w: 3} matches PyTorch AdamW with w in a group at 3·lr; decay follows the scaled rate', async () => {
+    const w0 = [0.5, -1, 2, 0.25];
+    const b0 = [1, -2];
+    const grads = [
+      [0.1, -0.3, 0.2, 0.05],
+      [-0.2, 0.4, 0.1, 0.0],
+      [0.3, 0.1, -0.5, 0.2],
+      [0.05, -0.1, 0.3, -0.4],
+    ];
+    const bgrads = [
+      [1, -1],
+      [0.5, 0.5],
+      [-2, 1],
+      [0.25, -0.75],
+    ];
+    const lrs = [0.1, 0.05, 0.02, 0.04];
+    const wd = 0.2;
+    const w = tf.variable(tf.tensor2d(w0, [2, 2]));
+    const b = tf.variable(tf.tensor1d(b0));
+    const before = tf.memory().numTensors;
+    // both decay, so the decay of the scaled weight and of the unscaled one are both checked
+    const opt = new AdamW({ w, b }, { weightDecay: wd, decays: () => true, lrScale: { w: 3, b: 1 } });
+    expect(opt.lrScale).toEqual({ w: 3 });
+    await withNoLeaks(() => {
+      for (let k = 0; k < grads.length; k++) {
+        const g = { w: tf.tensor2d(grads[k], [2, 2]), b: tf.tensor1d(bgrads[k]) };
+        opt.step(g, lrs[k]);
+        tf.dispose(Object.values(g));
+      }
+    });
+    const wRef = adamwRef(w0, grads, lrs, wd, 3);
+    const bRef = adamwRef(b0, bgrads, lrs, wd, 1);
+    const wv = await w.data();
+    const bv = await b.data();
+    for (const [i, x] of wRef.entries()) expect(wv[i]).toBeCloseTo(x, 5);
+    for (const [i, x] of bRef.entries()) expect(bv[i]).toBeCloseTo(x, 5);
+    // the scale shows: at lr·1 the weights would be far from these
+    const wPlain = adamwRef(w0, grads, lrs, wd, 1);
+    expect(Math.max(...wRef.map((x, i) => Math.abs(x - wPlain[i])))).toBeGreaterThan(0.1);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before); // its moments, flat copy and scale vectors go with it
+    tf.dispose([w, b]);
+  });
+
+  it('lrScale of 1 everywhere builds nothing and steps bit for bit as no option; bad scales are refused', async () => {
+    const make = () => ({ w: tf.variable(tf.tensor2d([0.3, -0.7, 1.1, 0.2], [2, 2])), b: tf.variable(tf.tensor1d([0.4, -0.9])) });
+    const [pa, pb, pc] = [make(), make(), make()];
+    // every weight decays, so a plain optimiser builds no masks and any [P] constant would show in the count
+    const cfg = { weightDecay: 0.1, decays: () => true };
+    const c0 = tf.memory().numTensors;
+    const a = new AdamW(pa, cfg);
+    const c1 = tf.memory().numTensors;
+    const b = new AdamW(pb, { ...cfg, lrScale: { w: 1, b: 1 } });
+    const c2 = tf.memory().numTensors;
+    const c = new AdamW(pc, { ...cfg, lrScale: { w: 2 } });
+    expect(c2 - c1).toBe(c1 - c0); // all-1 scales: no scale vectors
+    expect(tf.memory().numTensors - c2).toBe(c1 - c0 + 2); // a real scale: the step's and the decay's [P] vectors
+    expect(b.lrScale).toEqual({});
+    c.dispose();
+    await withNoLeaks(() => {
+      for (let k = 0; k < 3; k++) {
+        const g = { w: tf.tensor2d([0.2 * k - 0.1, 0.3, -0.5, 0.05 * k], [2, 2]), b: tf.tensor1d([1 - k, 0.5]) };
+        tf.dispose([a.clipAndStep(g, 0.01 * (k + 1), 1), b.clipAndStep(g, 0.01 * (k + 1), 1)]);
+        tf.dispose(Object.values(g));
+      }
+    });
+    for (const n of ['w', 'b'] as const) expect(Array.from(await pb[n].data()), n).toEqual(Array.from(await pa[n].data()));
+    const p = { w: pa.w };
+    expect(() => new AdamW(p, { lrScale: { w: 0 } })).toThrow(/lrScale of 'w' must be a finite number > 0, got 0\./);
+    expect(() => new AdamW(p, { lrScale: { w: Number.NaN } })).toThrow(/lrScale of 'w' must be a finite number > 0, got NaN\./);
+    expect(() => new AdamW(p, { lrScale: { v: 2 } })).toThrow(/lrScale names 'v', which AdamW does not train/);
+    a.dispose();
+    b.dispose();
+    tf.dispose([...Object.values(pa), ...Object.values(pb), ...Object.values(pc)]);
+    expect(tf.memory().numTensors).toBe(c0 - 6);
   });
 
   it('AdamW state reloads into a fresh optimiser and continues bit-exactly', async () => {
@@ -216,6 +297,32 @@ describe.each(testBackends())('flat optimiser on %s', (name) => {
     expect(new Set(counts).size, `live tensors per step ${counts}`).toBe(1);
     expect(flat.t).toBe(PLAN.length);
     for (const o of [flat, ref, ema, emaRef]) o.dispose();
+    tf.dispose([...Object.values(flatW), ...Object.values(refW)]);
+  });
+
+  it('AdamW with lrScale matches the per-weight reference at the same per-weight rates; tensor count stays flat', async (ctx) => {
+    await useBackend(name, ctx);
+    const seed = freshSeed();
+    const [flatW, refW] = [makeVars(seed), makeVars(seed)];
+    // a decaying matrix at 3·lr, a vector that does not decay at lr/2, the rest at lr
+    const cfg = { weightDecay: 0.1, lrScale: { 'a.weight': 3, 'd.vec': 0.5 } };
+    const flat = new AdamW(flatW, cfg);
+    const ref = new AdamWRef(refW, cfg);
+    let counts: number[] = [];
+    for (const [k, s] of PLAN.entries()) {
+      const g = makeGrads(seed, k, s.scale, s.skip);
+      const norm = flat.clipAndStep(g, s.lr, s.maxNorm);
+      const clipped = clipByGlobalNormRef(g, s.maxNorm);
+      ref.step(clipped.grads, s.lr);
+      const msg = `seed ${seed}, step ${k + 1}`;
+      expect(await worstRelErr(flatW, refW), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(flat.state().m, ref.state().m), msg).toBeLessThan(1e-6);
+      expect(await worstRelErr(flat.state().v, ref.state().v), msg).toBeLessThan(1e-6);
+      tf.dispose([...Object.values(g), ...Object.values(clipped.grads), norm, clipped.norm]);
+      counts = [...counts, tf.memory().numTensors];
+    }
+    expect(new Set(counts).size, `live tensors per step ${counts}`).toBe(1);
+    for (const o of [flat, ref]) o.dispose();
     tf.dispose([...Object.values(flatW), ...Object.values(refW)]);
   });
 

@@ -12,6 +12,7 @@ import {
   checkOptimizerState,
   checkStep,
   decayedNames,
+  lrScales,
   type ResolvedAdamWConfig,
   resolveAdamWConfig,
 } from './adamw-config.js';
@@ -19,6 +20,7 @@ import {
 export class AdamWRef {
   readonly config: ResolvedAdamWConfig;
   readonly decays: Set<string>;
+  private readonly scales: Map<string, number> | null;
   private readonly params: Record<string, tf.Variable>;
   private readonly m: Record<string, tf.Variable> = {};
   private readonly v: Record<string, tf.Variable> = {};
@@ -26,6 +28,7 @@ export class AdamWRef {
 
   constructor(params: Record<string, tf.Variable>, config: AdamWConfig = {}) {
     this.decays = decayedNames(params, config);
+    this.scales = lrScales(params, config);
     this.config = resolveAdamWConfig(config);
     this.params = { ...params };
     for (const [name, p] of Object.entries(params)) {
@@ -44,16 +47,17 @@ export class AdamWRef {
     const { beta1, beta2, eps, weightDecay } = this.config;
     const bc1 = 1 - beta1 ** this.tCount;
     const bc2 = 1 - beta2 ** this.tCount;
-    const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
     for (const [name, p] of Object.entries(this.params)) {
       const g = grads[name];
       if (g == null) continue;
+      const lrN = lr * (this.scales?.get(name) ?? 1); // this weight's own rate (a parameter group's lr)
+      const stepSize = lrN / bc1;
       tf.tidy(() => {
         const m = tf.add(tf.mul(this.m[name], beta1), tf.mul(g, 1 - beta1));
         const v = tf.add(tf.mul(this.v[name], beta2), tf.mul(tf.square(g), 1 - beta2));
         const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps);
-        const decayed = this.decays.has(name) && weightDecay > 0 ? tf.mul(p, 1 - lr * weightDecay) : p;
+        const decayed = this.decays.has(name) && weightDecay > 0 ? tf.mul(p, 1 - lrN * weightDecay) : p;
         p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
         this.m[name].assign(m);
         this.v[name].assign(v);

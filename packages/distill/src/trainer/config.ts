@@ -45,6 +45,13 @@ export interface StageConfig {
   readonly warmupSteps: number;
   readonly lrDecay: 'constant' | 'cosine';
   readonly minLr: number;
+  /**
+   * Learning-rate multiplier K of the caption encoder (`text_encoder.*`; `t2md train --text-lr-scale`):
+   * its weights step at lr·K and decay at lr·K·wd, the DiT's at lr; warm-up and decay scale both. An
+   * encoder trained from scratch may need a faster rate than the DiT to tell "left of" from "right of".
+   * Only where the encoder trains (the teacher stage, `trainable: 'all'`); absent: 1.
+   */
+  readonly textLrScale?: number;
   /** AdamW. */
   readonly weightDecay: number;
   readonly beta1: number;
@@ -239,6 +246,16 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
   }
   const cap = c.pseudoX0Cap ?? 1;
   check(Number.isFinite(cap) && cap >= 1, () => `${at} pseudoX0Cap must be a finite number >= 1 (1 = off), got ${String(c.pseudoX0Cap)}.`);
+  const textScale = c.textLrScale ?? 1;
+  check(
+    Number.isFinite(textScale) && textScale > 0,
+    () => `${at} textLrScale must be a finite number > 0 (1 = the DiT's rate), got ${String(textScale)}.`,
+  );
+  check(
+    textScale === 1 || (stage === 'teacher' && c.trainable === 'all'),
+    () =>
+      `${at} does not train the caption encoder (only stage 'teacher' with trainable 'all' does), so its textLrScale ${textScale} would do nothing; leave it at 1.`,
+  );
   const g = c.minSnrGamma ?? 0;
   check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {

@@ -3,7 +3,8 @@
  * batch, take gradients of the stage's loss for the trainable weights only, clip, AdamW, EMA. Nothing
  * is read back to the host: the loss, its parts and the gradient norm come back as kept scalars.
  */
-import type { Rng } from '@t2md/core';
+import { check, type Rng } from '@t2md/core';
+import { TEXT_ENCODER_PREFIX } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainPrediction } from '../losses/losses.js';
 import { AdamW } from '../optim/adamw.js';
@@ -57,7 +58,8 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction 
   const vars = names.map((n) => trainable[n]);
   const trained = new Set(vars);
   const byVarName = new Map(names.map((n) => [trainable[n].name, n]));
-  const optimizer = new AdamW(trainable, { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay });
+  const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay, ...encoderLrScale(stage, cfg.textLrScale ?? 1, names) };
+  const optimizer = new AdamW(trainable, adamw);
   const ema = new Ema(trainable, cfg.emaDecay);
   const patch = models.model.config.patchSize;
 
@@ -97,4 +99,19 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction 
       ema.dispose();
     },
   };
+}
+
+/**
+ * AdamW's `lrScale` for a stage's `textLrScale` K: every trained `text_encoder.*` weight at K, nothing
+ * when K is 1 (the plain update). A K ≠ 1 with no encoder weight to scale is refused, not ignored.
+ */
+function encoderLrScale(stage: StageName, k: number, names: readonly string[]): { lrScale?: Record<string, number> } {
+  if (k === 1) return {};
+  const encoder = names.filter((n) => n.startsWith(TEXT_ENCODER_PREFIX));
+  check(
+    encoder.length > 0,
+    () =>
+      `stage '${stage}' trains no caption encoder weight (${TEXT_ENCODER_PREFIX}*), so its textLrScale ${k} would do nothing; leave it at 1.`,
+  );
+  return { lrScale: Object.fromEntries(encoder.map((n) => [n, k])) };
 }
