@@ -129,6 +129,9 @@ function readMeasuredRows(path) {
   });
 }
 
+/** The shapes preset's image size in px, which `t2md eval` uses without `--size`. */
+const TRAINED_SIZE = 32;
+
 /** The measured rows of `name` at the table's settings, one per step count, from this file's bytes. */
 function rowsFor(name, sha256) {
   const mine = measured.filter(
@@ -139,7 +142,9 @@ function rowsFor(name, sha256) {
       r.prompts === evalSettings.prompts &&
       r.sampler === evalSettings.sampler &&
       r.cfg === evalSettings.cfg &&
-      r.batch === evalSettings.batch,
+      r.batch === evalSettings.batch &&
+      // the table is for the size the shipped models were trained at, eval's default; gpu-evals.sh's SIZE=64 rows are not
+      (r.settings?.size ?? TRAINED_SIZE) === TRAINED_SIZE,
   );
   const labels = [...new Set(mine.map((r) => r.label))];
   if (labels.length !== 1)
