@@ -1,10 +1,20 @@
 /**
  * `t2md bench scan`: Mamba-2's `ssdScan` forward and forward+backward at the T2MD student's mixer shape
  * (36 heads × 64, d_state 256, one group, batch 1) over chunk sizes, the tfjs-ops reference `ssdScanRef` where its O(L·Q)
- * intermediates fit, and Mamba-1's `selectiveScan` at the same width.
+ * intermediates fit, and Mamba-1's `selectiveScan` at the same width. On WebGPU every kernel point is
+ * timed for each forward variant (`SSD_VARIANTS`: chunked, segmented) back to back in one process,
+ * each row naming its `variant`; elsewhere the variants are the same code and only the default runs.
  */
 
-import { type SsdScanInputs, selectiveScan, selectiveScanTraffic, ssdScan } from '@t2md/ssm';
+import {
+  SSD_VARIANTS,
+  type SsdScanInputs,
+  type SsdVariant,
+  selectiveScan,
+  selectiveScanTraffic,
+  ssdDefaultVariant,
+  ssdScan,
+} from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -71,13 +81,18 @@ export interface ScanRow {
   headdim: number;
   dstate: number;
   chunkSize: number | null;
+  /** ssdScan kernel rows: the WebGPU forward that ran (SsdScanOptions.variant); the backward is the same for all. */
+  variant?: SsdVariant;
   /** Median wall ms per call (ssdScan rows: over `reps` calls queued back to back and synced once). */
   ms: number | null;
   reps?: number;
   /** Minimum bytes moved (every input read and output written once) / median time. */
   gbps: number | null;
   runs: number[];
-  /** On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128). */
+  /**
+   * On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128, default variant).
+   * On forward rows of a variant other than chunked: ‖y_variant − y_chunked‖ / ‖y_chunked‖ at the row's chunk.
+   */
   relErr?: number;
   /** On WebGPU (unless --no-profile): GPU ms of one extra call summed over programs (tf.time), and per program. */
   gpuMs?: number;
@@ -115,7 +130,7 @@ function ssdInputs(L: number, H: number, P: number, N: number, seed: number): Ss
   };
 }
 
-type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean }) => { y: tf.Tensor };
+type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean; variant?: SsdVariant }) => { y: tf.Tensor };
 
 /**
  * Gradients of Σ y·dy with respect to every float input: one forward and one backward. dy goes to
@@ -123,10 +138,10 @@ type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boo
  * builds ones(y.shape) on the CPU and uploads it on every call (151 MB through a fresh staging buffer
  * at L = 16384, 36 × 64), which is not the scan's cost.
  */
-function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number): tf.Tensor[] {
+function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number, variant?: SsdVariant): tf.Tensor[] {
   const f = (...xs: tf.Tensor[]) => {
     const named = Object.fromEntries(SSD_NAMES.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs;
-    return op(named, { chunkSize, dtSoftplus: true }).y;
+    return op(named, { chunkSize, dtSoftplus: true, ...(variant != null ? { variant } : {}) }).y;
   };
   return tf.grads(f)(
     SSD_NAMES.map((k) => inp[k]),
@@ -143,11 +158,13 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
     const peak = devicePeakMB(); // of the point `checked` ran last: this row's
     rows.push(peak != null ? { ...row, devicePeakMB: peak } : row);
     opts.log(
-      `  ${row.op} ${row.impl} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
+      `  ${row.op} ${row.impl}${row.variant != null ? ` ${row.variant}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
     if (row.passes) opts.log(`    passes: ${row.passes}`);
   };
   const base = { heads: H, headdim: P, dstate: N };
+  // the forward variants differ on WebGPU only (cpu and wasm ignore the option)
+  const variants: readonly SsdVariant[] = tf.getBackend() === 'webgpu' ? SSD_VARIANTS : [ssdDefaultVariant()];
   for (const L of s.lengths) {
     opts.log(`scan: L=${L}, ${H} heads × ${P}, d_state ${N}`);
     const inp = ssdInputs(L, H, P, N, L);
@@ -159,18 +176,28 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
     const timing: TimeOptions = { runs: s.runs, budgetMs, reps: s.reps };
     for (const Q of s.chunkSizes) {
       for (const pass of ['forward', 'forward+backward'] as const) {
-        const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q } as const;
-        try {
-          const fn = pass === 'forward' ? () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScan, inp, dy, Q);
-          const row = await checked(async (): Promise<ScanRow> => {
-            const runs = await timeRuns(fn, timing);
-            const ms = median(runs);
-            const gbps = (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6;
-            return { ...head, ms, reps: s.reps, gbps, runs, ...(await profile(fn, profiled)) };
-          });
-          add(row);
-        } catch (err) {
-          add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
+        for (const variant of variants) {
+          const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, variant } as const;
+          const fwd = (v: SsdVariant) => () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true, variant: v }).y;
+          try {
+            const fn = pass === 'forward' ? fwd(variant) : () => ssdFwdBwd(ssdScan, inp, dy, Q, variant);
+            const row = await checked(async (): Promise<ScanRow> => {
+              // a variant's forward is checked against the chunked one on the same inputs
+              let err: number | undefined;
+              if (pass === 'forward' && variant !== 'chunked') {
+                const [a, r] = [fwd(variant)(), fwd('chunked')()];
+                err = await relErr(a, r);
+                tf.dispose([a, r]);
+              }
+              const runs = await timeRuns(fn, timing);
+              const ms = median(runs);
+              const gbps = (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6;
+              return { ...head, ms, reps: s.reps, gbps, runs, ...(err != null ? { relErr: err } : {}), ...(await profile(fn, profiled)) };
+            });
+            add(row);
+          } catch (err) {
+            add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
+          }
         }
       }
     }

@@ -15,6 +15,7 @@ import { ssdForwardHost } from './host.js';
 import { ssdForwardSimd } from './simd-scan.js';
 import { dimsOf, SSD_INPUTS, type SsdAttrs } from './types.js';
 import { ssdBackwardWebGPU, ssdForwardWebGPU } from './webgpu.js';
+import { ssdForwardSegmented } from './webgpu-segmented.js';
 
 export const SSD_SCAN = 'T2mdSsdScan';
 export const SSD_SCAN_GRAD = 'T2mdSsdScanGrad';
@@ -50,8 +51,12 @@ const jsBackward = typedArrayKernel<SsdAttrs>([...SSD_INPUTS, 'dy', 'dFinal'], (
   return SSD_INPUTS.map((k): TypedOutput => ({ shape: i[k]!.shape, values: g[k] }));
 });
 
+// WebGPU: the forward variant the attrs name (a benchmark knob; both feed the same backward)
+const webgpuForward: KernelFunc = (args) =>
+  (args.attrs as unknown as SsdAttrs).variant === 'segmented' ? ssdForwardSegmented(args) : ssdForwardWebGPU(args);
+
 export const ssdKernels: KernelConfig[] = [
-  ...onEveryBackend(SSD_SCAN, jsForward, ssdForwardWebGPU),
+  ...onEveryBackend(SSD_SCAN, jsForward, webgpuForward),
   ...onEveryBackend(SSD_SCAN_GRAD, jsBackward, ssdBackwardWebGPU),
 ];
 

@@ -37,7 +37,19 @@ export interface SsdScanOptions {
   dtLimit?: readonly [number, number | null];
   /** Also return the state after the last token (default false). */
   returnFinalStates?: boolean;
+  /**
+   * Which WebGPU forward runs (a benchmark knob; cpu and wasm ignore it, and the backward is the same
+   * for both): 'chunked' (the default, or `T2MD_SSD_VARIANT` in Node) passes the chunk states in a pass
+   * of its own; 'segmented' folds that pass into the chunk-state GEMM (./webgpu-segmented.ts).
+   */
+  variant?: SsdVariant;
+  /** Chunks per segment of the 'segmented' variant; 0 or absent picks it from the shape. */
+  segmentChunks?: number;
 }
+
+/** The WebGPU forwards of the scan (see SsdScanOptions.variant). */
+export const SSD_VARIANTS = ['chunked', 'segmented'] as const;
+export type SsdVariant = (typeof SSD_VARIANTS)[number];
 
 export interface SsdScanResult {
   /** [B, L, H, P] */
@@ -65,6 +77,9 @@ export interface SsdAttrs {
    * a zero dy on the CPU for every output nobody used and uploads it on each backward.
    */
   returnFinal: boolean;
+  variant: SsdVariant;
+  /** 0: picked from the shape. */
+  segmentChunks: number;
 }
 
 /** Sizes shared by all kernels. */

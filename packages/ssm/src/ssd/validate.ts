@@ -1,6 +1,25 @@
 import { assertFloat, check, fmtShape, InputError } from '@t2md/core';
 import type { Tensor } from '@tensorflow/tfjs-core';
-import type { SsdAttrs, SsdScanInputs, SsdScanOptions } from './types.js';
+import { SSD_VARIANTS, type SsdAttrs, type SsdScanInputs, type SsdScanOptions, type SsdVariant } from './types.js';
+
+let envVariant: SsdVariant | undefined;
+
+/**
+ * The forward variant used when the options name none: `T2MD_SSD_VARIANT` in Node (read once, so a
+ * benchmark records what ran), else 'chunked'.
+ */
+export function ssdDefaultVariant(): SsdVariant {
+  if (envVariant == null) {
+    const raw = typeof process !== 'undefined' ? process.env?.T2MD_SSD_VARIANT : undefined;
+    if (raw != null && raw !== '' && !(SSD_VARIANTS as readonly string[]).includes(raw)) {
+      throw new InputError(
+        `T2MD_SSD_VARIANT must be one of ${SSD_VARIANTS.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (chunked).`,
+      );
+    }
+    envVariant = raw == null || raw === '' ? 'chunked' : (raw as SsdVariant);
+  }
+  return envVariant;
+}
 
 function expectShape(name: string, t: Tensor, want: readonly number[], letters: string, ref: string): void {
   const ok = t.shape.length === want.length && want.every((w, i) => w === t.shape[i]);
@@ -79,6 +98,16 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     typeof chunkSize === 'number' && Number.isInteger(chunkSize) && chunkSize >= 1 && chunkSize <= 4096,
     () => `chunkSize must be an integer in [1, 4096], got ${String(chunkSize)}.`,
   );
+  const variant = options.variant ?? ssdDefaultVariant();
+  check(
+    (SSD_VARIANTS as readonly unknown[]).includes(variant),
+    () => `variant must be one of ${SSD_VARIANTS.join(', ')}, got ${JSON.stringify(variant)}; leave it out for the default.`,
+  );
+  const segmentChunks = options.segmentChunks ?? 0;
+  check(
+    typeof segmentChunks === 'number' && Number.isInteger(segmentChunks) && segmentChunks >= 0,
+    () => `segmentChunks must be an integer >= 0 (0 picks it from the shape), got ${String(segmentChunks)}.`,
+  );
   const lim = options.dtLimit ?? [0, null];
   check(
     Array.isArray(lim) && lim.length === 2 && typeof lim[0] === 'number' && (lim[1] === null || typeof lim[1] === 'number'),
@@ -100,5 +129,7 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     hasBias: dtBias != null,
     hasInit: initialStates != null,
     returnFinal: options.returnFinalStates === true,
+    variant,
+    segmentChunks,
   };
 }

@@ -192,6 +192,17 @@ export interface GemmPhase {
   bLayout: 'kn' | 'nk';
   /** Scale of each segment's partial sum, an expression of m, n, s. */
   scale?: string;
+  /**
+   * A recurrence over the segments: acc = carry · acc + (scale ·) partial after each segment (an
+   * expression of m, n, s), then `segEpilogue` writes `v` = acc for element (m, n) (both in range).
+   */
+  carry?: string;
+  segEpilogue?: string;
+  /**
+   * Whether segment s does any work (an expression of s and the batch variables): the segment loop
+   * runs `nseg` times, which must be uniform (workgroupBarrier), and skips the dead ones' loads and sums.
+   */
+  segLive?: string;
 }
 
 export interface GemmBody {
@@ -274,14 +285,20 @@ export class GemmProgram implements WebGPUProgramSpec {
             ${acc}0 += a.x * bv; ${acc}1 += a.y * bv; ${acc}2 += a.z * bv; ${acc}3 += a.w * bv;
           }`;
     const phase = (p: GemmPhase) => {
-      const acc = p.scale ? 'p' : 'acc';
-      const scaled = p.scale
+      const split = p.scale != null || p.carry != null;
+      const acc = split ? 'p' : 'acc';
+      const combine = (i: number) =>
+        p.carry != null
+          ? `acc${i}[j] = (${p.carry}) * acc${i}[j] + ${p.scale != null ? `(${p.scale}) * ` : ''}p${i}[j]; let v = acc${i}[j]; ${p.segEpilogue ?? ''}`
+          : `acc${i}[j] += (${p.scale}) * p${i}[j];`;
+      const segLive = p.segLive != null ? ` && (${p.segLive})` : '';
+      const scaled = split
         ? rows
             .map(
               (i) => `{ let m = m0 + ty * 4 + ${i};
           for (var j = 0; j < 4; j++) {
             let n = n0 + tx * 4 + j;
-            if (live && m < uniforms.gM && n < uniforms.gN) { acc${i}[j] += (${p.scale}) * p${i}[j]; }
+            if (live && m < uniforms.gM && n < uniforms.gN${segLive}) { ${combine(i)} }
           } }`,
             )
             .join('\n')
@@ -292,9 +309,9 @@ export class GemmProgram implements WebGPUProgramSpec {
       let kEnd = ${p.kEnd ?? p.kMax};
       for (var s = 0; s < ${p.nseg ?? '1'}; s++) {
         ${p.segDecl ?? ''}
-        ${p.scale ? 'var p0 = vec4<f32>(0.0); var p1 = vec4<f32>(0.0); var p2 = vec4<f32>(0.0); var p3 = vec4<f32>(0.0);' : ''}
+        ${split ? 'var p0 = vec4<f32>(0.0); var p1 = vec4<f32>(0.0); var p2 = vec4<f32>(0.0); var p3 = vec4<f32>(0.0);' : ''}
         for (var k0 = 0; k0 < ${p.kMax}; k0 += 16) {
-          let act = live && k0 + 16 > kBeg && k0 < kEnd;
+          let act = live && k0 + 16 > kBeg && k0 < kEnd${segLive};
           if (act) {
             ${loadA(p)}
             ${loadB(p)}

@@ -37,7 +37,7 @@ import {
 
 type Inputs = Record<string, TensorInfo>;
 
-function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
+export function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
   const [Bz, L, H, P] = x.shape;
   const [, , G, N] = B.shape;
   const Q = a.chunkSize;
@@ -58,7 +58,7 @@ function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
 const REDUCE_WORKGROUPS = 512;
 const REDUCE_MIN_TERMS = 4096;
 
-function run(
+export function run(
   backend: KernelBackend,
   g: SsdGeom,
   prog: GemmProgram | MapProgram | BackPassProgram | ReduceProgram | RowDotsProgram,
@@ -74,7 +74,7 @@ function run(
 // ---- the passes shared by forward and backward ----
 
 /** dt' and the within-chunk cumsum of dt' A: [2, B, H, Lp] flat (one thread per (b, h, chunk)). */
-function dtcPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
+export function dtcPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
   const prog = new MapProgram(
     'dtc',
     ['dtIn', 'aIn', 'biasIn'],
@@ -103,7 +103,7 @@ function dtcPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
 }
 
 /** CB_ij = C_i · B_j per (b, chunk, group), lower-triangular tiles only: [B, Nc, G, Q, Q]. */
-function cbPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
+export function cbPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
   const prog = new GemmProgram(
     'cb',
     ['bIn', 'cIn'],
@@ -145,7 +145,7 @@ function statesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo): 
 }
 
 /** The pass kernels' start: one invocation per (b, h, p·n) state element, walking the chunks in order. */
-const PASS_STATE = `let PN = uniforms.Pp * uniforms.Nn;
+export const PASS_STATE = `let PN = uniforms.Pp * uniforms.Nn;
   let pn = index % PN;
   let bh = index / PN;
   let h = bh % uniforms.Hh;
@@ -253,7 +253,7 @@ function yPass(
   return run(be, g, prog, [i.x, i.C, dtc, cb, hp, i.D, i.z]);
 }
 
-function sliceCopy(be: KernelBackend, g: SsdGeom, src: TensorInfo, outShape: number[], offset: string, key: string): TensorInfo {
+export function sliceCopy(be: KernelBackend, g: SsdGeom, src: TensorInfo, outShape: number[], offset: string, key: string): TensorInfo {
   const n = util.sizeFromShape(outShape);
   const prog = new MapProgram(`copy_${key}`, ['src'], outShape, n, `${n}`, `result[index] = src[${offset}];`);
   return run(be, g, prog, [src]);
