@@ -7,15 +7,14 @@
 #
 # In order of importance, each step under what is left of the deadline (BUDGET s from the start,
 # default 520: run.sh's set-up and the return of $OUT fit in the call's last minute):
-#   1. t2md bench scaling at batch 1, 1,024 to 32,400 tokens, the library's defaults (the early submit
-#      at 1 GiB)                                          -> $OUT/scaling.json
-#   2. t2md bench train at batch 1024, teacher and distill, the distill step with activation
-#      recomputation (--recompute distill: the dry run puts it at 29 GiB, 118 GiB without; the
-#      teacher's 50.7 GiB fits as it is)                   -> $OUT/train.json
-#   3. the early submit's A/B, off (T2MD_DEFERRED_FREE_MB=Infinity): scaling at 16,384 and 32,400
-#      tokens, batch 1 (compare with step 1's rows)       -> $OUT/scaling-off.json
-#   4. its A/B on a GPU-bound step that submits more with it: bench train, distill, batch 512, on then
-#      off (--no-profile)                                 -> $OUT/train512-on.json, train512-off.json
+#   1. t2md bench scaling at batch 1 and 2, 1,024 to 32,400 tokens, the library's defaults
+#                                                         -> $OUT/scaling.json
+#   2. t2md bench scan at L = 16,384: ssdScan's two WebGPU forwards (chunked, the default, and
+#      segmented) side by side, each pass profiled      -> $OUT/scan.json
+#   3. the segmented forward in the models (T2MD_SSD_VARIANT=segmented): scaling at 16,384 and 32,400
+#      tokens, batch 1 (compare with step 1's rows)       -> $OUT/scaling-seg.json
+# (2026-12-07's call, at 4a05dff, ran the batch-1 curve, bench train at batch 1024 and the early
+# submit's A/B: bench/results/2026-12-07-h100*.json and bench/history/2026-12-07-h100-fourth/issue23/.)
 # A step that cannot get its minimum time is skipped (logged); one that overruns its share is stopped.
 # Every bench exits 1 when a point failed (its row holds the error and no timing); the next step runs.
 # $OUT also gets issue23.log (each step's status and time, the device's used memory from nvidia-smi
@@ -25,16 +24,15 @@
 # A dry run of the logic on SwiftShader (the benches fall back to their quick sizes on a software
 # adapter; the sizes below then must be quick ones):
 #   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json OUT=/tmp/i23 T2MD='node .gpu/gpu.mjs' \
-#     SCALING_SIZES=64 AB_SIZES=64 TRAIN_BATCH=2 AB_TRAIN_BATCH=2 STEPS=1 ALLOW_DIRTY=1 bash bench/gpu-issue23.sh
+#     SCALING_SIZES=64 SCAN_SIZES=256 AB_SIZES=64 ALLOW_DIRTY=1 bash bench/gpu-issue23.sh
 set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
 T2MD=${T2MD:-node .gpu/gpu.mjs}
 BUDGET=${BUDGET:-520}
 SCALING_SIZES=${SCALING_SIZES:-1024,4096,16384,32400}
+SCALING_BATCHES=${SCALING_BATCHES:-1,2}
+SCAN_SIZES=${SCAN_SIZES:-16384}
 AB_SIZES=${AB_SIZES:-16384,32400}
-TRAIN_BATCH=${TRAIN_BATCH:-1024}
-AB_TRAIN_BATCH=${AB_TRAIN_BATCH:-512}
-STEPS=${STEPS:-5}
 DIRTY=()
 [ "${ALLOW_DIRTY:-0}" = 1 ] && DIRTY=(--allow-dirty)
 mkdir -p "$OUT"
@@ -82,15 +80,11 @@ step() {
 
 # shellcheck disable=SC2086 # the command prefix is split on spaces on purpose
 {
-  step scaling 280 150 $T2MD bench scaling --backend webgpu --batches 1 --sizes "$SCALING_SIZES" --out "$OUT/scaling.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step train 120 60 $T2MD bench train --backend webgpu --batches "$TRAIN_BATCH" --steps "$STEPS" --recompute distill \
-    --out "$OUT/train.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step scaling-off 170 90 env T2MD_DEFERRED_FREE_MB=Infinity $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
-    --out "$OUT/scaling-off.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step train512-on 40 25 $T2MD bench train --backend webgpu --step distill --batches "$AB_TRAIN_BATCH" --steps 10 --no-profile \
-    --out "$OUT/train512-on.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step train512-off 40 25 env T2MD_DEFERRED_FREE_MB=Infinity $T2MD bench train --backend webgpu --step distill --batches "$AB_TRAIN_BATCH" --steps 10 \
-    --no-profile --out "$OUT/train512-off.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scaling 300 150 $T2MD bench scaling --backend webgpu --batches "$SCALING_BATCHES" --sizes "$SCALING_SIZES" \
+    --out "$OUT/scaling.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scan 120 60 $T2MD bench scan --backend webgpu --sizes "$SCAN_SIZES" --out "$OUT/scan.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scaling-seg 120 80 env T2MD_SSD_VARIANT=segmented $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
+    --out "$OUT/scaling-seg.json" ${DIRTY[@]+"${DIRTY[@]}"}
 }
 
 [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null

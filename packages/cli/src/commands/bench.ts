@@ -10,6 +10,7 @@ import {
   quietWebGPUErrors,
   wasmBuild,
 } from '@t2md/core';
+import { ssdDefaultVariant } from '@t2md/ssm';
 import * as tf from '@tensorflow/tfjs-core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
@@ -148,14 +149,21 @@ const wasmSettings = () => {
 
 /**
  * On WebGPU, for every section: the early submit's limit (`setDeferredFreeLimit`, `T2MD_DEFERRED_FREE_MB`)
- * in MiB, or 'off': it moves the device peak of long sequences and large batches, and the submits per step.
+ * in MiB, or 'off': it moves the device peak of long sequences and large batches, and the submits per step;
+ * the pool limit and the SSD forward variant when they are not the defaults.
  */
 const deferredSettings = () => {
   if (tf.getBackend() !== 'webgpu') return {};
   const l = deferredFreeLimit();
   const pool = poolLimit();
   // the pool limit (setPoolLimit, T2MD_POOL_MB) moves the device peak too; recorded only when one is set
-  return { deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off', ...(Number.isFinite(pool) ? { poolMB: pool / 2 ** 20 } : {}) };
+  // likewise the SSD scan's forward when T2MD_SSD_VARIANT picks another than the default (the scan bench's rows name theirs)
+  const ssd = ssdDefaultVariant();
+  return {
+    deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off',
+    ...(Number.isFinite(pool) ? { poolMB: pool / 2 ** 20 } : {}),
+    ...(ssd !== 'chunked' ? { ssdVariant: ssd } : {}),
+  };
 };
 
 /**

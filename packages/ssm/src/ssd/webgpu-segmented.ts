@@ -19,8 +19,8 @@
 import { disposeIntermediate } from '@t2md/core';
 import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { SsdAttrs } from './types.js';
-import { cbPass, dtcPass, geom, PASS_STATE, run, sliceCopy } from './webgpu.js';
-import { F_HASINIT, F_HASZ, GemmProgram, MapProgram, type SsdGeom } from './webgpu-programs.js';
+import { cbPass, dtcPass, geom, PASS_STATE, run, sliceCopy, Y_OUT, yIntraChunk } from './webgpu.js';
+import { F_HASINIT, GemmProgram, MapProgram, type SsdGeom } from './webgpu-programs.js';
 
 type Inputs = Record<string, TensorInfo>;
 
@@ -147,22 +147,9 @@ function ySegPass(
           bLayout: 'nk',
           scale: 'exp(csAt(b, h, t0 + m))',
         },
-        {
-          kMax: 'uniforms.Qc',
-          kEnd: 'min(uniforms.Qc, m0 + 64)',
-          a: 'select(0.0, cb[cbIdx(b, c, g, m, min(k, m))] * exp(csAt(b, h, t0 + m) - csAt(b, h, t0 + min(k, m))) * dtpAt(b, h, t0 + k), k <= m)',
-          aLayout: 'mk',
-          b: 'ldX(b, t0 + k, h, n)',
-          bLayout: 'kn',
-        },
+        yIntraChunk(true),
       ],
-      epilogue: `let t = t0 + m;
-        if (t < uniforms.Lq) {
-          let xi = xIdx(b, t, h, n);
-          var o = v + dVal(h, n) * xIn[xi];
-          if (hasFlag(${F_HASZ})) { let zv = zIn[xi]; o = o * zv * sigm(zv); }
-          result[xi] = o;
-        }`,
+      epilogue: Y_OUT,
     },
   );
   return run(be, g, prog, [i.x, i.C, dtc, cb, loc, seg, i.D, i.z], { aux: cps });

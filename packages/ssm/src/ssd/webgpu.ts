@@ -27,6 +27,7 @@ import {
   F_HASMAX,
   F_HASZ,
   F_SOFTPLUS,
+  type GemmPhase,
   GemmProgram,
   MapProgram,
   ReduceProgram,
@@ -198,6 +199,28 @@ function passInPlace(be: KernelBackend, g: SsdGeom, st: TensorInfo, dtc: TensorI
 }
 
 /**
+ * y's within-chunk phase, shared by both forwards: Σ_{j<=i} (j < i without the diagonal) CB_ij
+ * exp(cs_i − cs_j) dt'_j x_j over the chunk's tokens j, in a GemmProgram batched per (b, chunk, head).
+ */
+export const yIntraChunk = (diagonal: boolean): GemmPhase => ({
+  kMax: 'uniforms.Qc',
+  kEnd: 'min(uniforms.Qc, m0 + 64)',
+  a: `select(0.0, cb[cbIdx(b, c, g, m, min(k, m))] * exp(csAt(b, h, t0 + m) - csAt(b, h, t0 + min(k, m))) * dtpAt(b, h, t0 + k), k ${diagonal ? '<=' : '<'} m)`,
+  aLayout: 'mk',
+  b: 'ldX(b, t0 + k, h, n)',
+  bLayout: 'kn',
+});
+
+/** The forward's y epilogue, shared by both forwards: v (the SSM part) + D x, gated by silu(z). */
+export const Y_OUT = `let t = t0 + m;
+        if (t < uniforms.Lq) {
+          let xi = xIdx(b, t, h, n);
+          var o = v + dVal(h, n) * xIn[xi];
+          if (hasFlag(${F_HASZ})) { let zv = zIn[xi]; o = o * zv * sigm(zv); }
+          result[xi] = o;
+        }`;
+
+/**
  * y per (b, chunk, head): exp(cs_i) C_i·H_c + Σ_{j<=i} CB_ij exp(cs_i - cs_j) dt'_j x_j, then (forward)
  * + D x and the silu(z) gate, or (raw, for the backward) the SSM part alone. [B, L, H, P].
  */
@@ -229,25 +252,10 @@ function yPass(
           bLayout: 'nk',
           scale: 'exp(csAt(b, h, t0 + m))',
         },
-        {
-          kMax: 'uniforms.Qc',
-          kEnd: 'min(uniforms.Qc, m0 + 64)',
-          // raw (backward) leaves out the diagonal j = i: see the note on stable decay gradients below
-          a: `select(0.0, cb[cbIdx(b, c, g, m, min(k, m))] * exp(csAt(b, h, t0 + m) - csAt(b, h, t0 + min(k, m))) * dtpAt(b, h, t0 + k), k ${raw ? '<' : '<='} m)`,
-          aLayout: 'mk',
-          b: 'ldX(b, t0 + k, h, n)',
-          bLayout: 'kn',
-        },
+        // raw (backward) leaves out the diagonal j = i: see the note on stable decay gradients below
+        yIntraChunk(!raw),
       ],
-      epilogue: raw
-        ? 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }'
-        : `let t = t0 + m;
-        if (t < uniforms.Lq) {
-          let xi = xIdx(b, t, h, n);
-          var o = v + dVal(h, n) * xIn[xi];
-          if (hasFlag(${F_HASZ})) { let zv = zIn[xi]; o = o * zv * sigm(zv); }
-          result[xi] = o;
-        }`,
+      epilogue: raw ? 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }' : Y_OUT,
     },
   );
   return run(be, g, prog, [i.x, i.C, dtc, cb, hp, i.D, i.z]);
