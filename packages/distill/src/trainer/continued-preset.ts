@@ -10,6 +10,12 @@ import type { StageOverrides } from './options.js';
 const RESUME_MAY_CHANGE: ReadonlySet<string> = new Set(['recompute']);
 
 /**
+ * What an optional stage setting means when a checkpoint lacks it (saved before the field existed):
+ * its documented default, so that passing that default on a resume is not a change.
+ */
+const ABSENT_MEANS: Readonly<Record<string, unknown>> = { minSnrGamma: 0, pseudoX0Cap: 1, textLrScale: 1 };
+
+/**
  * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that
  * differs from the checkpoint's is an InputError. Chaining (a later stage into the same folder) applies
  * the overrides of the stages it runs; those of completed stages must agree.
@@ -28,7 +34,7 @@ export function continuedPreset(
       continue;
     }
     for (const [k, v] of Object.entries(o ?? {})) {
-      const had = (saved.stages[s] as unknown as Record<string, unknown>)[k];
+      const had = (saved.stages[s] as unknown as Record<string, unknown>)[k] ?? ABSENT_MEANS[k];
       if (opts.resuming && RESUME_MAY_CHANGE.has(k)) {
         apply[s] = { ...apply[s], [k]: v };
         continue;

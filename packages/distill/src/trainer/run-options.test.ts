@@ -130,6 +130,13 @@ describe('ablation options of distillStudent (cpu)', () => {
       /--resume keeps the checkpoint's settings/,
     );
     expect(continuedPreset(p, { distill: { lr: 9 } }, { resuming: false, stages: ['distill'], where }).stages.distill.lr).toBe(9);
+    // a checkpoint saved before an optional setting existed has it at its default, not at a different value
+    const old = { ...p, stages: { ...p.stages, teacher: { ...p.stages.teacher, textLrScale: undefined, minSnrGamma: undefined } } };
+    const same = { teacher: { textLrScale: 1, minSnrGamma: 0 } };
+    expect(continuedPreset(old, same, { resuming: true, stages: ['teacher'], where }).stages.teacher).toEqual(old.stages.teacher);
+    expect(() => continuedPreset(old, { teacher: { textLrScale: 2 } }, { resuming: true, stages: ['teacher'], where })).toThrow(
+      "ckpt was made with stage 'teacher' textLrScale 1, not 2; --resume keeps the checkpoint's settings: drop the flag or start a new run in another --out.",
+    );
     expect(() => checkStudentAgrees(p.student, { layout: 'HM-WM-HM-WM' }, where)).not.toThrow();
     expect(() => checkStudentAgrees(p.student, { layout: 'SA-WM' }, where)).toThrow(InputError);
     expect(() => resolveModelFile(root)).toThrow(/is a folder without model\.safetensors/);
