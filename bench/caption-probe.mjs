@@ -13,15 +13,12 @@
  * `teacher` and `student` name the shipped files in packages/shapes/models/. Takes seconds on a CPU.
  * bench/recipe.md ("2026-12-07, second session") has the first measurement and why it matters.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '@t2md/core';
 import { loadTrainedModel } from '@t2md/distill';
 import { createCaptionEncoder, tokenize, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
+import { probeArgs } from './probe-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PAIRS = [
   ['relation (left/right)', 'a red circle left of a blue square', 'a red circle right of a blue square'],
   ['relation (above/below)', 'a red circle above a blue square', 'a red circle below a blue square'],
@@ -31,21 +28,7 @@ const PAIRS = [
 ];
 const T = 500;
 
-const fail = (msg) => {
-  process.stderr.write(`caption-probe: ${msg}\nusage: node bench/caption-probe.mjs MODEL... [--json] [--backend wasm|cpu|webgpu]\n`);
-  process.exit(2);
-};
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const b = args.indexOf('--backend');
-const backend = b >= 0 ? args[b + 1] : 'wasm';
-if (b >= 0 && !['wasm', 'cpu', 'webgpu'].includes(backend)) fail(`--backend must be wasm, cpu or webgpu, got ${JSON.stringify(backend)}`);
-const files = args
-  .filter((a, i) => !a.startsWith('--') && (b < 0 || i !== b + 1))
-  .map((m) => (m === 'teacher' || m === 'student' ? join(root, 'packages', 'shapes', 'models', `${m}.safetensors`) : m));
-for (const a of args) if (a.startsWith('--') && a !== '--json' && a !== '--backend') fail(`unknown option ${a}`);
-if (files.length === 0) fail('name at least one model: teacher, student or a model file');
-for (const f of files) if (!existsSync(f)) fail(`${f} does not exist; pass teacher, student or a file that t2md train or distill wrote`);
+const { files, json, backend } = probeArgs('caption-probe', 'node bench/caption-probe.mjs MODEL... [--json] [--backend wasm|cpu|webgpu]');
 
 await initBackend({ backend });
 const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));

@@ -13,45 +13,22 @@
  * STUDENT defaults to the shipped student, --teacher to the shipped teacher (`teacher`/`student` name
  * packages/shapes/models/ files). About a minute per student on a 2-core CPU.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '@t2md/core';
 import { loadTrainedModel } from '@t2md/distill';
 import { createCaptionEncoder, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
+import { probeArgs, shippedModel } from './probe-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PROMPTS = ['a circle', 'a red circle', 'two red circles', 'a red circle left of a blue square'];
 const TS = [950, 800, 700, 600]; // below ~600 pure noise is no longer what the sampler feeds the model
 const N = 8;
 
-const fail = (msg) => {
-  process.stderr.write(
-    `guidance-probe: ${msg}\nusage: node bench/guidance-probe.mjs [STUDENT...] [--teacher FILE] [--json] [--backend wasm|cpu|webgpu]\n`,
-  );
-  process.exit(2);
-};
-const shipped = (m) => (m === 'teacher' || m === 'student' ? join(root, 'packages', 'shapes', 'models', `${m}.safetensors`) : m);
-const args = process.argv.slice(2);
-const valued = new Set(['--teacher', '--backend']);
-const opts = {};
-const files = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a === '--json') opts.json = true;
-  else if (valued.has(a)) {
-    if (args[i + 1] == null || args[i + 1].startsWith('--')) fail(`${a} needs a value`);
-    opts[a.slice(2)] = args[++i];
-  } else if (a.startsWith('--')) fail(`unknown option ${a}`);
-  else files.push(shipped(a));
-}
-const backend = opts.backend ?? 'wasm';
-if (!['wasm', 'cpu', 'webgpu'].includes(backend)) fail(`--backend must be wasm, cpu or webgpu, got ${JSON.stringify(backend)}`);
-const teacherFile = shipped(opts.teacher ?? 'teacher');
-if (files.length === 0) files.push(shipped('student'));
-for (const f of [teacherFile, ...files])
-  if (!existsSync(f)) fail(`${f} does not exist; pass teacher, student or a file that t2md train or distill wrote`);
+const { files, json, backend, values, exists } = probeArgs(
+  'guidance-probe',
+  'node bench/guidance-probe.mjs [STUDENT...] [--teacher FILE] [--json] [--backend wasm|cpu|webgpu]',
+  { options: ['teacher'], models: ['student'] },
+);
+const teacherFile = exists(shippedModel(values.teacher ?? 'teacher'));
 
 await initBackend({ backend });
 const norm = (t) => tf.tidy(() => tf.norm(t).dataSync()[0]);
@@ -89,7 +66,7 @@ for (const file of files) {
   report.push({ file, rows });
 }
 
-if (opts.json) {
+if (json) {
   process.stdout.write(`${JSON.stringify({ backend, teacher: teacherFile, n: N, students: report }, null, 2)}\n`);
 } else {
   for (const { file, rows } of report) {
