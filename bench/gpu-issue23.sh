@@ -11,7 +11,10 @@
 #                                                         -> $OUT/scaling.json
 #   2. t2md bench scan at L = 16,384: ssdScan's two WebGPU forwards (chunked, the default, and
 #      segmented) side by side, each pass profiled      -> $OUT/scan.json
-#   3. the segmented forward in the models (T2MD_SSD_VARIANT=segmented): scaling at 16,384 and 32,400
+#   3. a bounded buffer pool (T2MD_POOL_MB=1024): scaling at 16,384 and 32,400 tokens, batch 1. The dry
+#      run puts both peaks at 32,400 tokens at 6,208 / 6,753 MiB with it (6,785 / 9,623 without): does
+#      it cost time?                                      -> $OUT/scaling-pool.json
+#   4. the segmented forward in the models (T2MD_SSD_VARIANT=segmented): scaling at 16,384 and 32,400
 #      tokens, batch 1 (compare with step 1's rows)       -> $OUT/scaling-seg.json
 # (2026-12-07's call, at 4a05dff, ran the batch-1 curve, bench train at batch 1024 and the early
 # submit's A/B: bench/results/2026-12-07-h100*.json and bench/history/2026-12-07-h100-fourth/issue23/.)
@@ -82,8 +85,10 @@ step() {
 {
   step scaling 300 150 $T2MD bench scaling --backend webgpu --batches "$SCALING_BATCHES" --sizes "$SCALING_SIZES" \
     --out "$OUT/scaling.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step scan 120 60 $T2MD bench scan --backend webgpu --sizes "$SCAN_SIZES" --out "$OUT/scan.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step scaling-seg 120 80 env T2MD_SSD_VARIANT=segmented $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
+  step scan 100 60 $T2MD bench scan --backend webgpu --sizes "$SCAN_SIZES" --out "$OUT/scan.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scaling-pool 100 60 env T2MD_POOL_MB=1024 $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
+    --out "$OUT/scaling-pool.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scaling-seg 100 60 env T2MD_SSD_VARIANT=segmented $T2MD bench scaling --backend webgpu --batches 1 --sizes "$AB_SIZES" \
     --out "$OUT/scaling-seg.json" ${DIRTY[@]+"${DIRTY[@]}"}
 }
 
