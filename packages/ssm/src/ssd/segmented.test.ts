@@ -3,27 +3,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ssdForwardValues } from './cpu.js';
 import { ssdScan } from './index.js';
+import { makeSsdInputs, type SsdCase } from './test-cases.js';
 import { dimsOf, type SsdScanInputs, type SsdScanOptions } from './types.js';
 import { validateSsd } from './validate.js';
 import { segmentChunks } from './webgpu-segmented.js';
 
-interface Case {
-  name: string;
-  B: number;
-  L: number;
-  H: number;
-  P: number;
-  G: number;
-  N: number;
-  opts: SsdScanOptions;
+interface Case extends SsdCase {
   /** segmentChunks values to run: 0 picks from the shape; some leave a partial last segment. */
   segs: number[];
-  D?: 'head' | 'channel';
-  z?: boolean;
-  bias?: boolean;
-  init?: boolean;
-  A: [number, number];
-  dt: [number, number];
 }
 
 // Small on purpose (SwiftShader). Every L leaves a partial last chunk; the segment lengths cover one chunk
@@ -92,23 +79,6 @@ const CASES: Case[] = [
   },
 ];
 
-function makeInputs(c: Case, seed: number): SsdScanInputs {
-  let k = 0;
-  const r = (shape: number[], lo: number, hi: number) => randomTensor(shape, seed + 7919 * ++k, lo, hi);
-  const inp: SsdScanInputs = {
-    x: r([c.B, c.L, c.H, c.P], -1, 1),
-    dt: r([c.B, c.L, c.H], c.dt[0], c.dt[1]),
-    A: r([c.H], c.A[0], c.A[1]),
-    B: r([c.B, c.L, c.G, c.N], -1, 1),
-    C: r([c.B, c.L, c.G, c.N], -1, 1),
-  };
-  if (c.D) inp.D = r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5);
-  if (c.z) inp.z = r([c.B, c.L, c.H, c.P], -2, 2);
-  if (c.bias) inp.dtBias = r([c.H], -1, 1);
-  if (c.init) inp.initialStates = r([c.B, c.H, c.P, c.N], -1, 1);
-  return inp;
-}
-
 const present = (inp: SsdScanInputs) => Object.values(inp).filter((t): t is tf.Tensor => t instanceof tf.Tensor);
 
 /** The float64 recurrence of cpu.ts on the inputs' values. */
@@ -137,7 +107,7 @@ describe("ssdScan's segmented WebGPU forward", () => {
     console.log(`segmented ssdScan vs float64 recurrence: ${describeInfo(info)}, seed ${seed}`);
     let runs = 0;
     for (const c of CASES) {
-      const inp = makeInputs(c, seed);
+      const inp = makeSsdInputs(c, seed);
       const ref = await reference(inp, c.opts);
       for (const segs of c.segs) {
         await withNoLeaks(async () => {
@@ -175,7 +145,7 @@ describe("ssdScan's segmented WebGPU forward", () => {
     await useBackend('webgpu', ctx);
     const seed = freshSeed();
     const c = CASES[1]!; // every optional input
-    const inp = makeInputs(c, seed);
+    const inp = makeSsdInputs(c, seed);
     const keys = (Object.keys(inp) as (keyof SsdScanInputs)[]).filter((k) => inp[k] != null);
     const xs = keys.map((k) => inp[k] as tf.Tensor);
     const wy = randomTensor([c.B, c.L, c.H, c.P], seed + 1);
@@ -210,7 +180,7 @@ describe('segmentChunks', () => {
 describe('ssdScan variant options', () => {
   it('reject an unknown variant or a bad segmentChunks with an InputError naming the option', async (ctx) => {
     await useBackend('cpu', ctx);
-    const inp = makeInputs(CASES[0]!, 3);
+    const inp = makeSsdInputs(CASES[0]!, 3);
     expect(() => ssdScan(inp, { variant: 'fast' as never })).toThrow(/variant must be one of chunked, segmented, got "fast"/);
     expect(() => ssdScan(inp, { segmentChunks: -1 })).toThrow(/segmentChunks must be an integer >= 0/);
     expect(() => ssdScan(inp, { segmentChunks: 1.5 })).toThrow(/segmentChunks must be an integer >= 0/);

@@ -5,28 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { ssdGradBound, ssdGradError } from './grad-error.js';
 import { ssdScan } from './index.js';
 import { ssdScanRef } from './reference.js';
+import { makeSsdInputs, type SsdCase } from './test-cases.js';
 import type { SsdScanInputs, SsdScanOptions } from './types.js';
 
-interface Case {
-  name: string;
-  B: number;
-  L: number;
-  H: number;
-  P: number;
-  G: number;
-  N: number;
-  opts: SsdScanOptions;
-  D?: 'head' | 'channel';
-  z?: boolean;
-  bias?: boolean;
-  init?: boolean;
-  /** A range and dt range (raw) */
-  A: [number, number];
-  dt: [number, number];
-}
-
 // Small on purpose: WebGPU runs on SwiftShader in CI.
-const CASES: Case[] = [
+const CASES: SsdCase[] = [
   {
     name: 'L not a multiple of the chunk, softplus + bias',
     B: 2,
@@ -72,23 +55,6 @@ const CASES: Case[] = [
   },
 ];
 
-function makeInputs(c: Case, seed: number): SsdScanInputs {
-  let k = 0;
-  const r = (shape: number[], lo: number, hi: number) => randomTensor(shape, seed + 7919 * ++k, lo, hi);
-  const inp: SsdScanInputs = {
-    x: r([c.B, c.L, c.H, c.P], -1, 1),
-    dt: r([c.B, c.L, c.H], c.dt[0], c.dt[1]),
-    A: r([c.H], c.A[0], c.A[1]),
-    B: r([c.B, c.L, c.G, c.N], -1, 1),
-    C: r([c.B, c.L, c.G, c.N], -1, 1),
-  };
-  if (c.D) inp.D = r(c.D === 'head' ? [c.H] : [c.H, c.P], 0.5, 1.5);
-  if (c.z) inp.z = r([c.B, c.L, c.H, c.P], -2, 2);
-  if (c.bias) inp.dtBias = r([c.H], -1, 1);
-  if (c.init) inp.initialStates = r([c.B, c.H, c.P, c.N], -1, 1);
-  return inp;
-}
-
 const names = (inp: SsdScanInputs) =>
   Object.keys(inp).filter((k) => (inp as unknown as Record<string, unknown>)[k] != null) as (keyof SsdScanInputs)[];
 
@@ -101,7 +67,7 @@ function lossFn(op: typeof ssdScan, keys: (keyof SsdScanInputs)[], opts: SsdScan
 }
 
 /** What ssdGradError needs to judge dA and ddtBias, read back from the inputs and the reference's gradients. */
-async function gradContext(inp: SsdScanInputs, c: Case, keys: (keyof SsdScanInputs)[], gr: tf.Tensor[]) {
+async function gradContext(inp: SsdScanInputs, c: SsdCase, keys: (keyof SsdScanInputs)[], gr: tf.Tensor[]) {
   const at = (k: keyof SsdScanInputs) => gr[keys.indexOf(k)]!.data();
   return {
     x: await inp.x.data(),
@@ -122,7 +88,7 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
     const seed = freshSeed();
     console.log(`ssdScan vs reference: ${describeInfo(info)}, seed ${seed}`);
     for (const c of CASES) {
-      const inp = makeInputs(c, seed);
+      const inp = makeSsdInputs(c, seed);
       const keys = names(inp);
       const wy = randomTensor([c.B, c.L, c.H, c.P], seed + 1);
       const wf = randomTensor([c.B, c.H, c.P, c.N], seed + 2);
@@ -156,7 +122,7 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
     await useBackend(backend, ctx);
     const seed = freshSeed();
     const c = CASES[1]; // every optional input
-    const inp = makeInputs(c, seed);
+    const inp = makeSsdInputs(c, seed);
     const keys = names(inp);
     const xs = keys.map((k) => inp[k] as tf.Tensor);
     const wy = randomTensor([c.B, c.L, c.H, c.P], seed + 1);
@@ -186,7 +152,7 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
   it('returns finalStates only when asked, and y has the shape of x', async (ctx) => {
     await useBackend(backend, ctx);
     const c = CASES[0];
-    const inp = makeInputs(c, 5);
+    const inp = makeSsdInputs(c, 5);
     await withNoLeaks(async () => {
       const a = ssdScan(inp, c.opts);
       expect(a.finalStates).toBeUndefined();
@@ -200,7 +166,7 @@ describe.each(testBackends())('ssdScan on %s', (backend) => {
 describe('ssdScan gradient by finite differences (cpu, float64 loops)', () => {
   it('agrees with central differences of the loss in every input', async (ctx) => {
     await useBackend('cpu', ctx);
-    const c: Case = {
+    const c: SsdCase = {
       name: 'fd',
       B: 1,
       L: 7,
@@ -217,7 +183,7 @@ describe('ssdScan gradient by finite differences (cpu, float64 loops)', () => {
       dt: [-1, 1],
     };
     const seed = freshSeed();
-    const inp = makeInputs(c, seed);
+    const inp = makeSsdInputs(c, seed);
     const keys = names(inp);
     const wy = randomTensor([1, c.L, c.H, c.P], seed + 1);
     const wf = randomTensor([1, c.H, c.P, c.N], seed + 2);
@@ -277,7 +243,7 @@ describe('ssdScan gradient by finite differences (cpu, float64 loops)', () => {
 describe('ssdScan rejects bad input with an InputError naming the argument and both shapes', () => {
   it('checks ranks, batch/seqlen, groups, dtypes, D and options', async (ctx) => {
     await useBackend('cpu', ctx);
-    const good = makeInputs(CASES[1], 3); // B=1, L=21, H=4, P=8, G=2, N=4
+    const good = makeSsdInputs(CASES[1], 3); // B=1, L=21, H=4, P=8, G=2, N=4
     const bad =
       (patch: Partial<SsdScanInputs>, opts: SsdScanOptions = {}) =>
       () =>
@@ -318,8 +284,8 @@ describe('ssdScan on webgpu without initial states', () => {
     await useBackend('webgpu', ctx);
     const seed = freshSeed();
     // a longer sequence than CASES so that the chunk states dominate the kernel's buffers
-    const c: Case = { ...CASES[1]!, L: 200, init: false, opts: { chunkSize: 8, dtSoftplus: true, dtLimit: [0.02, 0.3] } };
-    const inp = makeInputs(c, seed);
+    const c: SsdCase = { ...CASES[1]!, L: 200, init: false, opts: { chunkSize: 8, dtSoftplus: true, dtLimit: [0.02, 0.3] } };
+    const inp = makeSsdInputs(c, seed);
     const zero = tf.zeros([c.B, c.H, c.P, c.N]);
     const run = async (init?: tf.Tensor) => {
       releaseFreeBuffers();
