@@ -9,23 +9,23 @@
 # - the step-table rows: --seed 0 at each of TABLE_STEPS (default 8,10,12, empty for none; the 20-step row is the
 #   seed-0 eval above, same settings), which `node bench/step-table.mjs --rows evals.jsonl` turns into
 #   sampling.json here, without running the evals again on a CPU.
-# SIZE (default 32, the trained size) is every eval's --size in px: SIZE=64 TABLE_STEPS= scores the 64-px
-# side (the models issue's adapt/finetune target); give such rows their own LABEL, since
-# step-table.mjs --rows picks rows by label.
+# SIZE, when set, is every eval's --size in px (unset: eval's default, the size the model was trained
+# at): SIZE=64 TABLE_STEPS= scores the 64-px side (the models issue's adapt/finetune target); give such
+# rows their own LABEL, since step-table.mjs --rows picks rows by label.
 set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
 T2MD=${T2MD:-node .gpu/gpu.mjs}
 SEEDS=${SEEDS:-0,1,2,3}
 TABLE_STEPS=${TABLE_STEPS-8,10,12} # set and empty: no step-table rows
-SIZE=${SIZE:-32}
+SIZE=${SIZE:-}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 fail=0
 
 one() { # one ROLE LABEL FILE SEED STEPS
   local report
   # shellcheck disable=SC2086 # the command prefix is split on spaces on purpose
-  if ! report=$($T2MD eval --model "$3" --prompts 200 --json --seed "$4" --steps "$5" --size "$SIZE" --sampler dpmpp-2m --cfg 4.5 --batch 25 --backend webgpu); then
-    echo "gpu-evals: eval of $2 ($3) at seed $4, $5 steps, $SIZE px failed" >&2
+  if ! report=$($T2MD eval --model "$3" --prompts 200 --json --seed "$4" --steps "$5" ${SIZE:+--size "$SIZE"} --sampler dpmpp-2m --cfg 4.5 --batch 25 --backend webgpu); then
+    echo "gpu-evals: eval of $2 ($3) at seed $4, $5 steps${SIZE:+, $SIZE px} failed" >&2
     fail=1
     return
   fi

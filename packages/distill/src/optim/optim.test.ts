@@ -3,6 +3,7 @@ import { describeInfo, freshSeed, randomArray, relErr, testBackends, useBackend,
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
+import type { AdamWConfig } from './adamw-config.js';
 import { Ema } from './ema.js';
 import { AdamWRef, clipByGlobalNormRef, EmaRef } from './reference.js';
 import { learningRate } from './schedule.js';
@@ -29,89 +30,75 @@ function adamwRef(p: number[], grads: number[][], lrs: number[], wd: number, sca
   return out;
 }
 
+/** A matrix w `[2, 2]` and a vector b `[2]`, and four steps of their gradients. */
+const W0 = [0.5, -1, 2, 0.25];
+const B0 = [1, -2];
+const W_GRADS = [
+  [0.1, -0.3, 0.2, 0.05],
+  [-0.2, 0.4, 0.1, 0.0],
+  [0.3, 0.1, -0.5, 0.2],
+  [0.05, -0.1, 0.3, -0.4],
+];
+const B_GRADS = [
+  [1, -1],
+  [0.5, 0.5],
+  [-2, 1],
+  [0.25, -0.75],
+];
+
+/**
+ * w and b from W0, B0 stepped by `new AdamW({w, b}, config)` at the rates `lrs` (one step each, the
+ * first gradients), without leaking; their values after, and the optimiser (the caller disposes it).
+ */
+async function stepPair(config: AdamWConfig, lrs: number[]) {
+  // tidy: tf.variable copies its initial value, which would otherwise stay behind
+  const [w, b] = tf.tidy(() => [tf.variable(tf.tensor2d(W0, [2, 2])), tf.variable(tf.tensor1d(B0))]);
+  const opt = new AdamW({ w, b }, config);
+  await withNoLeaks(() => {
+    for (const [k, lr] of lrs.entries()) {
+      const g = { w: tf.tensor2d(W_GRADS[k], [2, 2]), b: tf.tensor1d(B_GRADS[k]) };
+      opt.step(g, lr);
+      tf.dispose(Object.values(g));
+    }
+  });
+  const values = { w: await w.data(), b: await b.data() };
+  tf.dispose([w, b]);
+  return { ...values, opt };
+}
+
 describe('optimiser (cpu)', () => {
   beforeAll(async () => {
     await initBackend({ backend: 'cpu' });
   });
 
   it('AdamW matches PyTorch AdamW step by step; decay only on matrices', async () => {
-    const w0 = [0.5, -1, 2, 0.25];
-    const b0 = [1, -2];
-    const grads = [
-      [0.1, -0.3, 0.2, 0.05],
-      [-0.2, 0.4, 0.1, 0.0],
-      [0.3, 0.1, -0.5, 0.2],
-    ];
-    const bgrads = [
-      [1, -1],
-      [0.5, 0.5],
-      [-2, 1],
-    ];
     const lrs = [0.1, 0.05, 0.02];
-    const w = tf.variable(tf.tensor2d(w0, [2, 2]));
-    const b = tf.variable(tf.tensor1d(b0));
-    const opt = new AdamW({ w, b }, { weightDecay: 0.1 });
+    const { w, b, opt } = await stepPair({ weightDecay: 0.1 }, lrs);
     expect(opt.decayed).toEqual(['w']);
-    await withNoLeaks(() => {
-      for (let k = 0; k < 3; k++) {
-        const g = { w: tf.tensor2d(grads[k], [2, 2]), b: tf.tensor1d(bgrads[k]) };
-        opt.step(g, lrs[k]);
-        tf.dispose(Object.values(g));
-      }
-    });
-    const wRef = adamwRef(w0, grads, lrs, 0.1);
-    const bRef = adamwRef(b0, bgrads, lrs, 0);
-    const wv = await w.data();
-    const bv = await b.data();
-    for (const [i, x] of wRef.entries()) expect(wv[i]).toBeCloseTo(x, 5);
-    for (const [i, x] of bRef.entries()) expect(bv[i]).toBeCloseTo(x, 5);
+    const wRef = adamwRef(W0, W_GRADS.slice(0, 3), lrs, 0.1);
+    const bRef = adamwRef(B0, B_GRADS.slice(0, 3), lrs, 0);
+    for (const [i, x] of wRef.entries()) expect(w[i]).toBeCloseTo(x, 5);
+    for (const [i, x] of bRef.entries()) expect(b[i]).toBeCloseTo(x, 5);
     expect(opt.t).toBe(3);
     opt.dispose();
-    tf.dispose([w, b]);
   });
 
   it('AdamW with lrScale {w: 3} matches PyTorch AdamW with w in a group at 3·lr; decay follows the scaled rate', async () => {
-    const w0 = [0.5, -1, 2, 0.25];
-    const b0 = [1, -2];
-    const grads = [
-      [0.1, -0.3, 0.2, 0.05],
-      [-0.2, 0.4, 0.1, 0.0],
-      [0.3, 0.1, -0.5, 0.2],
-      [0.05, -0.1, 0.3, -0.4],
-    ];
-    const bgrads = [
-      [1, -1],
-      [0.5, 0.5],
-      [-2, 1],
-      [0.25, -0.75],
-    ];
     const lrs = [0.1, 0.05, 0.02, 0.04];
     const wd = 0.2;
-    const w = tf.variable(tf.tensor2d(w0, [2, 2]));
-    const b = tf.variable(tf.tensor1d(b0));
     const before = tf.memory().numTensors;
     // both decay, so the decay of the scaled weight and of the unscaled one are both checked
-    const opt = new AdamW({ w, b }, { weightDecay: wd, decays: () => true, lrScale: { w: 3, b: 1 } });
+    const { w, b, opt } = await stepPair({ weightDecay: wd, decays: () => true, lrScale: { w: 3, b: 1 } }, lrs);
     expect(opt.lrScale).toEqual({ w: 3 });
-    await withNoLeaks(() => {
-      for (let k = 0; k < grads.length; k++) {
-        const g = { w: tf.tensor2d(grads[k], [2, 2]), b: tf.tensor1d(bgrads[k]) };
-        opt.step(g, lrs[k]);
-        tf.dispose(Object.values(g));
-      }
-    });
-    const wRef = adamwRef(w0, grads, lrs, wd, 3);
-    const bRef = adamwRef(b0, bgrads, lrs, wd, 1);
-    const wv = await w.data();
-    const bv = await b.data();
-    for (const [i, x] of wRef.entries()) expect(wv[i]).toBeCloseTo(x, 5);
-    for (const [i, x] of bRef.entries()) expect(bv[i]).toBeCloseTo(x, 5);
+    const wRef = adamwRef(W0, W_GRADS, lrs, wd, 3);
+    const bRef = adamwRef(B0, B_GRADS, lrs, wd, 1);
+    for (const [i, x] of wRef.entries()) expect(w[i]).toBeCloseTo(x, 5);
+    for (const [i, x] of bRef.entries()) expect(b[i]).toBeCloseTo(x, 5);
     // the scale shows: at lr·1 the weights would be far from these
-    const wPlain = adamwRef(w0, grads, lrs, wd, 1);
+    const wPlain = adamwRef(W0, W_GRADS, lrs, wd, 1);
     expect(Math.max(...wRef.map((x, i) => Math.abs(x - wPlain[i])))).toBeGreaterThan(0.1);
     opt.dispose();
     expect(tf.memory().numTensors).toBe(before); // its moments, flat copy and scale vectors go with it
-    tf.dispose([w, b]);
   });
 
   it('lrScale of 1 everywhere builds nothing and steps bit for bit as no option; bad scales are refused', async () => {

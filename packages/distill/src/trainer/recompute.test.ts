@@ -13,17 +13,7 @@ import { checkStageConfig, type StageName } from './config.js';
 import { continuedPreset } from './continued-preset.js';
 import type { StageModels } from './stage-step.js';
 import { createTrainStep, disposeStepResult } from './step.js';
-import { createEncoder, microPreset, syntheticData, VOCAB } from './test-fixtures.js';
-
-/** Noise on every weight, so the zero-initialised gates and projections pass gradients. */
-function perturb(model: { weights(): Record<string, tf.Variable> }, seed: number): void {
-  const rng = new Rng(seed);
-  for (const v of Object.values(model.weights())) {
-    const next = tf.tidy(() => tf.add(v, tf.mul(rng.randn(v.shape), 0.05)));
-    v.assign(next);
-    next.dispose();
-  }
-}
+import { createEncoder, microPreset, perturb, syntheticData, VOCAB } from './test-fixtures.js';
 
 /** Losses, gradient norms and trained weights after `steps` steps of `stage`. */
 async function run(stage: StageName, recompute: boolean, steps: number) {

@@ -10,6 +10,16 @@ import { type StageConfig, type StageName, type TrainPreset, tinyPreset } from '
 import { loadTrainedModel, TRAIN_KEY } from './model-file.js';
 import type { DataFactory, DataSource, TextEncoderFactory } from './types.js';
 
+/** Noise N(0, 0.05²) on every weight, so the zero-initialised gates and projections pass gradients. */
+export function perturb(model: { weights(): Record<string, tf.Variable> }, seed: number): void {
+  const rng = new Rng(seed);
+  for (const v of Object.values(model.weights())) {
+    const next = tf.tidy(() => tf.add(v, tf.mul(rng.randn(v.shape), 0.05)));
+    v.assign(next);
+    next.dispose();
+  }
+}
+
 export const VOCAB = 10;
 export const TOKENS = 6;
 

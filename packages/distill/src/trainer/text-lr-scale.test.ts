@@ -11,23 +11,12 @@ import { InputError, initBackend, Rng } from '@t2md/core';
 import { relErr } from '@t2md/core/testing';
 import { createDiT, TEXT_ENCODER_PREFIX } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
-import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkStageConfig, type StageConfig } from './config.js';
 import { readModelHeader } from './model-file.js';
 import { trainTeacher } from './pipeline.js';
 import { createTrainStep, disposeStepResult } from './step.js';
-import { createEncoder, microPreset, syntheticData, VOCAB } from './test-fixtures.js';
-
-/** Noise on every weight, so the zero-initialised gates and projections pass gradients to the encoder. */
-function perturb(model: { weights(): Record<string, tf.Variable> }, seed: number): void {
-  const rng = new Rng(seed);
-  for (const v of Object.values(model.weights())) {
-    const next = tf.tidy(() => tf.add(v, tf.mul(rng.randn(v.shape), 0.05)));
-    v.assign(next);
-    next.dispose();
-  }
-}
+import { createEncoder, microPreset, perturb, syntheticData, VOCAB } from './test-fixtures.js';
 
 /** Each trained weight's change after `steps` teacher steps from the same seed, with `textLrScale` K. */
 async function moves(k: number, steps: number): Promise<{ encoder: Float32Array[]; dit: Float32Array[]; scaled: string[] }> {
