@@ -191,6 +191,11 @@ export function buildProgram(): Command {
     .option('--lambda-pseudo <x>', 'weight of L_pseudo (teacher output as soft label; 0 drops it)', numArg('--lambda-pseudo', 0, 1e6))
     .option('--lambda-mixer <x>', 'weight of L_mixer (per-layer token-mixer outputs; 0 drops it)', numArg('--lambda-mixer', 0, 1e6))
     .option(
+      '--lambda-guidance <x>',
+      "weight of L_guidance, the student's guidance direction ε(c) − ε(∅) against the teacher's on batches paired with and without the caption (0 = off; distill, adapt and finetune; even batch sizes)",
+      numArg('--lambda-guidance', 0, 1e6),
+    )
+    .option(
       '--pseudo-x0 <cap>',
       "weight L_pseudo toward high noise: clamp(1/SNR_t, 1, cap), normalised (1 = off, the paper's; ε teachers only)",
       numArg('--pseudo-x0', 1, 1e6),

@@ -53,6 +53,8 @@ export interface DistillCliOptions extends TrainOptions {
   stage?: 'forcing' | 'distill' | 'adapt' | 'finetune' | 'all';
   lambdaPseudo?: number;
   lambdaMixer?: number;
+  /** `--lambda-guidance λ`: weight of L_guidance on paired batches (StageConfig.lambdaGuidance; 0 = off). */
+  lambdaGuidance?: number;
   /** `--pseudo-x0 Γ`: high-noise weighting of L_pseudo (StageConfig.pseudoX0Cap; 1 = off). */
   pseudoX0?: number;
   trainable?: StageConfig['trainable'];
@@ -81,6 +83,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     recompute: o.recompute,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
+    lambdaGuidance: d.lambdaGuidance,
     pseudoX0Cap: d.pseudoX0,
     trainable: d.trainable,
   };
@@ -89,19 +92,29 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
 }
 
 /**
- * The library options behind `t2md distill`'s ablation flags: the stage changes go to every stage run,
- * `--layout` / `--scan` change the student, `--no-teacher-init` skips the transfer. All of them end up
- * in the checkpoint's metadata (the preset, the DiT config and `t2md.train`).
+ * The library options behind `t2md distill`'s ablation flags: the stage changes go to every stage run
+ * (`--lambda-guidance` with `--stage all`: to every one but forcing, which has no student output to
+ * guide), `--layout` / `--scan` change the student, `--no-teacher-init` skips the transfer. All of them
+ * end up in the checkpoint's metadata (the preset, the DiT config and `t2md.train`).
  */
 export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions, 'overrides' | 'student' | 'teacherInit'> {
   const change = stageChanges(opts);
   const stages = opts.stage == null || opts.stage === 'all' ? DISTILL_ORDER : [opts.stage];
+  const changeOf = (s: string): Partial<StageConfig> | undefined => {
+    if (change?.lambdaGuidance == null || s !== 'forcing' || opts.stage === 'forcing') return change;
+    const { lambdaGuidance: _, ...rest } = change;
+    return Object.keys(rest).length > 0 ? rest : undefined;
+  };
+  const overrides = stages.flatMap((s) => {
+    const c = changeOf(s);
+    return c ? [[s, c] as const] : [];
+  });
   const student = {
     ...(opts.layout != null ? { layout: opts.layout } : {}),
     ...(opts.scan != null ? { mamba: { bidirectional: opts.scan === 'bi' } } : {}),
   };
   return {
-    ...(change ? { overrides: Object.fromEntries(stages.map((s) => [s, change])) } : {}),
+    ...(overrides.length > 0 ? { overrides: Object.fromEntries(overrides) } : {}),
     ...(Object.keys(student).length > 0 ? { student } : {}),
     // Only an explicit --no-teacher-init is passed: a chained run then inherits the checkpoint's choice.
     ...(opts.teacherInit === false ? { teacherInit: false } : {}),

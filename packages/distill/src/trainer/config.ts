@@ -4,14 +4,14 @@
  * A run is a sequence of stages; each stage has its own `StageConfig` (steps, learning rate, what
  * trains, which losses, which resolution). The paper states neither optimiser, learning rate nor batch
  * size; the choices here are ours and are documented in ../../README.md. Also how a run's options
- * change a preset (`resolvePreset`, `withOverrides`; a continuing run's: continued-preset.ts) and give each stage's config
- * (`stageCfg`).
+ * change a preset (`resolvePreset`, `withOverrides`; a continuing run's: continued-preset.ts) and give each stage's config (`stageCfg`).
  */
 
 import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
 import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
 import type { ScheduleConfig } from '@t2md/sampler';
 import { TRAIN_PREDICTIONS, type TrainPrediction } from '../losses/losses.js';
+import { checkGuidance } from './guidance.js';
 import type { StageOverrides } from './options.js';
 
 /** The stages, in pipeline order. `teacher` is the plain denoising pre-training of the teacher. */
@@ -60,9 +60,11 @@ export interface StageConfig {
   readonly gradClip: number;
   readonly emaDecay: number;
   readonly trainable: TrainableSet;
-  /** λ1, λ2 of L = L_mse + λ1 L_pseudo + λ2 L_mixer (0 drops the term; with both 0 no teacher runs). */
+  /** λ1, λ2 of L = L_mse + λ1 L_pseudo + λ2 L_mixer (0 drops the term; with every λ 0 no teacher runs). */
   readonly lambdaPseudo: number;
   readonly lambdaMixer: number;
+  /** λ of L_guidance (guidance.ts, `t2md distill --lambda-guidance`): the student's CFG direction against its teacher's; absent: 0. */
+  readonly lambdaGuidance?: number;
   /** Probability of replacing a caption by the null caption (classifier-free guidance training). */
   readonly captionDropout: number;
   /**
@@ -275,6 +277,7 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     assertInt(`${at} resolution`, r.size, 1);
     check(r.weight > 0, () => `${at} resolution weights must be positive, got ${r.weight}.`);
   }
+  checkGuidance(at, stage, c);
 }
 
 /** The stage's resolutions as weighted choices. */

@@ -20,6 +20,7 @@ import {
   weightedDenoiseLoss,
 } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
+import { guidanceLoss, pairRows, repeatFirstHalf, withGuidance } from './guidance.js';
 import type { DataBatch, TextEncoderLike } from './types.js';
 
 /** The models of a stage: `model` trains (the teacher in stage `teacher`, the student otherwise). */
@@ -74,7 +75,7 @@ export function withPosEmbed(model: DiT, posEmbed: 'sincos' | 'centered', teache
 export function needsTeacher(stage: StageName, cfg: StageConfig): boolean {
   if (stage === 'teacher') return false;
   if (stage === 'forcing') return true;
-  return cfg.lambdaPseudo > 0 || cfg.lambdaMixer > 0;
+  return cfg.lambdaPseudo > 0 || cfg.lambdaMixer > 0 || (cfg.lambdaGuidance ?? 0) > 0;
 }
 
 /** A noised batch: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε with t ~ U{0..T−1}, ε ~ N(0, I), and caption-drop flags. */
@@ -108,7 +109,8 @@ export interface NoisedBatch {
  * numbers on every backend and after a resume; ε itself is made on the device from its key, see
  * `gaussianNoise`) and noises `batch.images`; the target and min-SNR-γ weights follow `prediction`
  * (the RNG stream does not depend on it), and a `pseudoX0Cap` above 1 adds L_pseudo's high-noise
- * weights. Returns new tensors (dispose with `disposeNoised`); does not dispose the batch.
+ * weights. `paired` (L_guidance, guidance.ts) makes rows B/2.. repeat rows 0..B/2−1 with the caption
+ * dropped, after the same draws. Returns new tensors (dispose with `disposeNoised`); does not dispose the batch.
  */
 export function noiseBatch(
   batch: DataBatch,
@@ -119,6 +121,7 @@ export function noiseBatch(
   minSnrGamma = 0,
   prediction: TrainPrediction = 'epsilon',
   pseudoX0Cap = 1,
+  paired = false,
 ): NoisedBatch {
   const [B, C, H, W] = batch.images.shape;
   const T = alphasCumprod.length;
@@ -134,20 +137,25 @@ export function noiseBatch(
   for (let i = 0; i < B; i++) drop[i] = rng.next() < captionDropout ? 1 : 0;
   // ε on the device from a key drawn here: the same stream on every backend (up to float rounding)
   // and no host work (Rng.randn took ~60 ms of host time per step at batch 512).
-  const noise = gaussianNoise([B, C, H, W], [rng.nextU32(), rng.nextU32()]);
+  // guidance pairs: after the draws of t and drop and before any tensor (ε's key is drawn either way)
+  if (paired) pairRows(ts, a, s, drop);
+  const drawn = gaussianNoise([B, C, H, W], [rng.nextU32(), rng.nextU32()]);
+  const noise = paired ? repeatFirstHalf(drawn) : drawn;
+  if (noise !== drawn) drawn.dispose();
+  const pair = (x: tf.Tensor) => (paired ? repeatFirstHalf(x) : x);
   const [xt, target] = tf.tidy(() => {
-    const images = batch.images.dtype === 'float32' ? batch.images : tf.cast(batch.images, 'float32');
+    const images = pair(batch.images.dtype === 'float32' ? batch.images : tf.cast(batch.images, 'float32'));
     const [at, st] = [tf.tensor4d(a, [B, 1, 1, 1]), tf.tensor4d(s, [B, 1, 1, 1])];
     const noised = tf.add(tf.mul(images, at), tf.mul(noise, st)); // x_t = α x_0 + σ ε
     return [noised, prediction === 'v' ? tf.sub(tf.mul(noise, at), tf.mul(images, st)) : noise]; // v = α ε − σ x_0
   });
-  const mask = batch.mask.dtype === 'bool' ? tf.clone(batch.mask) : tf.cast(batch.mask, 'bool');
+  const mask = tf.tidy(() => tf.clone(pair(batch.mask.dtype === 'bool' ? batch.mask : tf.cast(batch.mask, 'bool'))));
   return {
     xt,
     t: tf.tensor1d(ts, 'int32'),
     noise,
     target,
-    tokens: tf.clone(batch.tokens),
+    tokens: tf.tidy(() => tf.clone(pair(batch.tokens))),
     mask,
     drop: tf.tensor1d(drop, 'bool'),
     grid: [H / patchSize, W / patchSize],
@@ -264,6 +272,9 @@ export function stageLoss(
       const eps = epsOf(out, C);
       const mse = keepPart('mse', mseOf(nb, eps));
       const pseudo = cfg.lambdaPseudo > 0 && teacher.eps ? keepPart('pseudo', pseudoLoss(teacher.eps, eps, nb.pseudoWeight)) : undefined;
+      const lambdaGuidance = cfg.lambdaGuidance ?? 0;
+      const guidance =
+        lambdaGuidance > 0 && teacher.eps ? keepPart('guidance', guidanceLoss(teacher.eps, eps, nb.pseudoWeight)) : undefined;
       const mixer = withTaps
         ? keepPart(
             'mixer',
@@ -273,7 +284,8 @@ export function stageLoss(
             ),
           )
         : undefined;
-      return totalLoss({ mse, pseudo, mixer }, { lambdaPseudo: cfg.lambdaPseudo, lambdaMixer: cfg.lambdaMixer });
+      const total = totalLoss({ mse, pseudo, mixer }, { lambdaPseudo: cfg.lambdaPseudo, lambdaMixer: cfg.lambdaMixer });
+      return withGuidance(total, guidance, lambdaGuidance); // + λ_g L_guidance
     },
     parts: () => takeParts(),
     dispose: disposeConstants,

@@ -64,7 +64,8 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction 
   const patch = models.model.config.patchSize;
 
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
-    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, cfg.minSnrGamma ?? 0, prediction, cfg.pseudoX0Cap ?? 1);
+    const [snr, cap, paired] = [cfg.minSnrGamma ?? 0, cfg.pseudoX0Cap ?? 1, (cfg.lambdaGuidance ?? 0) > 0];
+    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, snr, prediction, cap, paired);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
     const sl = stageLoss(stage, cfg, models, nb, trained);
     try {
