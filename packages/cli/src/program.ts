@@ -57,6 +57,11 @@ function addRecipeOptions(c: Command): Command {
       numArg('--min-snr', 0, 1e6),
     )
     .option(
+      '--x0-weight <cap>',
+      'weight the denoising loss toward high noise: × clamp(1/SNR_t, 1, cap), normalised over t (e.g. 10-100; 1 = off; ε models only)',
+      numArg('--x0-weight', 1, 1e6),
+    )
+    .option(
       '--eval-every <steps>',
       'score the EMA weights every this many steps (and at the end) into metrics.jsonl',
       intArg('--eval-every', 1),

@@ -34,7 +34,7 @@ export { distillStudent, MODEL_PREFIX, TEXT_ENCODER_PREFIX, trainTeacher } from 
 export type { RunPlan, RunStart, StagePlan } from './trainer/plan.js';
 export { CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, planDistill, planTeacher } from './trainer/plan.js';
 export { runPlan, runStageLoop } from './trainer/run.js';
-export type { NoisedBatch, StageModels } from './trainer/stage-step.js';
+export type { NoisedBatch, NoiseOptions, StageModels } from './trainer/stage-step.js';
 export { disposeNoised, needsTeacher, noiseBatch, savedWeights, stageLoss, trainableWeights, withPosEmbed } from './trainer/stage-step.js';
 export type { StepResult, TrainStepOptions, TrainStepper } from './trainer/step.js';
 export { createTrainStep, disposeStepResult } from './trainer/step.js';

@@ -29,6 +29,8 @@ export interface TrainOptions extends QuickEvalOptions {
   timeLimit?: number;
   /** `--min-snr γ`: min-SNR-γ weighting of L_mse (StageConfig.minSnrGamma; 0 = off). */
   minSnr?: number;
+  /** `--x0-weight Γ`: high-noise weighting of L_mse (StageConfig.x0WeightCap; 1 = off). */
+  x0Weight?: number;
   /** `--prediction`: what the teacher predicts (StageConfig.prediction; t2md train only). */
   prediction?: StageConfig['prediction'];
   /** `--text-lr-scale K`: the caption encoder's learning-rate multiplier (StageConfig.textLrScale; t2md train only). */
@@ -73,6 +75,7 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     batchSize: o.batchSize,
     lr: o.lr,
     minSnrGamma: o.minSnr,
+    x0WeightCap: o.x0Weight,
     prediction: o.prediction,
     textLrScale: o.textLrScale,
     warmupSteps: o.warmup,
@@ -91,18 +94,22 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
   return given.length > 0 ? (Object.fromEntries(given) as Partial<StageConfig>) : undefined;
 }
 
+/** What teacher forcing, with no student output and no L_mse, has no use for (refused when asked for by name). */
+const NOT_FORCING = ['lambdaGuidance', 'x0WeightCap'] as const;
+
 /**
  * The library options behind `t2md distill`'s ablation flags: the stage changes go to every stage run
- * (`--lambda-guidance` with `--stage all`: to every one but forcing, which has no student output to
- * guide), `--layout` / `--scan` change the student, `--no-teacher-init` skips the transfer. All of them
- * end up in the checkpoint's metadata (the preset, the DiT config and `t2md.train`).
+ * (`--lambda-guidance` and `--x0-weight` with `--stage all`: to every one but forcing, which has no
+ * student output to guide and no L_mse to weight), `--layout` / `--scan` change the student,
+ * `--no-teacher-init` skips the transfer. All of them end up in the checkpoint's metadata (the preset,
+ * the DiT config and `t2md.train`).
  */
 export function distillRunOptions(opts: DistillCliOptions): Pick<DistillOptions, 'overrides' | 'student' | 'teacherInit'> {
   const change = stageChanges(opts);
   const stages = opts.stage == null || opts.stage === 'all' ? DISTILL_ORDER : [opts.stage];
   const changeOf = (s: string): Partial<StageConfig> | undefined => {
-    if (change?.lambdaGuidance == null || s !== 'forcing' || opts.stage === 'forcing') return change;
-    const { lambdaGuidance: _, ...rest } = change;
+    if (change == null || s !== 'forcing' || opts.stage === 'forcing') return change;
+    const rest = Object.fromEntries(Object.entries(change).filter(([k]) => !(NOT_FORCING as readonly string[]).includes(k)));
     return Object.keys(rest).length > 0 ? rest : undefined;
   };
   const overrides = stages.flatMap((s) => {

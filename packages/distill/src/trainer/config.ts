@@ -11,7 +11,7 @@ import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
 import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
 import type { ScheduleConfig } from '@t2md/sampler';
 import { TRAIN_PREDICTIONS, type TrainPrediction } from '../losses/losses.js';
-import { checkGuidance } from './guidance.js';
+import { checkLossWeights } from './loss-weights.js';
 import type { StageOverrides } from './options.js';
 
 /** The stages, in pipeline order. `teacher` is the plain denoising pre-training of the teacher. */
@@ -73,10 +73,14 @@ export interface StageConfig {
    */
   readonly minSnrGamma?: number;
   /**
-   * High-noise weighting of L_pseudo (`highNoiseWeights`, `t2md distill --pseudo-x0 Γ`): Γ > 1 weights
-   * each sample by clamp(1/SNR_t, 1, Γ), normalised to mean 1 over t, so the student matches its
-   * teacher's x_0 at the noise levels that decide the layout. 1 or absent: unweighted (the paper's).
-   * An ε-predicting student's only (a v student's L_pseudo already weights high noise).
+   * High-noise weighting of L_mse (`--x0-weight Γ`): Γ > 1 multiplies each sample's min-SNR-γ weight (else 1) by `highNoiseWeights`,
+   * as `pseudoX0Cap` does L_pseudo's, so an ε model learns x_0 where SNR_t ≈ 0. 1 or absent: off. ε models only; not teacher forcing.
+   */
+  readonly x0WeightCap?: number;
+  /**
+   * High-noise weighting of L_pseudo (`highNoiseWeights`, `t2md distill --pseudo-x0 Γ`): Γ > 1 weights each sample by
+   * clamp(1/SNR_t, 1, Γ), normalised to mean 1 over t, so the student matches its teacher's x_0 at the noise levels that decide
+   * the layout. 1 or absent: unweighted (the paper's). An ε student's only (a v student's L_pseudo already weights high noise).
    */
   readonly pseudoX0Cap?: number;
   /**
@@ -246,8 +250,6 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     );
     assertOneOf(`${at} prediction`, c.prediction, TRAIN_PREDICTIONS);
   }
-  const cap = c.pseudoX0Cap ?? 1;
-  check(Number.isFinite(cap) && cap >= 1, () => `${at} pseudoX0Cap must be a finite number >= 1 (1 = off), got ${String(c.pseudoX0Cap)}.`);
   const textScale = c.textLrScale ?? 1;
   check(
     Number.isFinite(textScale) && textScale > 0,
@@ -258,8 +260,6 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     () =>
       `${at} does not train the caption encoder (only stage 'teacher' with trainable 'all' does), so its textLrScale ${textScale} would do nothing; leave it at 1.`,
   );
-  const g = c.minSnrGamma ?? 0;
-  check(Number.isFinite(g) && g >= 0, () => `${at} minSnrGamma must be a finite number >= 0 (0 = off), got ${String(c.minSnrGamma)}.`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) {
     check(c[k] >= 0 && c[k] < 1, () => `${at} ${k} must be in [0, 1), got ${String(c[k])}.`);
   }
@@ -277,7 +277,7 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
     assertInt(`${at} resolution`, r.size, 1);
     check(r.weight > 0, () => `${at} resolution weights must be positive, got ${r.weight}.`);
   }
-  checkGuidance(at, stage, c);
+  checkLossWeights(at, stage, c); // min-SNR-γ, x0WeightCap, pseudoX0Cap, lambdaGuidance
 }
 
 /** The stage's resolutions as weighted choices. */

@@ -13,7 +13,13 @@ const RESUME_MAY_CHANGE: ReadonlySet<string> = new Set(['recompute']);
  * What an optional stage setting means when a checkpoint lacks it (saved before the field existed):
  * its documented default, so that passing that default on a resume is not a change.
  */
-const ABSENT_MEANS: Readonly<Record<string, unknown>> = { minSnrGamma: 0, pseudoX0Cap: 1, textLrScale: 1, lambdaGuidance: 0 };
+const ABSENT_MEANS: Readonly<Record<string, unknown>> = {
+  minSnrGamma: 0,
+  x0WeightCap: 1,
+  pseudoX0Cap: 1,
+  textLrScale: 1,
+  lambdaGuidance: 0,
+};
 
 /**
  * The preset of a run that continues a checkpoint. Resuming keeps every setting: an override that

@@ -76,10 +76,11 @@ describe('guidance pairs (cpu)', () => {
     const batch = await data.next();
     const ac = alphasCumprod();
     const before = tf.memory().numTensors;
+    const noising = { captionDropout: 0.5, patchSize: 2, minSnrGamma: 5, pseudoX0Cap: 300 };
     for (const prediction of ['epsilon', 'v'] as const) {
       const [rPlain, rPaired] = [new Rng(seed), new Rng(seed)];
-      const plain = noiseBatch(batch, rPlain, ac, 0.5, 2, 5, prediction, 300);
-      const nb = noiseBatch(batch, rPaired, ac, 0.5, 2, 5, prediction, 300, true);
+      const plain = noiseBatch(batch, rPlain, ac, { ...noising, prediction });
+      const nb = noiseBatch(batch, rPaired, ac, { ...noising, prediction, paired: true });
       // the RNG stream does not depend on the pairing
       expect(rPaired.state).toEqual(rPlain.state);
       const ts = await values(nb.t);
@@ -99,7 +100,7 @@ describe('guidance pairs (cpu)', () => {
     expect(tf.memory().numTensors).toBe(before);
     // an odd batch cannot be paired
     const odd = await syntheticData({ seed, resolution: 8, batchSize: 3, maxTokens: 6 }).next();
-    expect(() => noiseBatch(odd, new Rng(seed), ac, 0, 2, 0, 'epsilon', 1, true)).toThrow(/even batch size, got 3/);
+    expect(() => noiseBatch(odd, new Rng(seed), ac, { captionDropout: 0, patchSize: 2, paired: true })).toThrow(/even batch size, got 3/);
     expect(tf.memory().numTensors).toBe(before + 3);
     tf.dispose([batch.images, batch.tokens, batch.mask, odd.images, odd.tokens, odd.mask]);
   });
@@ -151,7 +152,7 @@ describe('guidance pairs (cpu)', () => {
     const ac = alphasCumprod();
     const m = models(seed);
     for (const cap of [1, 300]) {
-      const nb = noiseBatch(batch, new Rng(seed), ac, 0, 2, 0, 'epsilon', cap, true);
+      const nb = noiseBatch(batch, new Rng(seed), ac, { captionDropout: 0, patchSize: 2, pseudoX0Cap: cap, paired: true });
       // a first forward makes the models' cached constants (positional embeddings), which stay
       tf.tidy(() => {
         const y = m.encoder.encode(nb.tokens, nb.mask);

@@ -11,34 +11,12 @@
  * rows 0..B/2−1 (image, t, ε, x_t, target, caption) with the caption dropped, so one forward of B rows
  * gives ε(x_t, c) in the first half and ε(x_t, ∅) in the second, for student and teacher alike
  * (`guidanceLoss`). The step then sees B/2 distinct images, half of them with the null caption.
+ *
+ * Where λ may be set: `checkLossWeights` (loss-weights.ts).
  */
 import { check, fmtShape } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { denoiseLoss, weightedDenoiseLoss } from '../losses/losses.js';
-import type { StageConfig, StageName } from './config.js';
-
-/** The stages that run the student's output against the teacher's, where L_guidance can apply. */
-export const GUIDANCE_STAGES: readonly StageName[] = ['distill', 'adapt', 'finetune'];
-
-/** Checks `c.lambdaGuidance` for `stage` (part of `checkStageConfig`; `at` names the stage). */
-export function checkGuidance(at: string, stage: StageName, c: StageConfig): void {
-  const lambda = c.lambdaGuidance ?? 0;
-  check(
-    Number.isFinite(lambda) && lambda >= 0,
-    () => `${at} lambdaGuidance must be a finite number >= 0 (0 = off), got ${String(c.lambdaGuidance)}.`,
-  );
-  if (lambda === 0) return;
-  check(
-    GUIDANCE_STAGES.includes(stage),
-    () =>
-      `${at} does not compare the student's output with the teacher's (only stages ${GUIDANCE_STAGES.join(', ')} do), so its lambdaGuidance ${lambda} would do nothing; leave it at 0.`,
-  );
-  check(
-    c.batchSize % 2 === 0,
-    () =>
-      `${at} lambdaGuidance pairs each image with its caption-dropped copy, so its batchSize must be even, got ${c.batchSize}; pass an even batch size.`,
-  );
-}
 
 /**
  * Pairs a batch's draws in place: row i ≥ B/2 takes row i − B/2's t and noise scales, and the drop flags

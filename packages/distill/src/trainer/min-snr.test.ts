@@ -65,7 +65,10 @@ describe('min-SNR-γ weighting (cpu)', () => {
     const data = syntheticData({ seed: 5, resolution: 8, batchSize: 4, maxTokens: 6 });
     const batch = await data.next();
     const ac = alphasCumprod();
-    const [plain, weighted] = [noiseBatch(batch, new Rng(9), ac, 0.1, 2), noiseBatch(batch, new Rng(9), ac, 0.1, 2, 5)];
+    const [plain, weighted] = [
+      noiseBatch(batch, new Rng(9), ac, { captionDropout: 0.1, patchSize: 2 }),
+      noiseBatch(batch, new Rng(9), ac, { captionDropout: 0.1, patchSize: 2, minSnrGamma: 5 }),
+    ];
     expect(plain.weight).toBeUndefined();
     expect(Array.from(await weighted.xt.data())).toEqual(Array.from(await plain.xt.data()));
     const ts = Array.from(await weighted.t.data());

@@ -23,6 +23,7 @@ import {
 } from './config.js';
 import { continuedPreset } from './continued-preset.js';
 import { checkEncoderFits, checkSameConfig, checkStudentAgrees, checkTeacherFits, trainable, withStudent } from './fits.js';
+import { checkStudentWeights } from './loss-weights.js';
 import {
   type CheckpointHeader,
   type InitRecord,
@@ -210,12 +211,8 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
       const resume = opts.resume === true && st?.stage === name;
       return { name, cfg, resume, complete: resume && st != null && st.step >= cfg.steps };
     });
-  for (const s of stages)
-    check(
-      prediction === 'epsilon' || (s.cfg.pseudoX0Cap ?? 1) === 1,
-      () =>
-        `stage '${s.name}' sets pseudoX0Cap, which weights an ε student's L_pseudo, but ${teacherPath} predicts v (its L_pseudo already weights high noise); leave it at 1.`,
-    );
+  // the ε-only weightings (pseudoX0Cap, x0WeightCap) against the type the student inherits
+  for (const s of stages) checkStudentWeights(s.name, s.cfg, prediction, teacherPath);
   return { run: 'distill', preset, spec: teacher.spec, prediction, start, teacher: teacherPath, stages, provenance, ...common(opts, ckpt) };
 }
 

@@ -56,7 +56,10 @@ describe('high-noise weighting of L_pseudo (cpu)', () => {
     const data = syntheticData({ seed, resolution: 8, batchSize: 3, maxTokens: 6 });
     const batch = await data.next();
     const ac = alphasCumprod();
-    const [plain, nb] = [noiseBatch(batch, new Rng(seed), ac, 0, 2), noiseBatch(batch, new Rng(seed), ac, 0, 2, 0, 'epsilon', 300)];
+    const [plain, nb] = [
+      noiseBatch(batch, new Rng(seed), ac, { captionDropout: 0, patchSize: 2 }),
+      noiseBatch(batch, new Rng(seed), ac, { captionDropout: 0, patchSize: 2, pseudoX0Cap: 300 }),
+    ];
     expect(plain.pseudoWeight).toBeUndefined();
     expect(Array.from(await nb.xt.data())).toEqual(Array.from(await plain.xt.data()));
     const ts = Array.from(await nb.t.data());

@@ -98,31 +98,40 @@ export interface NoisedBatch {
   readonly drop: tf.Tensor;
   /** token grid [H/p, W/p] */
   readonly grid: [number, number];
-  /** `[B]` min-SNR-γ weights of the denoising loss (absent: unweighted) */
+  /** `[B]` L_mse's weights: min-SNR-γ's times the high-noise ones of `x0WeightCap` (absent: unweighted) */
   readonly weight?: tf.Tensor;
   /** `[B]` high-noise weights of L_pseudo (`highNoiseWeights`; absent: unweighted) */
   readonly pseudoWeight?: tf.Tensor;
 }
 
+/** How `noiseBatch` noises and weights a batch (a stage's settings; see StageConfig for each weighting). */
+export interface NoiseOptions {
+  /** Probability of replacing a caption by the null caption. */
+  readonly captionDropout: number;
+  /** The DiT's patch size (the token grid is [H/p, W/p]). */
+  readonly patchSize: number;
+  /** Min-SNR-γ weights of L_mse (0 or absent: none). */
+  readonly minSnrGamma?: number;
+  /** L_mse's target, and the form of the min-SNR-γ weights (absent: epsilon). */
+  readonly prediction?: TrainPrediction;
+  /** High-noise weights of L_mse, times the min-SNR-γ ones (1 or absent: none). */
+  readonly x0WeightCap?: number;
+  /** High-noise weights of L_pseudo (1 or absent: none). */
+  readonly pseudoX0Cap?: number;
+  /** Guidance pairs (L_guidance, guidance.ts): rows B/2.. repeat rows 0..B/2−1 with the caption dropped. */
+  readonly paired?: boolean;
+}
+
 /**
  * Draws t, the caption-drop flags and the key of ε from `rng` (in that order, in JavaScript: the same
  * numbers on every backend and after a resume; ε itself is made on the device from its key, see
- * `gaussianNoise`) and noises `batch.images`; the target and min-SNR-γ weights follow `prediction`
- * (the RNG stream does not depend on it), and a `pseudoX0Cap` above 1 adds L_pseudo's high-noise
- * weights. `paired` (L_guidance, guidance.ts) makes rows B/2.. repeat rows 0..B/2−1 with the caption
- * dropped, after the same draws. Returns new tensors (dispose with `disposeNoised`); does not dispose the batch.
+ * `gaussianNoise`) and noises `batch.images`. The target follows `prediction`, and the weights of
+ * L_mse (min-SNR-γ, `x0WeightCap`) and of L_pseudo (`pseudoX0Cap`) are computed from the drawn t:
+ * the RNG stream depends on none of them. `paired` repeats rows after the same draws. Returns new
+ * tensors (dispose with `disposeNoised`); does not dispose the batch.
  */
-export function noiseBatch(
-  batch: DataBatch,
-  rng: Rng,
-  alphasCumprod: Float64Array,
-  captionDropout: number,
-  patchSize: number,
-  minSnrGamma = 0,
-  prediction: TrainPrediction = 'epsilon',
-  pseudoX0Cap = 1,
-  paired = false,
-): NoisedBatch {
+export function noiseBatch(batch: DataBatch, rng: Rng, alphasCumprod: Float64Array, o: NoiseOptions): NoisedBatch {
+  const { captionDropout, patchSize, minSnrGamma = 0, prediction = 'epsilon', x0WeightCap = 1, pseudoX0Cap = 1, paired = false } = o;
   const [B, C, H, W] = batch.images.shape;
   const T = alphasCumprod.length;
   const ts = new Int32Array(B);
@@ -139,6 +148,8 @@ export function noiseBatch(
   // and no host work (Rng.randn took ~60 ms of host time per step at batch 512).
   // guidance pairs: after the draws of t and drop and before any tensor (ε's key is drawn either way)
   if (paired) pairRows(ts, a, s, drop);
+  // L_mse's weights from the drawn (and paired) t only: the RNG stream is the same with and without them
+  const weight = mseWeights(ts, alphasCumprod, minSnrGamma, prediction, x0WeightCap);
   const drawn = gaussianNoise([B, C, H, W], [rng.nextU32(), rng.nextU32()]);
   const noise = paired ? repeatFirstHalf(drawn) : drawn;
   if (noise !== drawn) drawn.dispose();
@@ -159,10 +170,22 @@ export function noiseBatch(
     mask,
     drop: tf.tensor1d(drop, 'bool'),
     grid: [H / patchSize, W / patchSize],
-    // from the drawn t only: the RNG stream is the same with and without the weighting
-    ...(minSnrGamma > 0 ? { weight: tf.tensor1d(minSnrWeights(ts, alphasCumprod, minSnrGamma, prediction)) } : {}),
+    ...(weight != null ? { weight: tf.tensor1d(weight) } : {}),
     ...(pseudoX0Cap > 1 ? { pseudoWeight: tf.tensor1d(highNoiseWeights(ts, alphasCumprod, pseudoX0Cap)) } : {}),
   };
+}
+
+/**
+ * L_mse's per-sample weights for timesteps `ts`: min-SNR-γ's (γ > 0) times `highNoiseWeights` (Γ > 1),
+ * either alone, or none. Why Γ: ε's L_mse weighs the x_0 error by SNR_t (≈ 4e-5 at t = 999), where the
+ * best prediction is the caption's mean image; the shapes teacher had not learnt "left of" there.
+ */
+function mseWeights(ts: Int32Array, ac: Float64Array, gamma: number, prediction: TrainPrediction, cap: number): Float32Array | undefined {
+  const snr = gamma > 0 ? minSnrWeights(ts, ac, gamma, prediction) : undefined;
+  if (cap === 1) return snr;
+  const w = highNoiseWeights(ts, ac, cap);
+  if (snr != null) for (let i = 0; i < w.length; i++) w[i] = snr[i]! * w[i]!;
+  return w;
 }
 
 export function disposeNoised(n: NoisedBatch): void {
@@ -171,7 +194,7 @@ export function disposeNoised(n: NoisedBatch): void {
   tf.dispose([n.xt, n.t, n.noise, ...target, n.tokens, n.mask, n.drop, ...weights]);
 }
 
-/** L_mse of the batch against its target (ε or v), min-SNR-γ weighted when the batch carries weights. */
+/** L_mse of the batch against its target (ε or v), weighted when the batch carries weights (`mseWeights`). */
 function mseOf(nb: NoisedBatch, predicted: tf.Tensor): tf.Scalar {
   return nb.weight ? weightedDenoiseLoss(nb.target, predicted, nb.weight) : denoiseLoss(nb.target, predicted);
 }

@@ -10,7 +10,7 @@ import type { TrainPrediction } from '../losses/losses.js';
 import { AdamW } from '../optim/adamw.js';
 import { Ema } from '../optim/ema.js';
 import type { StageConfig, StageName } from './config.js';
-import { disposeNoised, noiseBatch, type StageModels, stageLoss, trainableWeights } from './stage-step.js';
+import { disposeNoised, type NoiseOptions, noiseBatch, type StageModels, stageLoss, trainableWeights } from './stage-step.js';
 import type { DataBatch } from './types.js';
 
 /** What one step leaves: kept scalars the caller reads (or not) and disposes with `disposeStepResult`. */
@@ -61,11 +61,18 @@ export function createTrainStep({ stage, cfg, models, alphasCumprod, prediction 
   const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weightDecay, ...encoderLrScale(stage, cfg.textLrScale ?? 1, names) };
   const optimizer = new AdamW(trainable, adamw);
   const ema = new Ema(trainable, cfg.emaDecay);
-  const patch = models.model.config.patchSize;
+  const noising: NoiseOptions = {
+    captionDropout: cfg.captionDropout,
+    patchSize: models.model.config.patchSize,
+    minSnrGamma: cfg.minSnrGamma ?? 0,
+    prediction,
+    x0WeightCap: cfg.x0WeightCap ?? 1,
+    pseudoX0Cap: cfg.pseudoX0Cap ?? 1,
+    paired: (cfg.lambdaGuidance ?? 0) > 0,
+  };
 
   const step = (batch: DataBatch, rng: Rng, lr: number): StepResult => {
-    const [snr, cap, paired] = [cfg.minSnrGamma ?? 0, cfg.pseudoX0Cap ?? 1, (cfg.lambdaGuidance ?? 0) > 0];
-    const nb = noiseBatch(batch, rng, alphasCumprod, cfg.captionDropout, patch, snr, prediction, cap, paired);
+    const nb = noiseBatch(batch, rng, alphasCumprod, noising);
     tf.dispose([batch.images, batch.tokens, batch.mask]);
     const sl = stageLoss(stage, cfg, models, nb, trained);
     try {

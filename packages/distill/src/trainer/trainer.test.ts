@@ -72,7 +72,7 @@ describe('staged trainer (cpu)', () => {
     transferFromTeacher(student, tm.model);
     const data = syntheticData({ seed: 5, resolution: 8, batchSize: 2, maxTokens: 6 });
     const batch = await data.next();
-    const nb = noiseBatch(batch, new Rng(1), alphasCumprod(), 0.1, 2);
+    const nb = noiseBatch(batch, new Rng(1), alphasCumprod(), { captionDropout: 0.1, patchSize: 2 });
     const models = { model: student, encoder: tm.encoder, teacher: tm.model };
     const sl = stageLoss('forcing', microPreset.stages.forcing, models, nb);
     const pre = (p: string, w: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(w).map(([n, v]) => [p + n, v]));
@@ -125,7 +125,7 @@ describe('staged trainer (cpu)', () => {
       const student = st?.model ?? createDiT(microStudent);
       const data = syntheticData({ seed: 99, resolution: 8, batchSize: 8, maxTokens: 6 });
       const batch = await data.next();
-      const nb = noiseBatch(batch, new Rng(7), alphasCumprod(), 0, 2);
+      const nb = noiseBatch(batch, new Rng(7), alphasCumprod(), { captionDropout: 0, patchSize: 2 });
       const y = tm.encoder.encode(nb.tokens, nb.mask);
       const cap = tm.model.forward(nb.xt, nb.t, y, { yMask: nb.mask, capture: true });
       const layers = student.blocks

@@ -42,7 +42,10 @@ describe('v-prediction (cpu)', () => {
     const batch = await data.next();
     const ac = alphasCumprod();
     const before = tf.memory().numTensors;
-    const [eps, v] = [noiseBatch(batch, new Rng(seed), ac, 0.1, 2, 5), noiseBatch(batch, new Rng(seed), ac, 0.1, 2, 5, 'v')];
+    const [eps, v] = [
+      noiseBatch(batch, new Rng(seed), ac, { captionDropout: 0.1, patchSize: 2, minSnrGamma: 5 }),
+      noiseBatch(batch, new Rng(seed), ac, { captionDropout: 0.1, patchSize: 2, minSnrGamma: 5, prediction: 'v' }),
+    ];
     expect(eps.target).toBe(eps.noise);
     expect(Array.from(await v.xt.data())).toEqual(Array.from(await eps.xt.data()));
     expect(Array.from(await v.noise.data())).toEqual(Array.from(await eps.noise.data()));
@@ -87,7 +90,7 @@ describe('v-prediction (cpu)', () => {
     const seed = freshSeed();
     const data = syntheticData({ seed, resolution: 8, batchSize: 2, maxTokens: 6 });
     const batch = await data.next();
-    const nb = noiseBatch(batch, new Rng(seed), alphasCumprod(), 0, 2, 0, 'v');
+    const nb = noiseBatch(batch, new Rng(seed), alphasCumprod(), { captionDropout: 0, patchSize: 2, prediction: 'v' });
     const teacher = createDiT(microPreset.teacher);
     const student = createDiT(microPreset.student);
     transferFromTeacher(student, teacher);
