@@ -6,13 +6,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PRESET_KEY, planDistill } from '@t2md/distill';
-import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distillRunOptions } from './commands/train.js';
-import { EXIT_OK, EXIT_USAGE } from './errors.js';
-import { main } from './main.js';
-import { shippedModelPath } from './models.js';
+import { PRESET_KEY } from '@t2md/distill';
+import { afterAll, describe, expect, it } from 'vitest';
+import { distillRunOptions } from '../src/commands/train.js';
+import { EXIT_OK } from '../src/errors.js';
+import { shippedModelPath } from '../src/models.js';
+import { expectOneLine } from './cli.js';
+import { plannedStages, t2mdInProcess as t2md } from './in-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-x0-weight-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,31 +25,10 @@ function metadata(path: string): Record<string, string> {
   return JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString()).__metadata__;
 }
 
-/** `t2md ...args` in this process: its exit code and what it wrote on stdout and stderr. */
-async function t2md(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const written = { stdout: '', stderr: '' };
-  const spies = (['stdout', 'stderr'] as const).map((s) =>
-    vi.spyOn(process[s], 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written[s] += String(chunk);
-      return true;
-    }),
-  );
-  try {
-    return { code: await main(['node', 't2md', ...args]), ...written };
-  } finally {
-    for (const s of spies) s.mockRestore();
-  }
-}
-
-/** Exit 2 and one line on stderr, `t2md: ` and one sentence matching `pattern`, no stack, nothing made. */
+/** A refusal (exit 2, one sentence, no stack: `expectOneLine`) that wrote nothing on stdout and made nothing. */
 function expectRefused(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(EXIT_USAGE);
+  expectOneLine(r, pattern);
   expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^t2md: .*\.$/);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
   expect(existsSync(out)).toBe(false);
 }
 
@@ -78,16 +57,7 @@ describe('t2md train|distill --x0-weight', () => {
       overrides: { forcing: { x0WeightCap: 20 } },
     });
     // the plan of the shipped (ε) teacher's student takes it (headers only: no weights are read)
-    const plan = planDistill({
-      out,
-      teacher,
-      stage: 'all',
-      data: createDataset,
-      createEncoder: createCaptionEncoder,
-      vocabSize: VOCAB_SIZE,
-      ...distillRunOptions({ out, teacher, stage: 'all', x0Weight: 20 }),
-    });
-    expect(plan.stages.map((s) => [s.name, s.cfg.x0WeightCap])).toEqual([
+    expect(plannedStages(out, { x0Weight: 20 }).map((s) => [s.name, s.cfg.x0WeightCap])).toEqual([
       ['forcing', undefined],
       ['distill', 20],
       ['adapt', 20],

@@ -6,44 +6,22 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planDistill } from '@t2md/distill';
-import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { distillRunOptions } from './commands/train.js';
-import { EXIT_OK, EXIT_USAGE } from './errors.js';
-import { main } from './main.js';
-import { shippedModelPath } from './models.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { distillRunOptions } from '../src/commands/train.js';
+import { EXIT_OK } from '../src/errors.js';
+import { shippedModelPath } from '../src/models.js';
+import { expectOneLine } from './cli.js';
+import { plannedStages, t2mdInProcess as t2md } from './in-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 't2md-lambda-guidance-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const teacher = shippedModelPath('teacher')!;
 const out = join(dir, 'run');
 
-/** `t2md ...args` in this process: its exit code and what it wrote on stdout and stderr. */
-async function t2md(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const written = { stdout: '', stderr: '' };
-  const spies = (['stdout', 'stderr'] as const).map((s) =>
-    vi.spyOn(process[s], 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written[s] += String(chunk);
-      return true;
-    }),
-  );
-  try {
-    return { code: await main(['node', 't2md', ...args]), ...written };
-  } finally {
-    for (const s of spies) s.mockRestore();
-  }
-}
-
-/** Exit 2 and one line on stderr, `t2md: ` and one sentence matching `pattern`, no stack, nothing made. */
+/** A refusal (exit 2, one sentence, no stack: `expectOneLine`) that wrote nothing on stdout and made nothing. */
 function expectRefused(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(EXIT_USAGE);
+  expectOneLine(r, pattern);
   expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^t2md: .*\.$/);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/at .*\.(m?js|ts):\d+/);
   expect(existsSync(out)).toBe(false);
 }
 
@@ -72,16 +50,7 @@ describe('t2md distill --lambda-guidance', () => {
       overrides: { forcing: { lambdaGuidance: 2 } },
     });
     // the plan of the shipped teacher's student takes it (headers only: no weights are read)
-    const plan = planDistill({
-      out,
-      teacher,
-      stage: 'all',
-      data: createDataset,
-      createEncoder: createCaptionEncoder,
-      vocabSize: VOCAB_SIZE,
-      ...distillRunOptions({ out, teacher, stage: 'all', lambdaGuidance: 0.5 }),
-    });
-    expect(plan.stages.map((s) => [s.name, s.cfg.lambdaGuidance])).toEqual([
+    expect(plannedStages(out, { lambdaGuidance: 0.5 }).map((s) => [s.name, s.cfg.lambdaGuidance])).toEqual([
       ['forcing', undefined],
       ['distill', 0.5],
       ['adapt', 0.5],
