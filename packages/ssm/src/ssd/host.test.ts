@@ -3,10 +3,10 @@ import { HostOps } from '@t2md/core';
 import { describeInfo, freshSeed, randomTensor, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { setWasmSimdScan, ssdForwardValues, wasmSimdScanThreads } from '../testing.js';
+import { setWasmSimdScan, wasmSimdScanThreads } from '../testing.js';
 import { ssdScan } from './index.js';
+import { float64Forward } from './test-cases.js';
 import type { SsdScanOptions } from './types.js';
-import { validateSsd } from './validate.js';
 
 interface Case {
   B: number;
@@ -127,24 +127,7 @@ async function compareCases(name: string, form: string, seed: number): Promise<v
       ...(c.z ? { z: r([c.B, c.L, c.H, c.P], -2, 2) } : {}),
       ...(c.init ? { initialStates: r([c.B, c.H, c.P, c.N], -1, 1) } : {}),
     };
-    const attrs = { ...validateSsd(inp, { ...c.opts, returnFinalStates: true }) };
-    const one = new Float32Array(1);
-    const vals = async (t?: tf.Tensor) => (t ? ((await t.data()) as Float32Array) : one);
-    const want = ssdForwardValues(
-      {
-        x: await vals(inp.x),
-        dt: await vals(inp.dt),
-        A: await vals(inp.A),
-        B: await vals(inp.B),
-        C: await vals(inp.C),
-        D: await vals(inp.D),
-        z: await vals(inp.z),
-        dtBias: await vals(inp.dtBias),
-        initialStates: await vals(inp.initialStates),
-      },
-      { batch: c.B, seqlen: c.L, nheads: c.H, headdim: c.P, ngroups: c.G, dstate: c.N },
-      attrs,
-    );
+    const want = await float64Forward(inp, c.opts);
     const before = dataIds();
     await withNoLeaks(async () => {
       const got = ssdScan(inp, { ...c.opts, returnFinalStates: true });

@@ -1,11 +1,9 @@
 import { describeInfo, freshSeed, randomTensor, relErr, useBackend, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { ssdForwardValues } from './cpu.js';
 import { ssdScan } from './index.js';
-import { makeSsdInputs, type SsdCase } from './test-cases.js';
-import { dimsOf, type SsdScanInputs, type SsdScanOptions } from './types.js';
-import { validateSsd } from './validate.js';
+import { float64Forward, makeSsdInputs, SSD_CASES, type SsdCase } from './test-cases.js';
+import type { SsdScanInputs, SsdScanOptions } from './types.js';
 import { segmentChunks } from './webgpu-segmented.js';
 
 interface Case extends SsdCase {
@@ -13,55 +11,14 @@ interface Case extends SsdCase {
   segs: number[];
 }
 
-// Small on purpose (SwiftShader). Every L leaves a partial last chunk; the segment lengths cover one chunk
-// per segment, all chunks in one, and a partial last segment.
+// SSD_CASES at smaller chunks (more of them per sequence), and a case of two 64-tiles each way. Every L
+// leaves a partial last chunk; the segment lengths cover one chunk per segment, all chunks in one, and a
+// partial last segment.
+const chunked = (c: SsdCase, chunkSize: number, segs: number[]): Case => ({ ...c, opts: { ...c.opts, chunkSize }, segs });
 const CASES: Case[] = [
-  {
-    name: '6 chunks, batch 2, softplus + bias',
-    B: 2,
-    L: 23,
-    H: 2,
-    P: 4,
-    G: 1,
-    N: 8,
-    opts: { chunkSize: 4, dtSoftplus: true },
-    segs: [0, 1, 4, 6],
-    bias: true,
-    A: [-3, -0.5],
-    dt: [-3, 0],
-  },
-  {
-    name: '3 chunks, ngroups 2, initial states, D per channel, z, dtLimit',
-    B: 1,
-    L: 21,
-    H: 4,
-    P: 8,
-    G: 2,
-    N: 4,
-    opts: { chunkSize: 8, dtSoftplus: true, dtLimit: [0.02, 0.3] },
-    segs: [1, 2, 3],
-    D: 'channel',
-    z: true,
-    bias: true,
-    init: true,
-    A: [-4, -1],
-    dt: [-4, 0],
-  },
-  {
-    name: '5 chunks, strong decay (A = -50, large dt), D per head, initial states',
-    B: 1,
-    L: 19,
-    H: 2,
-    P: 4,
-    G: 1,
-    N: 4,
-    opts: { chunkSize: 4, dtLimit: [0, null] },
-    segs: [2, 5],
-    D: 'head',
-    init: true,
-    A: [-60, -40],
-    dt: [0.5, 3],
-  },
+  chunked(SSD_CASES[0]!, 4, [0, 1, 4, 6]),
+  chunked(SSD_CASES[1]!, 8, [1, 2, 3]),
+  chunked(SSD_CASES[2]!, 4, [2, 5]),
   {
     name: 'two 64-tiles each way (P 72, N 80, chunk 80), z + D',
     B: 1,
@@ -81,23 +38,6 @@ const CASES: Case[] = [
 
 const present = (inp: SsdScanInputs) => Object.values(inp).filter((t): t is tf.Tensor => t instanceof tf.Tensor);
 
-/** The float64 recurrence of cpu.ts on the inputs' values. */
-async function reference(inp: SsdScanInputs, opts: SsdScanOptions) {
-  const v = async (t: tf.Tensor | undefined) => (t ? ((await t.data()) as Float32Array) : new Float32Array(1));
-  const arrays = {
-    x: await v(inp.x),
-    dt: await v(inp.dt),
-    A: await v(inp.A),
-    B: await v(inp.B),
-    C: await v(inp.C),
-    D: await v(inp.D),
-    z: await v(inp.z),
-    dtBias: await v(inp.dtBias),
-    initialStates: await v(inp.initialStates),
-  };
-  return ssdForwardValues(arrays, dimsOf(inp.x.shape, inp.B.shape), validateSsd(inp, { ...opts, returnFinalStates: true }));
-}
-
 const pipelineKeys = () => Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
 
 describe("ssdScan's segmented WebGPU forward", () => {
@@ -108,7 +48,7 @@ describe("ssdScan's segmented WebGPU forward", () => {
     let runs = 0;
     for (const c of CASES) {
       const inp = makeSsdInputs(c, seed);
-      const ref = await reference(inp, c.opts);
+      const ref = await float64Forward(inp, c.opts);
       for (const segs of c.segs) {
         await withNoLeaks(async () => {
           const opts: SsdScanOptions = { ...c.opts, variant: 'segmented', segmentChunks: segs, returnFinalStates: true };

@@ -5,55 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { ssdGradBound, ssdGradError } from './grad-error.js';
 import { ssdScan } from './index.js';
 import { ssdScanRef } from './reference.js';
-import { makeSsdInputs, type SsdCase } from './test-cases.js';
+import { makeSsdInputs, SSD_CASES, type SsdCase } from './test-cases.js';
 import type { SsdScanInputs, SsdScanOptions } from './types.js';
 
-// Small on purpose: WebGPU runs on SwiftShader in CI.
-const CASES: SsdCase[] = [
-  {
-    name: 'L not a multiple of the chunk, softplus + bias',
-    B: 2,
-    L: 23,
-    H: 2,
-    P: 4,
-    G: 1,
-    N: 8,
-    opts: { chunkSize: 8, dtSoftplus: true },
-    bias: true,
-    A: [-3, -0.5],
-    dt: [-3, 0],
-  },
-  {
-    name: 'ngroups 2, initial states, D per channel, z, dtLimit',
-    B: 1,
-    L: 21,
-    H: 4,
-    P: 8,
-    G: 2,
-    N: 4,
-    opts: { chunkSize: 16, dtSoftplus: true, dtLimit: [0.02, 0.3] },
-    D: 'channel',
-    z: true,
-    bias: true,
-    init: true,
-    A: [-4, -1],
-    dt: [-4, 0],
-  },
-  {
-    name: 'strong decay (A = -50, large dt), D per head',
-    B: 1,
-    L: 19,
-    H: 2,
-    P: 4,
-    G: 1,
-    N: 4,
-    opts: { chunkSize: 8, dtLimit: [0, null] },
-    D: 'head',
-    init: true,
-    A: [-60, -40],
-    dt: [0.5, 3],
-  },
-];
+const CASES = SSD_CASES;
 
 const names = (inp: SsdScanInputs) =>
   Object.keys(inp).filter((k) => (inp as unknown as Record<string, unknown>)[k] != null) as (keyof SsdScanInputs)[];
