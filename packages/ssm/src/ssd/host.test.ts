@@ -5,22 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { setWasmSimdScan, wasmSimdScanThreads } from '../testing.js';
 import { ssdScan } from './index.js';
-import { float64Forward } from './test-cases.js';
-import type { SsdScanOptions } from './types.js';
+import { float64Forward, type SsdCase } from './test-cases.js';
 
-interface Case {
-  B: number;
-  L: number;
-  H: number;
-  P: number;
-  G: number;
-  N: number;
-  opts: SsdScanOptions;
-  D?: 'head' | 'channel';
-  z?: boolean;
-  init?: boolean;
-  A: [number, number];
-}
+/** A case of the shared shape, without a name, and with its own dt range (below). */
+type Case = Omit<SsdCase, 'name' | 'dt' | 'bias'>;
 
 // on wasm chunks take up to MIN_HOST_CHUNK (128) tokens whatever chunkSize says, cut to even lengths
 // (300 tokens: 100 + 100 + 100, not 128 + 128 + 44);

@@ -5,20 +5,13 @@ import { ssdGradBound, ssdGradError } from './grad-error.js';
 import { ssdScan } from './index.js';
 import { setSsdBindingLimitForTests } from './limit.js';
 import { ssdScanRef } from './reference.js';
+import type { SsdCase } from './test-cases.js';
 import type { SsdScanInputs, SsdScanOptions } from './types.js';
 
 /** Raw arrays of one case, so the reference (cpu) and the kernels (webgpu) read the same numbers. */
 type Arrays = Record<string, { shape: number[]; data: Float32Array }>;
 
-interface Shape {
-  name: string;
-  B: number;
-  L: number;
-  H: number;
-  P: number;
-  G: number;
-  N: number;
-  opts: SsdScanOptions;
+interface Shape extends Pick<SsdCase, 'name' | 'B' | 'L' | 'H' | 'P' | 'G' | 'N' | 'opts'> {
   extras?: boolean;
 }
 
