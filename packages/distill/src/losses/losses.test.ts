@@ -56,14 +56,17 @@ describe('losses, on values worked out by hand (cpu)', () => {
     tf.dispose([w, ...layers.flatMap((l) => [l.input, l.target])]);
   });
 
-  it('totalLoss = mse + 0.5 pseudo + 0.2 mixer, with configurable lambdas', async () => {
-    const [mse, pseudo, mixer] = [tf.scalar(1), tf.scalar(2), tf.scalar(10)];
+  it('totalLoss = mse + 0.5 pseudo + 0.2 mixer (+ λ_g guidance, default 0), with configurable lambdas', async () => {
+    const [mse, pseudo, mixer, guidance] = [tf.scalar(1), tf.scalar(2), tf.scalar(10), tf.scalar(100)];
     expect(await value(totalLoss({ mse, pseudo, mixer }))).toBeCloseTo(1 + 1 + 2, 6);
+    expect(await value(totalLoss({ mse, pseudo, mixer, guidance }))).toBeCloseTo(1 + 1 + 2, 6);
+    expect(await value(totalLoss({ mse, guidance }, { lambdaGuidance: 0.5 }))).toBeCloseTo(1 + 50, 6);
+    expect(() => totalLoss({ mse, guidance }, { lambdaGuidance: -1 })).toThrow(/lambdaGuidance must be a finite number >= 0, got -1/);
     expect(await value(totalLoss({ mse, pseudo, mixer }, { lambdaPseudo: 1, lambdaMixer: 0 }))).toBeCloseTo(3, 6);
     expect(await value(totalLoss({ mse }))).toBeCloseTo(1, 6);
     expect(mse.isDisposed).toBe(false);
     expect(() => totalLoss({ mse, pseudo }, { lambdaPseudo: -1 })).toThrow(/lambdaPseudo must be a finite number >= 0, got -1/);
-    tf.dispose([mse, pseudo, mixer]);
+    tf.dispose([mse, pseudo, mixer, guidance]);
   });
 
   it('sumAll adds many tensors pairwise (no tf.addN: WebGPU binds at most 8 buffers per shader)', async () => {

@@ -169,25 +169,30 @@ export function forcingLoss(layers: readonly ForcingLayer[]): tf.Scalar {
 export interface LossWeights {
   readonly lambdaPseudo?: number;
   readonly lambdaMixer?: number;
+  /** λ of L_guidance (trainer/guidance.ts; default 0, the paper has no such term). */
+  readonly lambdaGuidance?: number;
 }
 
-export const DEFAULT_LOSS_WEIGHTS: Required<LossWeights> = Object.freeze({ lambdaPseudo: 0.5, lambdaMixer: 0.2 });
+export const DEFAULT_LOSS_WEIGHTS: Required<LossWeights> = Object.freeze({ lambdaPseudo: 0.5, lambdaMixer: 0.2, lambdaGuidance: 0 });
 
-/** Fills in defaults and checks that both λ are finite and ≥ 0. */
+/** Fills in defaults and checks that every λ is finite and ≥ 0. */
 export function resolveLossWeights(w: LossWeights = {}): Required<LossWeights> {
   const out = { ...DEFAULT_LOSS_WEIGHTS, ...stripUndefined(w) };
-  for (const k of ['lambdaPseudo', 'lambdaMixer'] as const) {
+  for (const k of ['lambdaPseudo', 'lambdaMixer', 'lambdaGuidance'] as const) {
     check(Number.isFinite(out[k]) && out[k] >= 0, () => `${k} must be a finite number >= 0, got ${String(out[k])}.`);
   }
   return out;
 }
 
 /**
- * L = L_mse + λ1 L_pseudo + λ2 L_mixer (λ1 = 0.5, λ2 = 0.2 by default). A missing part counts as 0
- * (e.g. the adaptation stages may run with the denoising term only).
+ * L = L_mse + λ1 L_pseudo + λ2 L_mixer (λ1 = 0.5, λ2 = 0.2 by default), + λ_g L_guidance when asked for
+ * (default 0). A missing part counts as 0 (e.g. the adaptation stages may run with the denoising term only).
  */
-export function totalLoss(parts: { mse: tf.Scalar; pseudo?: tf.Scalar; mixer?: tf.Scalar }, weights: LossWeights = {}): tf.Scalar {
-  const { lambdaPseudo, lambdaMixer } = resolveLossWeights(weights);
+export function totalLoss(
+  parts: { mse: tf.Scalar; pseudo?: tf.Scalar; mixer?: tf.Scalar; guidance?: tf.Scalar },
+  weights: LossWeights = {},
+): tf.Scalar {
+  const { lambdaPseudo, lambdaMixer, lambdaGuidance } = resolveLossWeights(weights);
   check(parts?.mse != null, 'totalLoss needs parts.mse (the denoising loss).');
   for (const [k, v] of Object.entries(parts)) {
     if (v != null) check(v.rank === 0, () => `parts.${k} must be a scalar, got shape ${fmtShape(v.shape)}.`);
@@ -196,6 +201,7 @@ export function totalLoss(parts: { mse: tf.Scalar; pseudo?: tf.Scalar; mixer?: t
     let total: tf.Tensor = parts.mse;
     if (parts.pseudo != null && lambdaPseudo !== 0) total = tf.add(total, tf.mul(parts.pseudo, lambdaPseudo));
     if (parts.mixer != null && lambdaMixer !== 0) total = tf.add(total, tf.mul(parts.mixer, lambdaMixer));
+    if (parts.guidance != null && lambdaGuidance !== 0) total = tf.add(total, tf.mul(parts.guidance, lambdaGuidance));
     return (total === parts.mse ? tf.clone(total) : total) as tf.Scalar;
   });
 }

@@ -63,9 +63,3 @@ export function guidanceLoss(epsTeacher: tf.Tensor, epsStudent: tf.Tensor, weigh
     return weight ? weightedDenoiseLoss(gT, gS, tf.slice(weight, 0, B / 2)) : denoiseLoss(gT, gS);
   });
 }
-
-/** `total` + λ·`guidance` (`totalLoss` plus the L_guidance term); `total` itself when there is none. */
-export function withGuidance(total: tf.Scalar, guidance: tf.Scalar | undefined, lambda: number): tf.Scalar {
-  if (guidance == null || lambda === 0) return total;
-  return tf.tidy(() => tf.add(total, tf.mul(guidance, lambda)) as tf.Scalar);
-}

@@ -20,7 +20,7 @@ import {
   weightedDenoiseLoss,
 } from '../losses/losses.js';
 import type { StageConfig, StageName } from './config.js';
-import { guidanceLoss, pairRows, repeatFirstHalf, withGuidance } from './guidance.js';
+import { guidanceLoss, pairRows, repeatFirstHalf } from './guidance.js';
 import type { DataBatch, TextEncoderLike } from './types.js';
 
 /** The models of a stage: `model` trains (the teacher in stage `teacher`, the student otherwise). */
@@ -307,8 +307,7 @@ export function stageLoss(
             ),
           )
         : undefined;
-      const total = totalLoss({ mse, pseudo, mixer }, { lambdaPseudo: cfg.lambdaPseudo, lambdaMixer: cfg.lambdaMixer });
-      return withGuidance(total, guidance, lambdaGuidance); // + λ_g L_guidance
+      return totalLoss({ mse, pseudo, mixer, guidance }, { lambdaPseudo: cfg.lambdaPseudo, lambdaMixer: cfg.lambdaMixer, lambdaGuidance });
     },
     parts: () => takeParts(),
     dispose: disposeConstants,
