@@ -97,3 +97,35 @@ export function categoryMixArg() {
     return Object.fromEntries(CATEGORIES.filter((c) => c in given).map((c) => [c, given[c]]));
   };
 }
+
+/** One image side of `--resolution` and how often a step draws it (StageConfig's ResolutionChoice). */
+export interface ResolutionArg {
+  size: number;
+  weight: number;
+}
+
+/**
+ * commander parser for `--resolution 64` or `--resolution 32,64` or `--resolution 32:1,64:4`: the image
+ * side(s) in pixels a stage trains at, each with a positive relative weight (default 1). One size comes
+ * back as a number, several as weighted choices (a mixed-resolution stage draws one per step).
+ */
+export function resolutionArg() {
+  return (value: string): number | ResolutionArg[] => {
+    const choices: ResolutionArg[] = [];
+    for (const part of value.split(',')) {
+      const m = /^\s*(\d+)\s*(?::\s*(\d+(?:\.\d+)?)\s*)?$/.exec(part);
+      if (m == null) {
+        throw new InvalidArgumentError(
+          `--resolution takes image sides in pixels separated by commas, each optionally with a weight, e.g. 64 or 32,64 or 32:1,64:4; got '${value}'.`,
+        );
+      }
+      const size = Number(m[1]);
+      const weight = m[2] == null ? 1 : Number(m[2]);
+      if (size < 8 || size > 1024) throw new InvalidArgumentError(`--resolution sides must be integers in [8, 1024] pixels, got ${m[1]}.`);
+      if (!(weight > 0)) throw new InvalidArgumentError(`--resolution weight of ${size} px must be > 0, got ${m[2]}.`);
+      if (choices.some((c) => c.size === size)) throw new InvalidArgumentError(`--resolution names ${size} px twice; give each side once.`);
+      choices.push({ size, weight });
+    }
+    return choices.length === 1 ? choices[0].size : choices;
+  };
+}

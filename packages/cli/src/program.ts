@@ -7,7 +7,7 @@ import { infoCommand } from './commands/info.js';
 import { QUICK_EVAL_DEFAULTS } from './commands/quick-eval.js';
 import { sampleCommand } from './commands/sample.js';
 import { distillCommand, trainCommand } from './commands/train.js';
-import { BACKENDS, categoryMixArg, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg } from './options.js';
+import { BACKENDS, categoryMixArg, choiceArg, fileExtArg, intArg, layoutArg, numArg, posNumArg, resolutionArg } from './options.js';
 import { cliVersion } from './versions.js';
 
 const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m', 'euler'] as const;
@@ -16,6 +16,7 @@ const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
 const SCANS = ['bi', 'uni'] as const;
 const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
 const MODEL_DTYPES = ['f32', 'f16'] as const;
+const POS_EMBEDS = ['sincos', 'centered'] as const;
 
 /** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
 const batchSizeOption = () =>
@@ -41,6 +42,11 @@ function addRecipeOptions(c: Command): Command {
       '--caption-dropout <p>',
       "probability of training on the null caption, in [0, 1) (overrides the stage's)",
       numArg('--caption-dropout', 0, 0.99),
+    )
+    .option(
+      '--resolution <px>',
+      "image side(s) the stage trains at: 64, or 32,64 (one drawn per step), or 32:1,64:4 (weighted) (overrides the stage's)",
+      resolutionArg(),
     )
     .option(
       '--category-mix <weights>',
@@ -209,6 +215,11 @@ export function buildProgram(): Command {
     .option('--no-teacher-init', "start the student fresh instead of from the teacher's shared weights (ablation)")
     .option('--layout <layout>', "student block layout, e.g. '(HM-WM)x4' for no self-attention (default: the preset's)", layoutArg())
     .option('--scan <dir>', 'Mamba mixers scan both directions (bi, default) or one (uni)', choiceArg('--scan', SCANS))
+    .option(
+      '--pos-embed <kind>',
+      "the student's positional embedding from the stage(s) run on: sincos (the teacher's) or centered (adapt's and finetune's default) (overrides the stage's)",
+      choiceArg('--pos-embed', POS_EMBEDS),
+    )
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
     .addOption(backendOption());

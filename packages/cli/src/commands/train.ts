@@ -40,6 +40,8 @@ export interface TrainOptions extends QuickEvalOptions {
   lrDecay?: StageConfig['lrDecay'];
   emaDecay?: number;
   captionDropout?: number;
+  /** `--resolution`: the image side(s) trained at (StageConfig.resolution). */
+  resolution?: StageConfig['resolution'];
   /** `--category-mix`: the data's category weights (StageConfig.dataMix). */
   categoryMix?: Record<string, number>;
   /** `--recompute`: activation recomputation (StageConfig.recompute). */
@@ -64,6 +66,8 @@ export interface DistillCliOptions extends TrainOptions {
   teacherInit?: boolean;
   layout?: string;
   scan?: 'bi' | 'uni';
+  /** `--pos-embed`: the student's positional embedding (StageConfig.posEmbed). */
+  posEmbed?: StageConfig['posEmbed'];
 }
 
 const DISTILL_ORDER = ['forcing', 'distill', 'adapt', 'finetune'] as const;
@@ -83,12 +87,14 @@ function stageChanges(o: DistillCliOptions | TrainOptions): Partial<StageConfig>
     emaDecay: o.emaDecay,
     captionDropout: o.captionDropout,
     dataMix: o.categoryMix,
+    resolution: o.resolution,
     recompute: o.recompute,
     lambdaPseudo: d.lambdaPseudo,
     lambdaMixer: d.lambdaMixer,
     lambdaGuidance: d.lambdaGuidance,
     pseudoX0Cap: d.pseudoX0,
     trainable: d.trainable,
+    posEmbed: d.posEmbed,
   };
   const given = Object.entries(c).filter(([, v]) => v !== undefined);
   return given.length > 0 ? (Object.fromEntries(given) as Partial<StageConfig>) : undefined;

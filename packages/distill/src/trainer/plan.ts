@@ -9,10 +9,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertInt, assertOneOf, check } from '@t2md/core';
-import { type ModelFloatDtype, resolveConfig } from '@t2md/dit';
+import { type DiTConfig, type ModelFloatDtype, resolveConfig } from '@t2md/dit';
 import type { TrainPrediction } from '../losses/losses.js';
 import {
   DISTILL_STAGES,
+  resolutions,
   resolvePreset,
   STAGES,
   type StageConfig,
@@ -132,6 +133,7 @@ export function planTeacher<S>(opts: RunOptions<S>): RunPlan {
     }
   }
   const cfg = stageCfg(preset, 'teacher', opts.steps, ckpt?.state);
+  checkPatches('teacher', cfg, preset.teacher);
   const stages = [{ name: 'teacher' as const, cfg, resume: ckpt != null, complete: false }];
   const prediction = cfg.prediction ?? 'epsilon';
   return { run: 'teacher', preset, spec, prediction, start, stages, provenance, ...folder };
@@ -208,12 +210,24 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
     .filter((s) => st == null || STAGES.indexOf(s) >= STAGES.indexOf(st.stage))
     .map((name) => {
       const cfg = stageCfg(preset, name, opts.steps, st?.stage === name ? st : undefined);
+      checkPatches(name, cfg, preset.student);
       const resume = opts.resume === true && st?.stage === name;
       return { name, cfg, resume, complete: resume && st != null && st.step >= cfg.steps };
     });
   // the ε-only weightings (pseudoX0Cap, x0WeightCap) against the type the student inherits
   for (const s of stages) checkStudentWeights(s.name, s.cfg, prediction, teacherPath);
   return { run: 'distill', preset, spec: teacher.spec, prediction, start, teacher: teacherPath, stages, provenance, ...common(opts, ckpt) };
+}
+
+/** Every image side of the stage must split into whole patches of the model it trains. */
+function checkPatches(stage: StageName, cfg: StageConfig, dit: DiTConfig): void {
+  const p = dit.patchSize;
+  for (const { size } of resolutions(cfg)) {
+    check(
+      size % p === 0,
+      () => `stage '${stage}' trains at ${size} px, which does not split into ${p}-px patches; use a multiple of ${p}.`,
+    );
+  }
 }
 
 /** The teacher stage's prediction type in `p` (absent: epsilon). */
