@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BenchDoc, mergeAndWrite, newDoc } from '../src/bench/results.js';
-import { expectOneLine, t2md } from './cli.js';
+import { type BenchDoc, mergeAndWrite, newDoc, sectionWriter } from '../src/bench/results.js';
+import { BIN, expectOneLine, t2md } from './cli.js';
 
 // The quick sizes on wasm, cut further with --sizes where the full quick sweep would take a while on a
 // 2-core machine (wasm's attention and Mamba kernels are plain loops). --allow-dirty: a checkout being
@@ -37,7 +38,9 @@ function bench(which: string, sizes?: string, quickFlag = true, extra: string[] 
   expect(Object.keys(doc)).toEqual(
     expect.arrayContaining(['device', 'adapter', 'commit', 'scaling', 'scan', 'attention', 'matmul', 'elementwise', 'baselines']),
   );
-  expect(doc.runs[which]).toMatchObject({ backend: 'wasm', quick: true });
+  // the last write of the file says the run measured every point
+  expect(doc.runs[which]).toMatchObject({ backend: 'wasm', quick: true, complete: true });
+  expect(JSON.parse(readFileSync(out, 'utf8')).runs[which].complete).toBe(true);
   for (const other of ['scan', 'attention', 'scaling', 'matmul', 'elementwise'].filter((s) => s !== which)) {
     expect(doc[other]).toEqual([]);
   }
@@ -132,6 +135,33 @@ describe('t2md bench', () => {
     expect(file.attention).toHaveLength(1);
     expect(file.scaling).toHaveLength(2);
     expect(Object.keys(file.runs).sort()).toEqual(['attention', 'elementwise', 'matmul', 'scaling', 'scan']);
+  });
+
+  it('writes the file after every point with complete: false; stopped by SIGTERM mid-section, it keeps that write', async () => {
+    const file = join(dir, 'stopped.json');
+    // the second point is 16 times the first's tokens, so it is still running when the signal comes
+    const args = ['bench', 'scaling', '--quick', '--sizes', '64,1024', '--batches', '1', '--out', file, '--allow-dirty'];
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, T2MD_BACKEND: 'wasm' } });
+    let stderr = '';
+    let atSecond: string | undefined;
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+      // the second point starts after the first was written: read the file, then stop the run (as `timeout` does)
+      if (atSecond == null && /scaling: 1024 tokens .*, batch 1\n/.test(stderr)) {
+        atSecond = readFileSync(file, 'utf8');
+        child.kill('SIGTERM');
+      }
+    });
+    const [code, signal] = await once(child, 'exit');
+    expect({ code, signal }, stderr).toEqual({ code: null, signal: 'SIGTERM' });
+    const partial = JSON.parse(atSecond!);
+    expect(partial.runs.scaling).toMatchObject({ backend: 'wasm', quick: true, complete: false });
+    expect(partial.scaling.map((r: Row) => [r.tokens, r.batch])).toEqual([[64, 1]]);
+    expect(positive(partial.scaling[0].teacherMs) && positive(partial.scaling[0].studentMs)).toBe(true);
+    // killed mid-point: the file is still the last whole write, and no temporary file is left beside it
+    expect(readFileSync(file, 'utf8')).toBe(atSecond);
+    expect(readdirSync(dir).filter((f) => f.includes('stopped.json') && f !== 'stopped.json')).toEqual([]);
   });
 
   it('train --quick: both training steps with ms, samples/s and host time; bad batch lists exit 2', () => {
@@ -258,5 +288,46 @@ describe('t2md bench', () => {
     expect(bare(got.scaling)).toEqual([{ tokens: 256, batch: 2, teacherMs: 4 }]);
     expect(got.commit).toBe('b');
     expect(got.runs.scaling.commit).toBe('b');
+  });
+
+  it('a section rewritten after every point ends as one write at the end would leave it, keeping a section written meanwhile', () => {
+    const dev = { device: 'd', card: 'c', backend: 'wasm' as const, adapter: null, software: true };
+    const meta = { date: '2026-01-01T00:00:00Z', commit: 'a', backend: 'wasm', quick: true };
+    const scan = (rows: Row[], complete: boolean) => newDoc(dev, 'scan', rows, { ...meta, complete }, ['n']);
+    const key = { op: 'ssdScan', impl: 'kernel', pass: 'forward', heads: 4, headdim: 16, dstate: 8, chunkSize: 64 };
+    // this sweep's row of another length, from an earlier call; then the run's two rows, which share a key
+    const earlier = { ...key, L: 64, variant: 'chunked', ms: 9 };
+    const [chunked, segmented] = [
+      { ...key, L: 256, variant: 'chunked', ms: 1 },
+      { ...key, L: 256, variant: 'segmented', ms: 2 },
+    ];
+    const attention = newDoc(dev, 'attention', [{ batch: 1, heads: 4, tokens: 256, headDim: 32, fwdMs: 3 }], meta, ['n']);
+    const [points, oneShot] = [join(dir, 'points.json'), join(dir, 'one-shot.json')];
+    mergeAndWrite(points, scan([earlier], true), 'scan');
+    copyFileSync(points, oneShot);
+
+    const write = sectionWriter(points, 'scan');
+    write(scan([chunked], false));
+    const partial = JSON.parse(readFileSync(points, 'utf8'));
+    expect(partial.runs.scan.complete).toBe(false);
+    expect(partial.scan.map((r: Row) => [r.L, r.variant])).toEqual([
+      [64, 'chunked'],
+      [256, 'chunked'],
+    ]);
+    mergeAndWrite(points, attention, 'attention'); // another run, meanwhile
+    write(scan([chunked, segmented], true));
+
+    mergeAndWrite(oneShot, attention, 'attention');
+    mergeAndWrite(oneShot, scan([chunked, segmented], true), 'scan');
+    const final = readFileSync(points, 'utf8');
+    expect(final).toBe(readFileSync(oneShot, 'utf8'));
+    const got = JSON.parse(final);
+    expect(got.scan.map((r: Row) => [r.L, r.variant])).toEqual([
+      [64, 'chunked'],
+      [256, 'chunked'],
+      [256, 'segmented'],
+    ]);
+    expect(got.attention).toHaveLength(1);
+    expect(got.runs.scan.complete).toBe(true);
   });
 });

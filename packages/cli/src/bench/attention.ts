@@ -110,18 +110,24 @@ export async function runAttentionBench(opts: RunnerOptions): Promise<AttentionR
     }
     if (peak != null) row.devicePeakMB = peak;
     tf.dispose([q, k, v, dy]);
-    rows.push(row);
+    const done = rounded(row);
+    rows.push(done);
+    opts.onRow?.(done);
   }
-  const r3 = (x: number | null, d = 3) => (x == null ? null : round(x, d));
-  return rows.map((r) => ({
-    ...r,
-    fwdMs: r3(r.fwdMs),
-    fwdBwdMs: r3(r.fwdBwdMs),
-    fwdTflops: r.fwdTflops == null ? null : Number(r.fwdTflops.toPrecision(3)),
-    naiveFwdMs: r3(r.naiveFwdMs),
-    naiveFwdBwdMs: r3(r.naiveFwdBwdMs),
-    relErrVsNaive: r.relErrVsNaive == null ? null : Number(r.relErrVsNaive.toPrecision(3)),
-    fwdRuns: r.fwdRuns.map((x) => round(x)),
-    fwdBwdRuns: r.fwdBwdRuns.map((x) => round(x)),
-  }));
+  return rows;
 }
+
+const r3 = (x: number | null, d = 3) => (x == null ? null : round(x, d));
+
+/** A row as the results file holds it: timings to µs, rates and errors to 3 significant digits. */
+const rounded = (r: AttentionRow): AttentionRow => ({
+  ...r,
+  fwdMs: r3(r.fwdMs),
+  fwdBwdMs: r3(r.fwdBwdMs),
+  fwdTflops: r.fwdTflops == null ? null : Number(r.fwdTflops.toPrecision(3)),
+  naiveFwdMs: r3(r.naiveFwdMs),
+  naiveFwdBwdMs: r3(r.naiveFwdBwdMs),
+  relErrVsNaive: r.relErrVsNaive == null ? null : Number(r.relErrVsNaive.toPrecision(3)),
+  fwdRuns: r.fwdRuns.map((x) => round(x)),
+  fwdBwdRuns: r.fwdBwdRuns.map((x) => round(x)),
+});

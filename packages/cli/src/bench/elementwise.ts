@@ -117,11 +117,13 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
   const rows: ElementwiseRow[] = [];
   const add = (row: ElementwiseRow) => {
     const peak = devicePeakMB(); // of the point `checked` ran last: this row's
-    rows.push(peak != null ? { ...row, devicePeakMB: peak } : row);
     const err = row.relErr == null ? '' : `, rel err ${row.relErr.toExponential(1)}`;
     o.log(
       `  ${row.op} [${row.variant}]: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(3)} ms, ${row.gbps?.toPrecision(3)} GB/s${err}`}`,
     );
+    const done = rounded(peak != null ? { ...row, devicePeakMB: peak } : row);
+    rows.push(done);
+    o.onRow?.(done);
   };
   const measure = async (
     op: string,
@@ -133,6 +135,7 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
     layout?: ElementwiseConfig,
   ) => {
     const set = layout ? { layout } : {};
+    let row: ElementwiseRow;
     try {
       const { e, runs } = await checked(async () => {
         let e: number | undefined;
@@ -145,10 +148,12 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
         return { e, runs: await timeRuns(fn, { runs: RUNS, warmup: 2, reps: launches }) };
       });
       const ms = median(runs);
-      add({ op, elements, variant, ...set, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) });
+      row = { op, elements, variant, ...set, ms, gbps: bytes / ms / 1e6, bytes, runs, ...(e != null ? { relErr: e } : {}) };
     } catch (err) {
-      add({ op, elements, variant, ...set, ms: null, gbps: null, bytes, runs: [], error: errorText(err) });
+      row = { op, elements, variant, ...set, ms: null, gbps: null, bytes, runs: [], error: errorText(err) };
     }
+    // outside the try: a results file that cannot be written stops the bench, it is no failed point
+    add(row);
   };
 
   for (const n of pickSizes([o.quick ? 2 ** 20 : 2 ** 26], o.sizes)) {
@@ -226,13 +231,16 @@ export async function runElementwiseBench(o: RunnerOptions): Promise<Elementwise
     }
     tf.dispose([x, y, x3, y3, ada]);
   }
-  return rows.map((r) => ({
-    ...r,
-    ms: r.ms == null ? null : round(r.ms, 4),
-    gbps: r.gbps == null ? null : Number(r.gbps.toPrecision(4)),
-    runs: r.runs.map((x) => round(x, 4)),
-  }));
+  return rows;
 }
+
+/** A row as the results file holds it: ms to 0.1 µs, GB/s to 4 significant digits. */
+const rounded = (r: ElementwiseRow): ElementwiseRow => ({
+  ...r,
+  ms: r.ms == null ? null : round(r.ms, 4),
+  gbps: r.gbps == null ? null : Number(r.gbps.toPrecision(4)),
+  runs: r.runs.map((x) => round(x, 4)),
+});
 
 export function elementwiseTable(rows: readonly ElementwiseRow[]): string {
   return formatTable(rows, [

@@ -101,7 +101,13 @@ function variantsFor(quick: boolean): Variant[] {
 
 export async function runMatmulBench(o: RunnerOptions): Promise<MatmulRow[]> {
   const rows: MatmulRow[] = [];
-  for (const s of matmulShapes(o.quick, o.sizes)) rows.push(...(await benchShape(s, o)));
+  for (const s of matmulShapes(o.quick, o.sizes)) {
+    // a shape's variants are one point (timed interleaved): its rows come out together
+    for (const row of await benchShape(s, o)) {
+      rows.push(row);
+      o.onRow?.(row);
+    }
+  }
   return rows;
 }
 

@@ -218,10 +218,18 @@ export function parseSizes(raw: string): number[] {
   return sizes;
 }
 
+/**
+ * Called with each row, as the bench returns it, as soon as its point is done (failed points too), in
+ * order: `t2md bench` rewrites its results file with the rows so far, so that a run stopped mid-section
+ * (a timeout, Ctrl-C) keeps the points it measured.
+ */
+export type OnRow = (row: object) => void;
+
 /** What every benchmark runner gets: the size class, where to log, and `--sizes` when given. */
 export interface RunnerOptions {
   quick: boolean;
   log: Log;
+  onRow?: OnRow;
   sizes?: readonly number[];
   /** scaling: batch sizes (`--batches`; default 1 and 2). */
   batches?: readonly number[];

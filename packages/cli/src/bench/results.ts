@@ -2,17 +2,20 @@
  * The results file: `bench/results/<date>-<card>.json` holding `{device, adapter, commit, <one array per
  * section>, baselines, runs, notes}`. Each `t2md bench X` fills its own section and merges into an
  * existing file (other sections, PyTorch baselines included, are kept), written atomically (temp file +
- * rename). Every row carries `run`: the commit it was measured at (from git, or from the bundle on the
- * GPU machine), whether the tree was dirty, the card, the driver, Dawn's version, the Dawn flags and
- * every setting that changes the numbers, so a script can trust a row on its own. The file is written
+ * rename) after every point, so that a run stopped mid-section keeps what it measured; its
+ * `runs.<section>.complete` says whether it got to the end. Every row carries `run`: the commit it was
+ * measured at (from git, or from the bundle on the GPU machine), whether the tree was dirty, the card,
+ * the driver, Dawn's version, the Dawn flags and every setting that changes the numbers, so a script
+ * can trust a row on its own. The file is written
  * only with `--out` or inside this repository; nothing in it is edited by hand (`bench/results.mjs`
  * checks and prunes).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { type BackendInfo, InputError } from '@t2md/core';
+import { atomicWriteFile } from '@t2md/distill';
 
 /**
  * The sections of a results file and the fields that name one measurement in each (a new row replaces
@@ -134,6 +137,13 @@ export interface SectionMeta {
   dawn?: string | null;
   dawnFlags?: readonly string[];
   settings?: Record<string, unknown>;
+  /**
+   * Whether the run that wrote this section measured every point of it. The file is rewritten after
+   * each point with `false`, and with `true` once the last one is done: a file left with `false` holds
+   * the points of a run that was stopped (timed out, killed, Ctrl-C) or is still going, each of them
+   * whole. Absent in files written before this field (they were written only at the end: complete).
+   */
+  complete?: boolean;
 }
 
 export interface BenchDoc {
@@ -278,7 +288,7 @@ export function runStamp(dev: DeviceInfo, meta: SectionMeta): RunStamp {
 }
 
 /** A fresh document for one run: only `section` filled, each of its rows stamped with `run`. */
-export function newDoc(dev: DeviceInfo, section: BenchName, rows: unknown[], meta: SectionMeta, notes: string[]): BenchDoc {
+export function newDoc(dev: DeviceInfo, section: BenchName, rows: readonly unknown[], meta: SectionMeta, notes: string[]): BenchDoc {
   const stamp = runStamp(dev, meta);
   return {
     device: dev.device,
@@ -349,10 +359,37 @@ export function readResults(path: string): Partial<BenchDoc> | null {
  * on another device.
  */
 export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): { merged: BenchDoc; warning?: string } {
+  return sectionWriter(path, section)(doc);
+}
+
+/**
+ * `mergeAndWrite` for a run that rewrites its section after every point: the section's earlier rows
+ * (and the device they were measured on) are the file's as it was when the writer was made, before the
+ * run, so each write replaces the run's own previous one instead of merging into it (its rows that
+ * share a key, e.g. the scan's forward variants on WebGPU, would collapse into one); the rest is read
+ * again at each write, so a section another run wrote meanwhile is kept. The last write gives the
+ * document one write at the end would have.
+ */
+export function sectionWriter(path: string, section: BenchName): (doc: BenchDoc) => { merged: BenchDoc; warning?: string } {
   const file = resolve(path);
+  const start = readResults(file);
+  return (doc) => {
+    const now = readResults(file);
+    const prev =
+      now == null
+        ? start
+        : { ...now, device: start?.device, [section]: start?.[section], runs: { ...now.runs, [section]: start?.runs?.[section] } };
+    const { merged, warning } = mergeDoc(path, prev, doc, section);
+    mkdirSync(dirname(file), { recursive: true });
+    atomicWriteFile(file, new TextEncoder().encode(`${JSON.stringify(merged, null, 2)}\n`));
+    return { merged, ...(warning ? { warning } : {}) };
+  };
+}
+
+/** `doc` (one section) merged into `prev`, the file's document (see mergeAndWrite). */
+function mergeDoc(path: string, prev: Partial<BenchDoc> | null, doc: BenchDoc, section: BenchName): { merged: BenchDoc; warning?: string } {
   let merged: BenchDoc = doc;
   let warning: string | undefined;
-  const prev = readResults(file);
   if (prev != null) {
     if (typeof prev.device === 'string' && prev.device !== doc.device) {
       warning = `${path} holds results measured on '${prev.device}'; its ${section} section now comes from '${doc.device}'.`;
@@ -375,9 +412,5 @@ export function mergeAndWrite(path: string, doc: BenchDoc, section: BenchName): 
       notes,
     } as BenchDoc;
   }
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`);
-  renameSync(tmp, file);
   return { merged, ...(warning ? { warning } : {}) };
 }

@@ -13,7 +13,7 @@ import { generate, tokenizeToTensors } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, SHIPPED } from '../models.js';
 import { forwardCost, type GemmShape } from './flops.js';
-import { checked, devicePeakMB, failRow, type Log, median, round } from './measure.js';
+import { checked, devicePeakMB, failRow, type Log, median, type OnRow, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export interface SampleRow {
@@ -57,6 +57,7 @@ export interface SampleBenchOptions {
   steps: number;
   /** Profile one model call per point (default true). */
   profile: boolean;
+  onRow?: OnRow;
 }
 
 /** How a row names its model: a shipped model by name, a file by its folder and name (no machine paths). */
@@ -182,7 +183,11 @@ export async function runSampleBench(o: SampleBenchOptions): Promise<SampleRow[]
   for (const name of o.models) {
     const trained = loadModel(name);
     try {
-      for (const batch of o.batches) rows.push(await measure(modelLabel(name), trained, batch, o));
+      for (const batch of o.batches) {
+        const row = await measure(modelLabel(name), trained, batch, o);
+        rows.push(row);
+        o.onRow?.(row);
+      }
     } finally {
       trained.dispose();
     }

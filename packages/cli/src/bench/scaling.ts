@@ -275,6 +275,7 @@ export async function runScalingBench(opts: RunnerOptions): Promise<ScalingRow[]
           opts.log(`  failed: ${row.error}`);
         }
         rows.push(row);
+        opts.onRow?.(row);
       }
     }
   } finally {

@@ -154,13 +154,16 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
   const profiled = opts.profile !== false;
   const { heads: H, headdim: P, dstate: N } = s;
   const rows: ScanRow[] = [];
+  // called outside each point's try: a results file that cannot be written stops the bench, it is no failed point
   const add = (row: ScanRow) => {
     const peak = devicePeakMB(); // of the point `checked` ran last: this row's
-    rows.push(peak != null ? { ...row, devicePeakMB: peak } : row);
     opts.log(
       `  ${row.op} ${row.impl}${row.variant != null ? ` ${row.variant}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
     if (row.passes) opts.log(`    passes: ${row.passes}`);
+    const done = rounded(peak != null ? { ...row, devicePeakMB: peak } : row);
+    rows.push(done);
+    opts.onRow?.(done);
   };
   const base = { heads: H, headdim: P, dstate: N };
   // the forward variants differ on WebGPU only (cpu and wasm ignore the option)
@@ -179,9 +182,10 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
         for (const variant of variants) {
           const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, variant } as const;
           const fwd = (v: SsdVariant) => () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true, variant: v }).y;
+          const fn = pass === 'forward' ? fwd(variant) : () => ssdFwdBwd(ssdScan, inp, dy, Q, variant);
+          let row: ScanRow;
           try {
-            const fn = pass === 'forward' ? fwd(variant) : () => ssdFwdBwd(ssdScan, inp, dy, Q, variant);
-            const row = await checked(async (): Promise<ScanRow> => {
+            row = await checked(async (): Promise<ScanRow> => {
               // a variant's forward is checked against the chunked one on the same inputs
               let err: number | undefined;
               if (pass === 'forward' && variant !== 'chunked') {
@@ -194,10 +198,10 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
               const gbps = (pass === 'forward' ? fwdBytes : fbBytes) / ms / 1e6;
               return { ...head, ms, reps: s.reps, gbps, runs, ...(err != null ? { relErr: err } : {}), ...(await profile(fn, profiled)) };
             });
-            add(row);
           } catch (err) {
-            add({ ...head, ms: null, gbps: null, runs: [], error: errorText(err) });
+            row = { ...head, ms: null, gbps: null, runs: [], error: errorText(err) };
           }
+          add(row);
         }
       }
     }
@@ -207,10 +211,10 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
     const refBytes = 4 * H * L * Q;
     for (const pass of ['forward', 'forward+backward'] as const) {
       if (refBytes > (pass === 'forward' ? 400e6 : 100e6)) continue;
+      const fn = pass === 'forward' ? () => ssdScanRef(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScanRef, inp, dy, Q);
+      let row: ScanRow;
       try {
-        const fn =
-          pass === 'forward' ? () => ssdScanRef(inp, { chunkSize: Q, dtSoftplus: true }).y : () => ssdFwdBwd(ssdScanRef, inp, dy, Q);
-        const row = await checked(async (): Promise<ScanRow> => {
+        row = await checked(async (): Promise<ScanRow> => {
           // the forward is also the kernel's accuracy check
           let err: number | undefined;
           if (pass === 'forward') {
@@ -234,21 +238,24 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
             ...(err != null ? { relErr: err } : {}),
           };
         });
-        add(row);
       } catch (err) {
-        add({ op: 'ssdScan', impl: 'tfjs-ref', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) });
+        row = { op: 'ssdScan', impl: 'tfjs-ref', pass, L, ...base, chunkSize: Q, ms: null, gbps: null, runs: [], error: errorText(err) };
       }
+      add(row);
     }
     tf.dispose([dy, ...Object.values(inp)]);
     await selectiveRows(L, s, add);
   }
-  return rows.map((r) => ({
-    ...r,
-    ms: r.ms == null ? null : round(r.ms),
-    gbps: r.gbps == null ? null : Number(r.gbps.toPrecision(4)),
-    runs: r.runs.map((x) => round(x)),
-  }));
+  return rows;
 }
+
+/** A row as the results file holds it: ms to µs, GB/s to 4 significant digits. */
+const rounded = (r: ScanRow): ScanRow => ({
+  ...r,
+  ms: r.ms == null ? null : round(r.ms),
+  gbps: r.gbps == null ? null : Number(r.gbps.toPrecision(4)),
+  runs: r.runs.map((x) => round(x)),
+});
 
 /** Mamba-1's selective scan at the same width (dim = heads·headdim), forward and forward+backward. */
 async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => void): Promise<void> {
@@ -277,19 +284,22 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
       sdy,
     );
   for (const pass of ['forward', 'forward+backward'] as const) {
+    const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;
+    let row: ScanRow;
     try {
-      const fn = pass === 'forward' ? () => selectiveScan(si, { deltaSoftplus: true }).y : fwdBwd;
       const runs = await checked(() => timeRuns(fn, timing));
       const ms = median(runs);
-      add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms, gbps: ((pass === 'forward' ? 1 : 2) * bytes) / ms / 1e6, runs });
+      row = { op: 'selectiveScan', impl: 'kernel', pass, ...base, ms, gbps: ((pass === 'forward' ? 1 : 2) * bytes) / ms / 1e6, runs };
     } catch (err) {
-      add({ op: 'selectiveScan', impl: 'kernel', pass, ...base, ms: null, gbps: null, runs: [], error: errorText(err) });
+      row = { op: 'selectiveScan', impl: 'kernel', pass, ...base, ms: null, gbps: null, runs: [], error: errorText(err) };
     }
+    add(row);
   }
   // The reference is a loop of a few ops per time step: only short sequences.
   if (L <= 256) {
+    const fn = () => selectiveScanRef(si, { deltaSoftplus: true }).y;
+    let row: ScanRow;
     try {
-      const fn = () => selectiveScanRef(si, { deltaSoftplus: true }).y;
       const { err, runs } = await checked(async () => {
         const [a, r] = [selectiveScan(si, { deltaSoftplus: true }).y, fn()]; // the accuracy check
         const e = await relErr(a, r);
@@ -297,10 +307,11 @@ async function selectiveRows(L: number, s: ScanShape, add: (row: ScanRow) => voi
         return { err: e, runs: await timeRuns(fn, timing) };
       });
       const ms = median(runs);
-      add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms, gbps: bytes / ms / 1e6, runs, relErr: err });
+      row = { op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms, gbps: bytes / ms / 1e6, runs, relErr: err };
     } catch (err) {
-      add({ op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms: null, gbps: null, runs: [], error: errorText(err) });
+      row = { op: 'selectiveScan', impl: 'tfjs-ref', pass: 'forward', ...base, ms: null, gbps: null, runs: [], error: errorText(err) };
     }
+    add(row);
   }
   tf.dispose([sdy, ...Object.values(si)]);
 }

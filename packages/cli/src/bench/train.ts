@@ -24,7 +24,7 @@ import { createDiT, type DiT, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
-import { checked, devicePeakMB, failRow, type Log, median, round } from './measure.js';
+import { checked, devicePeakMB, failRow, type Log, median, type OnRow, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
 export type { OpTime } from './profile.js';
@@ -79,6 +79,7 @@ export interface TrainBenchOptions {
   which?: readonly TrainStepName[];
   /** The steps run with activation recomputation (StageConfig.recompute; default none). */
   recompute?: readonly TrainStepName[];
+  onRow?: OnRow;
 }
 
 /** A step list from the CLI (`--recompute distill`; `--recompute` alone: every step). */
@@ -271,6 +272,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainRow[]> {
           releaseFreeBuffers();
         }
         rows.push(row);
+        o.onRow?.(row);
       }
     }
   } finally {

@@ -18,16 +18,17 @@ import { matmulTable, runMatmulBench } from '../bench/matmul.js';
 import { type Log, parseSizes, type RunnerOptions } from '../bench/measure.js';
 import {
   BENCHES,
+  type BenchDoc,
   type BenchName,
   defaultResultsPath,
   describeDevice,
-  mergeAndWrite,
   newDoc,
   readResults,
   repoRoot,
   resolveSource,
   SECTIONS,
   type SectionMeta,
+  sectionWriter,
 } from '../bench/results.js';
 import { parseModels, runSampleBench } from '../bench/sample.js';
 import { runScalingBench } from '../bench/scaling.js';
@@ -110,19 +111,21 @@ const NOTES: Record<BenchName, string[]> = {
 type Runner = (o: RunnerOptions & { opts: BenchOptions }) => Promise<unknown[]>;
 
 const RUNNERS: Record<BenchName, Runner> = {
-  train: ({ quick, log, opts }) =>
+  train: ({ quick, log, onRow, opts }) =>
     runTrainBench({
       quick,
       log,
+      ...(onRow ? { onRow } : {}),
       ...(opts.batches != null ? { batches: parseBatches(opts.batches) } : {}),
       ...(opts.steps != null ? { steps: opts.steps } : {}),
       ...(opts.profile === false ? { profile: false } : {}),
       ...(opts.step != null ? { which: [opts.step] } : {}),
       ...(opts.recompute != null ? { recompute: parseTrainSteps('--recompute', opts.recompute) } : {}),
     }),
-  sample: ({ quick, log, opts }) =>
+  sample: ({ quick, log, onRow, opts }) =>
     runSampleBench({
       log,
+      ...(onRow ? { onRow } : {}),
       models: parseModels(opts.model ?? 'teacher,student'),
       batches: opts.batches != null ? parseBatches(opts.batches) : quick ? [1, 4] : [1, 4, 16],
       steps: opts.steps ?? (quick ? 2 : 3),
@@ -194,7 +197,9 @@ const TABLES: Record<BenchName, (rows: never[]) => string> = {
  * `t2md bench scan|attention|scaling|matmul|elementwise|train|sample`: runs one benchmark on the chosen backend,
  * prints a table (or, with --json, one JSON document) on stdout, progress on stderr, and merges its
  * section into the results file: `--out`, else `bench/results/<date>-<card>.json` when run inside this
- * repository (outside it, without --out, nothing is written). Every row records the commit (a dirty
+ * repository (outside it, without --out, nothing is written). The file is rewritten, atomically, after
+ * every point with `runs.<section>.complete: false`, and once more at the end with `true`: a run
+ * stopped by a timeout or a signal leaves the points it finished. Every row records the commit (a dirty
  * tree is refused unless --allow-dirty), the card, driver, Dawn version and flags, and the settings.
  * Software backends get the quick sizes even without --quick (the full sizes are for a real GPU),
  * except `sample`, whose full sizes (1, 4 and 16 images) are what a CPU user draws.
@@ -238,28 +243,46 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     checkOutFile('the results file', path);
     readResults(path);
   }
+  const dawnFlags = dawnFlagsInUse() ?? ctx.dawnFlags;
+  const webgpuVersion = ctx.dawn ?? packageVersions().webgpu;
+  const settings = { ...SETTINGS[name](opts), ...deferredSettings() };
+  const notes = info.backend === 'webgpu' ? [...NOTES[name], ...DEVICE_NOTES] : NOTES[name];
+  // the section as it stands, dated now: rewritten after every point (complete: false), then at the end
+  const write = path != null ? sectionWriter(path, name) : null;
+  let warned = false;
+  const save = (rows: readonly unknown[], complete: boolean): BenchDoc => {
+    const meta: SectionMeta = {
+      date: new Date().toISOString(),
+      commit: source.commit,
+      ...(source.dirty ? { dirty: true } : {}),
+      backend: info.backend,
+      quick,
+      ...(note ? { note } : {}),
+      ...(info.backend === 'webgpu' ? { dawn: webgpuVersion ? `webgpu@${webgpuVersion}` : null, ...(dawnFlags ? { dawnFlags } : {}) } : {}),
+      settings,
+      complete,
+    };
+    const doc = newDoc(dev, name, rows, meta, notes);
+    const warning = write?.(doc).warning;
+    if (warning != null && !warned) {
+      warned = true; // every write of the run would say it
+      log(`warning: ${warning}`);
+    }
+    return doc;
+  };
   log(
     `bench ${name} on ${dev.device}${quick ? ', quick sizes' : ''} at ${source.commit?.slice(0, 10) ?? 'no commit'}${source.dirty ? ' (dirty)' : ''}`,
   );
   const t0 = performance.now();
-  const rows = await RUNNERS[name]({ quick, log, opts, ...(sizes ? { sizes } : {}), profile: opts.profile !== false });
-  log(`bench ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const dawnFlags = dawnFlagsInUse() ?? ctx.dawnFlags;
-  const webgpuVersion = ctx.dawn ?? packageVersions().webgpu;
-  const meta: SectionMeta = {
-    date: new Date().toISOString(),
-    commit: source.commit,
-    ...(source.dirty ? { dirty: true } : {}),
-    backend: info.backend,
-    quick,
-    ...(note ? { note } : {}),
-    ...(info.backend === 'webgpu' ? { dawn: webgpuVersion ? `webgpu@${webgpuVersion}` : null, ...(dawnFlags ? { dawnFlags } : {}) } : {}),
-    settings: { ...SETTINGS[name](opts), ...deferredSettings() },
+  const done: unknown[] = [];
+  const onRow = (row: object) => {
+    done.push(row);
+    save(done, false);
   };
-  const doc = newDoc(dev, name, rows, meta, info.backend === 'webgpu' ? [...NOTES[name], ...DEVICE_NOTES] : NOTES[name]);
+  const rows = await RUNNERS[name]({ quick, log, onRow, opts, ...(sizes ? { sizes } : {}), profile: opts.profile !== false });
+  log(`bench ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const doc = save(rows, true);
   if (path != null) {
-    const { warning } = mergeAndWrite(path, doc, name);
-    if (warning) log(`warning: ${warning}`);
     log(`wrote ${path}`);
   } else {
     log('not inside the T2MD repository and no --out given: the results were not written (pass --out FILE to keep them).');
