@@ -18,11 +18,11 @@ export const shippedModel = (m) =>
 
 /**
  * Parses the probe's command line. `options` names its own valued options (`['teacher']` for
- * `--teacher FILE`); `models` is what runs when no MODEL is named (none: at least one is required).
+ * `--teacher FILE`), `flags` its own switches (`['list']` for `--list`); `models` is what runs when no MODEL is named (none: at least one is required).
  * Returns the model files (resolved, each checked to exist), `json`, `backend` (default wasm) and the
  * probe's own option values.
  */
-export function probeArgs(name, usage, { options = [], models = [] } = {}) {
+export function probeArgs(name, usage, { options = [], flags = [], models = [] } = {}) {
   const fail = (msg) => {
     process.stderr.write(`${name}: ${msg}\nusage: ${usage}\n`);
     process.exit(2);
@@ -35,6 +35,7 @@ export function probeArgs(name, usage, { options = [], models = [] } = {}) {
         json: { type: 'boolean' },
         backend: { type: 'string' },
         ...Object.fromEntries(options.map((o) => [o, { type: 'string' }])),
+        ...Object.fromEntries(flags.map((f) => [f, { type: 'boolean' }])),
       },
     });
   } catch (err) {
