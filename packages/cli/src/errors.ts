@@ -1,4 +1,4 @@
-import { isInputError } from '@t2md/core';
+import { isInputError, WASM_MAX_MEMORY, wasmMemoryBytes } from '@t2md/core';
 import { TrainingFailedError } from '@t2md/distill';
 import { BACKENDS } from './options.js';
 
@@ -72,6 +72,27 @@ export function describeError(err: unknown, debug = false): { code: number; line
     return { code: EXIT_USAGE, line: `t2md: ${e.message} Pass a file written by t2md or another safetensors writer.` };
   }
   const message = String((err as Error)?.message ?? err).replace(/\.$/, '');
+  const full = wasmFull(err);
+  if (full != null) {
+    return {
+      code: EXIT_FAILURE,
+      line: `t2md: the wasm backend ran out of memory: it held ${full} GiB of WebAssembly's ${WASM_MAX_MEMORY / 2 ** 30} GiB when it stopped (${message}); use a smaller batch or image size, or --backend webgpu.`,
+    };
+  }
   const detail = debug ? `.\n${(err as Error)?.stack ?? String(err)}` : ' (run with --debug for the stack).';
   return { code: EXIT_FAILURE, line: `t2md: failed: ${message}${detail}` };
 }
+
+/**
+ * A trap of the wasm backend that ran out of its memory, as the GiB it held (one decimal), else null.
+ * Such a run gets no out-of-memory error: tfjs and XNNPACK use the failed allocation and trap later
+ * ("table index is out of bounds", "memory access out of bounds"), with the memory near its 4 GiB.
+ */
+function wasmFull(err: unknown): string | null {
+  if (!(err instanceof WebAssembly.RuntimeError)) return null;
+  const held = wasmMemoryBytes();
+  return held != null && held >= WASM_FULL * WASM_MAX_MEMORY ? (held / 2 ** 30).toFixed(1) : null;
+}
+
+/** The share of WebAssembly's memory above which a trap is taken for running out of it. */
+const WASM_FULL = 0.9;

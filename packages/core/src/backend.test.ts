@@ -4,6 +4,7 @@ import { listAdaptersInChild } from './adapters.js';
 import { backendReport, initBackend } from './backend.js';
 import { InputError } from './errors.js';
 import { describeInfo, tryBackend, useBackend } from './testing/index.js';
+import { WASM_MAX_MEMORY, wasmMemoryBytes } from './wasm-threads.js';
 
 describe('initBackend', () => {
   const saved = process.env.T2MD_BACKEND;
@@ -16,6 +17,17 @@ describe('initBackend', () => {
     const info = await initBackend({ backend: name });
     expect(info).toEqual({ backend: name, software: true });
     expect(tf.getBackend()).toBe(name);
+  });
+
+  it("reads the wasm backend's linear memory, which grows with what it holds and stays within 4 GiB", async () => {
+    await initBackend({ backend: 'wasm' });
+    const before = wasmMemoryBytes()!;
+    expect(before).toBeGreaterThanOrEqual(16 * 2 ** 20); // tfjs's initial 16 MiB
+    const big = tf.zeros([2 ** 26]); // 256 MiB
+    await big.data();
+    expect(wasmMemoryBytes()).toBeGreaterThanOrEqual(2 ** 28);
+    expect(wasmMemoryBytes()).toBeLessThanOrEqual(WASM_MAX_MEMORY);
+    big.dispose();
   });
 
   it('starts webgpu on request and names its adapter', async (ctx) => {

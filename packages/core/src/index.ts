@@ -40,5 +40,5 @@ export { Rng } from './rng.js';
 export type { SafetensorsDtype, SaveOptions } from './safetensors.js';
 export { loadSafetensors, saveSafetensors } from './safetensors.js';
 export type { WasmBuildInfo } from './wasm-threads.js';
-export { MAX_WASM_THREADS, wasmBuild } from './wasm-threads.js';
+export { MAX_WASM_THREADS, WASM_MAX_MEMORY, wasmBuild, wasmMemoryBytes } from './wasm-threads.js';
 export { DEFERRED_FREE_LIMIT, deferredFreeLimit, POOL_LIMIT, poolLimit, setDeferredFreeLimit, setPoolLimit } from './webgpu-backend.js';

@@ -207,3 +207,18 @@ export async function describeWasm(mod: WasmModule): Promise<WasmBuildInfo> {
 export function wasmBuild(): WasmBuildInfo | undefined {
   return info && { ...info };
 }
+
+/** WebAssembly's 32-bit address space: the most memory tfjs's wasm backend can ever hold. */
+export const WASM_MAX_MEMORY = 2 ** 32;
+
+/**
+ * Bytes of linear memory the wasm backend holds now (it only grows), or null when it has not started.
+ * A run that needs more than `WASM_MAX_MEMORY` does not get an out-of-memory error: XNNPACK and tfjs
+ * use the failed allocation anyway and trap with a RuntimeError such as "table index is out of bounds",
+ * so a caller that catches one compares this with the limit to say which it was.
+ */
+export function wasmMemoryBytes(): number | null {
+  if (!backendStarted('wasm')) return null;
+  const b = tf.findBackend('wasm') as { wasm?: { wasmMemory?: { buffer?: ArrayBufferLike }; HEAPU8?: Uint8Array } } | null;
+  return b?.wasm?.wasmMemory?.buffer?.byteLength ?? b?.wasm?.HEAPU8?.byteLength ?? null;
+}
