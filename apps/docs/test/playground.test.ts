@@ -27,8 +27,13 @@ const ARGS = [
 /** Generous bounds for a 2-core CI machine with WebGPU on SwiftShader (software). */
 const READY_MS = 60_000;
 const GENERATE_MS = 240_000;
-/** Issue 26: one 32-px image on wasm, in a browser without WebGPU, within 5 s of the click. */
-const GENERATE_ONE_WASM_MS = 5_000;
+/**
+ * Issue 26: one 32-px image on wasm, in a browser without WebGPU, within 5 s of the click. That is a
+ * speed target, measured on an idle machine with `T2MD_TIMING=1` (bench/README.md, "Sampling without
+ * WebGPU"); in a full test run the other test files share the two cores (one run took 5.1 s where the
+ * idle machine takes 2.2 s), so there the bound is only a guard against a hang or a gross regression.
+ */
+const GENERATE_ONE_WASM_MS = process.env.T2MD_TIMING === '1' ? 5_000 : 20_000;
 
 let server: StaticServer;
 let browser: Browser;
