@@ -290,6 +290,31 @@ describe('t2md bench', () => {
     expect(got.runs.scaling.commit).toBe('b');
   });
 
+  it("keeps the scan's chunked and segmented rows apart when the same sweep is merged into a file again", () => {
+    const dev = { device: 'd', card: 'c', backend: 'webgpu' as const, adapter: null, software: false };
+    const meta = { date: '2026-01-01T00:00:00Z', commit: 'a', backend: 'webgpu', quick: false, complete: true };
+    const key = { op: 'ssdScan', impl: 'kernel', pass: 'forward', L: 256, heads: 4, headdim: 16, dstate: 8, chunkSize: 64 };
+    const sweep = (ms: number) =>
+      newDoc(
+        dev,
+        'scan',
+        [
+          { ...key, variant: 'chunked', ms },
+          { ...key, variant: 'segmented', ms: ms + 1 },
+        ],
+        meta,
+        ['n'],
+      );
+    const path = join(dir, 'variants.json');
+    mergeAndWrite(path, sweep(1), 'scan');
+    mergeAndWrite(path, sweep(5), 'scan'); // the same sweep measured again replaces each variant's row
+    const got = JSON.parse(readFileSync(path, 'utf8'));
+    expect(got.scan.map((r: Row) => [r.variant, r.ms])).toEqual([
+      ['chunked', 5],
+      ['segmented', 6],
+    ]);
+  });
+
   it('a section rewritten after every point ends as one write at the end would leave it, keeping a section written meanwhile', () => {
     const dev = { device: 'd', card: 'c', backend: 'wasm' as const, adapter: null, software: true };
     const meta = { date: '2026-01-01T00:00:00Z', commit: 'a', backend: 'wasm', quick: true };
