@@ -1,25 +1,26 @@
 /**
  * Why a model's GenEval-style score misses: `t2md eval`'s prompts of the chosen categories, sampled as
- * `t2md eval` samples them (DPM-Solver++ 20 steps, batches of 25 with the same noise seeds) at one or
+ * `t2md eval` samples them (its `scoreModel`: DPM-Solver++ 20 steps, batches of 25, the same noise) at one or
  * more CFG scales, each image judged by the checker, and its reasons tallied with the colour and shape
  * words left out ("expected 3 S, found 4"), so the kinds of failure add up.
  *
  *   node bench/failure-probe.mjs teacher [student FILE...] [--categories counting,twoObjects]
  *     [--seeds 0,1] [--cfg 4.5,3] [--list] [--json] [--backend wasm]
  *
- * `--list` prints every failed prompt with its reasons and what the checker detected. Every batch that
- * holds a chosen prompt is sampled whole (an image's noise depends on its batch), which at one seed is
- * all 200 prompts: about six minutes a model and CFG scale on a 2-core CPU (wasm).
+ * `--list` prints every failed prompt with its reasons and what the checker detected. All 200 prompts
+ * are sampled (an image's noise depends on its batch): about six minutes a model, CFG scale and seed on
+ * a 2-core CPU (wasm).
  * bench/recipe.md ("sixth session") has the first measurement: the shipped teacher's two-object failures are
  * two objects of one shape, and its counting failures one object too many or too few.
  */
+
+import { scoreModel } from '@t2md/cli';
 import { initBackend } from '@t2md/core';
 import { loadTrainedModel } from '@t2md/distill';
-import { CATEGORIES, checkImageData, createCaptionEncoder, evalPrompts, generate } from '@t2md/shapes';
+import { CATEGORIES, createCaptionEncoder } from '@t2md/shapes';
 import { probeArgs } from './probe-cli.mjs';
 
-const PROMPTS = 200; // t2md eval's default prompt set
-const BATCH = 25; // and its batch: batch b of seed s draws its noise from s·100003 + b
+const PROMPTS = 200; // t2md eval's default prompt set (its batch of 25 is scoreModel's default too)
 
 const usage =
   'node bench/failure-probe.mjs MODEL... [--categories a,b] [--seeds 0,1] [--cfg 4.5,3] [--list] [--json] [--backend wasm|cpu|webgpu]';
@@ -57,41 +58,23 @@ const kind = (reasons) =>
 
 const report = [];
 for (const file of files) {
-  const { model, encoder, prediction } = loadTrainedModel(file, createCaptionEncoder);
+  const trained = loadTrainedModel(file, createCaptionEncoder);
   for (const cfg of scales) {
     const tally = {};
     let correct = 0;
     let total = 0;
     for (const seed of seeds) {
-      const all = evalPrompts(PROMPTS, seed);
-      for (let b = 0; b * BATCH < all.length; b++) {
-        const chunk = all.slice(b * BATCH, (b + 1) * BATCH);
-        if (!chunk.some((p) => categories.includes(p.category))) continue;
-        // the whole batch, as t2md eval samples it (the noise of an image depends on its batch)
-        const { images } = await generate({
-          model,
-          encoder,
-          prediction,
-          prompt: chunk.map((p) => p.caption),
-          steps: 20,
-          cfg,
-          seed: seed * 100003 + b,
-        });
-        const data = await images.data();
-        images.dispose();
-        const per = data.length / chunk.length;
-        chunk.forEach((p, i) => {
-          if (!categories.includes(p.category)) return;
-          const r = checkImageData(data.subarray(i * per, (i + 1) * per), p);
-          total += 1;
-          correct += r.correct ? 1 : 0;
-          const key = `${p.category}: ${r.correct ? 'correct' : kind(r.details.reasons)}`;
-          tally[key] = (tally[key] ?? 0) + 1;
-          if (list && !r.correct && !json) {
-            const seen = r.details.detected.map((d) => `${d.color} ${d.shape}`).join(', ');
-            console.log(`  "${p.caption}": ${r.details.reasons.join('; ')} (detected: ${seen || 'nothing'})`);
-          }
-        });
+      // t2md eval's own sampling and checking: its prompt set, batches and noise seeds
+      const { checks } = await scoreModel(trained, { prompts: PROMPTS, steps: 20, cfg, seed });
+      for (const { prompt, result } of checks.filter((c) => categories.includes(c.prompt.category))) {
+        total += 1;
+        correct += result.correct ? 1 : 0;
+        const key = `${prompt.category}: ${result.correct ? 'correct' : kind(result.details.reasons)}`;
+        tally[key] = (tally[key] ?? 0) + 1;
+        if (list && !result.correct && !json) {
+          const seen = result.details.detected.map((d) => `${d.color} ${d.shape}`).join(', ');
+          console.log(`  "${prompt.caption}": ${result.details.reasons.join('; ')} (detected: ${seen || 'nothing'})`);
+        }
       }
     }
     report.push({ model: file, cfg, seeds, correct, total, tally });
@@ -100,7 +83,7 @@ for (const file of files) {
       for (const [k, n] of Object.entries(tally).sort()) console.log(`${String(n).padStart(5)}  ${k}`);
     }
   }
-  model.dispose();
-  encoder.dispose();
+  trained.model.dispose();
+  trained.encoder.dispose();
 }
 if (json) console.log(JSON.stringify(report, null, 2));

@@ -1,7 +1,7 @@
 import { type BackendName, initBackend } from '@t2md/core';
 import type { DiT, TextEncoderLike } from '@t2md/dit';
 import type { PredictionType, SamplerName } from '@t2md/sampler';
-import { CATEGORIES, type Category, evalPrompts, evaluate, generate } from '@t2md/shapes';
+import { CATEGORIES, type Category, type CheckResult, evalPrompts, evaluate, generate, type Prompt } from '@t2md/shapes';
 import { loadModel } from '../models.js';
 import { readImages } from '../png.js';
 import { firstStepNotice, progress } from '../progress.js';
@@ -53,6 +53,8 @@ export interface Scores {
   msPerPromptStep: number;
   /** Image side in pixels that was sampled and scored. */
   size: number;
+  /** Each prompt, in the set's order, with the checker's verdict on its image (reasons, what it detected). */
+  checks: { prompt: Prompt; result: CheckResult }[];
 }
 
 /**
@@ -91,7 +93,8 @@ export async function scoreModel(m: ScoredModel, o: ScoreOptions): Promise<Score
   const result = await evaluate(images, prompts);
   // a balanced set of ≥ 6 prompts has every category, so none is null
   const categories = Object.fromEntries(CATEGORIES.map((c: Category) => [c, result.categories[c] ?? 0])) as Record<Category, number>;
-  return { overall: result.overall, categories, prompts: prompts.length, msPerPromptStep: ms / prompts.length, size };
+  const checks = prompts.map((prompt, i) => ({ prompt, result: result.results[i]! }));
+  return { overall: result.overall, categories, prompts: prompts.length, msPerPromptStep: ms / prompts.length, size, checks };
 }
 
 /**
