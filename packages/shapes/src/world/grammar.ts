@@ -66,6 +66,32 @@ export function normalizeWords(caption: string): string[] {
     .filter((w) => w.length > 0);
 }
 
+/**
+ * One spoken form per axis: "A right of B" becomes "B left of A" and "A below B" becomes "B above A"
+ * (on words as `normalizeWords` gives them; words without exactly one such relation, with words on both
+ * sides of it, come back unchanged). The tokenizer applies it, so every model reads a relation this way.
+ *
+ * Why: with both forms in the data, the side the first phrase's objects go to is the product of word
+ * order and relation word, and neither alone says anything about it. A caption encoder trained from
+ * scratch did not find that product in 9M position scenes: the 2026-12-07 teachers drew both objects'
+ * centres within 1 px of each other at high noise, for either relation, and position stayed at chance
+ * (0.26). In one form, word order alone says the side (the first phrase goes left or up).
+ */
+export function canonicalRelationWords(words: readonly string[]): string[] {
+  const at: number[] = [];
+  words.forEach((w, i) => {
+    if (w === 'below' || (w === 'right' && words[i + 1] === 'of')) at.push(i);
+  });
+  const hasOther = words.some((w, i) => w === 'above' || (w === 'left' && words[i + 1] === 'of'));
+  if (at.length !== 1 || hasOther) return [...words];
+  const i = at[0];
+  const width = words[i] === 'below' ? 1 : 2;
+  const before = words.slice(0, i);
+  const after = words.slice(i + width);
+  if (before.length === 0 || after.length === 0) return [...words];
+  return [...after, ...(width === 1 ? ['above'] : ['left', 'of']), ...before];
+}
+
 const PLURAL_TO_SHAPE = new Map<string, Shape>(SHAPES.map((s) => [SHAPE_PLURALS[s], s]));
 
 function parseError(caption: string, why: string): InputError {

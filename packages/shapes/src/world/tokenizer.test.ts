@@ -2,7 +2,10 @@ import { InputError, initBackend, Rng } from '@t2md/core';
 import { withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { checkImageData } from './checker.js';
+import { canonicalRelationWords, parseCaption } from './grammar.js';
 import { COLORS, SHAPES } from './palette.js';
+import { renderScene } from './render.js';
 import { sampleScene } from './scene.js';
 import { detokenize, MAX_TOKENS, PAD_ID, tokenize, tokenizeBatch, tokenizeToTensors, VOCAB, VOCAB_SIZE } from './tokenizer.js';
 
@@ -41,7 +44,7 @@ describe('tokenizer', () => {
     let longest = 0;
     for (let i = 0; i < 2000; i++) {
       const { caption } = sampleScene(rng);
-      const { ids, mask } = tokenize(caption);
+      const { ids, mask } = tokenize(caption, { canonical: false });
       const words = caption.split(' ');
       longest = Math.max(longest, words.length);
       expect(ids.length).toBe(MAX_TOKENS);
@@ -50,6 +53,35 @@ describe('tokenizer', () => {
       expect(Array.from(ids.subarray(words.length)).every((v) => v === PAD_ID)).toBe(true);
     }
     expect(longest).toBeLessThanOrEqual(MAX_TOKENS);
+  });
+
+  it('reads a relation in one form per axis: the first phrase goes left or up', () => {
+    const ids = (c: string, canonical?: boolean) => Array.from(tokenize(c, { canonical }).ids);
+    expect(detokenize(tokenize('a red circle right of two blue squares').ids)).toBe('two blue squares left of a red circle');
+    expect(detokenize(tokenize('Three small triangles below a green square.').ids)).toBe('a green square above three small triangles');
+    for (const c of ['a red circle left of a blue square', 'a circle above a square', 'a circle and a square', 'two red circles']) {
+      expect(ids(c)).toEqual(ids(c, false));
+    }
+    expect(detokenize(tokenize('a circle right of a square', { canonical: false }).ids)).toBe('a circle right of a square');
+    // Not one relation with words on both sides: left as written.
+    for (const c of ['right of a square', 'a circle below', 'a circle below a square below a triangle', 'a right of a below b']) {
+      expect(canonicalRelationWords(c.split(' '))).toEqual(c.split(' '));
+    }
+    expect(canonicalRelationWords(['right', 'circle'])).toEqual(['right', 'circle']);
+  });
+
+  it('gives a scene the same tokens as its mirrored caption, and the scene makes that caption true', () => {
+    const rng = new Rng(5);
+    let swapped = 0;
+    for (let i = 0; i < 400; i++) {
+      const scene = sampleScene(rng, 'position');
+      const canonical = detokenize(tokenize(scene.caption).ids);
+      const parsed = parseCaption(canonical);
+      expect(['left of', 'above']).toContain(parsed.relation);
+      expect(checkImageData(renderScene(scene, 32), canonical).correct).toBe(true);
+      if (canonical !== scene.caption) swapped++;
+    }
+    expect(swapped).toBeGreaterThan(100);
   });
 
   it('lower-cases and strips punctuation', () => {

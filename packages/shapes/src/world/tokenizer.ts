@@ -1,12 +1,13 @@
 /**
  * A word-level tokenizer with a fixed vocabulary built from the grammar. Captions are lower-cased and
  * stripped of punctuation, then each word maps to its id; the ids are padded with `<pad>` (id 0) to
- * MAX_TOKENS, and a mask marks the real words. The vocabulary order is part of the shipped models'
- * contract: append, never reorder.
+ * MAX_TOKENS, and a mask marks the real words. A relation is read in one form per axis ("A right of
+ * B" as "B left of A", see `canonicalRelationWords`). The vocabulary order is part of the shipped
+ * models' contract: append, never reorder.
  */
 import { assertInt, InputError } from '@t2md/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { normalizeWords } from './grammar.js';
+import { canonicalRelationWords, normalizeWords } from './grammar.js';
 import { COLORS, NUMBER_WORDS, SHAPE_PLURALS, SHAPES, SIZES } from './palette.js';
 
 export const PAD = '<pad>';
@@ -41,6 +42,11 @@ export interface TokenizeOptions {
   maxTokens?: number;
   /** Cut captions longer than maxTokens instead of throwing (default false: a cut caption means something else). */
   truncate?: boolean;
+  /**
+   * Rewrite "right of" and "below" into "left of" and "above" with the phrases swapped (default true:
+   * the form every model since 2026-12-07 is trained on; false gives the words as written).
+   */
+  canonical?: boolean;
 }
 
 export interface Tokens {
@@ -55,7 +61,8 @@ export function tokenize(caption: string, opts: TokenizeOptions = {}): Tokens {
   const L = opts.maxTokens ?? MAX_TOKENS;
   assertInt('maxTokens', L, 1, 4096);
   if (typeof caption !== 'string') throw new InputError(`caption must be a string, got ${typeof caption}.`);
-  const words = normalizeWords(caption);
+  const written = normalizeWords(caption);
+  const words = opts.canonical === false ? written : canonicalRelationWords(written);
   if (words.length > L && !opts.truncate) {
     throw new InputError(`caption "${caption}" has ${words.length} words but at most ${L} fit; shorten it or pass truncate: true.`);
   }
