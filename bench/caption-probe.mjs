@@ -2,9 +2,12 @@
  * Does a model tell its caption words apart? For each model file, pairs of captions that differ in one
  * word (the relation, a colour, a shape, a count) go through the file's caption encoder and its DiT:
  *
- * - `encoder`: |a − b| / |a| of the encoder's output at the token that differs (the caption features
- *   the DiT's cross-attention reads). A word the encoder maps to nearly the vector of its partner
- *   (left/right at 0.07 in the 2026-12-07 teacher, against red/green at 1.25) cannot steer the image.
+ * - `encoder`: |a − b| / |a| of the encoder's output at the first token that differs (the caption
+ *   features the DiT's cross-attention reads). A word the encoder maps to nearly the vector of its
+ *   partner (left/right at 0.07 in the 2026-12-07 teacher, against red/green at 1.25) cannot steer the
+ *   image. Since the tokenizer reads one form per relation (0174f8e), "A right of B" is tokenized as "B
+ *   left of A", so the relation pairs differ first at the swapped phrases and this column shows a colour
+ *   word; the `dit` column is the one that says whether the relation moves the image.
  * - `dit`: |out(a) − out(b)| over the image, the model's prediction at t = 500 on one fixed noise
  *   image (the same for every caption), and `÷colour`: that as a fraction of the red/green pair's.
  *
