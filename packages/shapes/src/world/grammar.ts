@@ -73,9 +73,9 @@ export function normalizeWords(caption: string): string[] {
  *
  * Why: with both forms in the data, the side the first phrase's objects go to is the product of word
  * order and relation word, and neither alone says anything about it. A caption encoder trained from
- * scratch did not find that product in 9M position scenes: the 2026-12-07 teachers drew both objects'
- * centres within 1 px of each other at high noise, for either relation, and position stayed at chance
- * (0.26). In one form, word order alone says the side (the first phrase goes left or up).
+ * scratch did not find that product in millions of position scenes: the 2026-12-07 teachers drew both
+ * objects' centres within 1 px of each other at high noise, for either relation, and position stayed at
+ * chance (0.26). In one form, word order alone says the side (the first phrase goes left or up).
  */
 export function canonicalRelationWords(words: readonly string[]): string[] {
   const at: number[] = [];
