@@ -159,6 +159,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'random seed', intArg('--seed', 0), 0)
     .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
     .option('--count <n>', 'images to draw, laid out as a grid', intArg('--count', 1, 64), 1)
+    .option('--scale <n>', 'draw each pixel n × n in the PNG, e.g. 4 to look at 32-px samples', intArg('--scale', 1, 16), 1)
     .option('--out <file.png>', 'where to write the PNG', fileExtArg('--out', '.png', 'the image is a PNG'), 'sample.png')
     .addOption(backendOption())
     .action(sampleCommand);

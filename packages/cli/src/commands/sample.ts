@@ -18,6 +18,8 @@ export interface SampleOptions {
   seed: number;
   size?: number;
   count: number;
+  /** Each pixel drawn scale × scale in the PNG (nearest neighbour; default 1, the samples' own pixels). */
+  scale?: number;
   out: string;
   backend?: 'auto' | BackendName;
 }
@@ -35,11 +37,12 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
     const { images: imgs, msPerStep, seconds } = await drawImages(trained, { ...opts, steps, prompt }, info.backend);
     const n = imgs.length;
     const { height: h, width: w } = imgs[0]!;
-    const png = encodeGridPng(imgs);
+    const scale = opts.scale ?? 1;
+    const png = encodeGridPng(imgs, 2, Math.ceil(Math.sqrt(n)), scale);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, png);
     process.stdout.write(
-      `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}) from ${trained.source}\n` +
+      `wrote ${out} (${n} image${n > 1 ? 's' : ''}, ${w}×${h}${scale > 1 ? `, shown ${scale}× larger` : ''}) from ${trained.source}\n` +
         `${steps} ${opts.sampler} steps at ${msPerStep.toFixed(1)} ms/step on ${info.backend}${info.adapter ? ` (${info.adapter.description})` : ''}; ${seconds.toFixed(1)} s in all\n`,
     );
     if (table) process.stdout.write(`${table.note}\n`);
