@@ -17,21 +17,17 @@
 import { scoreModel } from '@t2md/cli';
 import { initBackend } from '@t2md/core';
 import { loadTrainedModel } from '@t2md/distill';
-import { CATEGORIES, createCaptionEncoder } from '@t2md/shapes';
+import { CATEGORIES, COLORS, createCaptionEncoder, SHAPE_PLURALS, SHAPES } from '@t2md/shapes';
 import { probeArgs } from './probe-cli.mjs';
 
 const PROMPTS = 200; // t2md eval's default prompt set (its batch of 25 is scoreModel's default too)
 
 const usage =
   'node bench/failure-probe.mjs MODEL... [--categories a,b] [--seeds 0,1] [--cfg 4.5,3] [--list] [--json] [--backend wasm|cpu|webgpu]';
-const { files, json, backend, values } = probeArgs('failure-probe', usage, {
+const { files, json, backend, values, fail } = probeArgs('failure-probe', usage, {
   options: ['categories', 'seeds', 'cfg'],
   flags: ['list'],
 });
-const fail = (msg) => {
-  process.stderr.write(`failure-probe: ${msg}\nusage: ${usage}\n`);
-  process.exit(2);
-};
 const categories = (values.categories ?? 'counting,twoObjects').split(',');
 for (const c of categories) if (!CATEGORIES.includes(c)) fail(`--categories names '${c}', which is not one of ${CATEGORIES.join(', ')}`);
 const numbers = (flag, text, ok) =>
@@ -47,14 +43,9 @@ const list = values.list === true;
 await initBackend({ backend });
 
 /** The checker's reasons without colour and shape words: one kind of failure, whatever the objects. */
-const kind = (reasons) =>
-  reasons
-    .map((r) =>
-      r
-        .replace(/\b(red|green|blue|yellow|purple|orange|white|gray|grey|black|pink|cyan|brown) /g, '')
-        .replace(/\b(circle|square|triangle|star|heart|diamond|cross|ring|hexagon)s?\b/g, 'S'),
-    )
-    .join(' & ');
+const COLOR_WORD = new RegExp(`\\b(${COLORS.join('|')}) `, 'g');
+const SHAPE_WORD = new RegExp(`\\b(${[...SHAPES, ...SHAPES.map((s) => SHAPE_PLURALS[s])].join('|')})\\b`, 'g');
+const kind = (reasons) => reasons.map((r) => r.replace(COLOR_WORD, '').replace(SHAPE_WORD, 'S')).join(' & ');
 
 const report = [];
 for (const file of files) {

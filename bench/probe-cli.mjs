@@ -19,8 +19,8 @@ export const shippedModel = (m) =>
 /**
  * Parses the probe's command line. `options` names its own valued options (`['teacher']` for
  * `--teacher FILE`), `flags` its own switches (`['list']` for `--list`); `models` is what runs when no MODEL is named (none: at least one is required).
- * Returns the model files (resolved, each checked to exist), `json`, `backend` (default wasm) and the
- * probe's own option values.
+ * Returns the model files (resolved, each checked to exist), `json`, `backend` (default wasm), the
+ * probe's own option values, and `fail(msg)`, which prints msg with the usage and exits with code 2.
  */
 export function probeArgs(name, usage, { options = [], flags = [], models = [] } = {}) {
   const fail = (msg) => {
@@ -51,5 +51,5 @@ export function probeArgs(name, usage, { options = [], flags = [], models = [] }
     return f;
   };
   files.forEach(exists);
-  return { files, json, backend, values, exists };
+  return { files, json, backend, values, exists, fail };
 }
