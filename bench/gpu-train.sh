@@ -7,7 +7,8 @@
 #   # device (carry .gpu, and the teacher for `distill`):
 #   SECS=420 bash .gpu/run.sh bash bench/gpu-train.sh teacher "b128:--batch-size 128 --lr 1e-3" ...
 #   SECS=300 TEACHER=path bash .gpu/run.sh bash bench/gpu-train.sh distill "mixer:--stage distill" \
-#     "forcing:--stage forcing+distill" ...   (forcing+distill: FORCING_SHARE of the time, then distill)
+#     "forcing:--stage forcing+distill" ...   (forcing+distill: FORCING_SHARE of the time, then distill;
+#     "fa:--stage forcing+distill --model-dtype f16 + --trainable all": flags after " + " are distill's only)
 #   A model that needs a second block trains on from its committed file (fresh optimiser and schedule;
 #   `init` in its metadata says so): "more:--init packages/shapes/models/teacher.safetensors --model-dtype f16"
 #
@@ -69,16 +70,18 @@ one() { # one NAME FLAGS
     s=$(phase "$dir" "$SECS" train --preset shapes $flags)
     cmd="t2md train --preset shapes $(stepped "$flags" "$s")"
   elif [[ "$flags" == *"--stage forcing+distill"* ]]; then
-    # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder
-    local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25}
+    # teacher forcing for FORCING_SHARE of the budget, then the distill stage into the same folder;
+    # flags after a lone " + " go to the distill stage only ("--model-dtype f16 + --trainable all")
+    local rest=${flags/--stage forcing+distill/} f d share=${FORCING_SHARE:-0.25} only=""
+    if [[ "$rest" == *" + "* ]]; then only=${rest#* + }; rest=${rest%% + *}; fi
     # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
     f=$(phase "$dir" "$(awk "BEGIN{print int($SECS*$share)}")" distill --teacher "${TEACHER:?}" --stage forcing $rest)
     # a stage stopped early is recorded complete at the step it reached, so the next one can chain from it
     # shellcheck disable=SC2086
     $T2MD distill --teacher "$TEACHER" --stage forcing $rest --resume --steps "$f" --out "$dir" >>"$dir/run.out" 2>>"$dir/run.err"
     # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
-    d=$(phase "$dir" "$(awk "BEGIN{print int($SECS*(1-$share))}")" distill --teacher "$TEACHER" --stage distill $rest)
-    cmd="t2md distill --teacher teacher.safetensors --stage forcing $rest --steps $f && t2md distill --teacher teacher.safetensors --stage distill $rest --steps $d"
+    d=$(phase "$dir" "$(awk "BEGIN{print int($SECS*(1-$share))}")" distill --teacher "$TEACHER" --stage distill $rest $only)
+    cmd="t2md distill --teacher teacher.safetensors --stage forcing $rest --steps $f && t2md distill --teacher teacher.safetensors --stage distill $rest $only --steps $d"
   else
     local s
     # shellcheck disable=SC2086 # the command prefix / flag string is split on spaces on purpose
