@@ -6,8 +6,16 @@ import type { SsdScanInputs, SsdScanOptions, SsdScanResult } from './types.js';
 import { validateSsd } from './validate.js';
 
 export { registerSsdKernels, SSD_SCAN, SSD_SCAN_GRAD } from './kernels.js';
-export { SSD_VARIANTS, type SsdScanInputs, type SsdScanOptions, type SsdScanResult, type SsdVariant } from './types.js';
-export { ssdDefaultVariant } from './validate.js';
+export {
+  SSD_GEMM_TILES,
+  SSD_VARIANTS,
+  type SsdGemmTile,
+  type SsdScanInputs,
+  type SsdScanOptions,
+  type SsdScanResult,
+  type SsdVariant,
+} from './types.js';
+export { ssdDefaultGemmTile, ssdDefaultVariant } from './validate.js';
 
 /**
  * Mamba-2's SSD scan (semantics of mamba_ssm's `mamba_chunk_scan_combined`), one fused chunked kernel

@@ -118,12 +118,13 @@ describe('segmentChunks', () => {
 });
 
 describe('ssdScan variant options', () => {
-  it('reject an unknown variant or a bad segmentChunks with an InputError naming the option', async (ctx) => {
+  it('reject an unknown variant, a bad segmentChunks or an unknown gemmTile with an InputError naming the option', async (ctx) => {
     await useBackend('cpu', ctx);
     const inp = makeSsdInputs(CASES[0]!, 3);
     expect(() => ssdScan(inp, { variant: 'fast' as never })).toThrow(/variant must be one of chunked, segmented, got "fast"/);
     expect(() => ssdScan(inp, { segmentChunks: -1 })).toThrow(/segmentChunks must be an integer >= 0/);
     expect(() => ssdScan(inp, { segmentChunks: 1.5 })).toThrow(/segmentChunks must be an integer >= 0/);
+    expect(() => ssdScan(inp, { gemmTile: '16x16' as never })).toThrow(/gemmTile must be one of 4x4, 4x4p, 8x4, 4x8, 8x8, got "16x16"/);
     tf.dispose(present(inp));
   });
 });

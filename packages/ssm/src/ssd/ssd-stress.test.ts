@@ -6,7 +6,7 @@ import { ssdScan } from './index.js';
 import { setSsdBindingLimitForTests } from './limit.js';
 import { ssdScanRef } from './reference.js';
 import type { SsdCase } from './test-cases.js';
-import type { SsdScanInputs, SsdScanOptions } from './types.js';
+import { SSD_GEMM_TILES, type SsdScanInputs, type SsdScanOptions } from './types.js';
 
 /** Raw arrays of one case, so the reference (cpu) and the kernels (webgpu) read the same numbers. */
 type Arrays = Record<string, { shape: number[]; data: Float32Array }>;
@@ -32,6 +32,33 @@ const SHAPES: Shape[] = [
     extras: true,
   },
   { name: 'P 64, N 16, Q 128, L 150, batch 2', B: 2, L: 150, H: 1, P: 64, G: 1, N: 16, opts: { chunkSize: 128, dtSoftplus: true } },
+];
+
+// Every GEMM micro-tile (SsdScanOptions.gemmTile) at sizes that are multiples of neither the 64×64
+// output tile nor the K-tile of 16, with several K segments (the backward's dcb, dB and dC sum over the
+// heads of a group) and two row tiles of a chunk (the triangular tileLive, kBeg and kEnd).
+const TILE_SHAPES: Shape[] = [
+  {
+    name: 'P 72, N 80, G 2 (2 heads a group), Q 40, L 150, batch 2, z + D per channel + init + bias + dtLimit',
+    B: 2,
+    L: 150,
+    H: 4,
+    P: 72,
+    G: 2,
+    N: 80,
+    opts: { chunkSize: 40, dtSoftplus: true, dtLimit: [0.01, 0.5] },
+    extras: true,
+  },
+  {
+    name: 'P 20, N 100, H 3 (3 heads a group), Q 72, L 200',
+    B: 1,
+    L: 200,
+    H: 3,
+    P: 20,
+    G: 1,
+    N: 100,
+    opts: { chunkSize: 72, dtSoftplus: true },
+  },
 ];
 
 function makeArrays(s: Shape, seed: number): Arrays {
@@ -64,6 +91,19 @@ function makeArrays(s: Shape, seed: number): Arrays {
 }
 
 const inputNames = (a: Arrays) => Object.keys(a).filter((k) => k !== 'wy' && k !== 'wf');
+
+/** y and finalStates alone, read back. */
+async function forward(a: Arrays, opts: SsdScanOptions): Promise<Record<string, Float32Array>> {
+  const ts = Object.fromEntries(inputNames(a).map((k) => [k, tf.tensor(a[k]!.data, a[k]!.shape)]));
+  try {
+    const o = ssdScan(ts as unknown as SsdScanInputs, { ...opts, returnFinalStates: true });
+    const out = { y: (await o.y.data()) as Float32Array, finalStates: (await o.finalStates!.data()) as Float32Array };
+    tf.dispose([o.y, o.finalStates!]);
+    return out;
+  } finally {
+    tf.dispose(Object.values(ts));
+  }
+}
 
 /** y, finalStates and the gradient of Σ y·wy + Σ finalStates·wf in every input, read back. */
 async function evaluate(op: typeof ssdScan, a: Arrays, opts: SsdScanOptions): Promise<Record<string, Float32Array>> {
@@ -129,6 +169,64 @@ describe('ssdScan WebGPU kernels vs the tfjs-ops reference (computed on cpu)', (
         expect(e, `${s.name}: ${k} (seed ${seed})`).toBeLessThan(k.startsWith('d') ? ssdGradBound(k.slice(1)) : 1e-4);
       }
       console.log(`  ${s.name}: ${errs.join(', ')}`);
+    }
+  }, 600_000);
+});
+
+describe('ssdScan WebGPU GEMM micro-tiles', () => {
+  it('each agree with the reference (computed on cpu) and with the 4x4 tile, forward (both variants) and every gradient, without leaking', async (ctx) => {
+    const gpu = await useBackend('webgpu', ctx);
+    const seed = freshSeed();
+    console.log(`ssd GEMM tiles: ${describeInfo(gpu)}, seed ${seed}`);
+    for (const s of TILE_SHAPES) {
+      const a = makeArrays(s, seed);
+      await useBackend('cpu', ctx);
+      const ref = await evaluate(ssdScanRef, a, s.opts);
+      await useBackend('webgpu', ctx);
+      const sums = {
+        x: a.x!.data,
+        dt: a.dt!.data,
+        A: a.A!.data,
+        dtBias: a.dtBias?.data,
+        dx: ref.dx!,
+        ddt: ref.ddt!,
+        H: s.H,
+        P: s.P,
+        dtSoftplus: s.opts.dtSoftplus === true,
+      };
+      let base: Record<string, Float32Array> | undefined;
+      for (const gemmTile of SSD_GEMM_TILES) {
+        const chunked = await withNoLeaks(() => evaluate(ssdScan, a, { ...s.opts, gemmTile }));
+        // the segmented forward's GEMMs carry the state over segments (carry, segLive, segEpilogue)
+        const seg = await withNoLeaks(() => forward(a, { ...s.opts, gemmTile, variant: 'segmented', segmentChunks: 2 }));
+        const got = { ...chunked, ySeg: seg.y, finalStatesSeg: seg.finalStates };
+        base ??= got;
+        const errs: string[] = [];
+        let same = 0;
+        for (const k of Object.keys(got) as (keyof typeof got)[]) {
+          const r = ref[k.replace('Seg', '')]!;
+          const e = k.startsWith('d') ? ssdGradError(k.slice(1), got[k], r, sums) : relErr(got[k], r);
+          const bound = k.startsWith('d') ? ssdGradBound(k.slice(1)) : 1e-4;
+          const tag = `${s.name}, tile ${gemmTile}: ${k} (seed ${seed})`;
+          expect(Number.isFinite(e), `${tag} finite`).toBe(true);
+          expect(e, tag).toBeLessThan(bound);
+          // the same sums in the same order as the 4x4 kernel: equal up to the compiler's FMA contraction
+          expect(relErr(got[k], base[k]), `${tag} vs 4x4`).toBeLessThan(1e-6);
+          if (got[k].every((v, i) => Object.is(v, base![k][i]))) same++;
+          errs.push(`${k} ${e.toExponential(1)}`);
+        }
+        console.log(`  ${s.name}, ${gemmTile}: ${errs.join(', ')}; ${same}/${Object.keys(got).length} bit-equal to 4x4`);
+      }
+    }
+    // the tiles' own programs ran (keyed apart from the 4x4 ones)
+    const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+    for (const t of SSD_GEMM_TILES.filter((t) => t !== '4x4')) {
+      for (const k of ['states', 'y_ip', 'states_seg', 'y_seg', 'gy', 'dcb', 'dB', 'dC']) {
+        expect(
+          keys.some((key) => key.startsWith(`t2md_ssd_gemm_${k}_t${t}`)),
+          `a pipeline t2md_ssd_gemm_${k}_t${t}*`,
+        ).toBe(true);
+      }
     }
   }, 600_000);
 });

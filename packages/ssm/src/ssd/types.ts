@@ -45,11 +45,25 @@ export interface SsdScanOptions {
   variant?: SsdVariant;
   /** Chunks per segment of the 'segmented' variant; 0 or absent picks it from the shape. */
   segmentChunks?: number;
+  /**
+   * Outputs per thread of the WebGPU GEMM passes (a benchmark knob; cpu and wasm ignore it, and every
+   * tile gives the same sums in the same order): '4x4' (the default, or `T2MD_SSD_GEMM_TILE` in Node)
+   * is the original 256-thread kernel; the others are `SSD_GEMM_TILES`' register-blocked variants.
+   */
+  gemmTile?: SsdGemmTile;
 }
 
 /** The WebGPU forwards of the scan (see SsdScanOptions.variant). */
 export const SSD_VARIANTS = ['chunked', 'segmented'] as const;
 export type SsdVariant = (typeof SSD_VARIANTS)[number];
+
+/**
+ * Micro-tiles of the WebGPU GEMM passes, rows × columns of the 64×64 output tile that one thread owns
+ * (webgpu-programs.ts `GemmProgram`): '4x4' 256 threads (the original kernel), '4x4p' the same with
+ * padded workgroup-memory rows, '8x4' and '4x8' 128 threads, '8x8' 64 threads, all three padded.
+ */
+export const SSD_GEMM_TILES = ['4x4', '4x4p', '8x4', '4x8', '8x8'] as const;
+export type SsdGemmTile = (typeof SSD_GEMM_TILES)[number];
 
 export interface SsdScanResult {
   /** [B, L, H, P] */
@@ -80,6 +94,7 @@ export interface SsdAttrs {
   variant: SsdVariant;
   /** 0: picked from the shape. */
   segmentChunks: number;
+  gemmTile: SsdGemmTile;
 }
 
 /** Sizes shared by all kernels. */

@@ -1,6 +1,14 @@
 import { assertFloat, check, fmtShape, InputError } from '@t2md/core';
 import type { Tensor } from '@tensorflow/tfjs-core';
-import { SSD_VARIANTS, type SsdAttrs, type SsdScanInputs, type SsdScanOptions, type SsdVariant } from './types.js';
+import {
+  SSD_GEMM_TILES,
+  SSD_VARIANTS,
+  type SsdAttrs,
+  type SsdGemmTile,
+  type SsdScanInputs,
+  type SsdScanOptions,
+  type SsdVariant,
+} from './types.js';
 
 let envVariant: SsdVariant | undefined;
 
@@ -19,6 +27,25 @@ export function ssdDefaultVariant(): SsdVariant {
     envVariant = raw == null || raw === '' ? 'chunked' : (raw as SsdVariant);
   }
   return envVariant;
+}
+
+let envGemmTile: SsdGemmTile | undefined;
+
+/**
+ * The GEMM micro-tile used when the options name none: `T2MD_SSD_GEMM_TILE` in Node (read once, so a
+ * benchmark records what ran), else '4x4'.
+ */
+export function ssdDefaultGemmTile(): SsdGemmTile {
+  if (envGemmTile == null) {
+    const raw = typeof process !== 'undefined' ? process.env?.T2MD_SSD_GEMM_TILE : undefined;
+    if (raw != null && raw !== '' && !(SSD_GEMM_TILES as readonly string[]).includes(raw)) {
+      throw new InputError(
+        `T2MD_SSD_GEMM_TILE must be one of ${SSD_GEMM_TILES.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (4x4).`,
+      );
+    }
+    envGemmTile = raw == null || raw === '' ? '4x4' : (raw as SsdGemmTile);
+  }
+  return envGemmTile;
 }
 
 function expectShape(name: string, t: Tensor, want: readonly number[], letters: string, ref: string): void {
@@ -108,6 +135,11 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     typeof segmentChunks === 'number' && Number.isInteger(segmentChunks) && segmentChunks >= 0,
     () => `segmentChunks must be an integer >= 0 (0 picks it from the shape), got ${String(segmentChunks)}.`,
   );
+  const gemmTile = options.gemmTile ?? ssdDefaultGemmTile();
+  check(
+    (SSD_GEMM_TILES as readonly unknown[]).includes(gemmTile),
+    () => `gemmTile must be one of ${SSD_GEMM_TILES.join(', ')}, got ${JSON.stringify(gemmTile)}; leave it out for the default.`,
+  );
   const lim = options.dtLimit ?? [0, null];
   check(
     Array.isArray(lim) && lim.length === 2 && typeof lim[0] === 'number' && (lim[1] === null || typeof lim[1] === 'number'),
@@ -131,5 +163,6 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     returnFinal: options.returnFinalStates === true,
     variant,
     segmentChunks,
+    gemmTile,
   };
 }

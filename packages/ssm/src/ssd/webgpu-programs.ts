@@ -1,11 +1,13 @@
 /**
  * WGSL programs of the chunked SSD algorithm. Most passes are batched 64×64-tiled matmuls with
- * problem-specific loaders, so one generator (`GemmProgram`) builds them: 256 threads per workgroup,
- * each owning a 4×4 micro-tile, K staged through workgroup memory 16 at a time and read back as vec4.
+ * problem-specific loaders, so one generator (`GemmProgram`) builds them: each thread owns a 4×4
+ * (256 threads per workgroup, the default), 8×4, 4×8 or 8×8 micro-tile (SsdScanOptions.gemmTile), K
+ * staged through workgroup memory 16 at a time and read back as vec4.
  * Shapes travel as uniforms (one struct for every program); only the loaders are baked into the WGSL,
  * and the shader key names the program.
  */
 import type { ProgramUniform, WebGPUProgramSpec } from '@t2md/core';
+import type { SsdGemmTile } from './types.js';
 
 /** Uniforms shared by every SSD program (dims, flags, GEMM tiling). */
 export const SSD_UNIFORMS =
@@ -33,6 +35,8 @@ export interface SsdGeom {
   flags: number;
   dtMin: number;
   dtMax: number;
+  /** The GEMM passes' micro-tile (SsdScanOptions.gemmTile): baked into their WGSL and shader keys, not a uniform. */
+  tile: SsdGemmTile;
 }
 
 /** The uniform values, in SSD_UNIFORMS order. */
@@ -221,19 +225,50 @@ export interface GemmSize {
   batch: number;
 }
 
+/**
+ * How a GemmProgram splits its 64×64 output tile over threads: each thread owns TM rows × TN columns,
+ * as TM/4 × TN/4 vec4 strips `WY` vec4-rows / `WX` vec4-columns apart (64/TM × 64/TN threads), so one
+ * vec4 read of A and one of B per strip pair feed 16 FMAs. `pad` gives each K-row of the workgroup
+ * arrays one extra vec4: the 'mk' / 'nk' loaders write 16 consecutive k of one row from 16 adjacent
+ * threads, 64 floats apart, all in one memory bank (a 16-way conflict); 68 apart is 2-way.
+ */
+interface GemmTiling {
+  TM: number;
+  TN: number;
+  pad: boolean;
+}
+
+const TILINGS: Record<SsdGemmTile, GemmTiling> = {
+  '4x4': { TM: 4, TN: 4, pad: false },
+  '4x4p': { TM: 4, TN: 4, pad: true },
+  '8x4': { TM: 8, TN: 4, pad: true },
+  '4x8': { TM: 4, TN: 8, pad: true },
+  '8x8': { TM: 8, TN: 8, pad: true },
+};
+
+/**
+ * A batched 64×64-tiled GEMM with problem-specific loaders (GemmBody), K staged through workgroup
+ * memory 16 at a time. `tile` (SsdScanOptions.gemmTile) picks the micro-tile of each thread: '4x4' is
+ * 256 threads of 4×4 (the original kernel); '8x4' / '4x8' 128 threads, '8x8' 64 threads, which read
+ * workgroup memory half as often per FMA (the usual way to speed up an f32 GEMM without matrix units;
+ * issue 23). Every tile sums each output over k in the same order, so all give the same sums.
+ */
 export class GemmProgram implements WebGPUProgramSpec {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
-  workgroupSize = BASE.workgroupSize;
+  workgroupSize: [number, number, number];
   uniforms = SSD_UNIFORMS;
   variableNames: string[];
   readonly tiles: { M: number; N: number; Tm: number; Tn: number; Tot: number };
   private readonly body: GemmBody;
+  private readonly tiling: GemmTiling;
 
-  constructor(key: string, vars: string[], outputShape: number[], size: GemmSize, body: GemmBody) {
-    this.shaderKey = `t2md_ssd_gemm_${key}`;
+  constructor(key: string, vars: string[], outputShape: number[], size: GemmSize, body: GemmBody, tile: SsdGemmTile) {
+    this.tiling = TILINGS[tile];
+    // the original tile keeps its name: profiles stay comparable with earlier runs
+    this.shaderKey = `t2md_ssd_gemm_${key}${tile === '4x4' ? '' : `_t${tile}`}`;
     this.variableNames = vars;
     this.outputShape = outputShape;
     this.dispatchLayout = { x: outputShape.map((_, i) => i) };
@@ -241,105 +276,107 @@ export class GemmProgram implements WebGPUProgramSpec {
     const Tn = Math.ceil(size.N / 64);
     this.tiles = { M: size.M, N: size.N, Tm, Tn, Tot: Tm * Tn * size.batch };
     this.dispatch = [this.tiles.Tot, 1, 1];
+    this.workgroupSize = [(64 / this.tiling.TM) * (64 / this.tiling.TN), 1, 1];
     this.body = body;
   }
 
   getUserCode(): string {
     const { batchDecl, tileLive, phases, epilogue } = this.body;
-    const rows = [0, 1, 2, 3];
-    const loadA = (p: GemmPhase) =>
-      rows
-        .map((r) => {
-          const idx = p.aLayout === 'km' ? ['e & 63', 'e >> 6'] : ['e >> 4', 'e & 15'];
-          return `{
-            let e = lid + ${256 * r};
-            let mm = ${idx[0]};
-            let kk = ${idx[1]};
-            let m = m0 + mm;
+    const { TM, TN, pad } = this.tiling;
+    const WX = 64 / TN; // threads along n
+    const WY = 64 / TM; // threads along m
+    const NT = WX * WY;
+    const S = pad ? 17 : 16; // vec4s per K-row of As / Bs
+    const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+    const rowsM = range(TM); // row i of a thread: m = m0 + (ty + (i >> 2)·WY)·4 + (i & 3)
+    const stripsN = range(TN / 4); // strip t of a thread: n = n0 + (tx + t·WX)·4 + j
+    const mOf = (i: number) => `m0 + (ty + ${(i >> 2) * WY}) * 4 + ${i & 3}`;
+    const nOf = (t: number) => `n0 + (tx + ${t * WX}) * 4 + j`;
+    const acc = (name: string, i: number, t: number) => `${name}${i}_${t}`;
+    const decl = (name: string) => rowsM.flatMap((i) => stripsN.map((t) => `var ${acc(name, i, t)} = vec4<f32>(0.0);`)).join(' ');
+    // 64×16 elements of each operand per K-tile, 1024 / NT per thread; adjacent threads take adjacent
+    // elements along the operand's contiguous axis
+    const load = (name: 'As' | 'Bs', layout: 'km' | 'mk' | 'kn' | 'nk', ax: 'm' | 'n', expr: string, bound: string) => {
+      const [mn, kk] = layout === 'km' || layout === 'kn' ? ['e & 63', 'e >> 6'] : ['e >> 4', 'e & 15'];
+      const one = (e: string) => `{
+            let e = ${e};
+            let ${ax}${ax} = ${mn};
+            let kk = ${kk};
+            let ${ax} = ${ax}0 + ${ax}${ax};
             let kl = k0 + kk;
             var v = 0.0;
-            if (m < uniforms.gM && kl < kEnd) { let k = s * segLen + kl; v = ${p.a}; }
-            As[kk * 16 + (mm >> 2)][mm & 3] = v;
+            if (${ax} < ${bound} && kl < kEnd) { let k = s * segLen + kl; v = ${expr}; }
+            ${name}[kk * ${S} + (${ax}${ax} >> 2)][${ax}${ax} & 3] = v;
           }`;
-        })
+      // written out at 256 threads (4 per thread, as the original kernel); a loop below that: 32 written-out
+      // loads made SwiftShader's compiler take over 20 GB, and a GPU's compiler unrolls a loop of 8 or 16
+      return NT < 256
+        ? `for (var r = 0; r < ${1024 / NT}; r++) ${one(`lid + ${NT} * r`)}`
+        : range(1024 / NT)
+            .map((r) => one(`lid + ${NT * r}`))
+            .join('\n');
+    };
+    const fma = (name: string) => {
+      const lines: string[] = [];
+      for (const s of range(TM / 4)) lines.push(`let a${s} = As[kk * ${S} + ty + ${s * WY}];`);
+      for (const t of stripsN) lines.push(`let b${t} = Bs[kk * ${S} + tx + ${t * WX}];`);
+      for (const i of rowsM) {
+        const a = `a${i >> 2}.${'xyzw'[i & 3]}`;
+        lines.push(stripsN.map((t) => `${acc(name, i, t)} += ${a} * b${t};`).join(' '));
+      }
+      return `for (var kk = 0; kk < 16; kk++) {
+            ${lines.join('\n            ')}
+          }`;
+    };
+    // statements for each of the thread's outputs (m, n) in range, `v` its value: one j loop per row,
+    // all strips in its body (a loop per strip made SwiftShader's compiler take gigabytes at 4x8)
+    const each = (guard: string, stmt: (i: number, t: number) => string) =>
+      rowsM
+        .map(
+          (i) => `{ let m = ${mOf(i)};
+      if (m < uniforms.gM${guard}) {
+        for (var j = 0; j < 4; j++) {
+          ${stripsN.map((t) => `{ let n = ${nOf(t)}; if (n < uniforms.gN) { ${stmt(i, t)} } }`).join('\n          ')}
+        }
+      } }`,
+        )
         .join('\n');
-    const loadB = (p: GemmPhase) =>
-      rows
-        .map((r) => {
-          const idx = p.bLayout === 'kn' ? ['e & 63', 'e >> 6'] : ['e >> 4', 'e & 15'];
-          return `{
-            let e = lid + ${256 * r};
-            let nn = ${idx[0]};
-            let kk = ${idx[1]};
-            let n = n0 + nn;
-            let kl = k0 + kk;
-            var v = 0.0;
-            if (n < uniforms.gN && kl < kEnd) { let k = s * segLen + kl; v = ${p.b}; }
-            Bs[kk * 16 + (nn >> 2)][nn & 3] = v;
-          }`;
-        })
-        .join('\n');
-    const fma = (acc: string) => `for (var kk = 0; kk < 16; kk++) {
-            let a = As[kk * 16 + ty];
-            let bv = Bs[kk * 16 + tx];
-            ${acc}0 += a.x * bv; ${acc}1 += a.y * bv; ${acc}2 += a.z * bv; ${acc}3 += a.w * bv;
-          }`;
     const phase = (p: GemmPhase) => {
       const split = p.scale != null || p.carry != null;
-      const acc = split ? 'p' : 'acc';
-      const combine = (i: number) =>
-        p.carry != null
-          ? `acc${i}[j] = (${p.carry}) * acc${i}[j] + ${p.scale != null ? `(${p.scale}) * ` : ''}p${i}[j]; let v = acc${i}[j]; ${p.segEpilogue ?? ''}`
-          : `acc${i}[j] += (${p.scale}) * p${i}[j];`;
+      const name = split ? 'p' : 'acc';
+      const combine = (i: number, t: number) => {
+        const [a, q] = [`${acc('acc', i, t)}[j]`, `${acc('p', i, t)}[j]`];
+        return p.carry != null
+          ? `${a} = (${p.carry}) * ${a} + ${p.scale != null ? `(${p.scale}) * ` : ''}${q}; let v = ${a}; ${p.segEpilogue ?? ''}`
+          : `${a} += (${p.scale}) * ${q};`;
+      };
       const segLive = p.segLive != null ? ` && (${p.segLive})` : '';
-      const scaled = split
-        ? rows
-            .map(
-              (i) => `{ let m = m0 + ty * 4 + ${i};
-          for (var j = 0; j < 4; j++) {
-            let n = n0 + tx * 4 + j;
-            if (live && m < uniforms.gM && n < uniforms.gN${segLive}) { ${combine(i)} }
-          } }`,
-            )
-            .join('\n')
-        : '';
       return `{
       let kBeg = ${p.kBeg ?? '0'};
       let segLen = ${p.segLen ?? '0'};
       let kEnd = ${p.kEnd ?? p.kMax};
       for (var s = 0; s < ${p.nseg ?? '1'}; s++) {
         ${p.segDecl ?? ''}
-        ${split ? 'var p0 = vec4<f32>(0.0); var p1 = vec4<f32>(0.0); var p2 = vec4<f32>(0.0); var p3 = vec4<f32>(0.0);' : ''}
+        ${split ? decl('p') : ''}
         for (var k0 = 0; k0 < ${p.kMax}; k0 += 16) {
           let act = live && k0 + 16 > kBeg && k0 < kEnd${segLive};
           if (act) {
-            ${loadA(p)}
-            ${loadB(p)}
+            ${load('As', p.aLayout, 'm', p.a, 'uniforms.gM')}
+            ${load('Bs', p.bLayout, 'n', p.b, 'uniforms.gN')}
           }
           workgroupBarrier();
           if (act) {
-            ${fma(acc)}
+            ${fma(name)}
           }
           workgroupBarrier();
         }
-        ${scaled}
+        ${split ? each(` && live${segLive}`, combine) : ''}
       }
     }`;
     };
-    const epi = rows
-      .map(
-        (i) => `{ let m = m0 + ty * 4 + ${i};
-      if (m < uniforms.gM) {
-        for (var j = 0; j < 4; j++) {
-          let n = n0 + tx * 4 + j;
-          if (n < uniforms.gN) { let v = acc${i}[j]; ${epilogue} }
-        }
-      } }`,
-      )
-      .join('\n');
     return `${prelude(this.variableNames)}
-var<workgroup> As : array<vec4<f32>, 256>;
-var<workgroup> Bs : array<vec4<f32>, 256>;
+var<workgroup> As : array<vec4<f32>, ${16 * S}>;
+var<workgroup> Bs : array<vec4<f32>, ${16 * S}>;
 fn main(index : i32) {
   ${touch(this.variableNames)}
   let lid = i32(localIndex);
@@ -349,17 +386,14 @@ fn main(index : i32) {
   let bat = min(wid / (uniforms.gTn * uniforms.gTm), uniforms.gTot / (uniforms.gTn * uniforms.gTm) - 1);
   let m0 = tm * 64;
   let n0 = tn * 64;
-  let tx = lid & 15;
-  let ty = lid >> 4;
+  let tx = lid % ${WX};
+  let ty = lid / ${WX};
   ${batchDecl}
   let live = wid < uniforms.gTot && (${tileLive ?? 'true'});
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+  ${decl('acc')}
   ${phases.map(phase).join('\n')}
   if (live) {
-    ${epi}
+    ${each('', (i, t) => `let v = ${acc('acc', i, t)}[j]; ${epilogue}`)}
   }
 }`;
   }

@@ -75,6 +75,7 @@ function localStatesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorIn
       ],
       epilogue: '',
     },
+    g.tile,
   );
   return run(be, g, prog, [i.x, i.B, dtc], { aux: cps });
 }
@@ -151,6 +152,7 @@ function ySegPass(
       ],
       epilogue: Y_OUT,
     },
+    g.tile,
   );
   return run(be, g, prog, [i.x, i.C, dtc, cb, loc, seg, i.D, i.z], { aux: cps });
 }

@@ -52,7 +52,7 @@ export function geom(x: TensorInfo, B: TensorInfo, a: SsdAttrs): SsdGeom {
     (a.hasZ ? F_HASZ : 0) |
     (a.hasBias ? F_HASBIAS : 0) |
     (a.hasInit ? F_HASINIT : 0);
-  return { Bz, L, H, P, G, N, Q, Nc, Lp: Nc * Q, flags, dtMin: a.dtMin, dtMax: a.dtMax };
+  return { Bz, L, H, P, G, N, Q, Nc, Lp: Nc * Q, flags, dtMin: a.dtMin, dtMax: a.dtMax, tile: a.gemmTile };
 }
 
 /** Workgroups a sliced reduction aims for, and the fewest terms one of them sums. */
@@ -116,6 +116,7 @@ export function cbPass(be: KernelBackend, g: SsdGeom, i: Inputs): TensorInfo {
       phases: [{ kMax: 'uniforms.Nn', a: 'ldC(b, t0 + m, g, k)', aLayout: 'mk', b: 'ldB(b, t0 + n, g, k)', bLayout: 'nk' }],
       epilogue: 'result[cbIdx(b, c, g, m, n)] = v;',
     },
+    g.tile,
   );
   return run(be, g, prog, [i.B, i.C]);
 }
@@ -141,6 +142,7 @@ function statesPass(be: KernelBackend, g: SsdGeom, i: Inputs, dtc: TensorInfo): 
       ],
       epilogue: 'result[stBase(b, c, h) + m * uniforms.Nn + n] = v;',
     },
+    g.tile,
   );
   return run(be, g, prog, [i.x, i.B, dtc]);
 }
@@ -257,6 +259,7 @@ function yPass(
       ],
       epilogue: raw ? 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }' : Y_OUT,
     },
+    g.tile,
   );
   return run(be, g, prog, [i.x, i.C, dtc, cb, hp, i.D, i.z]);
 }
@@ -356,6 +359,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'result[stBase(b, c, h) + m * uniforms.Nn + n] = v;',
       },
+      g.tile,
     ),
     [dyg, i.C, dtc],
   );
@@ -392,6 +396,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }',
       },
+      g.tile,
     ),
     [i.B, gs, dtc],
   );
@@ -417,6 +422,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }',
       },
+      g.tile,
     ),
     [cb, dyg, dtc],
   );
@@ -566,6 +572,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'result[cbIdx(b, c, g, m, n)] = v;',
       },
+      g.tile,
     ),
     [dyg, i.x, dtc],
   );
@@ -602,6 +609,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'let t = t0 + m; if (t < uniforms.Lq) { result[bcIdx(b, t, g, n)] = v; }',
       },
+      g.tile,
     ),
     [i.x, dtc, gs, dcb, i.C],
   );
@@ -638,6 +646,7 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         ],
         epilogue: 'let t = t0 + m; if (t < uniforms.Lq) { result[bcIdx(b, t, g, n)] = v; }',
       },
+      g.tile,
     ),
     [dyg, dtc, hp, dcb, i.B],
   );
