@@ -11,6 +11,8 @@
 #                                                         -> $OUT/scaling.json
 #   2. t2md bench scan at L = 16,384: ssdScan's two WebGPU forwards (chunked, the default, and
 #      segmented) side by side, each pass profiled      -> $OUT/scan.json
+#      SCAN_TILES (e.g. 4x4,8x8) also times each of those GEMM micro-tiles (SsdScanOptions.gemmTile)
+#      in the same process, each row naming its gemmTile; unset: the default tile alone.
 # (The bounded pool and the segmented forward in the models were measured at 933f029 and answered:
 # the pool limit is 2.6x slower with 68.7 GiB in use, the segmented forward no faster;
 # bench/history/2026-12-07-h100-sixth/issue23/.)
@@ -33,6 +35,9 @@ BUDGET=${BUDGET:-520}
 SCALING_SIZES=${SCALING_SIZES:-1024,4096,16384,32400}
 SCALING_BATCHES=${SCALING_BATCHES:-1,2}
 SCAN_SIZES=${SCAN_SIZES:-16384}
+SCAN_TILES=${SCAN_TILES:-}
+TILES=()
+[ -n "$SCAN_TILES" ] && TILES=(--tiles "$SCAN_TILES")
 DIRTY=()
 [ "${ALLOW_DIRTY:-0}" = 1 ] && DIRTY=(--allow-dirty)
 mkdir -p "$OUT"
@@ -82,7 +87,8 @@ step() {
 {
   step scaling 400 150 $T2MD bench scaling --backend webgpu --batches "$SCALING_BATCHES" --sizes "$SCALING_SIZES" \
     --out "$OUT/scaling.json" ${DIRTY[@]+"${DIRTY[@]}"}
-  step scan 100 60 $T2MD bench scan --backend webgpu --sizes "$SCAN_SIZES" --out "$OUT/scan.json" ${DIRTY[@]+"${DIRTY[@]}"}
+  step scan 100 60 $T2MD bench scan --backend webgpu --sizes "$SCAN_SIZES" --out "$OUT/scan.json" ${TILES[@]+"${TILES[@]}"} \
+    ${DIRTY[@]+"${DIRTY[@]}"}
 }
 
 [ -n "$SMI_PID" ] && kill "$SMI_PID" 2>/dev/null

@@ -263,6 +263,10 @@ export function buildProgram(): Command {
     .option('--recompute [steps]', 'train: run these steps (teacher, distill; no value: both) with activation recomputation')
     .option('--steps <n>', 'train: timed steps per block (default 10); sample: timed steps (default 3)', intArg('--steps', 1, 10_000))
     .option('--model <list>', 'sample: teacher, student or model files, comma-separated (default teacher,student)')
+    .option(
+      '--tiles <list>',
+      "scan: ssdScan's WebGPU GEMM micro-tiles, comma-separated (4x4, 4x4p, 8x4, 4x8, 8x8) or all (default: the default tile)",
+    )
     .option('--no-profile', 'train, scan, sample: skip the per-op profile')
     .addOption(backendOption())
     .action(benchCommand);

@@ -22,7 +22,7 @@ import { atomicWriteFile } from '@t2md/distill';
  * an old one with the same key). Adding a benchmark's section is one entry here.
  */
 export const SECTIONS = [
-  { name: 'scan', keys: ['op', 'impl', 'variant', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'] },
+  { name: 'scan', keys: ['op', 'impl', 'variant', 'gemmTile', 'pass', 'L', 'heads', 'headdim', 'dstate', 'chunkSize'] },
   { name: 'attention', keys: ['batch', 'heads', 'tokens', 'headDim'] },
   { name: 'scaling', keys: ['tokens', 'batch'] },
   { name: 'matmul', keys: ['op', 'layout', 'M', 'N', 'K', 'bias', 'variant', 'unroll'] },

@@ -4,14 +4,20 @@
  * intermediates fit, and Mamba-1's `selectiveScan` at the same width. On WebGPU every kernel point is
  * timed for each forward variant (`SSD_VARIANTS`: chunked, segmented) back to back in one process,
  * each row naming its `variant`; elsewhere the variants are the same code and only the default runs.
+ * Likewise for each GEMM micro-tile of `--tiles` (`SSD_GEMM_TILES`; default: the default tile only), each
+ * row naming its `gemmTile`.
  */
 
+import { InputError } from '@t2md/core';
 import {
+  SSD_GEMM_TILES,
   SSD_VARIANTS,
+  type SsdGemmTile,
   type SsdScanInputs,
   type SsdVariant,
   selectiveScan,
   selectiveScanTraffic,
+  ssdDefaultGemmTile,
   ssdDefaultVariant,
   ssdScan,
 } from '@t2md/ssm';
@@ -83,6 +89,8 @@ export interface ScanRow {
   chunkSize: number | null;
   /** ssdScan kernel rows: the WebGPU forward that ran (SsdScanOptions.variant); the backward is the same for all. */
   variant?: SsdVariant;
+  /** ssdScan kernel rows: the micro-tile of every GEMM pass, forward and backward (SsdScanOptions.gemmTile). */
+  gemmTile?: SsdGemmTile;
   /** Median wall ms per call (ssdScan rows: over `reps` calls queued back to back and synced once). */
   ms: number | null;
   reps?: number;
@@ -90,8 +98,9 @@ export interface ScanRow {
   gbps: number | null;
   runs: number[];
   /**
-   * On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128, default variant).
-   * On forward rows of a variant other than chunked: ‖y_variant − y_chunked‖ / ‖y_chunked‖ at the row's chunk.
+   * On reference rows: ‖y_kernel − y_ref‖ / ‖y_ref‖ of the forward (kernel at chunk 128, default variant and tile).
+   * On forward rows of another variant or tile than chunked with 4x4: ‖y_row − y_chunked,4x4‖ / ‖y_chunked,4x4‖
+   * at the row's chunk.
    */
   relErr?: number;
   /** On WebGPU (unless --no-profile): GPU ms of one extra call summed over programs (tf.time), and per program. */
@@ -130,7 +139,9 @@ function ssdInputs(L: number, H: number, P: number, N: number, seed: number): Ss
   };
 }
 
-type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean; variant?: SsdVariant }) => { y: tf.Tensor };
+/** ssdScan's options that a row varies: the forward variant and the GEMM micro-tile. */
+type Arm = { variant?: SsdVariant; gemmTile?: SsdGemmTile };
+type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boolean } & Arm) => { y: tf.Tensor };
 
 /**
  * Gradients of Σ y·dy with respect to every float input: one forward and one backward. dy goes to
@@ -138,10 +149,10 @@ type ScanOp = (inputs: SsdScanInputs, opts: { chunkSize: number; dtSoftplus: boo
  * builds ones(y.shape) on the CPU and uploads it on every call (151 MB through a fresh staging buffer
  * at L = 16384, 36 × 64), which is not the scan's cost.
  */
-function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number, variant?: SsdVariant): tf.Tensor[] {
+function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number, arm: Arm = {}): tf.Tensor[] {
   const f = (...xs: tf.Tensor[]) => {
     const named = Object.fromEntries(SSD_NAMES.map((k, i) => [k, xs[i]])) as unknown as SsdScanInputs;
-    return op(named, { chunkSize, dtSoftplus: true, ...(variant != null ? { variant } : {}) }).y;
+    return op(named, { chunkSize, dtSoftplus: true, ...arm }).y;
   };
   return tf.grads(f)(
     SSD_NAMES.map((k) => inp[k]),
@@ -149,7 +160,23 @@ function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number, var
   );
 }
 
-export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
+/** `--tiles`: comma-separated SSD_GEMM_TILES names, or 'all'. */
+export function parseTiles(list: string): SsdGemmTile[] {
+  if (list.trim() === 'all') return [...SSD_GEMM_TILES];
+  const tiles = list.split(',').map((t) => t.trim());
+  const bad = tiles.filter((t) => !(SSD_GEMM_TILES as readonly string[]).includes(t));
+  if (bad.length > 0 || tiles.length === 0) {
+    throw new InputError(`--tiles takes GEMM tiles from ${SSD_GEMM_TILES.join(', ')} (comma-separated) or all, got '${list}'.`);
+  }
+  return [...new Set(tiles)] as SsdGemmTile[];
+}
+
+export interface ScanBenchOptions extends RunnerOptions {
+  /** ssdScan's GEMM micro-tiles to time on WebGPU (`--tiles`; default: the default tile alone). */
+  tiles?: readonly SsdGemmTile[];
+}
+
+export async function runScanBench(opts: ScanBenchOptions): Promise<ScanRow[]> {
   const s = scanShape(opts.quick, opts.sizes);
   const profiled = opts.profile !== false;
   const { heads: H, headdim: P, dstate: N } = s;
@@ -158,7 +185,7 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
   const add = (row: ScanRow) => {
     const peak = devicePeakMB(); // of the point `checked` ran last: this row's
     opts.log(
-      `  ${row.op} ${row.impl}${row.variant != null ? ` ${row.variant}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
+      `  ${row.op} ${row.impl}${row.variant != null ? ` ${row.variant}` : ''}${row.gemmTile != null ? ` ${row.gemmTile}` : ''} L=${row.L} Q=${row.chunkSize ?? '-'} ${row.pass}: ${row.ms == null ? `failed (${row.error})` : `${row.ms.toFixed(2)} ms, ${row.gbps?.toPrecision(3)} GB/s`}${row.gpuMs != null ? `, GPU ${row.gpuMs} ms` : ''}`,
     );
     if (row.passes) opts.log(`    passes: ${row.passes}`);
     const done = rounded(peak != null ? { ...row, devicePeakMB: peak } : row);
@@ -166,8 +193,12 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
     opts.onRow?.(done);
   };
   const base = { heads: H, headdim: P, dstate: N };
-  // the forward variants differ on WebGPU only (cpu and wasm ignore the option)
-  const variants: readonly SsdVariant[] = tf.getBackend() === 'webgpu' ? SSD_VARIANTS : [ssdDefaultVariant()];
+  // the forward variants and the GEMM tiles differ on WebGPU only (cpu and wasm ignore the options)
+  const webgpu = tf.getBackend() === 'webgpu';
+  const variants: readonly SsdVariant[] = webgpu ? SSD_VARIANTS : [ssdDefaultVariant()];
+  const tiles: readonly SsdGemmTile[] = webgpu && opts.tiles != null ? opts.tiles : [ssdDefaultGemmTile()];
+  const arms = variants.flatMap((variant) => tiles.map((gemmTile): Required<Arm> => ({ variant, gemmTile })));
+  const isBase = (a: Required<Arm>) => a.variant === 'chunked' && a.gemmTile === '4x4';
   for (const L of s.lengths) {
     opts.log(`scan: L=${L}, ${H} heads × ${P}, d_state ${N}`);
     const inp = ssdInputs(L, H, P, N, L);
@@ -179,17 +210,17 @@ export async function runScanBench(opts: RunnerOptions): Promise<ScanRow[]> {
     const timing: TimeOptions = { runs: s.runs, budgetMs, reps: s.reps };
     for (const Q of s.chunkSizes) {
       for (const pass of ['forward', 'forward+backward'] as const) {
-        for (const variant of variants) {
-          const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, variant } as const;
-          const fwd = (v: SsdVariant) => () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true, variant: v }).y;
-          const fn = pass === 'forward' ? fwd(variant) : () => ssdFwdBwd(ssdScan, inp, dy, Q, variant);
+        for (const arm of arms) {
+          const head = { op: 'ssdScan', impl: 'kernel', pass, L, ...base, chunkSize: Q, ...arm } as const;
+          const fwd = (a: Arm) => () => ssdScan(inp, { chunkSize: Q, dtSoftplus: true, ...a }).y;
+          const fn = pass === 'forward' ? fwd(arm) : () => ssdFwdBwd(ssdScan, inp, dy, Q, arm);
           let row: ScanRow;
           try {
             row = await checked(async (): Promise<ScanRow> => {
-              // a variant's forward is checked against the chunked one on the same inputs
+              // another variant's or tile's forward is checked against the chunked 4x4 one on the same inputs
               let err: number | undefined;
-              if (pass === 'forward' && variant !== 'chunked') {
-                const [a, r] = [fwd(variant)(), fwd('chunked')()];
+              if (pass === 'forward' && !isBase(arm)) {
+                const [a, r] = [fwd(arm)(), fwd({ variant: 'chunked', gemmTile: '4x4' })()];
                 err = await relErr(a, r);
                 tf.dispose([a, r]);
               }

@@ -37,6 +37,8 @@ export function scanTable(rows: readonly ScanRow[]): string {
     ['heads×P', (r) => `${r.heads}×${r.headdim}`],
     ['N', (r) => String(r.dstate)],
     ['Q', (r) => (r.chunkSize == null ? '-' : String(r.chunkSize))],
+    ['variant', (r) => r.variant ?? '-'],
+    ['tile', (r) => r.gemmTile ?? '-'],
     ['pass', (r) => r.pass],
     ['ms', (r) => num(r.ms)],
     ['GB/s', (r) => (r.gbps == null ? '—' : r.gbps.toPrecision(3))],

@@ -10,7 +10,7 @@ import {
   quietWebGPUErrors,
   wasmBuild,
 } from '@t2md/core';
-import { ssdDefaultVariant } from '@t2md/ssm';
+import { ssdDefaultGemmTile, ssdDefaultVariant } from '@t2md/ssm';
 import * as tf from '@tensorflow/tfjs-core';
 import { runAttentionBench } from '../bench/attention.js';
 import { elementwiseTable, runElementwiseBench } from '../bench/elementwise.js';
@@ -32,7 +32,7 @@ import {
 } from '../bench/results.js';
 import { parseModels, runSampleBench } from '../bench/sample.js';
 import { runScalingBench } from '../bench/scaling.js';
-import { runScanBench } from '../bench/scan.js';
+import { parseTiles, runScanBench } from '../bench/scan.js';
 import { attentionTable, sampleTable, scalingTable, scanTable, trainTable } from '../bench/table.js';
 import { parseBatches, parseTrainSteps, runTrainBench, TRAIN_STEPS, type TrainStepName } from '../bench/train.js';
 import { runContext } from '../context.js';
@@ -60,6 +60,8 @@ export interface BenchOptions {
   allowDirty?: boolean;
   /** Sequence lengths / token counts / elements, comma-separated (the bench's sweep otherwise). */
   sizes?: string;
+  /** scan: ssdScan's GEMM micro-tiles to time on WebGPU, comma-separated or 'all' (default: the default tile). */
+  tiles?: string;
   backend?: 'auto' | BackendName;
 }
 
@@ -81,6 +83,7 @@ const NOTES: Record<BenchName, string[]> = {
   scan: [
     'scan: ms = median wall time per call of several runs of `reps` queued calls, each run ended by reading back one element (includes one readback round trip); the kernel and the tfjs-ops reference alike; f32, batch 1, ngroups 1, dtSoftplus. gpuMs/passes: one more call under tf.time (GPU timestamps, quantisation off).',
     'scan: gbps = minimum bytes moved (inputs read and outputs written once; forward+backward counts twice) / median ms.',
+    "scan: variant and gemmTile = ssdScan's WebGPU forward and the micro-tile of every GEMM pass (forward and backward) the row ran; the tiles timed are --tiles' (default: the default tile alone).",
   ],
   attention: [
     'attention: ms = median wall time of several runs, each ended by reading back one element; f32, batch 1, no mask; fwdTflops counts 4·L²·Dh·heads.',
@@ -131,7 +134,7 @@ const RUNNERS: Record<BenchName, Runner> = {
       steps: opts.steps ?? (quick ? 2 : 3),
       profile: opts.profile !== false,
     }),
-  scan: runScanBench,
+  scan: ({ opts, ...o }) => runScanBench({ ...o, ...(opts.tiles != null ? { tiles: parseTiles(opts.tiles) } : {}) }),
   attention: runAttentionBench,
   scaling: ({ opts, ...o }) => runScalingBench({ ...o, ...(opts.batches != null ? { batches: parseBatches(opts.batches) } : {}) }),
   matmul: runMatmulBench,
@@ -153,19 +156,22 @@ const wasmSettings = () => {
 /**
  * On WebGPU, for every section: the early submit's limit (`setDeferredFreeLimit`, `T2MD_DEFERRED_FREE_MB`)
  * in MiB, or 'off': it moves the device peak of long sequences and large batches, and the submits per step;
- * the pool limit and the SSD forward variant when they are not the defaults.
+ * the pool limit and the SSD forward variant and GEMM tile when they are not the defaults.
  */
 const deferredSettings = () => {
   if (tf.getBackend() !== 'webgpu') return {};
   const l = deferredFreeLimit();
   const pool = poolLimit();
   // the pool limit (setPoolLimit, T2MD_POOL_MB) moves the device peak too; recorded only when one is set
-  // likewise the SSD scan's forward when T2MD_SSD_VARIANT picks another than the default (the scan bench's rows name theirs)
+  // likewise the SSD scan's forward when T2MD_SSD_VARIANT picks another than the default, and its GEMM
+  // tile when T2MD_SSD_GEMM_TILE does (the scan bench's rows name theirs)
   const ssd = ssdDefaultVariant();
+  const tile = ssdDefaultGemmTile();
   return {
     deferredFreeMB: Number.isFinite(l) ? l / 2 ** 20 : 'off',
     ...(Number.isFinite(pool) ? { poolMB: pool / 2 ** 20 } : {}),
     ...(ssd !== 'chunked' ? { ssdVariant: ssd } : {}),
+    ...(tile !== '4x4' ? { ssdGemmTile: tile } : {}),
   };
 };
 
@@ -216,6 +222,7 @@ export async function benchCommand(which: string, opts: BenchOptions = {}): Prom
     readResults(opts.out);
   }
   if (opts.batches != null) parseBatches(opts.batches);
+  if (opts.tiles != null) parseTiles(opts.tiles);
   if (opts.model != null) parseModels(opts.model);
   if (opts.recompute != null) parseTrainSteps('--recompute', opts.recompute);
   if (opts.step != null && !(TRAIN_STEPS as readonly string[]).includes(opts.step)) {
