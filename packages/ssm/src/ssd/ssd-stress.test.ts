@@ -139,29 +139,49 @@ async function run(
   return out;
 }
 
+/** What ssdGradError needs besides the two gradients: the inputs and the reference's dx and ddt. */
+function gradSums(s: Shape, a: Arrays, ref: Record<string, Float32Array>) {
+  return {
+    x: a.x!.data,
+    dt: a.dt!.data,
+    A: a.A!.data,
+    dtBias: a.dtBias?.data,
+    dx: ref.dx!,
+    ddt: ref.ddt!,
+    H: s.H,
+    P: s.P,
+    dtSoftplus: s.opts.dtSoftplus === true,
+  };
+}
+
+/**
+ * For each shape: fresh arrays (one seed per test, logged), the reference's outputs and gradients on cpu,
+ * then `body` with the webgpu backend active.
+ */
+async function eachWithReference(
+  ctx: Parameters<typeof useBackend>[1],
+  label: string,
+  shapes: Shape[],
+  body: (s: Shape, a: Arrays, ref: Record<string, Float32Array>, seed: number) => Promise<void>,
+): Promise<void> {
+  const gpu = await useBackend('webgpu', ctx);
+  const seed = freshSeed();
+  console.log(`${label}: ${describeInfo(gpu)}, seed ${seed}`);
+  for (const s of shapes) {
+    const a = makeArrays(s, seed);
+    await useBackend('cpu', ctx);
+    const ref = await evaluate(ssdScanRef, a, s.opts);
+    await useBackend('webgpu', ctx);
+    await body(s, a, ref, seed);
+  }
+}
+
 describe('ssdScan WebGPU kernels vs the tfjs-ops reference (computed on cpu)', () => {
   it('agree on fresh random inputs at shapes that stress the GEMM tiles, forward and every gradient, without leaking', async (ctx) => {
-    const gpu = await useBackend('webgpu', ctx);
-    const seed = freshSeed();
-    console.log(`ssd stress shapes: ${describeInfo(gpu)}, seed ${seed}`);
-    for (const s of SHAPES) {
-      const a = makeArrays(s, seed);
-      await useBackend('cpu', ctx);
-      const ref = await evaluate(ssdScanRef, a, s.opts);
-      await useBackend('webgpu', ctx);
+    await eachWithReference(ctx, 'ssd stress shapes', SHAPES, async (s, a, ref, seed) => {
       const got = await withNoLeaks(() => evaluate(ssdScan, a, s.opts));
       const errs: string[] = [];
-      const sums = {
-        x: a.x!.data,
-        dt: a.dt!.data,
-        A: a.A!.data,
-        dtBias: a.dtBias?.data,
-        dx: ref.dx!,
-        ddt: ref.ddt!,
-        H: s.H,
-        P: s.P,
-        dtSoftplus: s.opts.dtSoftplus === true,
-      };
+      const sums = gradSums(s, a, ref);
       for (const k of Object.keys(ref)) {
         const e = k.startsWith('d') ? ssdGradError(k.slice(1), got[k]!, ref[k]!, sums) : relErr(got[k]!, ref[k]!);
         errs.push(`${k} ${e.toExponential(1)}`);
@@ -169,31 +189,14 @@ describe('ssdScan WebGPU kernels vs the tfjs-ops reference (computed on cpu)', (
         expect(e, `${s.name}: ${k} (seed ${seed})`).toBeLessThan(k.startsWith('d') ? ssdGradBound(k.slice(1)) : 1e-4);
       }
       console.log(`  ${s.name}: ${errs.join(', ')}`);
-    }
+    });
   }, 600_000);
 });
 
 describe('ssdScan WebGPU GEMM micro-tiles', () => {
   it('each agree with the reference (computed on cpu) and with the 4x4 tile, forward (both variants) and every gradient, without leaking', async (ctx) => {
-    const gpu = await useBackend('webgpu', ctx);
-    const seed = freshSeed();
-    console.log(`ssd GEMM tiles: ${describeInfo(gpu)}, seed ${seed}`);
-    for (const s of TILE_SHAPES) {
-      const a = makeArrays(s, seed);
-      await useBackend('cpu', ctx);
-      const ref = await evaluate(ssdScanRef, a, s.opts);
-      await useBackend('webgpu', ctx);
-      const sums = {
-        x: a.x!.data,
-        dt: a.dt!.data,
-        A: a.A!.data,
-        dtBias: a.dtBias?.data,
-        dx: ref.dx!,
-        ddt: ref.ddt!,
-        H: s.H,
-        P: s.P,
-        dtSoftplus: s.opts.dtSoftplus === true,
-      };
+    await eachWithReference(ctx, 'ssd GEMM tiles', TILE_SHAPES, async (s, a, ref, seed) => {
+      const sums = gradSums(s, a, ref);
       let base: Record<string, Float32Array> | undefined;
       for (const gemmTile of SSD_GEMM_TILES) {
         const chunked = await withNoLeaks(() => evaluate(ssdScan, a, { ...s.opts, gemmTile }));
@@ -217,7 +220,7 @@ describe('ssdScan WebGPU GEMM micro-tiles', () => {
         }
         console.log(`  ${s.name}, ${gemmTile}: ${errs.join(', ')}; ${same}/${Object.keys(got).length} bit-equal to 4x4`);
       }
-    }
+    });
     // the tiles' own programs ran (keyed apart from the 4x4 ones)
     const keys = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
     for (const t of SSD_GEMM_TILES.filter((t) => t !== '4x4')) {

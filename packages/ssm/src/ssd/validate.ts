@@ -10,6 +10,21 @@ import {
   type SsdVariant,
 } from './types.js';
 
+/**
+ * The value of the Node environment variable `name` when it is one of `choices`, else `fallback` when
+ * it is unset or empty; any other value is an InputError naming the choices.
+ */
+function envChoice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+  const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (raw == null || raw === '') return fallback;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new InputError(
+      `${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (${fallback}).`,
+    );
+  }
+  return raw as T;
+}
+
 let envVariant: SsdVariant | undefined;
 
 /**
@@ -17,15 +32,7 @@ let envVariant: SsdVariant | undefined;
  * benchmark records what ran), else 'chunked'.
  */
 export function ssdDefaultVariant(): SsdVariant {
-  if (envVariant == null) {
-    const raw = typeof process !== 'undefined' ? process.env?.T2MD_SSD_VARIANT : undefined;
-    if (raw != null && raw !== '' && !(SSD_VARIANTS as readonly string[]).includes(raw)) {
-      throw new InputError(
-        `T2MD_SSD_VARIANT must be one of ${SSD_VARIANTS.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (chunked).`,
-      );
-    }
-    envVariant = raw == null || raw === '' ? 'chunked' : (raw as SsdVariant);
-  }
+  envVariant ??= envChoice('T2MD_SSD_VARIANT', SSD_VARIANTS, 'chunked');
   return envVariant;
 }
 
@@ -36,15 +43,7 @@ let envGemmTile: SsdGemmTile | undefined;
  * benchmark records what ran), else '4x4'.
  */
 export function ssdDefaultGemmTile(): SsdGemmTile {
-  if (envGemmTile == null) {
-    const raw = typeof process !== 'undefined' ? process.env?.T2MD_SSD_GEMM_TILE : undefined;
-    if (raw != null && raw !== '' && !(SSD_GEMM_TILES as readonly string[]).includes(raw)) {
-      throw new InputError(
-        `T2MD_SSD_GEMM_TILE must be one of ${SSD_GEMM_TILES.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (4x4).`,
-      );
-    }
-    envGemmTile = raw == null || raw === '' ? '4x4' : (raw as SsdGemmTile);
-  }
+  envGemmTile ??= envChoice('T2MD_SSD_GEMM_TILE', SSD_GEMM_TILES, '4x4');
   return envGemmTile;
 }
 
