@@ -142,11 +142,11 @@ function ySegPass(
       phases: [
         {
           kMax: 'uniforms.Nn',
-          a: 'ldC(b, t0 + m, g, k)',
+          // the row's decay folded into A (no second set of accumulators)
+          a: 'ldC(b, t0 + m, g, k) * exp(csAt(b, h, t0 + m))',
           aLayout: 'mk',
           b: 'select(0.0, locSt[lb + n * uniforms.Nn + k], hasLoc) + dl * segSt[eb + n * uniforms.Nn + k]',
           bLayout: 'nk',
-          scale: 'exp(csAt(b, h, t0 + m))',
         },
         yIntraChunk(true),
       ],

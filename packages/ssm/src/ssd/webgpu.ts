@@ -248,11 +248,11 @@ function yPass(
       phases: [
         {
           kMax: 'uniforms.Nn',
-          a: 'ldC(b, t0 + m, g, k)',
+          // the row's decay exp(cs_i) is folded into A, so the phase needs no second set of accumulators
+          a: 'ldC(b, t0 + m, g, k) * exp(csAt(b, h, t0 + m))',
           aLayout: 'mk',
           b: inPlace ? 'select(0.0, hp[hb + n * uniforms.Nn + k], c > 0)' : 'hp[hb + n * uniforms.Nn + k]',
           bLayout: 'nk',
-          scale: 'exp(csAt(b, h, t0 + m))',
         },
         // raw (backward) leaves out the diagonal j = i: see the note on stable decay gradients below
         yIntraChunk(!raw),
@@ -387,11 +387,11 @@ export const ssdBackwardWebGPU: KernelFunc = ({ inputs, backend: b0, attrs }) =>
         phases: [
           {
             kMax: 'uniforms.Nn',
-            a: 'ldB(b, t0 + m, g, k)',
+            // the row's decay folded into A (no second set of accumulators)
+            a: 'ldB(b, t0 + m, g, k) * exp(csl - csAt(b, h, t0 + m))',
             aLayout: 'mk',
             b: 'gs[gb + n * uniforms.Nn + k]',
             bLayout: 'nk',
-            scale: 'exp(csl - csAt(b, h, t0 + m))',
           },
         ],
         epilogue: 'let t = t0 + m; if (t < uniforms.Lq) { result[xIdx(b, t, h, n)] = v; }',
