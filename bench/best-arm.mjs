@@ -9,35 +9,21 @@
  * Labels with fewer seeds than the most-evaluated label are skipped (a cut-off eval must not win on one
  * lucky seed). A missing, empty or malformed file exits 2 with one sentence on stderr.
  */
-import { readFileSync } from 'node:fs';
+import { readEvalRows } from './eval-rows.mjs';
 
 function fail(msg) {
-  process.stderr.write(`best-arm: ${msg}\n`);
+  process.stderr.write(`best-arm: ${msg}.\n`);
   process.exit(2);
 }
 
 const file = process.argv[2];
-if (file == null) fail('give the evals.jsonl to read, e.g. node bench/best-arm.mjs evals.jsonl.');
-let text;
-try {
-  text = readFileSync(file, 'utf8');
-} catch {
-  fail(`cannot read ${file}; pass the evals.jsonl that bench/gpu-evals.sh wrote.`);
-}
+if (file == null) fail('give the evals.jsonl to read, e.g. node bench/best-arm.mjs evals.jsonl');
 /** @type {Map<string, number[]>} label → overall scores at 20 steps */
 const byLabel = new Map();
-for (const [i, line] of text.split('\n').entries()) {
-  if (line.trim() === '') continue;
-  let row;
-  try {
-    row = JSON.parse(line);
-  } catch {
-    fail(`${file} line ${i + 1} is not JSON; each line must be one eval row.`);
-  }
-  if (row.steps !== 20 || typeof row.overall !== 'number' || typeof row.label !== 'string') continue;
-  byLabel.set(row.label, [...(byLabel.get(row.label) ?? []), row.overall]);
+for (const row of readEvalRows(file, fail)) {
+  if (row.steps === 20) byLabel.set(row.label, [...(byLabel.get(row.label) ?? []), row.overall]);
 }
-if (byLabel.size === 0) fail(`${file} has no 20-step eval rows; run bench/gpu-evals.sh first.`);
+if (byLabel.size === 0) fail(`${file} has no 20-step eval rows; run bench/gpu-evals.sh first`);
 const most = Math.max(...[...byLabel.values()].map((s) => s.length));
 const ranked = [...byLabel]
   .filter(([, s]) => s.length === most)

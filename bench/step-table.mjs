@@ -34,6 +34,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseSteps, parseStepTable, sha256Hex } from '@t2md/shapes';
+import { readEvalRows } from './eval-rows.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'packages', 'cli', 'dist', 'bin.js');
@@ -88,7 +89,7 @@ const pick = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => kv.split('=')),
 );
-const measured = rowsFile == null ? undefined : readMeasuredRows(rowsFile);
+const measured = rowsFile == null ? undefined : readEvalRows(rowsFile, (msg) => usage(`--rows: ${msg}`));
 if (measured == null && !existsSync(bin)) usage(`${relative(root, bin)} is missing; run npm run build first`);
 
 const t2md = (argv) =>
@@ -108,25 +109,6 @@ if (measured == null) {
   evalSettings.backend = backends[0];
   card = `${cards[0]} (${backends[0]})`;
   commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-}
-
-/** The lines of a gpu-evals.sh file, each checked to hold what the table needs. */
-function readMeasuredRows(path) {
-  if (!existsSync(path)) usage(`--rows ${path} does not exist`);
-  const lines = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  return lines.map((l, i) => {
-    let r;
-    try {
-      r = JSON.parse(l);
-    } catch {
-      usage(`line ${i + 1} of ${path} is not JSON`);
-    }
-    for (const k of ['role', 'label', 'seed', 'steps', 'overall', 'sha256', 'backend', 'card', 'prompts', 'sampler', 'cfg', 'batch'])
-      if (r[k] == null) usage(`line ${i + 1} of ${path} has no "${k}"; write the file with bench/gpu-evals.sh`);
-    return r;
-  });
 }
 
 /** The shapes preset's image size in px, which `t2md eval` uses without `--size`. */

@@ -1,3 +1,4 @@
+import { InputError } from '@t2md/core';
 import { parseLayout } from '@t2md/dit';
 import { CATEGORIES } from '@t2md/shapes';
 import { InvalidArgumentError } from 'commander';
@@ -30,6 +31,19 @@ export function choiceArg(name: string, choices: readonly string[]) {
     if (!choices.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${choices.join(', ')}, got '${value}'.`);
     return value;
   };
+}
+
+/**
+ * A comma-separated list of names from `choices` (`--tiles 4x4,8x8`), or every choice when `all` is
+ * allowed and given; anything else is an InputError naming `flag`, `what` the names are, and the choices.
+ */
+export function parseChoiceList<T extends string>(flag: string, raw: string, what: string, choices: readonly T[], all = false): T[] {
+  if (all && raw.trim() === 'all') return [...choices];
+  const xs = raw.split(',').map((x) => x.trim());
+  if (!xs.every((x) => (choices as readonly string[]).includes(x))) {
+    throw new InputError(`${flag} takes ${what} separated by commas (${choices.join(', ')})${all ? ' or all' : ''}, got '${raw}'.`);
+  }
+  return [...new Set(xs)] as T[];
 }
 
 export const BACKENDS = ['auto', 'webgpu', 'wasm', 'cpu'] as const;

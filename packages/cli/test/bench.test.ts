@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type BenchDoc, mergeAndWrite, newDoc, sectionWriter } from '../src/bench/results.js';
+import { parseTiles } from '../src/bench/scan.js';
 import { BIN, expectOneLine, t2md } from './cli.js';
 
 // The quick sizes on wasm, cut further with --sizes where the full quick sweep would take a while on a
@@ -187,6 +188,15 @@ describe('t2md bench', () => {
     expectOneLine(
       t2md(['bench', 'train', '--recompute', 'student']),
       /--recompute takes train steps separated by commas \(teacher, distill\)/,
+    );
+  });
+
+  it('scan --tiles: tile names from SSD_GEMM_TILES or all, deduplicated; anything else exits 2 with one sentence', () => {
+    expect(parseTiles('8x8, 4x4,8x8')).toEqual(['8x8', '4x4']);
+    expect(parseTiles('all')).toEqual(['4x4', '4x4p', '8x4', '4x8', '8x8']);
+    expectOneLine(
+      t2md(['bench', 'scan', '--tiles', '4x4,16x16']),
+      /--tiles takes GEMM tiles separated by commas \(4x4, 4x4p, 8x4, 4x8, 8x8\) or all, got '4x4,16x16'/,
     );
   });
 

@@ -8,7 +8,6 @@
  * row naming its `gemmTile`.
  */
 
-import { InputError } from '@t2md/core';
 import {
   SSD_GEMM_TILES,
   SSD_VARIANTS,
@@ -23,6 +22,7 @@ import {
 } from '@t2md/ssm';
 import { selectiveScanRef, ssdScanRef } from '@t2md/ssm/testing';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseChoiceList } from '../options.js';
 import {
   checked,
   devicePeakMB,
@@ -162,13 +162,7 @@ function ssdFwdBwd(op: ScanOp, inp: SsdIn, dy: tf.Tensor, chunkSize: number, arm
 
 /** `--tiles`: comma-separated SSD_GEMM_TILES names, or 'all'. */
 export function parseTiles(list: string): SsdGemmTile[] {
-  if (list.trim() === 'all') return [...SSD_GEMM_TILES];
-  const tiles = list.split(',').map((t) => t.trim());
-  const bad = tiles.filter((t) => !(SSD_GEMM_TILES as readonly string[]).includes(t));
-  if (bad.length > 0 || tiles.length === 0) {
-    throw new InputError(`--tiles takes GEMM tiles from ${SSD_GEMM_TILES.join(', ')} (comma-separated) or all, got '${list}'.`);
-  }
-  return [...new Set(tiles)] as SsdGemmTile[];
+  return parseChoiceList('--tiles', list, 'GEMM tiles', SSD_GEMM_TILES, true);
 }
 
 export interface ScanBenchOptions extends RunnerOptions {

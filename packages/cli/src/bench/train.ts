@@ -24,6 +24,7 @@ import { createDiT, type DiT, transferFromTeacher } from '@t2md/dit';
 import { alphasCumprod } from '@t2md/sampler';
 import { createCaptionEncoder, createDataset, VOCAB_SIZE } from '@t2md/shapes';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseChoiceList } from '../options.js';
 import { checked, devicePeakMB, failRow, type Log, median, type OnRow, round } from './measure.js';
 import { type OpTime, profileOps } from './profile.js';
 
@@ -84,14 +85,7 @@ export interface TrainBenchOptions {
 
 /** A step list from the CLI (`--recompute distill`; `--recompute` alone: every step). */
 export function parseTrainSteps(flag: string, raw: string | true): TrainStepName[] {
-  if (raw === true) return [...TRAIN_STEPS];
-  const xs = raw.split(',').map((s) => s.trim());
-  for (const x of xs) {
-    if (!(TRAIN_STEPS as readonly string[]).includes(x)) {
-      throw new InputError(`${flag} takes train steps separated by commas (${TRAIN_STEPS.join(', ')}), got '${raw}'.`);
-    }
-  }
-  return xs as TrainStepName[];
+  return raw === true ? [...TRAIN_STEPS] : parseChoiceList(flag, raw, 'train steps', TRAIN_STEPS);
 }
 
 /** A batch-size list from the CLI (`--batches 128,512`). */

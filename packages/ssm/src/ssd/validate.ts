@@ -10,19 +10,18 @@ import {
   type SsdVariant,
 } from './types.js';
 
-/**
- * The value of the Node environment variable `name` when it is one of `choices`, else `fallback` when
- * it is unset or empty; any other value is an InputError naming the choices.
- */
+/** `value` when it is one of `choices`, else an InputError: "`what` must be one of …, got …; `mend`." */
+function oneOf<T extends string>(what: string, value: unknown, choices: readonly T[], mend: string): T {
+  if (!(choices as readonly unknown[]).includes(value)) {
+    throw new InputError(`${what} must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}; ${mend}.`);
+  }
+  return value as T;
+}
+
+/** The Node environment variable `name`, one of `choices`, or `fallback` when it is unset or empty. */
 function envChoice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
-  if (raw == null || raw === '') return fallback;
-  if (!(choices as readonly string[]).includes(raw)) {
-    throw new InputError(
-      `${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(raw)}; unset it for the default (${fallback}).`,
-    );
-  }
-  return raw as T;
+  return raw == null || raw === '' ? fallback : oneOf(name, raw, choices, `unset it for the default (${fallback})`);
 }
 
 let envVariant: SsdVariant | undefined;
@@ -124,21 +123,13 @@ export function validateSsd(inputs: SsdScanInputs, options: SsdScanOptions): Ssd
     typeof chunkSize === 'number' && Number.isInteger(chunkSize) && chunkSize >= 1 && chunkSize <= 4096,
     () => `chunkSize must be an integer in [1, 4096], got ${String(chunkSize)}.`,
   );
-  const variant = options.variant ?? ssdDefaultVariant();
-  check(
-    (SSD_VARIANTS as readonly unknown[]).includes(variant),
-    () => `variant must be one of ${SSD_VARIANTS.join(', ')}, got ${JSON.stringify(variant)}; leave it out for the default.`,
-  );
+  const variant = oneOf('variant', options.variant ?? ssdDefaultVariant(), SSD_VARIANTS, 'leave it out for the default');
   const segmentChunks = options.segmentChunks ?? 0;
   check(
     typeof segmentChunks === 'number' && Number.isInteger(segmentChunks) && segmentChunks >= 0,
     () => `segmentChunks must be an integer >= 0 (0 picks it from the shape), got ${String(segmentChunks)}.`,
   );
-  const gemmTile = options.gemmTile ?? ssdDefaultGemmTile();
-  check(
-    (SSD_GEMM_TILES as readonly unknown[]).includes(gemmTile),
-    () => `gemmTile must be one of ${SSD_GEMM_TILES.join(', ')}, got ${JSON.stringify(gemmTile)}; leave it out for the default.`,
-  );
+  const gemmTile = oneOf('gemmTile', options.gemmTile ?? ssdDefaultGemmTile(), SSD_GEMM_TILES, 'leave it out for the default');
   const lim = options.dtLimit ?? [0, null];
   check(
     Array.isArray(lim) && lim.length === 2 && typeof lim[0] === 'number' && (lim[1] === null || typeof lim[1] === 'number'),
