@@ -55,6 +55,10 @@ describe('t2md train --eval-every', () => {
       const kept = t2md(['train', '--out', out, '--resume', '--steps', '7', '--eval-every', '10', ...flags], env);
       expect(kept.code, kept.stderr).toBe(0);
       expect(kept.stderr).not.toMatch(note);
+      // a resume whose checkpoint already holds every step says so, instead of a loss it never computed
+      const idle = t2md(['train', '--out', out, '--resume', '--steps', '7'], env);
+      expect(idle.code, idle.stderr).toBe(0);
+      expect(idle.stdout).toMatch(/^train done: teacher step 7, nothing left to train in the checkpoint$/m);
       const bad = t2md(['train', '--out', join(out, 'bad'), '--preset', 'tiny', '--eval-every', '0'], env);
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);

@@ -224,8 +224,10 @@ async function run<S>(what: 'train' | 'distill', plan: RunPlan, hooks: RunHooks<
     process.exitCode = result.stopped === 'time-limit' ? 0 : 130;
     return;
   }
+  // NaN: no step ran, because the checkpoint had already finished every stage asked for.
+  const loss = Number.isNaN(result.loss) ? 'nothing left to train in the checkpoint' : `loss ${result.loss.toFixed(4)}`;
   process.stdout.write(
-    `${what} done: ${result.stage} step ${result.step}, loss ${result.loss.toFixed(4)}\n  checkpoint ${result.checkpoint}\n${result.model ? `  model      ${result.model}\n` : ''}`,
+    `${what} done: ${result.stage} step ${result.step}, ${loss}\n  checkpoint ${result.checkpoint}\n${result.model ? `  model      ${result.model}\n` : ''}`,
   );
 }
 

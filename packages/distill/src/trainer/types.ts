@@ -94,7 +94,7 @@ export interface TrainResult {
   readonly checkpoint: string;
   /** `DIR/model.safetensors` (EMA weights, sampling-ready), written when the last stage completes or the run stops early. */
   readonly model?: string;
-  /** The last logged loss. */
+  /** The last logged loss; NaN when no step ran (the checkpoint had already finished every stage asked for). */
   readonly loss: number;
 }
 
