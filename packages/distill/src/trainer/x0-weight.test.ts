@@ -114,8 +114,11 @@ describe('high-noise weighting of L_mse (cpu)', () => {
       const snr = minSnrGamma > 0 ? minSnrWeights(ts, ac, minSnrGamma) : ts.map(() => 1);
       const high = highNoiseWeights(ts, ac, cap);
       expect(got).toEqual(ts.map((_, i) => Math.fround(snr[i]! * high[i]!)));
-      // not vacuous: high noise (1/SNR_t > 1) raises a weight above min-SNR-γ's alone
-      expect(ts.some((t, i) => (1 - ac[t]!) / ac[t]! > 1 && got[i]! > snr[i]!)).toBe(true);
+      // not vacuous: every batch's weights differ from min-SNR-γ's alone (the high-noise weights are
+      // normalised to mean 1 over t, so none is exactly 1), and the noisiest step is weighted above it.
+      // Whether a drawn t lands above the mean depends on Γ and the draw, so that is checked at t = 999.
+      expect(ts.some((_, i) => got[i] !== Math.fround(snr[i]!))).toBe(true);
+      expect(highNoiseWeights([999], ac, cap)[0]).toBeGreaterThan(1);
       if (minSnrGamma === 0) expect(plain.weight).toBeUndefined();
       expect(nb.pseudoWeight).toBeUndefined();
       for (const b of [plain, nb]) disposeNoised(b);
