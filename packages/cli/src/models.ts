@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { InputError } from '@t2md/core';
-import { loadTrainedModel, type TrainedModel } from '@t2md/dit';
+import { loadTrainedModel, type PosEmbedKind, type TrainedModel } from '@t2md/dit';
 import { createCaptionEncoder, type ShippedSampling, sha256Hex, shippedSampling } from '@t2md/shapes';
 
 const require = createRequire(import.meta.url);
@@ -37,9 +37,12 @@ export async function shippedSteps(spec: string): Promise<ShippedSampling | unde
 /**
  * Loads `--model teacher|student|PATH`: a shipped model, a model file, or a training checkpoint
  * (`DIR/latest.safetensors`, EMA weights preferred). A folder means its `model.safetensors`. The
- * format is @t2md/dit's: sampling needs no trainer code.
+ * format is @t2md/dit's: sampling needs no trainer code. `posEmbed` replaces the file's positional
+ * embedding (`--pos-embed`; the weights are the same, only the token coordinates change). `flag` names
+ * the argument in errors (default `--model`).
  */
-export function loadModel(spec: string): TrainedModel & { source: string } {
+export function loadModel(spec: string, opts: { posEmbed?: PosEmbedKind; flag?: string } = {}): TrainedModel & { source: string } {
+  const flag = opts.flag ?? '--model';
   let path = spec;
   if ((SHIPPED as readonly string[]).includes(spec)) {
     const shipped = shippedModelPath(spec as (typeof SHIPPED)[number]);
@@ -53,16 +56,17 @@ export function loadModel(spec: string): TrainedModel & { source: string } {
     path = join(spec, 'model.safetensors');
   } else if (!existsSync(spec)) {
     throw new InputError(
-      `--model ${spec} is neither teacher, student nor an existing file; pass a .safetensors written by t2md train or distill.`,
+      `${flag} ${spec} is neither teacher, student nor an existing file; pass a .safetensors written by t2md train or distill.`,
     );
   }
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    throw new InputError(`--model ${path} could not be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    throw new InputError(`${flag} ${path} could not be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
   }
   const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const trained = loadTrainedModel(view, createCaptionEncoder, { where: path });
+  const configOverride = opts.posEmbed != null ? { posEmbed: opts.posEmbed } : undefined;
+  const trained = loadTrainedModel(view, createCaptionEncoder, { where: path, configOverride });
   return Object.assign(trained, { source: path });
 }

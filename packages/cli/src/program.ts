@@ -1,6 +1,8 @@
 import { TRAIN_PREDICTIONS } from '@t2md/distill';
+import { POS_EMBED_KINDS } from '@t2md/dit';
 import { Command, Help, Option } from 'commander';
 import { benchCommand } from './commands/bench.js';
+import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
@@ -16,7 +18,12 @@ const STAGES = ['forcing', 'distill', 'adapt', 'finetune', 'all'] as const;
 const SCANS = ['bi', 'uni'] as const;
 const TRAINABLE = ['all', 'mixers', 'mamba'] as const;
 const MODEL_DTYPES = ['f32', 'f16'] as const;
-const POS_EMBEDS = ['sincos', 'centered'] as const;
+
+const posEmbedOverride = () =>
+  new Option(
+    '--pos-embed <kind>',
+    "sample with this positional embedding instead of the model file's: sincos, centered or interpolated (e.g. interpolated to draw a sincos model at another size)",
+  ).argParser(choiceArg('--pos-embed', POS_EMBED_KINDS));
 
 /** The stage-config flags shared by train and distill (they override the preset's for the stage(s) run). */
 const batchSizeOption = () =>
@@ -161,6 +168,7 @@ export function buildProgram(): Command {
     .option('--count <n>', 'images to draw, laid out as a grid', intArg('--count', 1, 64), 1)
     .option('--scale <n>', 'draw each pixel n × n in the PNG, e.g. 4 to look at 32-px samples', intArg('--scale', 1, 16), 1)
     .option('--out <file.png>', 'where to write the PNG', fileExtArg('--out', '.png', 'the image is a PNG'), 'sample.png')
+    .addOption(posEmbedOverride())
     .addOption(backendOption())
     .action(sampleCommand);
 
@@ -218,8 +226,8 @@ export function buildProgram(): Command {
     .option('--scan <dir>', 'Mamba mixers scan both directions (bi, default) or one (uni)', choiceArg('--scan', SCANS))
     .option(
       '--pos-embed <kind>',
-      "the student's positional embedding from the stage(s) run on: sincos (the teacher's) or centered (adapt's and finetune's default) (overrides the stage's)",
-      choiceArg('--pos-embed', POS_EMBEDS),
+      "the student's positional embedding from the stage(s) run on: sincos (the teacher's), centered (adapt's and finetune's default) or interpolated (sincos at the teacher's grid, scaled into its range at others) (overrides the stage's)",
+      choiceArg('--pos-embed', POS_EMBED_KINDS),
     )
     .addOption(timeLimitOption())
     .option('--resume', 'continue from DIR/latest.safetensors at its step')
@@ -241,8 +249,31 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'prompt-set and sampling seed', intArg('--seed', 0), 0)
     .option('--batch <n>', 'prompts per model call (scores depend on it: keep it fixed across models)', intArg('--batch', 1, 256), 25)
     .option('--size <px>', "image side in pixels (default: the model's)", intArg('--size', 1, 4096))
+    .addOption(posEmbedOverride())
     .addOption(backendOption())
     .action((opts) => evalCommand(opts));
+
+  program
+    .command('convert')
+    .description("write a model file's weights with another positional embedding and/or float type (the command is added to its record)")
+    .argument('<model>', 'teacher, student, or a model/checkpoint file')
+    .requiredOption(
+      '--out <file.safetensors>',
+      'the new model file (may be the input: it is replaced atomically)',
+      fileExtArg('--out', '.safetensors', 'a model file is safetensors'),
+    )
+    .addOption(
+      new Option(
+        '--pos-embed <kind>',
+        "the new file's positional embedding: sincos, centered or interpolated (interpolated keeps a sincos model's own grid and draws other sizes in its range)",
+      ).argParser(choiceArg('--pos-embed', POS_EMBED_KINDS)),
+    )
+    .option(
+      '--model-dtype <type>',
+      "float type of the new file's weights: f16 or f32 (default: the input's)",
+      choiceArg('--model-dtype', MODEL_DTYPES),
+    )
+    .action(convertCommand);
 
   program
     .command('bench')

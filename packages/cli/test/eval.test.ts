@@ -15,7 +15,16 @@ describe('t2md eval', () => {
     const report = JSON.parse(r.stdout);
     expect(report).toMatchObject({ model: 'teacher', prompts: 6 });
     // the settings that made the score travel with it
-    expect(report.settings).toEqual({ steps: 2, sampler: 'dpmpp-2m', cfg: 4.5, seed: 0, batch: 3, size: 32, backend: 'wasm' });
+    expect(report.settings).toEqual({
+      steps: 2,
+      sampler: 'dpmpp-2m',
+      cfg: 4.5,
+      seed: 0,
+      batch: 3,
+      size: 32,
+      posEmbed: 'sincos',
+      backend: 'wasm',
+    });
     expect(report.overall).toBeGreaterThanOrEqual(0);
     // 2 batches × 2 steps, one plain line per update at this size, the last without an ETA.
     expect(r.stderr.trim().split('\n')).toEqual([

@@ -65,6 +65,7 @@ describe('t2md train|distill --resolution, t2md distill --pos-embed', () => {
       ['adapt', both, 'sincos'],
       ['finetune', both, 'sincos'],
     ]);
+    expect(plannedStages(out, { posEmbed: 'interpolated' }).map((s) => s.cfg.posEmbed)).toEqual(Array(4).fill('interpolated'));
     // without the flags the preset's stay: adapt and finetune swap to centred positions
     expect(plannedStages(out, {}).map((s) => s.cfg.posEmbed)).toEqual(['sincos', 'sincos', 'centered', 'centered']);
   });
@@ -78,7 +79,10 @@ describe('t2md train|distill --resolution, t2md distill --pos-embed', () => {
       ['distill', '--teacher', teacher, '--out', out, '--resolution', '32,33'],
       /^t2md: stage 'forcing' trains at 33 px, which does not split into 2-px patches; use a multiple of 2\.$/,
     ],
-    [['distill', '--teacher', teacher, '--out', out, '--pos-embed', 'rope'], /--pos-embed must be one of sincos, centered, got 'rope'\./],
+    [
+      ['distill', '--teacher', teacher, '--out', out, '--pos-embed', 'rope'],
+      /--pos-embed must be one of sincos, centered, interpolated, got 'rope'\./,
+    ],
   ] as [string[], RegExp][])('refuses %j with exit 2 and one sentence', async (args, pattern) => {
     const r = await t2md(args);
     expectOneLine(r, pattern);
@@ -127,5 +131,17 @@ describe('t2md train|distill --resolution, t2md distill --pos-embed', () => {
     ]);
     expect(e.code, e.stderr).toBe(EXIT_OK);
     expect(stored(join(c, 'model.safetensors'), CONFIG_METADATA_KEY).posEmbed).toBe('centered');
+    // --pos-embed interpolated swaps the student to base-size-scaled positions at both sides
+    const p = join(dir, 'interpolated');
+    const f = await t2md(
+      ['distill', '--teacher', t, '--out', p, '--stage', 'adapt', '--steps', '1', '--batch-size', '2'].concat(res, [
+        '--pos-embed',
+        'interpolated',
+        '--backend',
+        'cpu',
+      ]),
+    );
+    expect(f.code, f.stderr).toBe(EXIT_OK);
+    expect(stored(join(p, 'model.safetensors'), CONFIG_METADATA_KEY).posEmbed).toBe('interpolated');
   }, 180_000);
 });

@@ -1,5 +1,5 @@
 import { type BackendName, initBackend } from '@t2md/core';
-import type { DiT, TextEncoderLike } from '@t2md/dit';
+import type { DiT, PosEmbedKind, TextEncoderLike } from '@t2md/dit';
 import type { PredictionType, SamplerName } from '@t2md/sampler';
 import { CATEGORIES, type Category, type CheckResult, evalPrompts, evaluate, generate, type Prompt } from '@t2md/shapes';
 import { loadModel } from '../models.js';
@@ -17,6 +17,8 @@ export interface EvalOptions {
   /** Prompts per model call. */
   batch: number;
   size?: number;
+  /** Replaces the model file's positional embedding (`--pos-embed`). */
+  posEmbed?: PosEmbedKind;
   backend?: 'auto' | BackendName;
 }
 
@@ -103,7 +105,7 @@ export async function scoreModel(m: ScoredModel, o: ScoreOptions): Promise<Score
  */
 export async function evalCommand(opts: EvalOptions): Promise<void> {
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
-  const trained = loadModel(opts.model);
+  const trained = loadModel(opts.model, { posEmbed: opts.posEmbed });
   // Progress counts sampling steps over all batches, on stderr (also with --json: stdout stays one document).
   const bar = progress('eval', Math.ceil(opts.prompts / opts.batch) * opts.steps, { unit: 'steps' });
   const firstStep = firstStepNotice(info.backend);
@@ -135,6 +137,7 @@ export async function evalCommand(opts: EvalOptions): Promise<void> {
       seed: opts.seed,
       batch: opts.batch,
       size: scores.size,
+      posEmbed: trained.model.config.posEmbed,
       backend: info.backend,
     },
   };

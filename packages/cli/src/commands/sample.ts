@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type BackendName, initBackend } from '@t2md/core';
-import type { TrainedModel } from '@t2md/dit';
+import type { PosEmbedKind, TrainedModel } from '@t2md/dit';
 import type { SamplerName } from '@t2md/sampler';
 import { FALLBACK_STEPS, generate, parseCaption } from '@t2md/shapes';
 import { loadModel, shippedSteps } from '../models.js';
@@ -21,6 +21,8 @@ export interface SampleOptions {
   /** Each pixel drawn scale × scale in the PNG (nearest neighbour; default 1, the samples' own pixels). */
   scale?: number;
   out: string;
+  /** Replaces the model file's positional embedding (`--pos-embed`). */
+  posEmbed?: PosEmbedKind;
   backend?: 'auto' | BackendName;
 }
 
@@ -29,7 +31,7 @@ export async function sampleCommand(prompt: string, opts: SampleOptions): Promis
   parseCaption(prompt); // a prompt outside the grammar is an InputError before anything loads
   const out = checkOutFile('--out', opts.out); // so is a path the PNG cannot be written to
   const info = await initBackend({ backend: opts.backend ?? 'auto' });
-  const trained = loadModel(opts.model);
+  const trained = loadModel(opts.model, { posEmbed: opts.posEmbed });
   // no --steps: a shipped model samples with its measured count (the DPM-Solver++ table), anything else with 20
   const table = opts.steps == null && opts.sampler === 'dpmpp-2m' ? await shippedSteps(opts.model) : undefined;
   const steps = opts.steps ?? table?.steps ?? FALLBACK_STEPS;

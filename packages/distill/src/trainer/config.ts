@@ -8,7 +8,7 @@
  */
 
 import { assertInt, assertOneOf, check, InputError } from '@t2md/core';
-import { type DiTConfig, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
+import { type DiTConfig, POS_EMBED_KINDS, type PosEmbedKind, shapesStudent, shapesTeacher, tinyStudent, tinyTeacher } from '@t2md/dit';
 import type { ScheduleConfig } from '@t2md/sampler';
 import { TRAIN_PREDICTIONS, type TrainPrediction } from '../losses/losses.js';
 import { checkLossWeights } from './loss-weights.js';
@@ -104,8 +104,11 @@ export interface StageConfig {
    * Absent: off.
    */
   readonly recompute?: boolean;
-  /** Student positional embedding from this stage on (`centered` from adapt on). */
-  readonly posEmbed: 'sincos' | 'centered';
+  /**
+   * Student positional embedding from this stage on (`centered` from adapt on; `interpolated` keeps a
+   * `sincos` student's base-grid coordinates and scales the others into their range).
+   */
+  readonly posEmbed: PosEmbedKind;
   /** Checkpoint every N steps (and at the end, and on abort). */
   readonly checkpointEvery: number;
   /** Append a metrics line (and read the loss back) every N steps. */
@@ -235,7 +238,7 @@ export function checkStageConfig(stage: StageName, c: StageConfig): void {
   assertInt(`${at} warmupSteps`, c.warmupSteps, 0);
   assertOneOf(`${at} trainable`, c.trainable, ['all', 'mixers', 'mamba']);
   assertOneOf(`${at} lrDecay`, c.lrDecay, ['constant', 'cosine']);
-  assertOneOf(`${at} posEmbed`, c.posEmbed, ['sincos', 'centered']);
+  assertOneOf(`${at} posEmbed`, c.posEmbed, POS_EMBED_KINDS);
   for (const k of ['lr', 'minLr', 'weightDecay', 'gradClip', 'lambdaPseudo', 'lambdaMixer'] as const) {
     check(Number.isFinite(c[k]) && c[k] >= 0, () => `${at} ${k} must be a finite number >= 0, got ${String(c[k])}.`);
   }

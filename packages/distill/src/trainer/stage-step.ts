@@ -6,7 +6,7 @@
  * `text_encoder.<name>`, the namespace of checkpoints and of the optimiser state.
  */
 import { gaussianNoise, type Rng } from '@t2md/core';
-import { createDiT, type DiT, type DiTConfig, loadWeightsInto, type MixerTap, MODEL_PREFIX } from '@t2md/dit';
+import { createDiT, type DiT, type DiTConfig, loadWeightsInto, type MixerTap, MODEL_PREFIX, type PosEmbedKind } from '@t2md/dit';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   denoiseLoss,
@@ -56,9 +56,9 @@ export function trainableWeights(stage: StageName, cfg: StageConfig, m: StageMod
 
 /**
  * A copy of `model` with another positional embedding (the weights move over; the old model is
- * disposed): adapt and finetune switch the student to the centred one.
+ * disposed): adapt and finetune switch the student to the centred (or the interpolated) one.
  */
-export function withPosEmbed(model: DiT, posEmbed: 'sincos' | 'centered', teacher: DiTConfig): DiT {
+export function withPosEmbed(model: DiT, posEmbed: PosEmbedKind, teacher: DiTConfig): DiT {
   const baseGrid = model.config.baseGrid ?? teacher.baseGrid;
   const next = createDiT({ ...model.config, posEmbed, ...(baseGrid ? { baseGrid } : {}) });
   try {

@@ -25,8 +25,15 @@ export interface MambaSettings {
   readonly bidirectional?: boolean;
 }
 
-/** `'sincos'`: DiT/PixArt's fixed 2D sin-cos embedding; `'centered'`: the long-edge-normalised variant for resolution adaptation. */
-export type PosEmbedKind = 'sincos' | 'centered';
+/**
+ * The 2D sin-cos positional embeddings (`gridCoordinates` gives each one's coordinates):
+ * - `'sincos'`: DiT/PixArt's at the training grid, token (i, j) at (i, j), a larger grid extends the range;
+ * - `'centered'`: T2MD's resolution adaptation, centred and scaled to the base grid's long edge;
+ * - `'interpolated'`: PixArt's base-size scaling, (i, j)·base/grid: `'sincos'` at the base grid, and the
+ *   trained range at any other grid (to sample a `'sincos'` model at another size).
+ */
+export const POS_EMBED_KINDS = ['sincos', 'centered', 'interpolated'] as const;
+export type PosEmbedKind = (typeof POS_EMBED_KINDS)[number];
 
 /**
  * A DiT / hybrid model, as plain readonly data (configs are data: nanoGPT's `GPTConfig`, DiT's factories).
@@ -57,7 +64,7 @@ export interface DiTConfig {
   readonly mamba?: MambaSettings;
   /** Positional embedding (default 'sincos'). */
   readonly posEmbed?: PosEmbedKind;
-  /** Token grid [rows, cols] the model was trained at; the 'centered' embedding keeps its long edge's range. */
+  /** Token grid [rows, cols] the model was trained at; the 'centered' and 'interpolated' embeddings keep its long edge's range. */
   readonly baseGrid?: readonly [number, number];
   /** Seed of the initial weights (default 0). */
   readonly seed?: number;
@@ -134,8 +141,8 @@ export function resolveConfig(config: DiTConfig): { config: ResolvedDiTConfig; l
   }
   const posEmbed = config.posEmbed ?? 'sincos';
   check(
-    posEmbed === 'sincos' || posEmbed === 'centered',
-    () => `config.posEmbed must be 'sincos' or 'centered', got ${JSON.stringify(posEmbed)}.`,
+    (POS_EMBED_KINDS as readonly string[]).includes(posEmbed),
+    () => `config.posEmbed must be one of ${POS_EMBED_KINDS.map((k) => `'${k}'`).join(', ')}, got ${JSON.stringify(posEmbed)}.`,
   );
   if (config.baseGrid != null) {
     check(

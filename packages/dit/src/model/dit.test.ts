@@ -2,7 +2,9 @@ import { InputError, initBackend } from '@t2md/core';
 import { freshSeed, relErr, withNoLeaks } from '@t2md/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadWeightsInto } from './checkpoint.js';
 import { createDiT } from './dit.js';
+import { sincosPosEmbed } from './pos-embed.js';
 import { ditPresets, pixartXL2, t2mdXL2, tinyStudent, tinyTeacher } from './presets.js';
 import { perturb, randomInputs, values } from './test-helpers.js';
 
@@ -142,6 +144,27 @@ describe('DiT on cpu', () => {
     tf.dispose([first, again]);
     inp.dispose();
     model.dispose();
+  });
+
+  it("an 'interpolated' model is its 'sincos' twin at the base grid, and embeds a 2× grid in the base range", async () => {
+    const sincos = createDiT(tinyStudent); // baseGrid 8×8: 16 px at patch 2
+    perturb(sincos, freshSeed());
+    const interp = createDiT({ ...tinyStudent, posEmbed: 'interpolated' });
+    loadWeightsInto(interp, sincos.weights() as Record<string, tf.Tensor>);
+    const bits = async (t: tf.Tensor) => Array.from(new Uint32Array((await t.data()).buffer));
+    const base = randomInputs(sincos, 1, 16, 16, freshSeed());
+    const [a, b] = [sincos, interp].map((m) => m.forward(base.x, base.t, base.y));
+    expect(await bits(b!)).toEqual(await bits(a!));
+    const big = randomInputs(sincos, 1, 32, 32, freshSeed());
+    const [c, d] = [sincos, interp].map((m) => m.forward(big.x, big.t, big.y));
+    expect(relErr(await values(d!), await values(c!))).toBeGreaterThan(1e-3); // other coordinates, another output
+    const pe = await values(interp.posEmbed([16, 16]));
+    expect(Array.from(pe)).toEqual(Array.from(sincosPosEmbed([16, 16], interp.config.hiddenSize, 'interpolated', [8, 8])));
+    tf.dispose([a!, b!, c!, d!]);
+    base.dispose();
+    big.dispose();
+    sincos.dispose();
+    interp.dispose();
   });
 
   it('gradients reach every token-mixer weight, and only mixer weights are named as such', async () => {

@@ -5,7 +5,7 @@ export { DiTBlock, Mlp } from './block.js';
 export type { LoadWeightsOptions } from './checkpoint.js';
 export { CONFIG_METADATA_KEY, loadDiT, loadWeightsInto, saveDiT } from './checkpoint.js';
 export type { DiTConfig, MambaSettings, PosEmbedKind, ResolvedDiTConfig } from './config.js';
-export { MAMBA_DEFAULTS, resolveConfig } from './config.js';
+export { MAMBA_DEFAULTS, POS_EMBED_KINDS, resolveConfig } from './config.js';
 export type { DenoiserFn } from './denoiser.js';
 export { captionedDenoiser } from './denoiser.js';
 export type { ForwardCapture, ForwardOptions, MixerTap } from './dit.js';

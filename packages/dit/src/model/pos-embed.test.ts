@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { gridCoordinates, sincosPosEmbed } from './pos-embed.js';
 
-describe('sincosPosEmbed', () => {
+describe('sincosPosEmbed / gridCoordinates', () => {
   it('matches the formula at known entries (PixArt layout: column half first, sin before cos)', () => {
     // dim 8: ω = [1, 1/100]; token (row 2, col 3) of a 3×4 grid is token 11.
     const pe = sincosPosEmbed([3, 4], 8);
@@ -36,6 +36,35 @@ describe('sincosPosEmbed', () => {
     expect(pe[0]).toBeCloseTo(Math.sin(big.cols[0]), 6);
     expect(pe[4]).toBeCloseTo(Math.sin(big.rows[0]), 6);
     expect(pe[(31 * 64 + 63) * 8 + 2]).toBeCloseTo(Math.cos(big.cols[63]), 6);
+  });
+
+  it('interpolated: sincos at the base grid, the base range at any other (PixArt base-size scaling)', () => {
+    const base: [number, number] = [16, 16];
+    const at = (g: [number, number]) => gridCoordinates(g, 'interpolated', base);
+    // the base grid: exactly sincos, so a sincos-trained model is unchanged there
+    expect(at([16, 16])).toEqual(gridCoordinates([16, 16], 'sincos'));
+    expect(sincosPosEmbed([16, 16], 8, 'interpolated', base)).toEqual(sincosPosEmbed([16, 16], 8, 'sincos'));
+    // 2×: half steps over [0, 16), not coordinates up to 31
+    const big = at([32, 32]);
+    expect(big.rows[1]).toBe(0.5);
+    expect(big.cols[31]).toBe(15.5);
+    // one step on both axes (aspect ratio kept), set by the long edge: 64 columns → step 1/4
+    const wide = at([32, 64]);
+    expect(wide.cols[63]).toBe(15.75);
+    expect(wide.rows[31]).toBe(7.75);
+    // a smaller grid is stretched over the same range
+    expect(at([8, 8]).rows[7]).toBe(14);
+    // without a base grid the grid is its own base: sincos
+    expect(gridCoordinates([5, 3], 'interpolated')).toEqual(gridCoordinates([5, 3], 'sincos'));
+    // independent of gridCoordinates: the embedding's row channel is sin(i / 2) at a 2× grid
+    const pe = sincosPosEmbed([32, 32], 8, 'interpolated', base);
+    const token = 7 * 32 + 3; // row 7, column 3
+    expect(pe[token * 8 + 4]).toBeCloseTo(Math.sin(3.5), 6);
+    expect(pe[token * 8]).toBeCloseTo(Math.sin(1.5), 6);
+  });
+
+  it('rejects an unknown kind with the kinds it knows', () => {
+    expect(() => gridCoordinates([2, 2], 'rope' as 'sincos')).toThrow(/mode must be one of sincos, centered, interpolated, got "rope"/);
   });
 
   it('rejects a width that is not a multiple of 4', () => {

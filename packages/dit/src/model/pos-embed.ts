@@ -1,5 +1,5 @@
 import { assertInt, check } from '@t2md/core';
-import type { PosEmbedKind } from './config.js';
+import { POS_EMBED_KINDS, type PosEmbedKind } from './config.js';
 
 /**
  * The coordinates of each token row and column that the positional embedding encodes.
@@ -12,7 +12,14 @@ import type { PosEmbedKind } from './config.js';
  *   (base = the base grid's long edge), whatever the resolution: a 2× grid samples the same range twice
  *   as densely instead of extending it. The short edge uses the same step, so the aspect ratio is kept.
  *   At the base grid the step is 1, the teacher's frequencies, only shifted to the centre.
- *   Without a base grid, the grid itself is the base (step 1).
+ * - `'interpolated'` (PixArt's base-size scaling): token (i, j) sits at (i·s, j·s) with the same
+ *   s = max(baseRows, baseCols) / max(rows, cols), so a 2× grid samples the trained range [0, base)
+ *   twice as densely. At the base grid it is exactly `'sincos'` (s = 1, no shift), so a model trained
+ *   with `'sincos'` at its base grid loads as `'interpolated'` unchanged there, and draws at other sizes
+ *   from coordinates it has seen. (PixArt scales each axis by its own grid; one step for both keeps
+ *   the aspect ratio, as `'centered'` does.)
+ *
+ * Without a base grid, the grid itself is the base (step 1) for both scaled kinds.
  */
 export function gridCoordinates(
   grid: readonly [number, number],
@@ -22,7 +29,7 @@ export function gridCoordinates(
   const [gh, gw] = grid;
   assertInt('grid[0]', gh, 1);
   assertInt('grid[1]', gw, 1);
-  check(mode === 'sincos' || mode === 'centered', () => `mode must be 'sincos' or 'centered', got ${JSON.stringify(mode)}.`);
+  check(POS_EMBED_KINDS.includes(mode), () => `mode must be one of ${POS_EMBED_KINDS.join(', ')}, got ${JSON.stringify(mode)}.`);
   const rows = new Float64Array(gh);
   const cols = new Float64Array(gw);
   if (mode === 'sincos') {
@@ -32,6 +39,11 @@ export function gridCoordinates(
   }
   const base = baseGrid ?? grid;
   const s = Math.max(base[0], base[1]) / Math.max(gh, gw);
+  if (mode === 'interpolated') {
+    for (let i = 0; i < gh; i++) rows[i] = i * s;
+    for (let j = 0; j < gw; j++) cols[j] = j * s;
+    return { rows, cols };
+  }
   for (let i = 0; i < gh; i++) rows[i] = (i + 0.5 - gh / 2) * s;
   for (let j = 0; j < gw; j++) cols[j] = (j + 0.5 - gw / 2) * s;
   return { rows, cols };
