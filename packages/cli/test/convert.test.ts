@@ -33,14 +33,15 @@ function parts(path: string) {
 
 describe('t2md convert', () => {
   const teacher = shippedModelPath('teacher')!;
-  const interp = join(dir, 'interp.safetensors');
+  const other = join(dir, 'other.safetensors');
 
   it('writes the same tensor bytes with the new positional embedding, and records its command', () => {
-    const r = t2md(['convert', 'teacher', '--pos-embed', 'interpolated', '--out', interp]);
+    // the shipped teacher is 'interpolated' (itself converted from 'sincos'): back to 'sincos'
+    const r = t2md(['convert', 'teacher', '--pos-embed', 'sincos', '--out', other]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^wrote .*interp\.safetensors \([\d.]+ MiB, F16, positional embedding interpolated\) from /);
+    expect(r.stdout).toMatch(/^wrote .*other\.safetensors \([\d.]+ MiB, F16, positional embedding sincos\) from /);
     const a = parts(teacher);
-    const b = parts(interp);
+    const b = parts(other);
     expect(Object.keys(b.tensors).sort()).toEqual(Object.keys(a.tensors).sort());
     for (const [name, t] of Object.entries(a.tensors)) {
       const u = b.tensors[name]!;
@@ -48,20 +49,20 @@ describe('t2md convert', () => {
       expect(Buffer.compare(b.data.subarray(...u.data_offsets), a.data.subarray(...t.data_offsets)), name).toBe(0);
     }
     const config = JSON.parse(b.metadata['t2md.config']!);
-    expect(config).toEqual({ ...JSON.parse(a.metadata['t2md.config']!), posEmbed: 'interpolated' });
+    expect(config).toEqual({ ...JSON.parse(a.metadata['t2md.config']!), posEmbed: 'sincos' });
     const [was, now] = [a, b].map((p) => JSON.parse(p.metadata['t2md.train']!) as { commands: string[] });
-    expect(now!.commands).toEqual([...was!.commands, `t2md convert teacher --pos-embed interpolated --out ${interp}`]);
+    expect(now!.commands).toEqual([...was!.commands, `t2md convert teacher --pos-embed sincos --out ${other}`]);
     for (const key of ['t2md.preset', 't2md.text_encoder']) expect(b.metadata[key]).toBe(a.metadata[key]);
   });
 
   it('--model-dtype f32 widens the weights exactly (f16 values are f32 values)', () => {
     const wide = join(dir, 'wide.safetensors');
-    const r = t2md(['convert', interp, '--model-dtype', 'f32', '--out', wide]);
+    const r = t2md(['convert', other, '--model-dtype', 'f32', '--out', wide]);
     expect(r.code, r.stderr).toBe(0);
     const b = parts(wide);
     expect(new Set(Object.values(b.tensors).map((t) => t.dtype))).toEqual(new Set(['F32']));
-    expect(JSON.parse(b.metadata['t2md.config']!).posEmbed).toBe('interpolated'); // kept: no --pos-embed given
-    const [x, y] = [interp, wide].map((p) => loadSafetensors(readFileSync(p)).tensors);
+    expect(JSON.parse(b.metadata['t2md.config']!).posEmbed).toBe('sincos'); // kept: no --pos-embed given
+    const [x, y] = [other, wide].map((p) => loadSafetensors(readFileSync(p)).tensors);
     for (const [name, t] of Object.entries(x!)) expect(Array.from(y![name]!.dataSync()), name).toEqual(Array.from(t.dataSync()));
     for (const t of [...Object.values(x!), ...Object.values(y!)]) t.dispose();
   });

@@ -22,7 +22,7 @@ describe('t2md eval', () => {
       seed: 0,
       batch: 3,
       size: 32,
-      posEmbed: 'sincos',
+      posEmbed: 'interpolated',
       backend: 'wasm',
     });
     expect(report.overall).toBeGreaterThanOrEqual(0);
