@@ -261,5 +261,6 @@ export async function distillCommand(opts: DistillCliOptions): Promise<void> {
   const options = { ...runOptions(opts), teacher: opts.teacher, stage: opts.stage, ...distillRunOptions(opts) };
   const plan = planDistill(options);
   noteQuickEvalOnResume('distill', opts); // after the plan: a refused run gets its one sentence alone
+  for (const note of plan.notes ?? []) process.stderr.write(`t2md distill: note: ${note}\n`);
   await run('distill', plan, options, opts.backend, opts.timeLimit);
 }

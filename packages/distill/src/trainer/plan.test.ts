@@ -129,6 +129,22 @@ describe('planning a run (no tensors)', () => {
     const plan = distillRun({ init: join(root, 'student.safetensors'), stage: 'distill', command: 'd' });
     expect(plan.start).toEqual({ from: 'init', file: join(root, 'student.safetensors') });
     expect(plan.provenance).toMatchObject({ teacherInit: false, commands: ['s', 'd'], init: { stage: 'forcing', step: 2 } });
+    expect(plan.notes).toBeUndefined(); // same positions as the stage's: nothing to say
+  });
+
+  it("says when the first stage's default positions replace an init file's, unless they were asked for", () => {
+    const file = join(root, 'student-interp.safetensors');
+    modelFile(
+      'student-interp.safetensors',
+      { ...microPreset.student, posEmbed: 'interpolated' },
+      { format: 1, stage: 'finetune', step: 2, teacherInit: false },
+    );
+    const note = distillRun({ init: file, stage: 'distill' }).notes;
+    expect(note).toEqual([
+      `stage 'distill' gives the student sincos positions (the stage's default), but ${file} has interpolated ones; set posEmbed (t2md distill --pos-embed interpolated) to keep them.`,
+    ]);
+    expect(distillRun({ init: file, stage: 'distill', overrides: { distill: { posEmbed: 'sincos' } } }).notes).toBeUndefined();
+    expect(distillRun({ init: file, stage: 'distill', overrides: { distill: { posEmbed: 'interpolated' } } }).notes).toBeUndefined();
   });
 
   it('refuses what cannot be meant with the existing messages, before anything is written', () => {

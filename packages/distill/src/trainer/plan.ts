@@ -68,6 +68,8 @@ export interface RunPlan {
   readonly modelDtype: ModelFloatDtype;
   /** The metrics lines a continued run keeps: those up to its checkpoint (a new run keeps none). */
   readonly metricsUpTo?: { readonly stage: StageName; readonly step: number };
+  /** What the run will do that its caller may not expect, one sentence each (the CLI prints them as notes). */
+  readonly notes?: readonly string[];
 }
 
 /**
@@ -216,7 +218,37 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
     });
   // the ε-only weightings (pseudoX0Cap, x0WeightCap) against the type the student inherits
   for (const s of stages) checkStudentWeights(s.name, s.cfg, prediction, teacherPath);
-  return { run: 'distill', preset, spec: teacher.spec, prediction, start, teacher: teacherPath, stages, provenance, ...common(opts, ckpt) };
+  const notes = from != null ? initPosEmbedNotes(from, stages, (stage) => opts.overrides?.[stage]?.posEmbed != null) : [];
+  return {
+    run: 'distill',
+    preset,
+    spec: teacher.spec,
+    prediction,
+    start,
+    teacher: teacherPath,
+    stages,
+    provenance,
+    ...common(opts, ckpt),
+    ...(notes.length > 0 ? { notes } : {}),
+  };
+}
+
+/**
+ * An init file's positional embedding is replaced by the first stage's when they differ (adapt's switch
+ * to `centered` is the paper's): said aloud when the stage's kind is a preset default the caller did not
+ * ask for, since outputs at the model's own size stay the same and only other sizes show it.
+ */
+function initPosEmbedNotes(
+  from: { path: string; config: DiTConfig },
+  stages: readonly StagePlan[],
+  asked: (stage: StageName) => boolean,
+): string[] {
+  const first = stages[0];
+  const had = from.config.posEmbed ?? 'sincos';
+  if (first == null || asked(first.name) || first.cfg.posEmbed === had) return [];
+  return [
+    `stage '${first.name}' gives the student ${first.cfg.posEmbed} positions (the stage's default), but ${from.path} has ${had} ones; set posEmbed (t2md distill --pos-embed ${had}) to keep them.`,
+  ];
 }
 
 /** Every image side of the stage must split into whole patches of the model it trains. */
