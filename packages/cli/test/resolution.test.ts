@@ -99,49 +99,21 @@ describe('t2md train|distill --resolution, t2md distill --pos-embed', () => {
       { size: 16, weight: 1 },
       { size: 24, weight: 1 },
     ]);
-    const s = join(dir, 'student');
-    const d = await t2md(
-      ['distill', '--teacher', t, '--out', s, '--stage', 'adapt', '--steps', '2', '--batch-size', '2'].concat(res, [
-        '--pos-embed',
-        'sincos',
-        '--backend',
-        'cpu',
-      ]),
-    );
-    expect(d.code, d.stderr).toBe(EXIT_OK);
-    const model = join(s, 'model.safetensors');
+    /** A 1- or 2-step adapt stage of a student of `t` in DIR/`name` (extra flags after); its model's posEmbed. */
+    const adapt = async (name: string, steps: string, ...flags: string[]) => {
+      const out = join(dir, name);
+      const args = ['distill', '--teacher', t, '--out', out, '--stage', 'adapt', '--steps', steps, '--batch-size', '2'];
+      const d = await t2md([...args, ...flags, '--backend', 'cpu']);
+      expect(d.code, d.stderr).toBe(EXIT_OK);
+      return join(out, 'model.safetensors');
+    };
+    const model = await adapt('student', '2', ...res, '--pos-embed', 'sincos');
     expect(stored(model, PRESET_KEY).stages.adapt.posEmbed).toBe('sincos');
     expect(stored(model, CONFIG_METADATA_KEY).posEmbed).toBe('sincos'); // no swap to centred positions
     // and without the flag the adapt stage swaps them (the preset's default)
-    const c = join(dir, 'centred');
-    const e = await t2md([
-      'distill',
-      '--teacher',
-      t,
-      '--out',
-      c,
-      '--stage',
-      'adapt',
-      '--steps',
-      '1',
-      '--batch-size',
-      '2',
-      '--backend',
-      'cpu',
-    ]);
-    expect(e.code, e.stderr).toBe(EXIT_OK);
-    expect(stored(join(c, 'model.safetensors'), CONFIG_METADATA_KEY).posEmbed).toBe('centered');
+    expect(stored(await adapt('centred', '1'), CONFIG_METADATA_KEY).posEmbed).toBe('centered');
     // --pos-embed interpolated swaps the student to base-size-scaled positions at both sides
-    const p = join(dir, 'interpolated');
-    const f = await t2md(
-      ['distill', '--teacher', t, '--out', p, '--stage', 'adapt', '--steps', '1', '--batch-size', '2'].concat(res, [
-        '--pos-embed',
-        'interpolated',
-        '--backend',
-        'cpu',
-      ]),
-    );
-    expect(f.code, f.stderr).toBe(EXIT_OK);
-    expect(stored(join(p, 'model.safetensors'), CONFIG_METADATA_KEY).posEmbed).toBe('interpolated');
+    const interpolated = await adapt('interpolated', '1', ...res, '--pos-embed', 'interpolated');
+    expect(stored(interpolated, CONFIG_METADATA_KEY).posEmbed).toBe('interpolated');
   }, 180_000);
 });
