@@ -104,10 +104,7 @@ export interface StageConfig {
    * Absent: off.
    */
   readonly recompute?: boolean;
-  /**
-   * Student positional embedding from this stage on (`centered` from adapt on; `interpolated` keeps a
-   * `sincos` student's base-grid coordinates and scales the others into their range).
-   */
+  /** Student positional embedding from this stage on (`centered` from adapt on; see @t2md/dit's `gridCoordinates`). */
   readonly posEmbed: PosEmbedKind;
   /** Checkpoint every N steps (and at the end, and on abort). */
   readonly checkpointEvery: number;

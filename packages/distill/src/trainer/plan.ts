@@ -9,11 +9,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertInt, assertOneOf, check } from '@t2md/core';
-import { type DiTConfig, type ModelFloatDtype, resolveConfig } from '@t2md/dit';
+import { type ModelFloatDtype, resolveConfig } from '@t2md/dit';
 import type { TrainPrediction } from '../losses/losses.js';
 import {
   DISTILL_STAGES,
-  resolutions,
   resolvePreset,
   STAGES,
   type StageConfig,
@@ -35,6 +34,7 @@ import {
   type TrainState,
 } from './model-file.js';
 import type { DistillOptions, RunOptions, StageOverrides } from './options.js';
+import { checkPatches, initPosEmbedNotes } from './plan-stages.js';
 import type { TextEncoderSpec } from './types.js';
 
 /** The files of a run's folder: the checkpoint (rewritten atomically), the metrics log, the model. */
@@ -219,7 +219,7 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
   // the ε-only weightings (pseudoX0Cap, x0WeightCap) against the type the student inherits
   for (const s of stages) checkStudentWeights(s.name, s.cfg, prediction, teacherPath);
   const notes = from != null ? initPosEmbedNotes(from, stages, (stage) => opts.overrides?.[stage]?.posEmbed != null) : [];
-  return {
+  const plan: RunPlan = {
     run: 'distill',
     preset,
     spec: teacher.spec,
@@ -229,37 +229,8 @@ export function planDistill<S>(opts: DistillOptions<S>): RunPlan {
     stages,
     provenance,
     ...common(opts, ckpt),
-    ...(notes.length > 0 ? { notes } : {}),
   };
-}
-
-/**
- * An init file's positional embedding is replaced by the first stage's when they differ (adapt's switch
- * to `centered` is the paper's): said aloud when the stage's kind is a preset default the caller did not
- * ask for, since outputs at the model's own size stay the same and only other sizes show it.
- */
-function initPosEmbedNotes(
-  from: { path: string; config: DiTConfig },
-  stages: readonly StagePlan[],
-  asked: (stage: StageName) => boolean,
-): string[] {
-  const first = stages[0];
-  const had = from.config.posEmbed ?? 'sincos';
-  if (first == null || asked(first.name) || first.cfg.posEmbed === had) return [];
-  return [
-    `stage '${first.name}' gives the student ${first.cfg.posEmbed} positions (the stage's default), but ${from.path} has ${had} ones; set posEmbed (t2md distill --pos-embed ${had}) to keep them.`,
-  ];
-}
-
-/** Every image side of the stage must split into whole patches of the model it trains. */
-function checkPatches(stage: StageName, cfg: StageConfig, dit: DiTConfig): void {
-  const p = dit.patchSize;
-  for (const { size } of resolutions(cfg)) {
-    check(
-      size % p === 0,
-      () => `stage '${stage}' trains at ${size} px, which does not split into ${p}-px patches; use a multiple of ${p}.`,
-    );
-  }
+  return notes.length > 0 ? { ...plan, notes } : plan;
 }
 
 /** The teacher stage's prediction type in `p` (absent: epsilon). */
